@@ -1,0 +1,685 @@
+//! `tend.toml`, typed: the business, its capacity, budgets, limits, stages and channels
+//! (DESIGN.md §5, "Config v1").
+//!
+//! Defaults when a key or table is absent:
+//!
+//! | key | default |
+//! |---|---|
+//! | `database_url` | `sqlite://tend.db` (resolved beside `tend.toml` by the binary) |
+//! | `[business] name` | required |
+//! | `[business] timezone` | `UTC` |
+//! | `[business] hours` | `Mon-Fri 09:00-17:00` |
+//! | `[capacity] per_week` | `10` work items |
+//! | `[capacity] target_utilization` | `0.85` |
+//! | `[capacity] horizon` | `2w` |
+//! | `[budget]` | no limits |
+//! | `[costs]` | every channel costs 0 |
+//! | `[limits] per_contact_per_week` | `3` |
+//! | `[limits] min_gap` | `1d` |
+//! | `[limits] quiet_hours` | `21:00-08:00` |
+//! | `[stages] order` | `prospect, lead, customer, loyal, lapsed` |
+//! | `[stages.on_event]` | no event moves a stage |
+//! | `[work] opened` / `closed` | `Job Opened` / `Job Completed` |
+//! | `[channels.email] from` | none (required by `tend check` once a process sends email) |
+//! | `[channels.email] smtp_url` | none: email is written to `outbox/` as `.eml` files |
+//! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
+
+use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
+use crate::domain::{Email, StageName, TimeZoneName};
+use crate::duration::Duration;
+use crate::hours::{DailyWindow, WeeklyHours};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use toml::de::{DeTable, DeValue};
+
+/// The database used when `database_url` is absent.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tend.db";
+
+/// The budget resources Tend meters; `[budget]` keys must be one of these.
+pub const BUDGET_RESOURCES: &[&str] = &["emails", "webhooks", "tasks", "staff_minutes", "money"];
+
+/// The channels a touch can use; `[costs]` keys must be one of these.
+pub const CHANNELS: &[&str] = &["email", "webhook", "task"];
+
+/// The stage order used when `[stages] order` is absent.
+pub const DEFAULT_STAGES: &[&str] = &["prospect", "lead", "customer", "loyal", "lapsed"];
+
+/// A whole `tend.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`; a relative SQLite path is relative to `tend.toml`.
+    pub database_url: String,
+    /// `[business]`.
+    pub business: Business,
+    /// `[capacity]`.
+    pub capacity: Capacity,
+    /// `[budget]`: resource name (one of [`BUDGET_RESOURCES`]) → limits.
+    pub budget: BTreeMap<String, BudgetLimits>,
+    /// `[costs]`: channel name (one of [`CHANNELS`]) → money per touch.
+    pub costs: BTreeMap<String, f64>,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[stages]`.
+    pub stages: Stages,
+    /// `[work]`.
+    pub work: Work,
+    /// `[channels]`.
+    pub channels: Channels,
+}
+
+/// `[business]`: who is sending, where, and when the team works.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Business {
+    /// Shown in templates as `business.name`.
+    pub name: String,
+    /// The business's own zone, for hours and budgets.
+    pub timezone: TimeZoneName,
+    /// When tasks are planned and budgets accrue.
+    pub hours: WeeklyHours,
+}
+
+/// `[capacity]`: how much new work the business can take on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    /// Work items per week.
+    pub per_week: f64,
+    /// Share of capacity the pacer may fill, in `(0, 1]`.
+    pub target_utilization: f64,
+    /// How far ahead expected work is counted.
+    pub horizon: Duration,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            per_week: 10.0,
+            target_utilization: 0.85,
+            horizon: Duration::from_secs(14 * 86_400),
+        }
+    }
+}
+
+/// Limits on one budget resource; any subset may be set.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BudgetLimits {
+    /// Per local business day.
+    pub per_day: Option<f64>,
+    /// Per week (Monday to Sunday, business time zone).
+    pub per_week: Option<f64>,
+    /// Per calendar month.
+    pub per_month: Option<f64>,
+}
+
+/// `[limits]`: how often one contact may be touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// At most this many touches per contact in any rolling week.
+    pub per_contact_per_week: u32,
+    /// At least this long between two touches to one contact.
+    pub min_gap: Duration,
+    /// No touches in this window of the contact's local time.
+    pub quiet_hours: DailyWindow,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_contact_per_week: 3,
+            min_gap: Duration::from_secs(86_400),
+            quiet_hours: DailyWindow::parse("21:00-08:00").expect("valid default"),
+        }
+    }
+}
+
+/// `[stages]`: the ordered relationship stages and the events that move contacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stages {
+    /// In order; the first is where new contacts start.
+    pub order: Vec<StageName>,
+    /// Event name → the stage a contact moves to when it happens.
+    pub on_event: BTreeMap<String, StageName>,
+}
+
+impl Default for Stages {
+    fn default() -> Self {
+        Stages {
+            order: DEFAULT_STAGES.iter().map(|s| StageName::new(*s)).collect(),
+            on_event: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[work]`: the events that open and close work items, for capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Work {
+    /// Event name that opens a work item.
+    pub opened: String,
+    /// Event name that closes one.
+    pub closed: String,
+}
+
+impl Default for Work {
+    fn default() -> Self {
+        Work {
+            opened: "Job Opened".into(),
+            closed: "Job Completed".into(),
+        }
+    }
+}
+
+/// `[channels]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Channels {
+    /// `[channels.email]`.
+    pub email: EmailChannel,
+    /// `[channels.webhook]`.
+    pub webhook: WebhookChannel,
+}
+
+/// `[channels.email]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EmailChannel {
+    /// The From header.
+    pub from: Option<Mailbox>,
+    /// `smtp://` or `smtps://`; `None` writes `.eml` files to `outbox/` instead.
+    pub smtp_url: Option<Secret>,
+}
+
+/// `[channels.webhook]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebhookChannel {
+    /// Standard Webhooks signing secret.
+    pub secret: Option<Secret>,
+}
+
+/// A string that must not reach logs: `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// An address with an optional display name: `Studio Rossi <hello@example.com>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The display name, if any.
+    pub name: Option<String>,
+    /// The address.
+    pub email: Email,
+}
+
+impl Mailbox {
+    /// Parses `Name <address>` or a bare address.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bad = || format!("`{text}` is not an address; expected `Name <address@example.com>`");
+        if let Some(open) = text.find('<') {
+            let rest = text[open + 1..].strip_suffix('>').ok_or_else(bad)?;
+            let email = Email::parse(rest).map_err(|e| e.to_string())?;
+            let name = text[..open].trim().trim_matches('"').trim();
+            Ok(Mailbox {
+                name: (!name.is_empty()).then(|| name.to_owned()),
+                email,
+            })
+        } else {
+            let email = Email::parse(text).map_err(|e| e.to_string())?;
+            Ok(Mailbox { name: None, email })
+        }
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            // Quoting keeps names with commas or dots one display name in the header.
+            Some(name) if name.contains(|c: char| !(c.is_alphanumeric() || c == ' ')) => {
+                write!(f, "\"{}\" <{}>", name.replace('"', ""), self.email)
+            }
+            Some(name) => write!(f, "{name} <{}>", self.email),
+            None => write!(f, "{}", self.email),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates one `tend.toml` on its own.
+    pub fn parse(path: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
+        let mut report = Report::from_parts(path, text);
+        let parts = parse_toml(&mut report).map(|doc| read(&mut report, doc.get_ref()));
+        match parts.and_then(|p| p.config) {
+            Some(config) if report.is_clean() => Ok(config),
+            _ => Err(report.finish()),
+        }
+    }
+
+    /// The stage new contacts start in.
+    pub fn first_stage(&self) -> &StageName {
+        self.stages
+            .order
+            .first()
+            .expect("validation guarantees at least one stage")
+    }
+
+    /// The configured stage with this name, if it is one.
+    pub fn stage(&self, name: &str) -> Option<&StageName> {
+        self.stages.order.iter().find(|s| s.as_str() == name)
+    }
+
+    /// The position of a stage in `[stages] order`.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.order.iter().position(|s| s.as_str() == name)
+    }
+
+    /// The stage an event moves a contact to, per `[stages.on_event]`.
+    pub fn stage_for_event(&self, event: &str) -> Option<&StageName> {
+        self.stages.on_event.get(event)
+    }
+
+    /// The limits for one budget resource, if any are set.
+    pub fn budget(&self, resource: &str) -> Option<&BudgetLimits> {
+        self.budget.get(resource)
+    }
+
+    /// Money per touch on a channel; 0 when not configured.
+    pub fn cost(&self, channel: &str) -> f64 {
+        self.costs.get(channel).copied().unwrap_or(0.0)
+    }
+}
+
+/// What reading `tend.toml` yields: the config when valid, and the stage order even
+/// when something else is wrong, so processes can still be checked against it.
+pub(crate) struct ConfigParts {
+    pub(crate) config: Option<Config>,
+    pub(crate) stages: Option<Vec<StageName>>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "database_url",
+    "business",
+    "capacity",
+    "budget",
+    "costs",
+    "limits",
+    "stages",
+    "work",
+    "channels",
+];
+
+/// Walks a parsed `tend.toml`, reporting every problem.
+pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
+    let errors_before = report.error_count();
+    let top = Fields::new(report, doc, 0, "tend.toml", TOP_KEYS);
+
+    let database_url = read_database_url(report, &top);
+    let business = read_business(report, &top);
+    let capacity = read_capacity(report, &top);
+    let budget = read_budget(report, &top);
+    let costs = read_costs(report, &top);
+    let limits = read_limits(report, &top);
+    let stages = read_stages(report, &top);
+    let work = read_work(report, &top);
+    let channels = read_channels(report, &top);
+
+    let stage_order = stages.as_ref().map(|s| s.order.clone());
+    let config = match (database_url, business, stages) {
+        (Some(database_url), Some(business), Some(stages))
+            if report.error_count() == errors_before =>
+        {
+            Some(Config {
+                database_url,
+                business,
+                capacity,
+                budget,
+                costs,
+                limits,
+                stages,
+                work,
+                channels,
+            })
+        }
+        _ => None,
+    };
+    ConfigParts {
+        config,
+        stages: stage_order,
+    }
+}
+
+fn read_database_url(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<String> {
+    let Some(url) = top.str(report, "database_url") else {
+        return (!top.has("database_url")).then(|| DEFAULT_DATABASE_URL.to_owned());
+    };
+    let text = url.get_ref().trim();
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|scheme| text.starts_with(scheme)) {
+        Some(text.to_owned())
+    } else {
+        report.error(
+            url.span().start,
+            format!(
+                "`database_url` must start with sqlite:, postgres:// or postgresql://, found \"{text}\""
+            ),
+        );
+        None
+    }
+}
+
+fn read_business(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<Business> {
+    let Some(item) = top.get("business") else {
+        report.error(
+            0,
+            "tend.toml is missing the [business] table (at least `name = \"…\"`)",
+        );
+        return None;
+    };
+    let fields = Fields::nested(report, item, "[business]", &["name", "timezone", "hours"])?;
+    let name = fields.required_str(report, "name", "the business name, shown in emails");
+    let timezone = if fields.has("timezone") {
+        fields
+            .parsed(report, "timezone", TimeZoneName::parse)
+            .map(|t| t.into_inner())
+    } else {
+        Some(TimeZoneName::parse("UTC").expect("UTC exists"))
+    };
+    let hours = if fields.has("hours") {
+        fields
+            .parsed(report, "hours", WeeklyHours::parse)
+            .map(|h| h.into_inner())
+    } else {
+        Some(WeeklyHours::parse("Mon-Fri 09:00-17:00").expect("valid default"))
+    };
+    Some(Business {
+        name: name?.get_ref().trim().to_owned(),
+        timezone: timezone?,
+        hours: hours?,
+    })
+}
+
+fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Capacity {
+    let mut capacity = Capacity::default();
+    let Some(fields) = top.get("capacity").and_then(|item| {
+        Fields::nested(
+            report,
+            item,
+            "[capacity]",
+            &["per_week", "target_utilization", "horizon"],
+        )
+    }) else {
+        return capacity;
+    };
+    if let Some(n) = fields.number(report, "per_week") {
+        if *n.get_ref() < 0.0 {
+            report.error(n.span().start, "`per_week` must not be negative");
+        }
+        capacity.per_week = *n.get_ref();
+    }
+    if let Some(u) = fields.number(report, "target_utilization") {
+        let value = *u.get_ref();
+        if value <= 0.0 || value > 1.0 {
+            report.error(
+                u.span().start,
+                format!(
+                    "`target_utilization` must be above 0 and at most 1 (e.g. 0.85), found {value}"
+                ),
+            );
+        }
+        capacity.target_utilization = value;
+    }
+    if let Some(h) = fields.parsed(report, "horizon", Duration::parse) {
+        if *h.get_ref() == Duration::ZERO {
+            report.error(h.span().start, "`horizon` must be longer than zero");
+        }
+        capacity.horizon = h.into_inner();
+    }
+    capacity
+}
+
+fn read_budget(report: &mut Report<'_>, top: &Fields<'_, '_>) -> BTreeMap<String, BudgetLimits> {
+    let mut budget = BTreeMap::new();
+    let Some(fields) = top
+        .get("budget")
+        .and_then(|item| Fields::nested(report, item, "[budget]", BUDGET_RESOURCES))
+    else {
+        return budget;
+    };
+    for (key, item) in fields.entries() {
+        let resource: &str = key.get_ref();
+        if !BUDGET_RESOURCES.contains(&resource) {
+            continue;
+        }
+        let Some(limits) = Fields::nested(
+            report,
+            item,
+            format!("budget `{resource}`"),
+            &["per_day", "per_week", "per_month"],
+        ) else {
+            continue;
+        };
+        let mut read = |period: &str| {
+            let n = limits.number(report, period)?;
+            if *n.get_ref() < 0.0 {
+                report.error(n.span().start, format!("`{period}` must not be negative"));
+            }
+            Some(*n.get_ref())
+        };
+        let parsed = BudgetLimits {
+            per_day: read("per_day"),
+            per_week: read("per_week"),
+            per_month: read("per_month"),
+        };
+        budget.insert(resource.to_owned(), parsed);
+    }
+    budget
+}
+
+fn read_costs(report: &mut Report<'_>, top: &Fields<'_, '_>) -> BTreeMap<String, f64> {
+    let mut costs = BTreeMap::new();
+    let Some(fields) = top
+        .get("costs")
+        .and_then(|item| Fields::nested(report, item, "[costs]", CHANNELS))
+    else {
+        return costs;
+    };
+    for (key, item) in fields.entries() {
+        let channel: &str = key.get_ref();
+        if !CHANNELS.contains(&channel) {
+            continue;
+        }
+        if let Some(n) = expect_number(report, item, channel) {
+            if *n.get_ref() < 0.0 {
+                report.error(n.span().start, format!("`{channel}` must not be negative"));
+            }
+            costs.insert(channel.to_owned(), *n.get_ref());
+        }
+    }
+    costs
+}
+
+fn read_limits(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Limits {
+    let mut limits = Limits::default();
+    let Some(fields) = top.get("limits").and_then(|item| {
+        Fields::nested(
+            report,
+            item,
+            "[limits]",
+            &["per_contact_per_week", "min_gap", "quiet_hours"],
+        )
+    }) else {
+        return limits;
+    };
+    if let Some(n) = fields.count(report, "per_contact_per_week") {
+        if *n.get_ref() == 0 {
+            report.error(
+                n.span().start,
+                "`per_contact_per_week` must be at least 1, or no contact could ever be touched",
+            );
+        }
+        limits.per_contact_per_week = *n.get_ref();
+    }
+    if let Some(gap) = fields.parsed(report, "min_gap", Duration::parse) {
+        limits.min_gap = gap.into_inner();
+    }
+    if let Some(window) = fields.parsed(report, "quiet_hours", DailyWindow::parse) {
+        limits.quiet_hours = window.into_inner();
+    }
+    limits
+}
+
+fn read_stages(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<Stages> {
+    let Some(item) = top.get("stages") else {
+        return Some(Stages::default());
+    };
+    let fields = Fields::nested(report, item, "[stages]", &["order", "on_event"])?;
+    let mut stages = Stages::default();
+    if fields.has("order") {
+        let list = fields.str_list(report, "order")?;
+        let mut seen = BTreeSet::new();
+        let mut order = Vec::new();
+        for name in list {
+            let text = name.get_ref().trim();
+            if text.is_empty() {
+                report.error(name.span().start, "a stage name must not be empty");
+            } else if !seen.insert(text) {
+                report.error(name.span().start, format!("stage `{text}` is listed twice"));
+            } else {
+                order.push(StageName::new(text));
+            }
+        }
+        if order.is_empty() {
+            report.error(
+                fields.get("order").map_or(fields.at(), |i| i.span().start),
+                "`order` needs at least one stage",
+            );
+            return None;
+        }
+        stages.order = order;
+    }
+    if let Some(item) = fields.get("on_event") {
+        let DeValue::Table(table) = item.get_ref() else {
+            report.error(
+                item.span().start,
+                "[stages.on_event] must be a table of \"Event Name\" = \"stage\"",
+            );
+            return Some(stages);
+        };
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        for (event, value) in entries {
+            let Some(stage) = crate::check::expect_str(report, value, event.get_ref()) else {
+                continue;
+            };
+            match stages.order.iter().find(|s| s.as_str() == *stage.get_ref()) {
+                Some(known) => {
+                    stages
+                        .on_event
+                        .insert(event.get_ref().to_string(), known.clone());
+                }
+                None => report.error(
+                    stage.span().start,
+                    unknown_stage_message(stage.get_ref(), &stages.order),
+                ),
+            }
+        }
+    }
+    Some(stages)
+}
+
+/// The message for a stage name that is not in `[stages] order`.
+pub(crate) fn unknown_stage_message(name: &str, order: &[StageName]) -> String {
+    let names: Vec<&str> = order.iter().map(StageName::as_str).collect();
+    let mut message = format!("unknown stage `{name}`");
+    if let Some(near) = crate::check::closest(name, &names) {
+        message.push_str(&format!("; did you mean `{near}`?"));
+    } else {
+        message.push_str(&format!(
+            "; [stages] order in tend.toml has {}",
+            names.join(", ")
+        ));
+    }
+    message
+}
+
+fn read_work(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Work {
+    let mut work = Work::default();
+    let Some(fields) = top
+        .get("work")
+        .and_then(|item| Fields::nested(report, item, "[work]", &["opened", "closed"]))
+    else {
+        return work;
+    };
+    for (key, slot) in [("opened", &mut work.opened), ("closed", &mut work.closed)] {
+        if let Some(name) = fields.str(report, key) {
+            if name.get_ref().trim().is_empty() {
+                report.error(name.span().start, format!("`{key}` must name an event"));
+            } else {
+                *slot = name.get_ref().trim().to_owned();
+            }
+        }
+    }
+    if work.opened == work.closed {
+        report.error(
+            fields.at(),
+            "[work] `opened` and `closed` must be different events",
+        );
+    }
+    work
+}
+
+fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Channels {
+    let mut channels = Channels::default();
+    let Some(fields) = top
+        .get("channels")
+        .and_then(|item| Fields::nested(report, item, "[channels]", &["email", "webhook"]))
+    else {
+        return channels;
+    };
+    if let Some(email) = fields
+        .get("email")
+        .and_then(|item| Fields::nested(report, item, "[channels.email]", &["from", "smtp_url"]))
+    {
+        channels.email.from = email
+            .parsed(report, "from", Mailbox::parse)
+            .map(|m| m.into_inner());
+        if let Some(url) = email.str(report, "smtp_url") {
+            let text = url.get_ref().trim();
+            if text.starts_with("smtp://") || text.starts_with("smtps://") {
+                channels.email.smtp_url = Some(Secret::new(text));
+            } else {
+                report.error(
+                    url.span().start,
+                    "`smtp_url` must start with smtp:// or smtps:// (e.g. `smtp://127.0.0.1:2525`)",
+                );
+            }
+        }
+    }
+    if let Some(webhook) = fields
+        .get("webhook")
+        .and_then(|item| Fields::nested(report, item, "[channels.webhook]", &["secret"]))
+        && let Some(secret) = webhook.str(report, "secret")
+    {
+        if secret.get_ref().trim().is_empty() {
+            report.error(
+                secret.span().start,
+                "`secret` must not be empty; remove it to send webhooks unsigned",
+            );
+        } else {
+            channels.webhook.secret = Some(Secret::new(secret.get_ref().trim()));
+        }
+    }
+    channels
+}

@@ -1,0 +1,107 @@
+//! Capacity: how much work the business can take on, and how likely an offer is to
+//! create some.
+
+use super::PacerError;
+use crate::duration::Duration;
+
+const WEEK_SECS: f64 = 604_800.0;
+
+/// The business's capacity and the work already committed against it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CapacityState {
+    /// Work items the business can take on each week.
+    pub per_week: f64,
+    /// Share of capacity outreach may fill, in `(0, 1]`.
+    pub target_utilization: f64,
+    /// How far ahead expected work counts against capacity.
+    pub horizon: Duration,
+    /// Work items open now.
+    pub open_work: f64,
+    /// Expected work from offers already sent and still inside their attribution
+    /// window: the sum of their probabilities.
+    pub expected_in_flight: f64,
+}
+
+impl CapacityState {
+    /// `target_utilization × per_week × horizon in weeks`: the most work that may be
+    /// open or expected at once.
+    pub fn limit(&self) -> f64 {
+        self.target_utilization * self.per_week * (self.horizon.as_secs() as f64 / WEEK_SECS)
+    }
+
+    /// Work already open or expected.
+    pub fn load(&self) -> f64 {
+        self.open_work + self.expected_in_flight
+    }
+
+    /// Rejects negative, non-finite or out-of-range values.
+    pub fn validate(&self) -> Result<(), PacerError> {
+        let ok = self.per_week.is_finite()
+            && self.per_week >= 0.0
+            && self.target_utilization.is_finite()
+            && self.target_utilization > 0.0
+            && self.target_utilization <= 1.0
+            && self.open_work.is_finite()
+            && self.open_work >= 0.0
+            && self.expected_in_flight.is_finite()
+            && self.expected_in_flight >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(PacerError::InvalidCapacity(format!("{self:?}")))
+        }
+    }
+}
+
+/// Capacity as `GET /api/pace` shows it after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CapacityStatus {
+    /// The most work that may be open or expected at once.
+    pub limit: f64,
+    /// Work items open now.
+    pub open_work: f64,
+    /// Expected work from offers in flight before this batch.
+    pub expected_in_flight: f64,
+    /// Expected work from the offers this batch admitted.
+    pub admitted: f64,
+}
+
+/// A Beta distribution over an offer step's response probability: a prior from config,
+/// updated by what the step's sends produced.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BetaPosterior {
+    /// Pseudo-count of responses.
+    pub alpha: f64,
+    /// Pseudo-count of non-responses.
+    pub beta: f64,
+}
+
+impl BetaPosterior {
+    /// A prior with mean `probability` worth `strength` observations.
+    pub fn from_prior(probability: f64, strength: f64) -> Result<Self, PacerError> {
+        if !(0.0..=1.0).contains(&probability) || !strength.is_finite() || strength <= 0.0 {
+            return Err(PacerError::InvalidPrior {
+                probability,
+                strength,
+            });
+        }
+        Ok(BetaPosterior {
+            alpha: probability * strength,
+            beta: (1.0 - probability) * strength,
+        })
+    }
+
+    /// The posterior after `responses` sends that turned into work and `non_responses`
+    /// whose attribution window closed without any.
+    pub fn observe(self, responses: u64, non_responses: u64) -> Self {
+        BetaPosterior {
+            alpha: self.alpha + responses as f64,
+            beta: self.beta + non_responses as f64,
+        }
+    }
+
+    /// The expected probability, used as the offer's probability.
+    pub fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
+    }
+}

@@ -1,0 +1,306 @@
+//! `Store::import_contacts` on SQLite: a chunk of CSV rows upserted by email with a fixed
+//! number of multi-row statements, and no write at all for rows that change nothing.
+
+use super::sql::{
+    self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text,
+    rows_per_statement, values_list,
+};
+use crate::tokens::hash_email;
+use crate::{ImportOutcome, ImportRow, StageChange, StoreError};
+use serde_json::{Map, Value};
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqliteConnection;
+use std::collections::{HashMap, HashSet};
+use tend_core::{ContactId, Email, StageName};
+
+/// One person of the chunk, as the rows so far left them.
+struct Imported<'a> {
+    email: &'a Email,
+    row: ContactRow,
+    /// Parsed attributes, present once a row had attributes to merge.
+    attrs: Option<Map<String, Value>>,
+    /// Not yet in the database: inserted at the end with its final state.
+    is_new: bool,
+    dirty: bool,
+    /// Stage moves of an existing contact, in row order.
+    moves: Vec<(String, String)>,
+}
+
+/// Applies a chunk inside the caller's transaction; the caller commits.
+pub(super) async fn run(
+    conn: &mut SqliteConnection,
+    rows: &[ImportRow],
+    default_stage: &StageName,
+    at: i64,
+) -> Result<ImportOutcome, StoreError> {
+    let mut outcome = ImportOutcome::default();
+    let mut people: Vec<Imported> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+
+    let emails: Vec<&str> = {
+        let mut seen = HashSet::with_capacity(rows.len());
+        rows.iter()
+            .map(|r| r.email.as_str())
+            .filter(|e| seen.insert(*e))
+            .collect()
+    };
+    let mut existing: HashMap<String, ContactRow> = HashMap::new();
+    if !emails.is_empty() {
+        let head = concat!(
+            "SELECT ",
+            contact_columns!(),
+            " FROM contacts WHERE email IN"
+        );
+        for row in fetch_in(conn, head, "", &emails).await? {
+            let row = ContactRow::decode(&row)?;
+            if let Some(email) = row.email.clone() {
+                existing.insert(email, row);
+            }
+        }
+    }
+    let suppressed = suppressed_among(conn, rows, &existing).await?;
+
+    for row in rows {
+        let email = row.email.as_str();
+        let Some(&i) = index.get(email) else {
+            index.insert(email, people.len());
+            let person = match existing.remove(email) {
+                Some(stored) => {
+                    let mut person = Imported {
+                        email: &row.email,
+                        row: stored,
+                        attrs: None,
+                        is_new: false,
+                        dirty: false,
+                        moves: Vec::new(),
+                    };
+                    if merge_row(&mut person, row, at)? {
+                        outcome.updated += 1;
+                    } else {
+                        outcome.unchanged += 1;
+                    }
+                    person
+                }
+                None => {
+                    outcome.inserted += 1;
+                    new_person(row, default_stage, at, suppressed.contains(email))
+                }
+            };
+            people.push(person);
+            continue;
+        };
+        if merge_row(&mut people[i], row, at)? {
+            outcome.updated += 1;
+        } else {
+            outcome.unchanged += 1;
+        }
+    }
+
+    for person in people.iter_mut().filter(|p| p.dirty || p.is_new) {
+        if let Some(attrs) = &person.attrs {
+            person.row.attributes = json_text(attrs);
+        }
+    }
+    let ids = insert_new(conn, &people).await?;
+
+    let mut history = Vec::new();
+    for person in &mut people {
+        if person.is_new {
+            person.row.id = *ids.get(person.email.as_str()).ok_or_else(|| {
+                StoreError::Corrupt("an inserted contact came back without its id".into())
+            })?;
+            record(
+                &mut history,
+                &mut outcome.stage_changes,
+                person.row.id,
+                None,
+                &person.row.stage,
+                at,
+            );
+        } else {
+            for (from, to) in std::mem::take(&mut person.moves) {
+                record(
+                    &mut history,
+                    &mut outcome.stage_changes,
+                    person.row.id,
+                    Some(from),
+                    &to,
+                    at,
+                );
+            }
+        }
+    }
+    let changed: Vec<&ContactRow> = people
+        .iter()
+        .filter(|p| p.dirty && !p.is_new)
+        .map(|p| &p.row)
+        .collect();
+    if !changed.is_empty() {
+        sql::update_contacts(conn, &changed).await?;
+    }
+    if !history.is_empty() {
+        sql::insert_history(conn, &history).await?;
+    }
+    Ok(outcome)
+}
+
+fn new_person<'a>(
+    row: &'a ImportRow,
+    default_stage: &StageName,
+    at: i64,
+    suppressed: bool,
+) -> Imported<'a> {
+    Imported {
+        email: &row.email,
+        row: ContactRow {
+            id: 0,
+            email: Some(row.email.as_str().to_owned()),
+            user_id: None,
+            name: row.name.clone(),
+            timezone: row.timezone.as_ref().map(|z| z.as_str().to_owned()),
+            stage: row
+                .stage
+                .as_ref()
+                .unwrap_or(default_stage)
+                .as_str()
+                .to_owned(),
+            attributes: String::new(),
+            created_at: at,
+            updated_at: at,
+            // An erased person who comes back stays suppressed.
+            suppressed_at: suppressed.then_some(at),
+            last_touch_at: None,
+        },
+        attrs: Some(row.attributes.clone()),
+        is_new: true,
+        dirty: false,
+        moves: Vec::new(),
+    }
+}
+
+/// Applies a row to a person already seen; returns whether anything changed.
+fn merge_row(person: &mut Imported, row: &ImportRow, at: i64) -> Result<bool, StoreError> {
+    let mut changed = false;
+    if let Some(name) = &row.name
+        && person.row.name.as_ref() != Some(name)
+    {
+        person.row.name = Some(name.clone());
+        changed = true;
+    }
+    if let Some(zone) = &row.timezone
+        && person.row.timezone.as_deref() != Some(zone.as_str())
+    {
+        person.row.timezone = Some(zone.as_str().to_owned());
+        changed = true;
+    }
+    if !row.attributes.is_empty() {
+        if person.attrs.is_none() {
+            let what = format!("contact {} attributes", person.row.id);
+            person.attrs = Some(json_object(&person.row.attributes, &what)?);
+        }
+        let attrs = person.attrs.as_mut().expect("just parsed");
+        for (key, value) in &row.attributes {
+            if attrs.get(key) != Some(value) {
+                attrs.insert(key.clone(), value.clone());
+                changed = true;
+            }
+        }
+    }
+    if let Some(stage) = &row.stage
+        && person.row.stage != stage.as_str()
+    {
+        let from = std::mem::replace(&mut person.row.stage, stage.as_str().to_owned());
+        if !person.is_new {
+            person.moves.push((from, stage.as_str().to_owned()));
+        }
+        changed = true;
+    }
+    if changed && !person.is_new {
+        person.dirty = true;
+        person.row.updated_at = person.row.updated_at.max(at);
+    }
+    Ok(changed)
+}
+
+/// Emails of the chunk that are not contacts yet but are on the suppression list.
+async fn suppressed_among(
+    conn: &mut SqliteConnection,
+    rows: &[ImportRow],
+    existing: &HashMap<String, ContactRow>,
+) -> Result<HashSet<String>, StoreError> {
+    let by_hash: HashMap<String, &str> = rows
+        .iter()
+        .filter(|r| !existing.contains_key(r.email.as_str()))
+        .map(|r| (hash_email(&r.email), r.email.as_str()))
+        .collect();
+    let mut suppressed = HashSet::new();
+    if by_hash.is_empty() {
+        return Ok(suppressed);
+    }
+    let hashes: Vec<&str> = by_hash.keys().map(String::as_str).collect();
+    let head = "SELECT email_hash FROM suppressions WHERE email_hash IN";
+    for row in fetch_in(conn, head, "", &hashes).await? {
+        let hash: String = sql::get(&row, "email_hash")?;
+        if let Some(email) = by_hash.get(&hash) {
+            suppressed.insert((*email).to_owned());
+        }
+    }
+    Ok(suppressed)
+}
+
+/// Inserts the new people in multi-row statements; returns their ids by email.
+async fn insert_new(
+    conn: &mut SqliteConnection,
+    people: &[Imported<'_>],
+) -> Result<HashMap<String, i64>, StoreError> {
+    const COLS: usize = 8;
+    let new: Vec<&ContactRow> = people.iter().filter(|p| p.is_new).map(|p| &p.row).collect();
+    let mut ids = HashMap::with_capacity(new.len());
+    for chunk in new.chunks(rows_per_statement(COLS)) {
+        let sql = format!(
+            "INSERT INTO contacts (email, name, timezone, stage, attributes, created_at, \
+             updated_at, suppressed_at) VALUES {} RETURNING id, email",
+            values_list(chunk.len(), COLS)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for c in chunk {
+            query = query
+                .bind(c.email.clone())
+                .bind(c.name.clone())
+                .bind(c.timezone.clone())
+                .bind(c.stage.clone())
+                .bind(c.attributes.clone())
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .bind(c.suppressed_at);
+        }
+        // RETURNING promises no order, hence the map by the unique email.
+        for row in query.fetch_all(&mut *conn).await? {
+            ids.insert(sql::get(&row, "email")?, sql::get(&row, "id")?);
+        }
+    }
+    Ok(ids)
+}
+
+fn record(
+    history: &mut Vec<HistoryRow>,
+    changes: &mut Vec<StageChange>,
+    id: i64,
+    from: Option<String>,
+    to: &str,
+    at: i64,
+) {
+    changes.push(StageChange {
+        contact_id: ContactId(id),
+        from: from.clone().map(StageName::new),
+        to: StageName::new(to),
+    });
+    history.push(HistoryRow {
+        contact_id: id,
+        from,
+        to: to.to_owned(),
+        reason: "import".to_owned(),
+        message_id: None,
+        at,
+    });
+}

@@ -1,0 +1,721 @@
+//! `Store::ingest` on SQLite.
+//!
+//! A batch costs a fixed handful of statements whatever its size: one look-up of already
+//! stored message ids, one per kind of identity (user ids, anonymous ids, emails), then
+//! multi-row writes. Contacts are resolved in memory in between, so a batch of 100 track
+//! events for known users is five round trips to the database, not a hundred.
+
+use super::sql::{
+    self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
+    rows_per_statement, values_list,
+};
+use crate::tokens::hash_email;
+use crate::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
+use serde_json::{Map, Value};
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqliteConnection;
+use std::collections::{HashMap, HashSet};
+use tend_core::{ContactId, Email, StageName};
+
+/// Applies a batch inside the caller's transaction; the caller commits.
+pub(super) async fn run(
+    conn: &mut SqliteConnection,
+    batch: &[IngestMessage],
+    new_contact_stage: &StageName,
+    received_at: i64,
+) -> Result<IngestOutcome, StoreError> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let unique: Vec<&IngestMessage> = batch
+        .iter()
+        .filter(|m| seen.insert(m.message_id()))
+        .collect();
+    let ids: Vec<&str> = unique.iter().map(|m| m.message_id()).collect();
+    let stored = fetch_in(
+        conn,
+        "SELECT message_id FROM events WHERE message_id IN",
+        "",
+        &ids,
+    )
+    .await?
+    .iter()
+    .map(|row| sql::get::<String>(row, "message_id"))
+    .collect::<Result<HashSet<_>, _>>()?;
+    let fresh: Vec<&IngestMessage> = unique
+        .into_iter()
+        .filter(|m| !stored.contains(m.message_id()))
+        .collect();
+
+    let mut state = Batch::new(new_contact_stage.as_str(), fresh.len());
+    state.load(conn, &fresh).await?;
+    for message in &fresh {
+        state.apply(conn, message).await?;
+    }
+    let stage_changes = state.write(conn, received_at).await?;
+    Ok(IngestOutcome {
+        accepted: fresh.len(),
+        duplicates: batch.len() - fresh.len(),
+        stage_changes,
+    })
+}
+
+/// A contact as this batch sees it.
+struct Working {
+    row: ContactRow,
+    /// Parsed attributes, present once a message needed them; written back into `row`.
+    attrs: Option<Map<String, Value>>,
+    dirty: bool,
+}
+
+impl Working {
+    fn attrs(&mut self) -> Result<&mut Map<String, Value>, StoreError> {
+        if self.attrs.is_none() {
+            let what = format!("contact {} attributes", self.row.id);
+            self.attrs = Some(json_object(&self.row.attributes, &what)?);
+        }
+        Ok(self.attrs.as_mut().expect("just parsed"))
+    }
+
+    fn touch(&mut self, at: i64) {
+        self.dirty = true;
+        self.row.updated_at = self.row.updated_at.max(at);
+    }
+}
+
+struct EventRow<'a> {
+    message_id: &'a str,
+    contact_id: i64,
+    kind: &'static str,
+    name: Option<&'a str>,
+    properties: String,
+    occurred_at: i64,
+}
+
+/// Everything a batch reads once and writes once.
+struct Batch<'a> {
+    new_stage: &'a str,
+    contacts: HashMap<i64, Working>,
+    by_user: HashMap<String, i64>,
+    by_anon: HashMap<String, i64>,
+    by_email: HashMap<String, i64>,
+    /// Addresses of this batch found in `suppressions`.
+    suppressed: HashSet<String>,
+    events: Vec<EventRow<'a>>,
+    aliases: Vec<(String, i64, i64)>,
+    history: Vec<HistoryRow>,
+    changes: Vec<StageChange>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(new_stage: &'a str, messages: usize) -> Self {
+        Batch {
+            new_stage,
+            contacts: HashMap::new(),
+            by_user: HashMap::new(),
+            by_anon: HashMap::new(),
+            by_email: HashMap::new(),
+            suppressed: HashSet::new(),
+            events: Vec::with_capacity(messages),
+            aliases: Vec::new(),
+            history: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Loads every contact, alias and suppression the batch can refer to, so that a miss
+    /// in memory afterwards means "not in the database" too.
+    async fn load(
+        &mut self,
+        conn: &mut SqliteConnection,
+        messages: &[&'a IngestMessage],
+    ) -> Result<(), StoreError> {
+        let mut user_ids = HashSet::new();
+        let mut anon_ids = HashSet::new();
+        let mut emails: HashSet<&Email> = HashSet::new();
+        for message in messages {
+            let identity = message.identity();
+            user_ids.extend(identity.user_id.as_deref());
+            anon_ids.extend(identity.anonymous_id.as_deref());
+            if let IngestMessage::Identify { traits, .. } = message {
+                emails.extend(traits.email.as_ref());
+            }
+        }
+        const BY: &str = concat!("SELECT ", contact_columns!(), " FROM contacts WHERE");
+
+        if !user_ids.is_empty() {
+            let keys: Vec<&str> = user_ids.into_iter().collect();
+            for row in fetch_in(conn, &format!("{BY} user_id IN"), "", &keys).await? {
+                self.add(ContactRow::decode(&row)?);
+            }
+        }
+        if !anon_ids.is_empty() {
+            let keys: Vec<&str> = anon_ids.into_iter().collect();
+            let rows = fetch_in(
+                conn,
+                "SELECT anonymous_id, contact_id FROM contact_aliases WHERE anonymous_id IN",
+                "",
+                &keys,
+            )
+            .await?;
+            let mut missing = Vec::new();
+            for row in rows {
+                let contact_id: i64 = sql::get(&row, "contact_id")?;
+                self.by_anon
+                    .insert(sql::get(&row, "anonymous_id")?, contact_id);
+                if !self.contacts.contains_key(&contact_id) {
+                    missing.push(contact_id);
+                }
+            }
+            if !missing.is_empty() {
+                for row in fetch_in(conn, &format!("{BY} id IN"), "", &missing).await? {
+                    self.add(ContactRow::decode(&row)?);
+                }
+            }
+        }
+        if !emails.is_empty() {
+            let keys: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
+            for row in fetch_in(conn, &format!("{BY} email IN"), "", &keys).await? {
+                self.add(ContactRow::decode(&row)?);
+            }
+            let by_hash: HashMap<String, &Email> =
+                emails.iter().map(|e| (hash_email(e), *e)).collect();
+            let hashes: Vec<&str> = by_hash.keys().map(String::as_str).collect();
+            let rows = fetch_in(
+                conn,
+                "SELECT email_hash FROM suppressions WHERE email_hash IN",
+                "",
+                &hashes,
+            )
+            .await?;
+            for row in rows {
+                let hash: String = sql::get(&row, "email_hash")?;
+                if let Some(email) = by_hash.get(&hash) {
+                    self.suppressed.insert(email.as_str().to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, row: ContactRow) {
+        if self.contacts.contains_key(&row.id) {
+            return;
+        }
+        if let Some(user_id) = &row.user_id {
+            self.by_user.insert(user_id.clone(), row.id);
+        }
+        if let Some(email) = &row.email {
+            self.by_email.insert(email.clone(), row.id);
+        }
+        self.contacts.insert(
+            row.id,
+            Working {
+                row,
+                attrs: None,
+                dirty: false,
+            },
+        );
+    }
+
+    fn contact(&mut self, id: i64) -> &mut Working {
+        self.contacts
+            .get_mut(&id)
+            .expect("resolved contacts are loaded")
+    }
+
+    async fn apply(
+        &mut self,
+        conn: &mut SqliteConnection,
+        message: &'a IngestMessage,
+    ) -> Result<(), StoreError> {
+        match message {
+            IngestMessage::Track {
+                message_id,
+                identity,
+                event,
+                properties,
+                at,
+                stage_change,
+            } => {
+                let at = millis(*at);
+                let (id, _) = self.resolve(conn, identity, None, at).await?;
+                self.events.push(EventRow {
+                    message_id,
+                    contact_id: id,
+                    kind: "track",
+                    name: Some(event),
+                    properties: json_text(properties),
+                    occurred_at: at,
+                });
+                if let Some(to) = stage_change {
+                    self.move_stage(id, to.as_str(), event, Some(message_id), at);
+                }
+            }
+            IngestMessage::Identify {
+                message_id,
+                identity,
+                traits,
+                at,
+            } => {
+                let at = millis(*at);
+                let email = traits.email.as_ref().map(Email::as_str);
+                let (id, email_is_theirs) = self.resolve(conn, identity, email, at).await?;
+                self.apply_traits(id, traits, email_is_theirs, at)?;
+                self.events.push(EventRow {
+                    message_id,
+                    contact_id: id,
+                    kind: "identify",
+                    name: None,
+                    properties: identify_properties(traits),
+                    occurred_at: at,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds or creates the message's contact and links its identifiers to it. Returns
+    /// the contact and whether the message's email may be set on it (it may not when the
+    /// address already belongs to a different known person).
+    async fn resolve(
+        &mut self,
+        conn: &mut SqliteConnection,
+        identity: &Identity,
+        email: Option<&str>,
+        at: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        let user_id = identity.user_id.as_deref();
+        let by_user = user_id.and_then(|u| self.by_user.get(u).copied());
+        // A device once used by a known user does not make a different user that person.
+        let by_anon = match by_user {
+            Some(_) => None,
+            None => identity
+                .anonymous_id
+                .as_deref()
+                .and_then(|a| self.by_anon.get(a).copied())
+                .filter(|id| {
+                    let owner = self.contacts[id].row.user_id.as_deref();
+                    user_id.is_none() || owner.is_none() || owner == user_id
+                }),
+        };
+        let known = by_user.or(by_anon);
+        let by_email = email.and_then(|e| self.by_email.get(e).copied());
+
+        let (id, email_is_theirs) = match (known, by_email) {
+            (None, None) => (self.create(conn, user_id, email, at).await?, true),
+            (Some(id), None) => (id, true),
+            (Some(a), Some(b)) if a == b => (a, true),
+            (None, Some(holder)) => {
+                let holder_user = self.contacts[&holder].row.user_id.as_deref();
+                match (user_id, holder_user) {
+                    (Some(mine), Some(theirs)) if mine != theirs => {
+                        tracing::warn!(
+                            contact = holder,
+                            "identify: email already belongs to a contact with another userId; \
+                             keeping them apart"
+                        );
+                        (self.create(conn, user_id, None, at).await?, false)
+                    }
+                    _ => (holder, true),
+                }
+            }
+            (Some(a), Some(b)) => {
+                let (ca, cb) = (&self.contacts[&a].row, &self.contacts[&b].row);
+                // Two records of one person: the one we knew by id has no email yet and
+                // the email's owner has no conflicting user id.
+                if ca.email.is_none() && (ca.user_id.is_none() || cb.user_id.is_none()) {
+                    (self.merge(conn, a, b, at).await?, true)
+                } else {
+                    tracing::warn!(
+                        contact = a,
+                        other = b,
+                        "identify: email already belongs to another contact; not moving it"
+                    );
+                    (a, false)
+                }
+            }
+        };
+        self.link(id, identity, at);
+        Ok((id, email_is_theirs))
+    }
+
+    fn link(&mut self, id: i64, identity: &Identity, at: i64) {
+        if let Some(user_id) = &identity.user_id
+            && !self.by_user.contains_key(user_id)
+        {
+            let contact = self.contact(id);
+            if contact.row.user_id.is_none() {
+                contact.row.user_id = Some(user_id.clone());
+                contact.touch(at);
+                self.by_user.insert(user_id.clone(), id);
+            }
+        }
+        if let Some(anon) = &identity.anonymous_id
+            && !self.by_anon.contains_key(anon)
+        {
+            self.by_anon.insert(anon.clone(), id);
+            self.aliases.push((anon.clone(), id, at));
+        }
+    }
+
+    /// Inserts a contact right away: its id is needed by the rows that follow.
+    async fn create(
+        &mut self,
+        conn: &mut SqliteConnection,
+        user_id: Option<&str>,
+        email: Option<&str>,
+        at: i64,
+    ) -> Result<i64, StoreError> {
+        // An erased person who comes back stays suppressed.
+        let suppressed_at = email.filter(|e| self.suppressed.contains(*e)).map(|_| at);
+        let row = sqlx::query(
+            "INSERT INTO contacts (email, user_id, stage, attributes, created_at, updated_at, \
+             suppressed_at) VALUES ($1, $2, $3, '{}', $4, $4, $5) RETURNING id",
+        )
+        .bind(email)
+        .bind(user_id)
+        .bind(self.new_stage)
+        .bind(at)
+        .bind(suppressed_at)
+        .fetch_one(&mut *conn)
+        .await?;
+        let id: i64 = sql::get(&row, "id")?;
+        self.add(ContactRow {
+            id,
+            email: email.map(str::to_owned),
+            user_id: user_id.map(str::to_owned),
+            name: None,
+            timezone: None,
+            stage: self.new_stage.to_owned(),
+            attributes: "{}".to_owned(),
+            created_at: at,
+            updated_at: at,
+            suppressed_at,
+            last_touch_at: None,
+        });
+        self.history.push(HistoryRow {
+            contact_id: id,
+            from: None,
+            to: self.new_stage.to_owned(),
+            reason: "created".to_owned(),
+            message_id: None,
+            at,
+        });
+        self.changes.push(StageChange {
+            contact_id: ContactId(id),
+            from: None,
+            to: StageName::new(self.new_stage),
+        });
+        Ok(id)
+    }
+
+    /// Folds two records of one person into the older one. The stage reached by the
+    /// most recent change wins, whichever record it was on; a stage merely given at
+    /// creation is no decision, so it never overrides the older record's.
+    async fn merge(
+        &mut self,
+        conn: &mut SqliteConnection,
+        a: i64,
+        b: i64,
+        at: i64,
+    ) -> Result<i64, StoreError> {
+        let (keep, gone) = (a.min(b), a.max(b));
+        let mut last_change: HashMap<i64, i64> = HashMap::new();
+        let rows = sqlx::query(
+            "SELECT contact_id, MAX(at) AS last_at FROM stage_history \
+             WHERE contact_id IN ($1, $2) AND from_stage IS NOT NULL GROUP BY contact_id",
+        )
+        .bind(keep)
+        .bind(gone)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let last: Option<i64> = sql::get(&row, "last_at")?;
+            last_change.insert(sql::get(&row, "contact_id")?, last.unwrap_or(i64::MIN));
+        }
+        for h in self
+            .history
+            .iter()
+            .filter(|h| h.from.is_some() && (h.contact_id == keep || h.contact_id == gone))
+        {
+            let entry = last_change.entry(h.contact_id).or_insert(i64::MIN);
+            *entry = (*entry).max(h.at);
+        }
+
+        for sql in [
+            "UPDATE events SET contact_id = $1 WHERE contact_id = $2",
+            "UPDATE contact_aliases SET contact_id = $1 WHERE contact_id = $2",
+            "UPDATE stage_history SET contact_id = $1 WHERE contact_id = $2",
+            // Also frees the unique email and user id for the record that keeps them.
+            "DELETE FROM contacts WHERE id = $2",
+        ] {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(keep)
+                .bind(gone)
+                .execute(&mut *conn)
+                .await?;
+        }
+
+        let mut old = self
+            .contacts
+            .remove(&gone)
+            .expect("merged contacts are loaded");
+        let old_attrs = std::mem::take(old.attrs()?);
+        let old = old.row;
+        let contact = self.contact(keep);
+        let mut attrs = old_attrs;
+        attrs.extend(std::mem::take(contact.attrs()?));
+        contact.attrs = Some(attrs);
+        let row = &mut contact.row;
+        row.email = row.email.take().or(old.email);
+        row.user_id = row.user_id.take().or(old.user_id);
+        row.name = row.name.take().or(old.name);
+        row.timezone = row.timezone.take().or(old.timezone);
+        row.created_at = row.created_at.min(old.created_at);
+        row.suppressed_at = match (row.suppressed_at, old.suppressed_at) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        row.last_touch_at = row.last_touch_at.max(old.last_touch_at);
+        contact.touch(at);
+
+        for map in [&mut self.by_user, &mut self.by_anon, &mut self.by_email] {
+            map.values_mut()
+                .filter(|id| **id == gone)
+                .for_each(|id| *id = keep);
+        }
+        self.events
+            .iter_mut()
+            .filter(|e| e.contact_id == gone)
+            .for_each(|e| e.contact_id = keep);
+        self.aliases
+            .iter_mut()
+            .filter(|a| a.1 == gone)
+            .for_each(|a| a.1 = keep);
+        self.history
+            .iter_mut()
+            .filter(|h| h.contact_id == gone)
+            .for_each(|h| h.contact_id = keep);
+        // The engine must not enroll a record that no longer exists; the kept record's
+        // own move, if any, is reported below.
+        self.changes.retain(|c| c.contact_id.0 != gone);
+
+        let latest = |id| last_change.get(&id).copied().unwrap_or(i64::MIN);
+        if latest(gone) > latest(keep) {
+            // Never dated before the change it carries over, so the timeline reads in order.
+            let when = at.max(latest(gone));
+            self.move_stage(keep, &old.stage, "merge", None, when);
+        }
+        tracing::info!(
+            contact = keep,
+            merged = gone,
+            "identify: merged two contacts"
+        );
+        Ok(keep)
+    }
+
+    fn apply_traits(
+        &mut self,
+        id: i64,
+        traits: &ContactTraits,
+        email_is_theirs: bool,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut changed = false;
+        if email_is_theirs && let Some(email) = &traits.email {
+            changed |= self.set_email(id, email.as_str(), at);
+        }
+        let contact = self.contact(id);
+        if let Some(name) = &traits.name
+            && contact.row.name.as_ref() != Some(name)
+        {
+            contact.row.name = Some(name.clone());
+            changed = true;
+        }
+        if let Some(zone) = &traits.timezone
+            && contact.row.timezone.as_deref() != Some(zone.as_str())
+        {
+            contact.row.timezone = Some(zone.as_str().to_owned());
+            changed = true;
+        }
+        if !traits.attributes.is_empty() {
+            let attrs = contact.attrs()?;
+            for (key, value) in &traits.attributes {
+                if attrs.get(key) != Some(value) {
+                    attrs.insert(key.clone(), value.clone());
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            contact.touch(at);
+        }
+        Ok(())
+    }
+
+    fn set_email(&mut self, id: i64, email: &str, at: i64) -> bool {
+        let suppressed = self.suppressed.contains(email);
+        let contact = self
+            .contacts
+            .get_mut(&id)
+            .expect("resolved contacts are loaded");
+        if contact.row.email.as_deref() == Some(email) {
+            return false;
+        }
+        if let Some(old) = contact.row.email.replace(email.to_owned()) {
+            self.by_email.remove(&old);
+        }
+        if suppressed && contact.row.suppressed_at.is_none() {
+            contact.row.suppressed_at = Some(at);
+        }
+        self.by_email.insert(email.to_owned(), id);
+        true
+    }
+
+    fn move_stage(&mut self, id: i64, to: &str, reason: &str, cause: Option<&str>, at: i64) {
+        let contact = self.contact(id);
+        if contact.row.stage == to {
+            return;
+        }
+        let from = std::mem::replace(&mut contact.row.stage, to.to_owned());
+        contact.touch(at);
+        self.changes.push(StageChange {
+            contact_id: ContactId(id),
+            from: Some(StageName::new(from.clone())),
+            to: StageName::new(to),
+        });
+        self.history.push(HistoryRow {
+            contact_id: id,
+            from: Some(from),
+            to: to.to_owned(),
+            reason: reason.to_owned(),
+            message_id: cause.map(str::to_owned),
+            at,
+        });
+    }
+
+    /// Writes contacts, aliases, events and history, in that order for the foreign keys.
+    async fn write(
+        mut self,
+        conn: &mut SqliteConnection,
+        received_at: i64,
+    ) -> Result<Vec<StageChange>, StoreError> {
+        let mut dirty: Vec<&ContactRow> = Vec::new();
+        for contact in self.contacts.values_mut().filter(|c| c.dirty) {
+            if let Some(attrs) = &contact.attrs {
+                contact.row.attributes = json_text(attrs);
+            }
+        }
+        dirty.extend(self.contacts.values().filter(|c| c.dirty).map(|c| &c.row));
+        dirty.sort_by_key(|row| row.id);
+        if !dirty.is_empty() {
+            sql::update_contacts(conn, &dirty).await?;
+        }
+        if !self.aliases.is_empty() {
+            insert_aliases(conn, &self.aliases).await?;
+        }
+        insert_events(conn, self.events, received_at).await?;
+        if !self.history.is_empty() {
+            sql::insert_history(conn, &self.history).await?;
+        }
+        Ok(self.changes)
+    }
+}
+
+/// An identify's traits as stored with the event, so the record shows what was sent.
+fn identify_properties(traits: &ContactTraits) -> String {
+    let mut map = traits.attributes.clone();
+    if let Some(email) = &traits.email {
+        map.insert("email".into(), email.as_str().into());
+    }
+    if let Some(name) = &traits.name {
+        map.insert("name".into(), name.as_str().into());
+    }
+    if let Some(zone) = &traits.timezone {
+        map.insert("timezone".into(), zone.as_str().into());
+    }
+    json_text(&map)
+}
+
+async fn insert_aliases(
+    conn: &mut SqliteConnection,
+    aliases: &[(String, i64, i64)],
+) -> Result<(), StoreError> {
+    const COLS: usize = 3;
+    for chunk in aliases.chunks(rows_per_statement(COLS)) {
+        let sql = format!(
+            "INSERT INTO contact_aliases (anonymous_id, contact_id, created_at) VALUES {} \
+             ON CONFLICT (anonymous_id) DO NOTHING",
+            values_list(chunk.len(), COLS)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (anon, id, at) in chunk {
+            query = query.bind(anon.clone()).bind(*id).bind(*at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+const EVENT_COLS: usize = 7;
+
+/// Rows per events statement: far below the parameter limit, because one very long
+/// statement is slower to prepare than two of moderate length.
+const EVENTS_PER_STATEMENT: usize = 500;
+
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    mut events: Vec<EventRow<'_>>,
+    received_at: i64,
+) -> Result<(), StoreError> {
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(EVENTS_PER_STATEMENT));
+        let chunk = std::mem::replace(&mut events, rest);
+        let sql = format!(
+            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+             received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING",
+            values_list(chunk.len(), EVENT_COLS)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            query = query
+                .bind(e.message_id)
+                .bind(e.contact_id)
+                .bind(e.kind)
+                .bind(e.name)
+                .bind(e.properties)
+                .bind(e.occurred_at)
+                .bind(received_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The baseline for the ingest benchmark: the same event rows in the same multi-row
+/// statement shape, without any of ingest's work.
+pub(super) async fn raw_insert_events(
+    conn: &mut SqliteConnection,
+    rows: &[(String, i64, String, String, i64)],
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+             received_at) VALUES {}",
+            values_list(chunk.len(), EVENT_COLS)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (message_id, contact_id, name, properties, at) in chunk {
+            query = query
+                .bind(message_id.as_str())
+                .bind(*contact_id)
+                .bind("track")
+                .bind(name.as_str())
+                .bind(properties.as_str())
+                .bind(*at)
+                .bind(*at);
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}

@@ -1,0 +1,1021 @@
+//! The SQLite backend against a real database file.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tempfile::TempDir;
+use tend_core::{ContactId, Email, StageName, TimeZoneName};
+use tend_store::{
+    ContactQuery, ContactTraits, Identity, ImportRow, IngestMessage, SqliteStore, StageChange,
+    Store, StoreError, TimelineEntry, TokenScope, tokens,
+};
+
+struct Db {
+    _dir: TempDir,
+    path: PathBuf,
+    store: SqliteStore,
+}
+
+async fn db() -> Db {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    Db {
+        _dir: dir,
+        path,
+        store,
+    }
+}
+
+/// A second, plain connection to the same file, for what the Store API does not show.
+async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap()
+}
+
+async fn count(path: &Path, sql: &'static str) -> i64 {
+    let mut conn = raw(path).await;
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+fn prospect() -> StageName {
+    StageName::new("prospect")
+}
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + second).unwrap()
+}
+
+fn user(id: &str) -> Identity {
+    Identity {
+        user_id: Some(id.into()),
+        anonymous_id: None,
+    }
+}
+
+fn anon(id: &str) -> Identity {
+    Identity {
+        user_id: None,
+        anonymous_id: Some(id.into()),
+    }
+}
+
+fn track(message_id: &str, identity: Identity, event: &str, second: i64) -> IngestMessage {
+    IngestMessage::Track {
+        message_id: message_id.into(),
+        identity,
+        event: event.into(),
+        properties: Map::new(),
+        at: at(second),
+        stage_change: None,
+    }
+}
+
+fn track_to(message_id: &str, identity: Identity, event: &str, stage: &str) -> IngestMessage {
+    let mut message = track(message_id, identity, event, 10);
+    if let IngestMessage::Track { stage_change, .. } = &mut message {
+        *stage_change = Some(StageName::new(stage));
+    }
+    message
+}
+
+fn identify(message_id: &str, identity: Identity, traits: ContactTraits) -> IngestMessage {
+    IngestMessage::Identify {
+        message_id: message_id.into(),
+        identity,
+        traits,
+        at: at(5),
+    }
+}
+
+fn traits(email: Option<&str>, name: Option<&str>, attributes: Value) -> ContactTraits {
+    ContactTraits {
+        email: email.map(|e| Email::parse(e).unwrap()),
+        name: name.map(str::to_owned),
+        timezone: None,
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn import_row(email: &str, name: &str, stage: Option<&str>, attributes: Value) -> ImportRow {
+    ImportRow {
+        email: Email::parse(email).unwrap(),
+        name: Some(name.into()),
+        stage: stage.map(StageName::new),
+        timezone: None,
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn all(limit: u32) -> ContactQuery {
+    ContactQuery {
+        limit,
+        ..ContactQuery::default()
+    }
+}
+
+fn event_names(timeline: &[TimelineEntry]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter_map(|entry| match entry {
+            TimelineEntry::Event { name, .. } => Some(name.clone()),
+            TimelineEntry::StageChange { .. } => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn user_id_anonymous_id_and_email_resolve_to_one_contact() {
+    let db = db().await;
+    let s = &db.store;
+    let first = s
+        .ingest(
+            &[track("m1", anon("device-1"), "Page Viewed", 1)],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.stage_changes.len(), 1, "creation is a stage change");
+    let id = first.stage_changes[0].contact_id;
+
+    let both = Identity {
+        user_id: Some("u1".into()),
+        anonymous_id: Some("device-1".into()),
+    };
+    let attrs = json!({"plan": "pro"});
+    s.ingest(
+        &[
+            identify(
+                "m2",
+                both,
+                traits(Some("Ann@Example.com"), Some("Ann"), attrs),
+            ),
+            track("m3", user("u1"), "Signed Up", 6),
+            // The same person on a second device, known only by email.
+            identify(
+                "m4",
+                anon("device-2"),
+                traits(Some("ann@example.com"), None, json!({"seats": 3})),
+            ),
+            track("m5", anon("device-2"), "Inquiry Received", 7),
+        ],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+
+    let page = s.list_contacts(&all(10)).await.unwrap();
+    assert_eq!(page.contacts.len(), 1);
+    let contact = &page.contacts[0];
+    assert_eq!(contact.id, id);
+    assert_eq!(contact.user_id.as_deref(), Some("u1"));
+    assert_eq!(contact.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(contact.name.as_deref(), Some("Ann"));
+    assert_eq!(contact.stage, prospect());
+    assert_eq!(contact.attributes["plan"], json!("pro"));
+    assert_eq!(contact.attributes["seats"], json!(3));
+    assert_eq!(contact.updated_at, at(5));
+    assert_eq!(contact.suppressed_at, None);
+    assert_eq!(
+        event_names(&s.timeline(id).await.unwrap()),
+        ["Page Viewed", "Signed Up", "Inquiry Received"]
+    );
+}
+
+#[tokio::test]
+async fn identify_merges_a_tracked_user_into_the_imported_record_of_their_email() {
+    let db = db().await;
+    let s = &db.store;
+    let imported = s
+        .import_contacts(
+            &[import_row(
+                "bo@example.com",
+                "Bo",
+                Some("lead"),
+                json!({"source": "fair"}),
+            )],
+            &prospect(),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let kept = imported.stage_changes[0].contact_id;
+    // Events arrive for the app's user before anyone tells us who they are.
+    let tracked = s
+        .ingest(&[track("t1", user("u9"), "Opened App", 1)], &prospect())
+        .await
+        .unwrap();
+    let gone = tracked.stage_changes[0].contact_id;
+    assert_ne!(kept, gone);
+
+    let merged = s
+        .ingest(
+            &[identify(
+                "t2",
+                user("u9"),
+                traits(Some("bo@example.com"), None, json!({"plan": "free"})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    // Being created as a prospect is no stage decision: the imported `lead` stays.
+    assert!(merged.stage_changes.is_empty());
+    let page = s.list_contacts(&all(10)).await.unwrap();
+    assert_eq!(page.contacts.len(), 1);
+    let contact = &page.contacts[0];
+    assert_eq!(contact.id, kept);
+    assert_eq!(contact.user_id.as_deref(), Some("u9"));
+    assert_eq!(contact.name.as_deref(), Some("Bo"));
+    assert_eq!(contact.attributes["source"], json!("fair"));
+    assert_eq!(contact.attributes["plan"], json!("free"));
+    assert!(s.contact(gone).await.unwrap().is_none());
+    let timeline = s.timeline(kept).await.unwrap();
+    assert_eq!(event_names(&timeline), ["Opened App"]);
+    // Later events by user id land on the kept record.
+    s.ingest(&[track("t3", user("u9"), "Opened App", 9)], &prospect())
+        .await
+        .unwrap();
+    assert_eq!(event_names(&s.timeline(kept).await.unwrap()).len(), 2);
+    assert_eq!(
+        s.contact(kept).await.unwrap().unwrap().stage.as_str(),
+        "lead"
+    );
+
+    // A stage reached by an event on the app user's record does carry over.
+    let cy = s
+        .import_contacts(
+            &[import_row("cy@example.com", "Cy", Some("lead"), json!({}))],
+            &prospect(),
+            at(0),
+        )
+        .await
+        .unwrap()
+        .stage_changes[0]
+        .contact_id;
+    s.ingest(
+        &[track_to("t4", user("u10"), "Order Completed", "customer")],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+    let merged = s
+        .ingest(
+            &[identify(
+                "t5",
+                user("u10"),
+                traits(Some("cy@example.com"), None, json!({})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.stage_changes,
+        [StageChange {
+            contact_id: cy,
+            from: Some(StageName::new("lead")),
+            to: StageName::new("customer"),
+        }]
+    );
+    let reasons: Vec<String> = s
+        .timeline(cy)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| match entry {
+            TimelineEntry::StageChange { reason, .. } => Some(reason),
+            TimelineEntry::Event { .. } => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["import", "created", "Order Completed", "merge"]);
+}
+
+#[tokio::test]
+async fn an_email_owned_by_another_user_is_not_moved() {
+    let db = db().await;
+    let s = &db.store;
+    s.ingest(
+        &[
+            identify(
+                "a",
+                user("u1"),
+                traits(Some("x@example.com"), None, json!({})),
+            ),
+            identify(
+                "b",
+                user("u2"),
+                traits(Some("y@example.com"), None, json!({})),
+            ),
+            identify(
+                "c",
+                user("u2"),
+                traits(Some("x@example.com"), None, json!({})),
+            ),
+        ],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+    let page = s.list_contacts(&all(10)).await.unwrap();
+    let emails: Vec<_> = page.contacts.iter().map(|c| c.email.as_deref()).collect();
+    assert_eq!(emails, [Some("x@example.com"), Some("y@example.com")]);
+}
+
+#[tokio::test]
+async fn duplicate_message_ids_are_skipped_across_and_within_batches() {
+    let db = db().await;
+    let s = &db.store;
+    let first = s
+        .ingest(
+            &[
+                track("d1", user("u1"), "A", 1),
+                track("d2", user("u1"), "B", 2),
+                track("d1", user("u1"), "A again", 3),
+            ],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.accepted, first.duplicates), (2, 1));
+
+    let second = s
+        .ingest(
+            &[
+                track("d2", user("u1"), "B", 2),
+                track("d3", user("u1"), "C", 4),
+                track("d3", user("u1"), "C", 4),
+            ],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((second.accepted, second.duplicates), (1, 2));
+    assert!(second.stage_changes.is_empty());
+
+    // A replayed identify does not re-apply its traits either.
+    let id = first.stage_changes[0].contact_id;
+    s.ingest(
+        &[identify(
+            "i1",
+            user("u1"),
+            traits(None, Some("First"), json!({})),
+        )],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+    s.ingest(
+        &[identify(
+            "i2",
+            user("u1"),
+            traits(None, Some("Second"), json!({})),
+        )],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+    let replay = s
+        .ingest(
+            &[identify(
+                "i1",
+                user("u1"),
+                traits(None, Some("First"), json!({})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((replay.accepted, replay.duplicates), (0, 1));
+    let contact = s.contact(id).await.unwrap().unwrap();
+    assert_eq!(contact.name.as_deref(), Some("Second"));
+    assert_eq!(event_names(&s.timeline(id).await.unwrap()), ["A", "B", "C"]);
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_midway_writes_nothing() {
+    let db = db().await;
+    let s = &db.store;
+    // A trigger stands in for any failure after the batch's contact was created.
+    let mut conn = raw(&db.path).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN NEW.name = 'Boom' \
+         BEGIN SELECT RAISE(ABORT, 'boom refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let batch = [
+        identify(
+            "ok-1",
+            user("u1"),
+            traits(Some("c@example.com"), Some("Cy"), json!({})),
+        ),
+        track("ok-2", user("u1"), "Fine", 6),
+        track_to("ok-3", user("u1"), "Boom", "customer"),
+    ];
+    let err = s.ingest(&batch, &prospect()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err}");
+    assert!(err.to_string().contains("boom refused"), "{err}");
+    assert!(s.list_contacts(&all(10)).await.unwrap().contacts.is_empty());
+    assert_eq!(count(&db.path, "SELECT COUNT(*) FROM events").await, 0);
+    assert_eq!(
+        count(&db.path, "SELECT COUNT(*) FROM stage_history").await,
+        0
+    );
+
+    // The same batch goes through whole once the cause is gone: nothing was half-written.
+    sqlx::query("DROP TRIGGER refuse_boom")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let outcome = s.ingest(&batch, &prospect()).await.unwrap();
+    assert_eq!((outcome.accepted, outcome.duplicates), (3, 0));
+    assert_eq!(outcome.stage_changes.len(), 2);
+}
+
+#[tokio::test]
+async fn a_mapped_event_moves_the_stage_and_the_timeline_tells_the_story() {
+    let db = db().await;
+    let s = &db.store;
+    let outcome = s
+        .ingest(
+            &[
+                track("s1", user("u1"), "Page Viewed", 1),
+                track_to("s2", user("u1"), "Order Completed", "customer"),
+                // Already a customer: no change, no history.
+                track_to("s3", user("u1"), "Order Completed", "customer"),
+            ],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    let id = outcome.stage_changes[0].contact_id;
+    assert_eq!(
+        outcome.stage_changes,
+        [
+            StageChange {
+                contact_id: id,
+                from: None,
+                to: prospect()
+            },
+            StageChange {
+                contact_id: id,
+                from: Some(prospect()),
+                to: StageName::new("customer")
+            },
+        ]
+    );
+    let contact = s.contact(id).await.unwrap().unwrap();
+    assert_eq!(contact.stage.as_str(), "customer");
+    assert_eq!(contact.updated_at, at(10));
+
+    let timeline = s.timeline(id).await.unwrap();
+    let story: Vec<String> = timeline
+        .iter()
+        .map(|entry| match entry {
+            TimelineEntry::Event { name, .. } => format!("event {name}"),
+            TimelineEntry::StageChange {
+                from, to, reason, ..
+            } => format!(
+                "{} -> {to} ({reason})",
+                from.as_ref().map_or("none", |f| f.as_str())
+            ),
+        })
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "none -> prospect (created)",
+            "event Page Viewed",
+            "event Order Completed",
+            "prospect -> customer (Order Completed)",
+            "event Order Completed",
+        ]
+    );
+    let json = serde_json::to_value(&timeline[3]).unwrap();
+    assert_eq!(json["type"], "stage_change");
+    assert_eq!(json["to"], "customer");
+}
+
+#[tokio::test]
+async fn listing_filters_and_walks_every_page_exactly_once() {
+    let db = db().await;
+    let s = &db.store;
+    let rows: Vec<ImportRow> = (0..53)
+        .map(|i| {
+            let name = match i % 3 {
+                0 => format!("Maria {i}"),
+                1 => format!("Luca {i}"),
+                _ => format!("100%_sure {i}"),
+            };
+            let stage = (i % 4 == 0).then_some("lead");
+            import_row(&format!("person{i}@example.com"), &name, stage, json!({}))
+        })
+        .collect();
+    s.import_contacts(&rows, &prospect(), at(0)).await.unwrap();
+
+    let walk = |query: ContactQuery| async move {
+        let mut ids = Vec::new();
+        let mut query = query;
+        let mut pages = 0;
+        loop {
+            let page = s.list_contacts(&query).await.unwrap();
+            assert!(page.contacts.len() <= query.limit as usize);
+            ids.extend(page.contacts.iter().map(|c| c.id));
+            pages += 1;
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        (ids, pages)
+    };
+
+    let (ids, pages) = walk(all(10)).await;
+    assert_eq!(ids.len(), 53);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+    assert_eq!(pages, 6);
+    // A last page that is exactly full says there is no more.
+    let (ids_exact, pages_exact) = walk(all(53)).await;
+    assert_eq!((ids_exact.len(), pages_exact), (53, 1));
+
+    let leads = ContactQuery {
+        stage: Some(StageName::new("lead")),
+        ..all(4)
+    };
+    let (lead_ids, _) = walk(leads).await;
+    assert_eq!(lead_ids.len(), 14);
+    for id in &lead_ids {
+        assert_eq!(
+            s.contact(*id).await.unwrap().unwrap().stage.as_str(),
+            "lead"
+        );
+    }
+
+    let by_name = ContactQuery {
+        q: Some("MARIA".into()),
+        ..all(100)
+    };
+    assert_eq!(walk(by_name).await.0.len(), 18);
+    let by_email = ContactQuery {
+        q: Some("person1".into()),
+        ..all(100)
+    };
+    assert_eq!(walk(by_email).await.0.len(), 11, "person1, person10..19");
+    // `%` and `_` are literal, not wildcards.
+    let literal = ContactQuery {
+        q: Some("0%_s".into()),
+        ..all(100)
+    };
+    assert_eq!(walk(literal).await.0.len(), 17);
+    let nothing = ContactQuery {
+        q: Some("a_i".into()),
+        ..all(100)
+    };
+    assert_eq!(walk(nothing).await.0.len(), 0);
+    let both = ContactQuery {
+        stage: Some(StageName::new("lead")),
+        q: Some("luca".into()),
+        ..all(100)
+    };
+    assert_eq!(walk(both).await.0.len(), 5);
+
+    let bad = ContactQuery {
+        cursor: Some("not-a-cursor".into()),
+        ..all(10)
+    };
+    assert!(matches!(
+        s.list_contacts(&bad).await,
+        Err(StoreError::InvalidCursor(_))
+    ));
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// The database, its write-ahead log and its shared-memory index, as bytes.
+fn files(path: &Path) -> Vec<(String, Vec<u8>)> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            std::fs::read(&file)
+                .ok()
+                .map(|bytes| (file.display().to_string(), bytes))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
+    let db = db().await;
+    let s = &db.store;
+    let email = "zebulon.quartermaine@example.org";
+    let name = "Zebulon Quartermaine";
+    let user_id = "user-zq-4711";
+    // Neighbours share the pages, so deleting leaves the pages in use, not free.
+    let neighbours: Vec<ImportRow> = (0..200)
+        .map(|i| {
+            import_row(
+                &format!("n{i}@example.com"),
+                &format!("N {i}"),
+                None,
+                json!({}),
+            )
+        })
+        .collect();
+    s.import_contacts(&neighbours, &prospect(), at(0))
+        .await
+        .unwrap();
+    // A property long enough to spill onto overflow pages.
+    let long = format!("{name} <{email}> ").repeat(300);
+    let mut batch = vec![identify(
+        "e1",
+        Identity {
+            user_id: Some(user_id.into()),
+            anonymous_id: Some("anon-zq".into()),
+        },
+        traits(Some(email), Some(name), json!({"bio": long})),
+    )];
+    for i in 0..50 {
+        let mut message = track(&format!("e-t{i}"), user(user_id), "Page Viewed", 10 + i);
+        if let IngestMessage::Track { properties, .. } = &mut message {
+            properties.insert("by".into(), json!(format!("{name} {email}")));
+        }
+        batch.push(message);
+    }
+    batch.push(track_to(
+        "e-last",
+        user(user_id),
+        "Order Completed",
+        "customer",
+    ));
+    let outcome = s.ingest(&batch, &prospect()).await.unwrap();
+    let id = outcome.stage_changes[0].contact_id;
+    // Renaming leaves the old name in the page's free space unless it is zeroed too.
+    s.ingest(
+        &[identify(
+            "e2",
+            user(user_id),
+            traits(None, Some("Zeb Q"), json!({})),
+        )],
+        &prospect(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        files(&db.path)
+            .iter()
+            .any(|(_, bytes)| contains(bytes, email)),
+        "the test must see the address before erasing it"
+    );
+
+    assert!(s.erase_contact(id, at(100)).await.unwrap());
+    for (file, bytes) in files(&db.path) {
+        for secret in [email, name, user_id, "anon-zq", "Zeb Q"] {
+            assert!(!contains(&bytes, secret), "`{secret}` is still in {file}");
+        }
+    }
+    assert!(s.contact(id).await.unwrap().is_none());
+    assert!(s.timeline(id).await.unwrap().is_empty());
+    assert!(!s.erase_contact(id, at(101)).await.unwrap());
+    let parsed = Email::parse(email).unwrap();
+    assert!(s.is_email_suppressed(&parsed).await.unwrap());
+    assert!(
+        !s.is_email_suppressed(&Email::parse("n1@example.com").unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(count(&db.path, "SELECT COUNT(*) FROM contacts").await, 200);
+
+    // They come back through the API: a new record, suppressed from the start.
+    let back = s
+        .ingest(
+            &[identify(
+                "e3",
+                anon("new-device"),
+                traits(Some(email), None, json!({})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    let new_id = back.stage_changes[0].contact_id;
+    assert_ne!(new_id, id, "an erased id is never reused");
+    let again = s.contact(new_id).await.unwrap().unwrap();
+    assert_eq!(again.suppressed_at, Some(at(5)));
+
+    // And through an import, after a second erasure.
+    assert!(s.erase_contact(new_id, at(200)).await.unwrap());
+    let imported = s
+        .import_contacts(
+            &[import_row(email, "Zeb", None, json!({}))],
+            &prospect(),
+            at(300),
+        )
+        .await
+        .unwrap();
+    let contact = s
+        .contact(imported.stage_changes[0].contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.suppressed_at, Some(at(300)));
+}
+
+#[tokio::test]
+async fn reimporting_the_same_rows_changes_nothing() {
+    let db = db().await;
+    let s = &db.store;
+    let rows: Vec<ImportRow> = (0..2500)
+        .map(|i| {
+            let stage = (i % 10 == 0).then_some("customer");
+            import_row(
+                &format!("p{i}@example.com"),
+                &format!("P {i}"),
+                stage,
+                json!({"index": i, "city": "Rome"}),
+            )
+        })
+        .collect();
+    let mut first = (0, 0, 0, 0);
+    for chunk in rows.chunks(1000) {
+        let o = s.import_contacts(chunk, &prospect(), at(0)).await.unwrap();
+        first.0 += o.inserted;
+        first.1 += o.updated;
+        first.2 += o.unchanged;
+        first.3 += o.stage_changes.len();
+    }
+    assert_eq!(first, (2500, 0, 0, 2500));
+    let history = count(&db.path, "SELECT COUNT(*) FROM stage_history").await;
+    assert_eq!(history, 2500);
+    let one = s.list_contacts(&all(1)).await.unwrap().contacts.remove(0);
+    assert_eq!(one.stage.as_str(), "customer");
+    assert_eq!(one.attributes["city"], json!("Rome"));
+
+    let mut second = (0, 0, 0, 0);
+    for chunk in rows.chunks(1000) {
+        let o = s.import_contacts(chunk, &prospect(), at(50)).await.unwrap();
+        second.0 += o.inserted;
+        second.1 += o.updated;
+        second.2 += o.unchanged;
+        second.3 += o.stage_changes.len();
+    }
+    assert_eq!(second, (0, 0, 2500, 0));
+    assert_eq!(
+        count(&db.path, "SELECT COUNT(*) FROM stage_history").await,
+        history
+    );
+    assert_eq!(
+        count(
+            &db.path,
+            "SELECT COUNT(*) FROM contacts WHERE updated_at <> created_at"
+        )
+        .await,
+        0
+    );
+
+    // A row without a stage keeps the contact's; a changed row is an update.
+    let changed = [
+        import_row("p0@example.com", "P 0", None, json!({})),
+        import_row(
+            "p1@example.com",
+            "P 1",
+            Some("lead"),
+            json!({"city": "Milan"}),
+        ),
+        import_row("new@example.com", "New", None, json!({})),
+        import_row("new@example.com", "New", Some("lead"), json!({})),
+    ];
+    let o = s
+        .import_contacts(&changed, &prospect(), at(60))
+        .await
+        .unwrap();
+    assert_eq!((o.inserted, o.updated, o.unchanged), (1, 2, 1));
+    let p1 = s
+        .list_contacts(&ContactQuery {
+            q: Some("p1@".into()),
+            ..all(5)
+        })
+        .await
+        .unwrap()
+        .contacts
+        .remove(0);
+    assert_eq!(p1.stage.as_str(), "lead");
+    assert_eq!(
+        p1.attributes,
+        json!({"index": 1, "city": "Milan"})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
+    assert_eq!(p1.updated_at, at(60));
+    let changes: Vec<_> = o
+        .stage_changes
+        .iter()
+        .map(|c| (c.from.clone(), c.to.as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (Some(prospect()), "lead".to_owned()),
+            (None, "lead".to_owned())
+        ]
+    );
+    let timeline = s.timeline(p1.id).await.unwrap();
+    assert!(matches!(
+        timeline.last(),
+        Some(TimelineEntry::StageChange { reason, .. }) if reason == "import"
+    ));
+}
+
+#[tokio::test]
+async fn tokens_round_trip_and_survive_reopening() {
+    let dir = TempDir::new().unwrap();
+    let store = tend_store::open("sqlite://nested.db", dir.path())
+        .await
+        .unwrap();
+    let clear = tokens::generate_token();
+    let hash = tokens::hash_token(&clear);
+    let created = store
+        .create_token("ci", TokenScope::Write, &hash, at(1))
+        .await
+        .unwrap();
+    assert_eq!(created.scope, TokenScope::Write);
+    assert_eq!(
+        store.find_token(&hash).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.find_token(&tokens::hash_token("nope")).await.unwrap(),
+        None
+    );
+    let admin = store
+        .create_token("me", TokenScope::Admin, &tokens::hash_token("x"), at(2))
+        .await
+        .unwrap();
+    assert_ne!(admin.id, created.id);
+    // The same hash twice is refused by the unique index.
+    assert!(
+        store
+            .create_token("again", TokenScope::Admin, &hash, at(3))
+            .await
+            .is_err()
+    );
+    store.ping().await.unwrap();
+    drop(store);
+
+    // Migrations already applied are recognised, and the data is still there.
+    let again = tend_store::open("sqlite://nested.db", dir.path())
+        .await
+        .unwrap();
+    assert_eq!(again.find_token(&hash).await.unwrap(), Some(created));
+    assert!(matches!(
+        tend_store::open("postgres://x", dir.path()).await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_do_not_fail_with_busy() {
+    let db = db().await;
+    let store = Arc::new(db.store);
+    // A second store on the same file plays another process, e.g. the CLI importing.
+    let other = Arc::new(SqliteStore::open(&db.path).await.unwrap());
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let store = if task % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let batch: Vec<IngestMessage> = (0..50)
+                    .map(|i| {
+                        track(
+                            &format!("c-{task}-{round}-{i}"),
+                            user(&format!("u{}", i % 7)),
+                            "Tick",
+                            i,
+                        )
+                    })
+                    .collect();
+                store.ingest(&batch, &prospect()).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        count(&db.path, "SELECT COUNT(*) FROM events").await,
+        8 * 10 * 50
+    );
+    assert_eq!(count(&db.path, "SELECT COUNT(*) FROM contacts").await, 7);
+}
+
+#[tokio::test]
+async fn the_bench_baseline_inserts_the_rows_it_is_given() {
+    let db = db().await;
+    let s = &db.store;
+    let outcome = s
+        .ingest(&[track("b0", user("u1"), "Seed", 0)], &prospect())
+        .await
+        .unwrap();
+    let ContactId(id) = outcome.stage_changes[0].contact_id;
+    let rows: Vec<_> = (0..120)
+        .map(|i| {
+            (
+                format!("raw-{i}"),
+                id,
+                "Tick".to_owned(),
+                "{}".to_owned(),
+                i,
+            )
+        })
+        .collect();
+    assert_eq!(s.raw_insert_events_for_bench(&rows).await.unwrap(), 120);
+    assert_eq!(count(&db.path, "SELECT COUNT(*) FROM events").await, 121);
+}
+
+#[tokio::test]
+async fn identify_sets_the_time_zone_and_empty_batches_are_no_ops() {
+    let db = db().await;
+    let s = &db.store;
+    assert_eq!(
+        s.ingest(&[], &prospect()).await.unwrap(),
+        Default::default()
+    );
+    let mut t = traits(None, None, json!({}));
+    t.timezone = Some(TimeZoneName::parse("Europe/Rome").unwrap());
+    let o = s
+        .ingest(&[identify("z1", user("u1"), t)], &prospect())
+        .await
+        .unwrap();
+    let contact = s
+        .contact(o.stage_changes[0].contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.timezone.as_deref(), Some("Europe/Rome"));
+    assert_eq!(contact.created_at, at(5));
+}
+
+#[tokio::test]
+async fn a_merge_within_one_batch_reports_no_change_for_the_record_it_removes() {
+    let db = db().await;
+    let s = &db.store;
+    s.import_contacts(
+        &[import_row(
+            "dee@example.com",
+            "Dee",
+            Some("lead"),
+            json!({}),
+        )],
+        &prospect(),
+        at(0),
+    )
+    .await
+    .unwrap();
+    let outcome = s
+        .ingest(
+            &[
+                track("w1", user("u5"), "Opened App", 1),
+                identify(
+                    "w2",
+                    user("u5"),
+                    traits(Some("dee@example.com"), None, json!({})),
+                ),
+                track("w3", user("u5"), "Opened App", 6),
+            ],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.accepted, outcome.duplicates), (3, 0));
+    assert!(
+        outcome.stage_changes.is_empty(),
+        "{:?}",
+        outcome.stage_changes
+    );
+    let page = s.list_contacts(&all(10)).await.unwrap();
+    assert_eq!(page.contacts.len(), 1);
+    let dee = &page.contacts[0];
+    assert_eq!(
+        (dee.stage.as_str(), dee.user_id.as_deref()),
+        ("lead", Some("u5"))
+    );
+    assert_eq!(event_names(&s.timeline(dee.id).await.unwrap()).len(), 2);
+}

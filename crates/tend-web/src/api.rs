@@ -1,0 +1,118 @@
+//! The REST API under `/api/`, for admin bearer tokens.
+
+use crate::error::AppError;
+use crate::{AppState, auth};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tend_core::{ContactId, StageName};
+use tend_store::ContactQuery;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// Query string of `GET /api/contacts`; all strings so a bad value gets a named 400
+/// instead of axum's generic rejection.
+#[derive(Deserialize)]
+pub struct ListParams {
+    stage: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/contacts?stage=&q=&limit=&cursor=`
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, AppError> {
+    auth::admin(&state, &headers).await?;
+    let limit = match params.limit.as_deref() {
+        None | Some("") => DEFAULT_PAGE,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(AppError::invalid(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_PAGE}"),
+                ));
+            }
+        },
+    };
+    let stage = params.stage.filter(|s| !s.is_empty()).map(StageName::new);
+    let query = ContactQuery {
+        stage,
+        q: params.q.filter(|q| !q.trim().is_empty()),
+        limit,
+        cursor: params.cursor.filter(|c| !c.is_empty()),
+    };
+    if let Some(cursor) = &query.cursor
+        && cursor.parse::<i64>().is_err()
+    {
+        return Err(AppError::invalid(
+            "cursor",
+            "not a cursor from a previous page",
+        ));
+    }
+    let page = state.store.list_contacts(&query).await?;
+    Ok(Json(json!(page)))
+}
+
+/// `GET /api/contacts/{id}`: the contact with its timeline.
+pub async fn get_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    auth::admin(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    let contact = state
+        .store
+        .contact(id)
+        .await?
+        .ok_or(AppError::NotFound("contact"))?;
+    let timeline = state.store.timeline(id).await?;
+    let mut body = json!(contact);
+    body["timeline"] = json!(timeline);
+    Ok(Json(body))
+}
+
+/// `DELETE /api/contacts/{id}`: erases the person, keeps only a hashed suppression.
+pub async fn erase_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    auth::admin(&state, &headers).await?;
+    let id = parse_id(&id)?;
+    if state.store.erase_contact(id, Timestamp::now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound("contact"))
+    }
+}
+
+/// `GET /api/processes`
+pub async fn list_processes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    auth::admin(&state, &headers).await?;
+    Ok(Json(json!({ "processes": *state.processes })))
+}
+
+/// `GET /healthz`: public, answers once the database does.
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    state.store.ping().await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+fn parse_id(text: &str) -> Result<ContactId, AppError> {
+    text.parse::<i64>()
+        .map(ContactId)
+        .map_err(|_| AppError::invalid("id", "must be an integer contact id"))
+}

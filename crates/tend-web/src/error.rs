@@ -1,0 +1,66 @@
+//! The one error type every handler returns, rendered as a JSON body with a status code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// What went wrong with a request, in terms a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The payload is malformed or a field is invalid; `field` is a path such as `batch[3].userId`.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The body could not be read as what the route expects (not JSON, bad gzip).
+    #[error("{0}")]
+    Malformed(String),
+    #[error("missing or unknown credentials")]
+    Unauthorized,
+    #[error("this token may not use this route")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge { what: String, limit: usize },
+    #[error("internal error")]
+    Internal(#[from] tend_store::StoreError),
+}
+
+impl AppError {
+    /// A field-level validation error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AppError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::Internal(err) => {
+                // Logged here, once; the client sees no internals.
+                tracing::error!(error = %err, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
+        if let AppError::Invalid { field, .. } = &self {
+            body["error"]["field"] = json!(field);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"tend\", Bearer"),
+            );
+        }
+        response
+    }
+}

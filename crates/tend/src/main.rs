@@ -1,0 +1,131 @@
+//! The `tend` command line: one binary for init, check, serve, import and tokens.
+
+mod cmd_check;
+mod cmd_import;
+mod cmd_init;
+mod cmd_serve;
+mod cmd_token;
+mod project;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Tend runs a business's marketing as a continuous background process.
+#[derive(Parser)]
+#[command(name = "tend", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starter business (tend.toml, processes/, templates/) into DIR.
+    Init {
+        /// Folder to write into; created if missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Validate tend.toml, every process and every template in DIR.
+    Check {
+        /// Folder holding tend.toml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run the API, the ingest endpoints and (later) the engine.
+    Serve {
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+    },
+    /// Import records from a file.
+    Import {
+        #[command(subcommand)]
+        what: ImportKind,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportKind {
+    /// Upsert contacts by email from a CSV file (columns email, name, stage, timezone, …).
+    Contacts {
+        /// The CSV file.
+        file: PathBuf,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it once on stdout.
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// `write` (Segment ingest only) or `admin` (everything).
+        #[arg(long, default_value = "write")]
+        scope: String,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Opens the configured database; a relative SQLite path is beside `tend.toml`.
+async fn open_store(
+    config_path: &std::path::Path,
+    config: &tend_core::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn tend_store::Store>> {
+    use anyhow::Context;
+    tend_store::open(&config.database_url, &project::project_dir(config_path))
+        .await
+        .with_context(|| format!("opening the database {}", config.database_url))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { dir } => cmd_init::run(&dir),
+        Command::Check { dir } => cmd_check::run(&dir),
+        Command::Serve { config, listen } => cmd_serve::run(&config, &listen),
+        Command::Import {
+            what: ImportKind::Contacts { file, config },
+        } => cmd_import::run(&config, &file),
+        Command::Token {
+            action:
+                TokenAction::Create {
+                    name,
+                    scope,
+                    config,
+                },
+        } => cmd_token::create(&config, &name, &scope),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

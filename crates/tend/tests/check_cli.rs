@@ -1,0 +1,195 @@
+//! `tend init` and `tend check`, run as the real binary on temporary folders.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+fn tend(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("TEND_SMTP_URL")
+        .output()
+        .expect("the tend binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every file below `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let old = fs::read_to_string(path).unwrap();
+    assert!(old.contains(from), "{} has no `{from}`", path.display());
+    fs::write(path, old.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn init_writes_a_project_that_checks_clean() {
+    let tmp = TempDir::new().unwrap();
+    let out = tend(&["init", "studio"], tmp.path());
+    assert!(out.status.success(), "init failed: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("tend check"), "{stdout}");
+    assert!(stdout.contains("tend token create"), "{stdout}");
+    assert!(stdout.contains("tend serve"), "{stdout}");
+
+    let dir = tmp.path().join("studio");
+    let files = files_under(&dir);
+    assert!(files.contains(&"tend.toml".to_string()), "{files:?}");
+    assert!(files.contains(&"processes/new-inquiry.toml".to_string()));
+    assert!(files.contains(&"processes/customer.toml".to_string()));
+    assert!(files.iter().filter(|f| f.starts_with("templates/")).count() >= 10);
+    for file in &files {
+        assert!(
+            stdout.contains(file.as_str()),
+            "{file} not listed in {stdout}"
+        );
+    }
+    let config = fs::read_to_string(dir.join("tend.toml")).unwrap();
+    assert!(config.contains("database_url = \"sqlite://tend.db\""));
+    assert!(
+        config.contains("# smtp_url"),
+        "smtp_url must start commented out"
+    );
+
+    let out = tend(&["check", "studio"], tmp.path());
+    assert!(out.status.success(), "check failed: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("ok: 2 processes, 20 steps, 18 templates"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn init_and_check_default_to_the_current_folder() {
+    let tmp = TempDir::new().unwrap();
+    assert!(tend(&["init"], tmp.path()).status.success());
+    assert!(tmp.path().join("tend.toml").is_file());
+    let out = tend(&["check"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_writes_nothing() {
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("tend.toml"), "mine").unwrap();
+    let out = tend(&["init", "."], tmp.path());
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("tend.toml"), "{stderr}");
+    assert!(stderr.contains("refusing to overwrite"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("tend.toml")).unwrap(),
+        "mine"
+    );
+    assert_eq!(files_under(tmp.path()), ["tend.toml"]);
+
+    // A single clashing file deep inside is enough to refuse everything.
+    let tmp = TempDir::new().unwrap();
+    fs::create_dir_all(tmp.path().join("templates")).unwrap();
+    fs::write(tmp.path().join("templates/welcome.md"), "my welcome").unwrap();
+    let out = tend(&["init", "."], tmp.path());
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("welcome.md"), "{stderr}");
+    assert!(
+        !stderr.contains("tend.toml"),
+        "only clashing files are named: {stderr}"
+    );
+    assert_eq!(files_under(tmp.path()), ["templates/welcome.md"]);
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("templates/welcome.md")).unwrap(),
+        "my welcome"
+    );
+}
+
+#[test]
+fn a_broken_project_lists_every_error_with_its_position() {
+    let tmp = TempDir::new().unwrap();
+    assert!(tend(&["init", "biz"], tmp.path()).status.success());
+    let dir = tmp.path().join("biz");
+    edit(
+        &dir.join("tend.toml"),
+        "timezone = \"Europe/Rome\"",
+        "timezone = \"Europe/Rom\"",
+    );
+    edit(
+        &dir.join("tend.toml"),
+        "min_gap = \"1d\"",
+        "min_gap = \"3x\"",
+    );
+    edit(
+        &dir.join("processes/new-inquiry.toml"),
+        "email = \"how-we-work\"",
+        "email = \"how-we-wrok\"",
+    );
+    edit(&dir.join("processes/customer.toml"), "minutes = 10\n", "");
+    edit(
+        &dir.join("templates/welcome.md"),
+        "{{ business.name }}",
+        "{{ bussiness.name }}",
+    );
+    edit(
+        &dir.join("templates/referral.md"),
+        "Know someone",
+        "{% if %} Know someone",
+    );
+
+    let out = tend(&["check", "biz"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let expected = [
+        "processes/customer.toml:43:1: step 6 is missing `minutes`",
+        "processes/new-inquiry.toml:36:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
+        "templates/referral.md:1:16: template syntax:",
+        "templates/welcome.md:5:34: unknown variable `bussiness.name`; did you mean `business.name`?",
+        "tend.toml:12:12: `timezone`: `Europe/Rom` is not a known IANA time zone",
+        "tend.toml:48:11: `min_gap`: duration `3x` has an unknown unit",
+    ];
+    for line in expected {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(line)),
+            "missing `{line}` in:\n{stderr}"
+        );
+    }
+    let positioned = stderr
+        .lines()
+        .filter(|l| l.splitn(4, ':').count() == 4)
+        .count();
+    assert!(positioned >= expected.len(), "{stderr}");
+    assert!(text(&out.stdout).is_empty());
+}
+
+#[test]
+fn check_without_a_project_says_how_to_start() {
+    let tmp = TempDir::new().unwrap();
+    let out = tend(&["check", "."], tmp.path());
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("tend init"), "{stderr}");
+}

@@ -1,0 +1,273 @@
+//! The real `tend` binary: init a business, create tokens, serve on port 0, feed it,
+//! import CSV files — as a new user would.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn tend(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run tend")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A business from `tend init`, with a write key and an admin token.
+struct Business {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    write_key: String,
+    admin: String,
+}
+
+impl Business {
+    fn new() -> Business {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("studio");
+        let init = tend(tmp.path(), &["init", "studio"]);
+        assert!(init.status.success(), "init failed: {}", stderr(&init));
+        let token = |scope: &str| {
+            let out = tend(
+                &dir,
+                &["token", "create", "--name", scope, "--scope", scope],
+            );
+            assert!(out.status.success(), "token create: {}", stderr(&out));
+            let printed = stdout(&out);
+            assert_eq!(
+                printed.lines().count(),
+                1,
+                "only the token is printed: {printed:?}"
+            );
+            printed.trim().to_owned()
+        };
+        let write_key = token("write");
+        let admin = token("admin");
+        Business {
+            _tmp: tmp,
+            dir,
+            write_key,
+            admin,
+        }
+    }
+
+    fn serve(&self) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(&self.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("serve prints its address")
+            .to_owned();
+        Running { child, base }
+    }
+}
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_new_business_serves_segment_ingest_and_the_api() {
+    let business = Business::new();
+    let server = business.serve();
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let identify =
+        json!({ "userId": "u-42", "traits": { "email": "ann@example.com", "name": "Ann Smith" } });
+    let response = client
+        .post(format!("{}/v1/identify", server.base))
+        .basic_auth(&business.write_key, Some(""))
+        .json(&identify)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The starter maps "Order Completed" to the customer stage.
+    let track = json!({ "userId": "u-42", "event": "Order Completed" });
+    let response = client
+        .post(format!("{}/v1/track", server.base))
+        .basic_auth(&business.write_key, Some(""))
+        .json(&track)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let page: Value = client
+        .get(format!("{}/api/contacts?q=ann", server.base))
+        .bearer_auth(&business.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["contacts"][0]["email"], "ann@example.com");
+    assert_eq!(page["contacts"][0]["stage"], "customer");
+
+    let processes: Value = client
+        .get(format!("{}/api/processes", server.base))
+        .bearer_auth(&business.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let processes = processes["processes"].as_array().unwrap();
+    assert!(processes.len() >= 2, "{processes:?}");
+    assert!(
+        processes
+            .iter()
+            .any(|p| p["steps"].as_array().is_some_and(|s| s.len() >= 9))
+    );
+}
+
+#[test]
+fn serve_refuses_an_invalid_project_and_says_where() {
+    let business = Business::new();
+    let config = business.dir.join("tend.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[business]", "[business]\nmood = \"sunny\"", 1),
+    )
+    .unwrap();
+    let out = tend(&business.dir, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("tend.toml:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("mood"), "{}", stderr(&out));
+}
+
+#[test]
+fn token_create_rejects_an_unknown_scope() {
+    let business = Business::new();
+    let out = tend(
+        &business.dir,
+        &["token", "create", "--name", "x", "--scope", "root"],
+    );
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
+    let business = Business::new();
+    let csv = business.dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "email,name,stage,timezone,city\n\
+         ann@example.com,Ann,lead,Europe/Rome,Milan\n\
+         not-an-email,Bob,lead,Europe/Rome,\n\
+         cat@example.com,Cat,wizard,Europe/Rome,\n\
+         dan@example.com,Dan,lead,Mars/Olympus,\n\
+         eve@example.com,Eve,,,Turin\n\
+         ANN@example.com,Ann again,lead,,\n",
+    )
+    .unwrap();
+    let out = tend(&business.dir, &["import", "contacts", "people.csv"]);
+    assert!(
+        !out.status.success(),
+        "rejected rows make the exit non-zero"
+    );
+    let errors = stderr(&out);
+    assert!(
+        errors.contains("people.csv:3: `not-an-email` is not an email address"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("people.csv:4: unknown stage `wizard`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("people.csv:5: `Mars/Olympus` is not a known IANA time zone"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("people.csv:7: ann@example.com is already on line 2"),
+        "{errors}"
+    );
+    assert!(stdout(&out).contains("imported 2 rows"), "{}", stdout(&out));
+
+    let again = tend(&business.dir, &["import", "contacts", "people.csv"]);
+    assert!(
+        stdout(&again).contains("0 new, 0 updated, 2 unchanged"),
+        "{}",
+        stdout(&again)
+    );
+
+    let good = business.dir.join("good.csv");
+    std::fs::write(&good, "email,name\nfay@example.com,Fay\n").unwrap();
+    let out = tend(&business.dir, &["import", "contacts", "good.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+}
+
+#[test]
+fn import_without_an_email_column_is_refused() {
+    let business = Business::new();
+    std::fs::write(business.dir.join("bad.csv"), "name,stage\nAnn,lead\n").unwrap();
+    let out = tend(&business.dir, &["import", "contacts", "bad.csv"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bad.csv:1: missing column `email`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_hundred_thousand_rows_import_and_reimport_unchanged() {
+    let business = Business::new();
+    let path = business.dir.join("big.csv");
+    let mut text = String::from("email,name,stage,timezone,source\n");
+    for i in 0..100_000 {
+        text.push_str(&format!(
+            "person{i}@example.com,Person {i},lead,Europe/Rome,fair\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = tend(&business.dir, &["import", "contacts", "big.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("100000 new"), "{}", stdout(&out));
+    let again = tend(&business.dir, &["import", "contacts", "big.csv"]);
+    assert!(
+        stdout(&again).contains("0 new, 0 updated, 100000 unchanged"),
+        "{}",
+        stdout(&again)
+    );
+}
