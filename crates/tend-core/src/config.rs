@@ -6,12 +6,14 @@
 //! | key | default |
 //! |---|---|
 //! | `database_url` | `sqlite://tend.db` (resolved beside `tend.toml` by the binary) |
+//! | `public_url` | `http://127.0.0.1:7070` (where unsubscribe links point) |
 //! | `[business] name` | required |
 //! | `[business] timezone` | `UTC` |
 //! | `[business] hours` | `Mon-Fri 09:00-17:00` |
 //! | `[capacity] per_week` | `10` work items |
 //! | `[capacity] target_utilization` | `0.85` |
 //! | `[capacity] horizon` | `2w` |
+//! | `[capacity] offer_probability` | `0.2`: prior chance that an offer creates work |
 //! | `[budget]` | no limits |
 //! | `[costs]` | every channel costs 0 |
 //! | `[limits] per_contact_per_week` | `3` |
@@ -23,11 +25,13 @@
 //! | `[channels.email] from` | none (required by `tend check` once a process sends email) |
 //! | `[channels.email] smtp_url` | none: email is written to `outbox/` as `.eml` files |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
+//! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |
 
 use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
 use crate::domain::{Email, StageName, TimeZoneName};
 use crate::duration::Duration;
 use crate::hours::{DailyWindow, WeeklyHours};
+use crate::pacer::{ChannelCosts, PacerError, PacerPolicy, Period, Resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use toml::de::{DeTable, DeValue};
@@ -35,8 +39,11 @@ use toml::de::{DeTable, DeValue};
 /// The database used when `database_url` is absent.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tend.db";
 
+/// Where links in emails point when `public_url` is absent: `tend serve`'s default address.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:7070";
+
 /// The budget resources Tend meters; `[budget]` keys must be one of these.
-pub const BUDGET_RESOURCES: &[&str] = &["emails", "webhooks", "tasks", "staff_minutes", "money"];
+pub const BUDGET_RESOURCES: &[&str] = &["emails", "webhooks", "staff_minutes", "money"];
 
 /// The channels a touch can use; `[costs]` keys must be one of these.
 pub const CHANNELS: &[&str] = &["email", "webhook", "task"];
@@ -49,6 +56,9 @@ pub const DEFAULT_STAGES: &[&str] = &["prospect", "lead", "customer", "loyal", "
 pub struct Config {
     /// `sqlite://…` or `postgres://…`; a relative SQLite path is relative to `tend.toml`.
     pub database_url: String,
+    /// The server's address as recipients reach it, without a trailing slash; unsubscribe
+    /// links and the calendar feed are built on it.
+    pub public_url: String,
     /// `[business]`.
     pub business: Business,
     /// `[capacity]`.
@@ -65,6 +75,17 @@ pub struct Config {
     pub work: Work,
     /// `[channels]`.
     pub channels: Channels,
+    /// `[tasks]`.
+    pub tasks: Tasks,
+}
+
+/// `[tasks]`: what the outcome of a completed task means.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tasks {
+    /// `[tasks.outcomes]`: outcome → event recorded for the contact when a task is
+    /// completed with it, e.g. `replied = "Replied"`; the event can move the contact's
+    /// stage or end its process.
+    pub outcomes: BTreeMap<String, String>,
 }
 
 /// `[business]`: who is sending, where, and when the team works.
@@ -87,6 +108,8 @@ pub struct Capacity {
     pub target_utilization: f64,
     /// How far ahead expected work is counted.
     pub horizon: Duration,
+    /// Prior probability that an offer turns into work, before responses are observed.
+    pub offer_probability: f64,
 }
 
 impl Default for Capacity {
@@ -95,6 +118,7 @@ impl Default for Capacity {
             per_week: 10.0,
             target_utilization: 0.85,
             horizon: Duration::from_secs(14 * 86_400),
+            offer_probability: 0.2,
         }
     }
 }
@@ -299,6 +323,29 @@ impl Config {
     pub fn cost(&self, channel: &str) -> f64 {
         self.costs.get(channel).copied().unwrap_or(0.0)
     }
+
+    /// The pacer's rules as this config sets them.
+    pub fn pacer_policy(&self) -> Result<PacerPolicy, PacerError> {
+        let mut policy = PacerPolicy::new(&self.business.timezone, self.business.hours.clone());
+        policy.quiet_hours = Some(self.limits.quiet_hours);
+        for resource in Resource::ALL {
+            if let Some(limits) = self.budget(&resource.to_string()) {
+                let target = policy.budgets.get_mut(resource);
+                target.set(Period::Day, limits.per_day);
+                target.set(Period::Week, limits.per_week);
+                target.set(Period::Month, limits.per_month);
+            }
+        }
+        policy.costs = ChannelCosts {
+            email: self.cost("email"),
+            webhook: self.cost("webhook"),
+            task: self.cost("task"),
+        };
+        policy.per_contact_per_week = Some(self.limits.per_contact_per_week);
+        policy.min_gap = self.limits.min_gap;
+        policy.validate()?;
+        Ok(policy)
+    }
 }
 
 /// What reading `tend.toml` yields: the config when valid, and the stage order even
@@ -310,6 +357,7 @@ pub(crate) struct ConfigParts {
 
 const TOP_KEYS: &[&str] = &[
     "database_url",
+    "public_url",
     "business",
     "capacity",
     "budget",
@@ -318,6 +366,7 @@ const TOP_KEYS: &[&str] = &[
     "stages",
     "work",
     "channels",
+    "tasks",
 ];
 
 /// Walks a parsed `tend.toml`, reporting every problem.
@@ -326,6 +375,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let top = Fields::new(report, doc, 0, "tend.toml", TOP_KEYS);
 
     let database_url = read_database_url(report, &top);
+    let public_url = read_public_url(report, &top);
     let business = read_business(report, &top);
     let capacity = read_capacity(report, &top);
     let budget = read_budget(report, &top);
@@ -334,14 +384,16 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let stages = read_stages(report, &top);
     let work = read_work(report, &top);
     let channels = read_channels(report, &top);
+    let tasks = read_tasks(report, &top);
 
     let stage_order = stages.as_ref().map(|s| s.order.clone());
-    let config = match (database_url, business, stages) {
-        (Some(database_url), Some(business), Some(stages))
+    let config = match (database_url, public_url, business, stages) {
+        (Some(database_url), Some(public_url), Some(business), Some(stages))
             if report.error_count() == errors_before =>
         {
             Some(Config {
                 database_url,
+                public_url,
                 business,
                 capacity,
                 budget,
@@ -350,6 +402,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
                 stages,
                 work,
                 channels,
+                tasks,
             })
         }
         _ => None,
@@ -376,6 +429,31 @@ fn read_database_url(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<St
             ),
         );
         None
+    }
+}
+
+fn read_public_url(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<String> {
+    let Some(url) = top.str(report, "public_url") else {
+        return (!top.has("public_url")).then(|| DEFAULT_PUBLIC_URL.to_owned());
+    };
+    let text = url.get_ref().trim().trim_end_matches('/');
+    let host = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Some(text.to_owned())
+        }
+        _ => {
+            report.error(
+                url.span().start,
+                format!(
+                    "`public_url` must be an http:// or https:// address such as \
+                     \"https://tend.example.com\", found \"{text}\""
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -417,7 +495,12 @@ fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Capacity {
             report,
             item,
             "[capacity]",
-            &["per_week", "target_utilization", "horizon"],
+            &[
+                "per_week",
+                "target_utilization",
+                "horizon",
+                "offer_probability",
+            ],
         )
     }) else {
         return capacity;
@@ -445,6 +528,16 @@ fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Capacity {
             report.error(h.span().start, "`horizon` must be longer than zero");
         }
         capacity.horizon = h.into_inner();
+    }
+    if let Some(p) = fields.number(report, "offer_probability") {
+        let value = *p.get_ref();
+        if !(0.0..=1.0).contains(&value) {
+            report.error(
+                p.span().start,
+                format!("`offer_probability` must be between 0 and 1 (e.g. 0.2), found {value}"),
+            );
+        }
+        capacity.offer_probability = value;
     }
     capacity
 }
@@ -682,4 +775,43 @@ fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Channels {
         }
     }
     channels
+}
+
+fn read_tasks(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Tasks {
+    let mut tasks = Tasks::default();
+    let Some(fields) = top
+        .get("tasks")
+        .and_then(|item| Fields::nested(report, item, "[tasks]", &["outcomes"]))
+    else {
+        return tasks;
+    };
+    let Some(item) = fields.get("outcomes") else {
+        return tasks;
+    };
+    let DeValue::Table(table) = item.get_ref() else {
+        report.error(
+            item.span().start,
+            "[tasks.outcomes] must be a table of outcome = \"Event Name\"",
+        );
+        return tasks;
+    };
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (outcome, value) in entries {
+        let Some(event) = crate::check::expect_str(report, value, outcome.get_ref()) else {
+            continue;
+        };
+        let name = event.get_ref().trim();
+        if name.is_empty() {
+            report.error(
+                event.span().start,
+                format!("outcome `{}` must name an event", outcome.get_ref()),
+            );
+        } else {
+            tasks
+                .outcomes
+                .insert(outcome.get_ref().trim().to_owned(), name.to_owned());
+        }
+    }
+    tasks
 }

@@ -3,10 +3,12 @@
 //! Instants are stored as integer milliseconds since the Unix epoch and ids as 64-bit
 //! integers, so the SQL text can be shared with the PostgreSQL backend that follows.
 
+pub mod engine;
 mod model;
 mod sqlite;
 pub mod tokens;
 
+pub use engine::*;
 pub use model::*;
 pub use sqlite::SqliteStore;
 
@@ -14,6 +16,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use std::path::Path;
 use std::sync::Arc;
+use tend_core::pacer::TouchId;
 use tend_core::{ContactId, Email, StageName};
 
 /// Everything that can go wrong talking to storage.
@@ -37,6 +40,9 @@ pub enum StoreError {
     /// The contact was erased, but its bytes could not yet be purged from every file.
     #[error("erasure incomplete: {0}")]
     EraseIncomplete(String),
+    /// Another writer changed what the caller read before writing; nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// The one storage interface; each backend implements all of it.
@@ -90,6 +96,141 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finds a token by the hash of what a client presented.
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    // --- The engine's state (see `engine` for the records) ---
+
+    /// Every process the engine has loaded before.
+    async fn stored_processes(&self) -> Result<Vec<StoredProcess>, StoreError>;
+
+    /// Records a process's current steps, moves contacts off changed steps and, for a new
+    /// process, enrolls the stage's current members: one transaction. Fails with
+    /// [`StoreError::Conflict`] if the stored steps are no longer `sync.previous`.
+    async fn sync_process(&self, sync: &ProcessSync<'_>) -> Result<SyncOutcome, StoreError>;
+
+    /// Where the engine's reading of events and stage history stands.
+    async fn signal_cursor(&self) -> Result<SignalCursor, StoreError>;
+
+    /// Up to `limit` stage changes and up to `limit` events named in `event_names`
+    /// after `after`, merged in the order they happened.
+    async fn read_signals(
+        &self,
+        after: SignalCursor,
+        event_names: &[String],
+        limit: u32,
+    ) -> Result<SignalBatch, StoreError>;
+
+    /// Applies actions and moves the cursor from `from` to `to`, in one transaction;
+    /// [`StoreError::Conflict`] if the cursor is no longer at `from`.
+    async fn apply_signals(
+        &self,
+        from: SignalCursor,
+        to: SignalCursor,
+        actions: &[EngineAction],
+        at: Timestamp,
+    ) -> Result<ApplyOutcome, StoreError>;
+
+    /// Up to `limit` pending touches due at `now`, oldest first, with their contacts'
+    /// pacing state.
+    async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError>;
+
+    /// Budget usage, open work, offers in flight since `in_flight_since`, offer stats.
+    async fn pacing_snapshot(
+        &self,
+        in_flight_since: Timestamp,
+    ) -> Result<PacingSnapshot, StoreError>;
+
+    /// Stores a batch's decisions and the budget usage after it, in one transaction.
+    async fn record_decisions(
+        &self,
+        at: Timestamp,
+        decisions: &[DecisionRecord],
+        budget: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` queued touches whose time has come until `now + lease_ms`,
+    /// counting an attempt on each.
+    async fn claim_dispatch(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTouch>, StoreError>;
+
+    /// Records how a claimed touch's dispatch ended; ignored if the touch is no longer
+    /// queued (cancelled meanwhile).
+    async fn finish_dispatch(
+        &self,
+        touch: TouchId,
+        at: Timestamp,
+        result: &DispatchResult,
+    ) -> Result<(), StoreError>;
+
+    /// Gives claimed touches back, due at `at`, without counting the attempt.
+    async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError>;
+
+    /// Gives back every leased touch at once, due at `at`: at start, the leases still
+    /// held belong to a run that stopped (one engine runs per database).
+    async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError>;
+
+    /// Records an event for a known contact (a task's outcome) and moves it to `stage`
+    /// if given, as ingest would. A repeated `message_id` changes nothing; returns
+    /// whether the event was new.
+    async fn track_for_contact(
+        &self,
+        contact: ContactId,
+        name: &str,
+        message_id: &str,
+        properties: serde_json::Value,
+        stage: Option<&StageName>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// When the next queued touch may be claimed, if any is queued.
+    async fn next_dispatch_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// When the next pending touch falls due, if any is pending.
+    async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Open tasks due before `to` (overdue ones included) and tasks finished in
+    /// `[from, to)`, by due time.
+    async fn tasks(&self, from: Timestamp, to: Timestamp) -> Result<Vec<TaskView>, StoreError>;
+
+    /// One task.
+    async fn task(&self, id: TouchId) -> Result<Option<TaskView>, StoreError>;
+
+    /// Completes or skips an open task and moves its enrollment to `next` (completes it
+    /// when `None`). Returns `false` if the task is not open.
+    async fn finish_task(
+        &self,
+        id: TouchId,
+        at: Timestamp,
+        end: &TaskEnd,
+        next: Option<NextTouch>,
+    ) -> Result<bool, StoreError>;
+
+    /// A contact's enrollments, newest first.
+    async fn enrollments_of(&self, contact: ContactId)
+    -> Result<Vec<EnrollmentView>, StoreError>;
+
+    /// A contact's latest `limit` touches, newest first.
+    async fn touches_of(&self, contact: ContactId, limit: u32)
+    -> Result<Vec<TouchView>, StoreError>;
+
+    /// Suppresses a contact (unsubscribed, bounced): nothing is sent to it again, its
+    /// enrollments end and its planned touches are cancelled. Returns `false` if there is
+    /// no such contact.
+    async fn suppress_contact(
+        &self,
+        id: ContactId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// A named engine value (signing key, open work set by hand).
+    async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets a named engine value.
+    async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the backend named by `database_url`, creating and migrating it if needed.

@@ -216,6 +216,9 @@ pub enum TokenScope {
     Write,
     /// Everything, including the REST API.
     Admin,
+    /// Reading the agenda feed (`/agenda.ics?token=`) and nothing else, so the token a
+    /// calendar app keeps in its URL cannot read or change contacts.
+    Calendar,
 }
 
 impl TokenScope {
@@ -224,14 +227,16 @@ impl TokenScope {
         match self {
             TokenScope::Write => "write",
             TokenScope::Admin => "admin",
+            TokenScope::Calendar => "calendar",
         }
     }
 
-    /// Parses `write` or `admin`.
+    /// Parses `write`, `admin` or `calendar`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "write" => Some(TokenScope::Write),
             "admin" => Some(TokenScope::Admin),
+            "calendar" => Some(TokenScope::Calendar),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@
 //! `BEGIN IMMEDIATE` so that another process (the CLI importing while `tend serve` runs)
 //! waits on the busy timeout instead of failing when a read upgrades to a write.
 
+mod engine;
 mod import;
 mod ingest;
 mod sql;
@@ -22,11 +23,18 @@ use std::time::Duration;
 
 /// Migrations, embedded so the binary carries its schema. Every file of
 /// `migrations/sqlite` must be listed here; a unit test checks it.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "contacts_events_tokens",
-    include_str!("../migrations/sqlite/0001_contacts_events_tokens.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "contacts_events_tokens",
+        include_str!("../migrations/sqlite/0001_contacts_events_tokens.sql"),
+    ),
+    (
+        2,
+        "engine",
+        include_str!("../migrations/sqlite/0002_engine.sql"),
+    ),
+];
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -326,6 +334,8 @@ impl Store for SqliteStore {
         };
         let email: Option<String> = get(&row, "email")?;
         for sql in [
+            "DELETE FROM touches WHERE contact_id = $1",
+            "DELETE FROM enrollments WHERE contact_id = $1",
             "DELETE FROM events WHERE contact_id = $1",
             "DELETE FROM contact_aliases WHERE contact_id = $1",
             "DELETE FROM stage_history WHERE contact_id = $1",
@@ -428,6 +438,220 @@ impl Store for SqliteStore {
             })?,
             created_at: timestamp(get(&row, "created_at")?, &format!("token {id} created_at"))?,
         }))
+    }
+
+    async fn stored_processes(&self) -> Result<Vec<StoredProcess>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::stored_processes(&mut conn).await
+    }
+
+    async fn sync_process(&self, sync: &ProcessSync<'_>) -> Result<SyncOutcome, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = engine::sync_process(&mut tx, sync).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn signal_cursor(&self) -> Result<SignalCursor, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::cursor(&mut conn).await
+    }
+
+    async fn read_signals(
+        &self,
+        after: SignalCursor,
+        event_names: &[String],
+        limit: u32,
+    ) -> Result<SignalBatch, StoreError> {
+        let mut tx = self.read.begin().await?;
+        let batch = engine::read_signals(&mut tx, after, event_names, limit).await?;
+        tx.commit().await?;
+        Ok(batch)
+    }
+
+    async fn apply_signals(
+        &self,
+        from: SignalCursor,
+        to: SignalCursor,
+        actions: &[EngineAction],
+        at: Timestamp,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = engine::apply_signals(&mut tx, from, to, actions, at).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError> {
+        let mut tx = self.read.begin().await?;
+        let batch = engine::due_touches(&mut tx, now, limit).await?;
+        tx.commit().await?;
+        Ok(batch)
+    }
+
+    async fn pacing_snapshot(
+        &self,
+        in_flight_since: Timestamp,
+    ) -> Result<PacingSnapshot, StoreError> {
+        let mut tx = self.read.begin().await?;
+        let snapshot = engine::pacing_snapshot(&mut tx, in_flight_since).await?;
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn record_decisions(
+        &self,
+        at: Timestamp,
+        decisions: &[DecisionRecord],
+        budget: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        engine::record_decisions(&mut tx, at, decisions, budget).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_dispatch(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTouch>, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let claimed = engine::claim_dispatch(&mut tx, now, lease_ms, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn finish_dispatch(
+        &self,
+        touch: TouchId,
+        at: Timestamp,
+        result: &DispatchResult,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        engine::finish_dispatch(&mut tx, touch, at, result).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        engine::release_claims(&mut tx, touches, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.write.acquire().await?;
+        engine::release_all_claims(&mut conn, at).await
+    }
+
+    async fn track_for_contact(
+        &self,
+        contact: ContactId,
+        name: &str,
+        message_id: &str,
+        properties: serde_json::Value,
+        stage: Option<&StageName>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let new = engine::track_for_contact(
+            &mut tx,
+            contact,
+            name,
+            message_id,
+            &properties,
+            stage,
+            millis(at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn next_dispatch_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::next_at(
+            &mut conn,
+            "SELECT MIN(next_attempt_at) AS next FROM touches WHERE state = 'queued'",
+        )
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::next_at(
+            &mut conn,
+            "SELECT MIN(due_at) AS next FROM touches WHERE state = 'pending'",
+        )
+        .await
+    }
+
+    async fn tasks(&self, from: Timestamp, to: Timestamp) -> Result<Vec<TaskView>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::tasks(&mut conn, from, to).await
+    }
+
+    async fn task(&self, id: TouchId) -> Result<Option<TaskView>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::task(&mut conn, id).await
+    }
+
+    async fn finish_task(
+        &self,
+        id: TouchId,
+        at: Timestamp,
+        end: &TaskEnd,
+        next: Option<NextTouch>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let done = engine::finish_task(&mut tx, id, at, end, next).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn enrollments_of(
+        &self,
+        contact: ContactId,
+    ) -> Result<Vec<EnrollmentView>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::enrollments_of(&mut conn, contact).await
+    }
+
+    async fn touches_of(
+        &self,
+        contact: ContactId,
+        limit: u32,
+    ) -> Result<Vec<TouchView>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::touches_of(&mut conn, contact, limit).await
+    }
+
+    async fn suppress_contact(
+        &self,
+        id: ContactId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let done = engine::suppress(&mut tx, id, reason, millis(at)).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::value(&mut conn, key).await
+    }
+
+    async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await?;
+        engine::set_value(&mut conn, key, value).await
     }
 }
 

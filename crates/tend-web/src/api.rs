@@ -13,6 +13,8 @@ use tend_store::ContactQuery;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
+/// A contact's latest touches shown with it; a process has at most a few dozen.
+const TOUCHES_SHOWN: u32 = 200;
 
 /// Query string of `GET /api/contacts`; all strings so a bad value gets a named 400
 /// instead of axum's generic rejection.
@@ -78,6 +80,8 @@ pub async fn get_contact(
     let timeline = state.store.timeline(id).await?;
     let mut body = json!(contact);
     body["timeline"] = json!(timeline);
+    body["enrollments"] = json!(state.store.enrollments_of(id).await?);
+    body["touches"] = json!(state.store.touches_of(id, TOUCHES_SHOWN).await?);
     Ok(Json(body))
 }
 

@@ -14,8 +14,12 @@ pub async fn write_key(state: &AppState, headers: &HeaderMap) -> Result<ApiToken
         Some(Credentials::Basic(user)) | Some(Credentials::Bearer(user)) => user,
         None => return Err(AppError::Unauthorized),
     };
-    // Every scope can ingest: an admin token is a superset of a write key.
-    lookup(state, &presented).await
+    let token = lookup(state, &presented).await?;
+    // An admin token is a superset of a write key; a calendar token reads one feed only.
+    match token.scope {
+        TokenScope::Write | TokenScope::Admin => Ok(token),
+        TokenScope::Calendar => Err(AppError::Forbidden),
+    }
 }
 
 /// Resolves a REST bearer token and requires the admin scope.
@@ -26,6 +30,16 @@ pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, Ap
     let token = lookup(state, &presented).await?;
     match token.scope {
         TokenScope::Admin => Ok(token),
+        TokenScope::Write | TokenScope::Calendar => Err(AppError::Forbidden),
+    }
+}
+
+/// Resolves the token a calendar app keeps in the feed's URL (`?token=`); calendar and
+/// admin tokens may read the feed.
+pub async fn calendar(state: &AppState, presented: Option<&str>) -> Result<ApiToken, AppError> {
+    let token = lookup(state, presented.unwrap_or_default()).await?;
+    match token.scope {
+        TokenScope::Calendar | TokenScope::Admin => Ok(token),
         TokenScope::Write => Err(AppError::Forbidden),
     }
 }

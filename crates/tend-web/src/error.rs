@@ -19,10 +19,29 @@ pub enum AppError {
     Forbidden,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is valid but the resource is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{what} is larger than the limit of {limit} bytes")]
     TooLarge { what: String, limit: usize },
     #[error("internal error")]
     Internal(#[from] tend_store::StoreError),
+}
+
+impl From<tend_engine::EngineError> for AppError {
+    fn from(err: tend_engine::EngineError) -> Self {
+        use tend_engine::EngineError;
+        match err {
+            EngineError::Store(e) => AppError::Internal(e),
+            EngineError::NoSuchTask(_) => AppError::NotFound("task"),
+            EngineError::TaskNotOpen(id) => {
+                AppError::Conflict(format!("task {id} is already completed or skipped"))
+            }
+            EngineError::Policy(e) => {
+                AppError::Internal(tend_store::StoreError::Corrupt(e.to_string()))
+            }
+        }
+    }
 }
 
 impl AppError {
@@ -43,6 +62,7 @@ impl IntoResponse for AppError {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::Internal(err) => {
                 // Logged here, once; the client sees no internals.

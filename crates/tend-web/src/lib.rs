@@ -5,6 +5,8 @@ mod api;
 mod auth;
 mod error;
 mod segment;
+mod tasks;
+mod unsubscribe;
 
 pub use error::AppError;
 
@@ -15,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tend_core::StageName;
+use tend_engine::Engine;
 use tend_store::{ApiToken, IngestMessage, IngestOutcome, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
@@ -45,6 +48,8 @@ pub struct AppState {
     /// Hash → token for tokens already seen; there is no revocation yet, so a cached
     /// token cannot go stale.
     token_cache: Arc<RwLock<HashMap<String, ApiToken>>>,
+    /// The engine, when one runs: tasks, unsubscribe links, enrollments.
+    engine: Option<Arc<Engine>>,
 }
 
 impl AppState {
@@ -55,16 +60,34 @@ impl AppState {
             rules: Arc::new(rules),
             processes: Arc::new(processes),
             token_cache: Arc::default(),
+            engine: None,
         }
+    }
+
+    /// Adds the engine: ingest wakes it, and its routes (tasks, the agenda feed,
+    /// unsubscribe) are served.
+    pub fn with_engine(mut self, engine: Arc<Engine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    fn engine(&self) -> Result<&Arc<Engine>, AppError> {
+        self.engine.as_ref().ok_or(AppError::NotFound("engine"))
     }
 
     async fn ingest(&self, messages: &[IngestMessage]) -> Result<IngestOutcome, StoreError> {
         if messages.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        self.store
+        let outcome = self
+            .store
             .ingest(messages, &self.rules.new_contact_stage)
-            .await
+            .await?;
+        if let Some(engine) = &self.engine {
+            // A new lead's first touch should not wait for the next tick.
+            engine.wake();
+        }
+        Ok(outcome)
     }
 }
 
@@ -80,6 +103,14 @@ pub fn router(state: AppState) -> Router {
             get(api::get_contact).delete(api::erase_contact),
         )
         .route("/api/processes", get(api::list_processes))
+        .route("/api/tasks", get(tasks::agenda))
+        .route("/api/tasks/{id}/complete", post(tasks::complete))
+        .route("/api/tasks/{id}/skip", post(tasks::skip))
+        .route("/agenda.ics", get(tasks::calendar_feed))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::page).post(unsubscribe::one_click),
+        )
         .route("/healthz", get(api::healthz))
         // Ingest reads its bodies itself, to answer over-limit requests with a JSON 413.
         .layer(DefaultBodyLimit::disable())

@@ -73,7 +73,8 @@ enum TokenAction {
         /// A name to recognise the token by.
         #[arg(long)]
         name: String,
-        /// `write` (Segment ingest only) or `admin` (everything).
+        /// `write` (Segment ingest only), `admin` (everything) or `calendar` (the
+        /// agenda feed, /agenda.ics?token=…, only).
         #[arg(long, default_value = "write")]
         scope: String,
         /// Path to tend.toml.

@@ -26,8 +26,10 @@ CREATE TABLE contact_aliases (
 );
 CREATE INDEX contact_aliases_contact ON contact_aliases (contact_id);
 
+-- AUTOINCREMENT here and in stage_history: the engine reads both tables in id order
+-- behind a cursor, so an id must never be handed out again after an erasure.
 CREATE TABLE events (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id  TEXT NOT NULL UNIQUE,
     contact_id  INTEGER NOT NULL REFERENCES contacts (id),
     kind        TEXT NOT NULL CHECK (kind IN ('identify', 'track')),
@@ -39,7 +41,7 @@ CREATE TABLE events (
 CREATE INDEX events_contact_occurred ON events (contact_id, occurred_at);
 
 CREATE TABLE stage_history (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     contact_id INTEGER NOT NULL REFERENCES contacts (id),
     from_stage TEXT,
     to_stage   TEXT NOT NULL,
@@ -53,7 +55,7 @@ CREATE INDEX stage_history_contact_at ON stage_history (contact_id, at);
 CREATE TABLE api_tokens (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL,
-    scope      TEXT NOT NULL CHECK (scope IN ('write', 'admin')),
+    scope      TEXT NOT NULL CHECK (scope IN ('write', 'admin', 'calendar')),
     token_hash TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL
 );

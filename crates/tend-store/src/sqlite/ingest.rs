@@ -441,6 +441,7 @@ impl<'a> Batch<'a> {
             *entry = (*entry).max(h.at);
         }
 
+        super::engine::merge_contacts(conn, keep, gone, at).await?;
         for sql in [
             "UPDATE events SET contact_id = $1 WHERE contact_id = $2",
             "UPDATE contact_aliases SET contact_id = $1 WHERE contact_id = $2",

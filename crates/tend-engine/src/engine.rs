@@ -1,0 +1,836 @@
+//! The engine: three units of work — read new signals into enrollments, decide the due
+//! touches with the pacer, dispatch admitted ones — each callable on its own so tests
+//! and the simulator drive it step by step, and a loop that runs them in `tend serve`.
+
+use crate::book::{self, BoundProcess, ProcessBook};
+use crate::clock::Clock;
+use crate::delivery::{Delivery, EmailTouch};
+use crate::send::SendError;
+use crate::unsubscribe::UnsubscribeSigner;
+use jiff::{SignedDuration, Timestamp};
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+use tend_core::check::Project;
+use tend_core::pacer::{
+    self, BetaPosterior, BudgetState, CapacityState, ContactState, Decision, DueTouch,
+    PacerInput, PacerOutput, PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
+};
+use tend_core::process::Channel as StepChannel;
+use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
+use tend_core::{ContactId, StageName, TimeZoneName};
+use tend_store::{
+    ClaimedTouch, Contact, DecisionRecord, DispatchResult, PacingContact, ProcessSync, Store,
+    StoreError, TaskEnd, TaskView, TouchKind,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Engine value holding the unsubscribe-link signing key (hex).
+const SIGNING_KEY: &str = "unsubscribe_key";
+/// Engine value holding a random id of this installation, part of every Message-ID.
+const INSTANCE_KEY: &str = "instance_id";
+/// How strongly the configured offer probability is believed, in pseudo-observations.
+const PRIOR_STRENGTH: f64 = 10.0;
+
+/// What can stop a unit of work.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration cannot be paced (a negative budget, say).
+    #[error("pacing rules: {0}")]
+    Policy(#[from] pacer::PacerError),
+    /// A task that does not exist or is not open.
+    #[error("task {0} is not open")]
+    TaskNotOpen(i64),
+    /// A task that does not exist.
+    #[error("no task {0}")]
+    NoSuchTask(i64),
+}
+
+/// Tuning knobs; the defaults suit `tend serve`.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Due touches handed to the pacer at once.
+    pub decide_batch: u32,
+    /// Stage changes and events read at once.
+    pub signal_batch: u32,
+    /// Sends in flight at once.
+    pub dispatch_workers: usize,
+    /// How long a claimed send stays leased to its dispatcher.
+    pub lease: StdDuration,
+    /// First retry delay after a temporary failure; doubles per attempt.
+    pub retry_base: StdDuration,
+    /// Longest retry delay.
+    pub retry_max: StdDuration,
+    /// How long the loop sleeps when nothing wakes it.
+    pub idle_tick: StdDuration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            decide_batch: 1_000,
+            signal_batch: 5_000,
+            dispatch_workers: 8,
+            lease: StdDuration::from_secs(120),
+            retry_base: StdDuration::from_secs(30),
+            retry_max: StdDuration::from_secs(3_600),
+            idle_tick: StdDuration::from_secs(1),
+        }
+    }
+}
+
+/// What syncing the process files with the database found, for the log at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Processes seen for the first time, with the contacts enrolled from their stage.
+    pub added: Vec<(String, u64)>,
+    /// `process: step key` for every step removed from a file since the last start.
+    pub removed_steps: Vec<String>,
+    /// Contacts moved to another step because of an edit.
+    pub moved: u64,
+    /// Contacts whose process ended because its remaining steps were removed.
+    pub completed: u64,
+    /// Processes in the database with no file any more; their contacts wait, untouched.
+    pub missing: Vec<String>,
+}
+
+/// The always-on engine.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    project: Arc<Project>,
+    book: ProcessBook,
+    policy: PacerPolicy,
+    delivery: Arc<dyn Delivery>,
+    signer: UnsubscribeSigner,
+    settings: EngineSettings,
+    zones: Mutex<Zones>,
+    wake_decide: Notify,
+    wake_dispatch: Notify,
+}
+
+#[derive(Default)]
+struct Zones {
+    table: ZoneTable,
+    by_name: HashMap<String, ZoneId>,
+}
+
+impl Engine {
+    /// Loads the processes into the store (moving contacts off edited steps, enrolling a
+    /// new process's stage), makes abandoned leases claimable again, and returns the
+    /// engine with what the sync found.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        project: Arc<Project>,
+        clock: Arc<dyn Clock>,
+        delivery: Arc<dyn Delivery>,
+        settings: EngineSettings,
+    ) -> Result<(Engine, SyncReport), EngineError> {
+        let policy = project.config.pacer_policy()?;
+        let now = clock.now();
+        let (book, report) = sync_processes(store.as_ref(), &project, now).await?;
+        let signer = UnsubscribeSigner::new(&secret(store.as_ref(), SIGNING_KEY, 32).await?);
+        // One engine per database: any lease still held belongs to a run that stopped.
+        store.release_all_claims(now).await?;
+        Ok((
+            Engine {
+                store,
+                clock,
+                project,
+                book,
+                policy,
+                delivery,
+                signer,
+                settings,
+                zones: Mutex::new(Zones::default()),
+                wake_decide: Notify::new(),
+                wake_dispatch: Notify::new(),
+            },
+            report,
+        ))
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The processes the engine runs.
+    pub fn book(&self) -> &ProcessBook {
+        &self.book
+    }
+
+    /// The project the engine was started with.
+    pub fn project(&self) -> &Arc<Project> {
+        &self.project
+    }
+
+    /// The pacing rules in force.
+    pub fn policy(&self) -> &PacerPolicy {
+        &self.policy
+    }
+
+    /// Signs and checks unsubscribe tokens.
+    pub fn signer(&self) -> &UnsubscribeSigner {
+        &self.signer
+    }
+
+    /// Asks the loop to look for new signals and due touches now (after an ingest).
+    pub fn wake(&self) {
+        self.wake_decide.notify_one();
+    }
+
+    /// Reads one batch of new stage changes and events and applies what they mean to
+    /// enrollments and open work. Returns how many signals it read.
+    pub async fn try_enroll(&self) -> Result<usize, EngineError> {
+        let config = &self.project.config;
+        let from = self.store.signal_cursor().await?;
+        let names = self.book.event_names(config);
+        let batch = self
+            .store
+            .read_signals(from, &names, self.settings.signal_batch)
+            .await?;
+        if batch.next == from {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let window = SignedDuration::from_millis(config.capacity.horizon.as_millis());
+        let actions = self.book.actions(config, &batch.signals, now, window);
+        let outcome = self
+            .store
+            .apply_signals(from, batch.next, &actions, now)
+            .await?;
+        if outcome.enrolled > 0 || outcome.exited > 0 {
+            tracing::debug!(
+                enrolled = outcome.enrolled,
+                exited = outcome.exited,
+                "applied signals"
+            );
+        }
+        // A cursor that moved over filtered-out events still counts as progress.
+        Ok(batch.signals.len().max(1))
+    }
+
+    /// Decides one batch of due touches with the pacer and records the decisions.
+    /// Returns the number of touches decided.
+    pub async fn try_decide(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let batch = self
+            .store
+            .due_touches(now, self.settings.decide_batch)
+            .await?;
+        if batch.touches.is_empty() {
+            return Ok(0);
+        }
+        let config = &self.project.config;
+        let horizon = SignedDuration::from_millis(config.capacity.horizon.as_millis());
+        let snapshot = self
+            .store
+            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now))
+            .await?;
+        let budget: BudgetState = match &snapshot.budget {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                StoreError::Corrupt(format!("stored budget usage is not readable: {e}"))
+            })?,
+            None => BudgetState::default(),
+        };
+        let probabilities = self.offer_probabilities(&snapshot.offer_stats)?;
+
+        let contacts: HashMap<ContactId, &PacingContact> =
+            batch.contacts.iter().map(|c| (c.id, c)).collect();
+        let (states, zones) = self.contact_states(&batch.contacts);
+
+        let mut due = Vec::with_capacity(batch.touches.len());
+        let mut records = Vec::with_capacity(batch.touches.len());
+        for row in &batch.touches {
+            let Some(bound) = self.book.get(row.process_id) else {
+                // The process file is gone: its contacts wait until it comes back.
+                records.push(DecisionRecord::Defer {
+                    touch: row.touch,
+                    until: now.saturating_add(SignedDuration::from_hours(24)).unwrap_or(now),
+                    reason: Reason::Exited,
+                });
+                continue;
+            };
+            let process = &bound.process;
+            let step = process.steps.get(row.step as usize);
+            let minutes = match step.map(|s| &s.channel) {
+                Some(StepChannel::Task { minutes, .. }) => *minutes,
+                _ => 0,
+            };
+            let probability = probabilities
+                .get(&(row.process_id, row.step))
+                .copied()
+                .unwrap_or(config.capacity.offer_probability);
+            due.push(DueTouch {
+                touch: row.touch,
+                contact: row.contact,
+                process: ProcessId(row.process_id),
+                step: row.step,
+                channel: row.channel,
+                intent: row.intent,
+                minutes,
+                due: row.due_at,
+                enrolled_at: row.enrolled_at,
+                max_gap: process.max_gap,
+                keep_warm: process.keep_warm.is_some(),
+                exited: !row.active,
+                expected_value: match row.intent {
+                    pacer::Intent::Offer => probability,
+                    pacer::Intent::Nurture => 0.0,
+                },
+                offer_probability: probability,
+            });
+        }
+        let capacity = CapacityState {
+            per_week: config.capacity.per_week,
+            target_utilization: config.capacity.target_utilization,
+            horizon: config.capacity.horizon,
+            open_work: snapshot.open_work,
+            expected_in_flight: snapshot.expected_in_flight,
+        };
+        let input = PacerInput {
+            touches: &due,
+            contacts: &states,
+            zones: &zones,
+            budget: &budget,
+            capacity: Some(capacity),
+        };
+        let PacerOutput {
+            decisions,
+            budget,
+            summary,
+        } = pacer::decide(&self.policy, &input, now);
+
+        let mut queued = false;
+        for (touch, decided) in due.iter().zip(&decisions) {
+            let probability =
+                (touch.intent == pacer::Intent::Offer).then_some(touch.offer_probability);
+            records.push(match decided.decision {
+                Decision::Send if touch.channel == pacer::Channel::Task => {
+                    let contact = contacts.get(&touch.contact).copied();
+                    let (title, minutes) = self.task_title(touch, contact);
+                    DecisionRecord::OpenTask {
+                        touch: touch.touch,
+                        title,
+                        minutes,
+                        due_at: now,
+                        probability,
+                    }
+                }
+                Decision::Send => {
+                    queued = true;
+                    DecisionRecord::Queue {
+                        touch: touch.touch,
+                        probability,
+                    }
+                }
+                Decision::Defer { until, reason } => DecisionRecord::Defer {
+                    touch: touch.touch,
+                    until,
+                    reason,
+                },
+                Decision::Substitute { offer_retry_at, .. } => {
+                    queued = true;
+                    DecisionRecord::Substitute {
+                        touch: touch.touch,
+                        retry_at: offer_retry_at,
+                    }
+                }
+                Decision::Skip { reason } => DecisionRecord::Skip {
+                    touch: touch.touch,
+                    reason,
+                    end_enrollment: true,
+                },
+            });
+        }
+        let budget = serde_json::to_string(&budget).expect("budget state serializes");
+        self.store.record_decisions(now, &records, &budget).await?;
+        tracing::debug!(
+            sent = summary.sent,
+            substituted = summary.substituted,
+            deferred = summary.deferred.total(),
+            skipped = summary.skipped.total(),
+            "decided"
+        );
+        if queued {
+            self.wake_dispatch.notify_waiters();
+        }
+        Ok(records.len())
+    }
+
+    /// Claims up to `limit` admitted touches and sends them one after the other,
+    /// recording each result as soon as it is known. Returns how many it claimed.
+    pub async fn try_dispatch(&self, limit: u32) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let claimed = self.store.claim_dispatch(now, lease, limit).await?;
+        for touch in &claimed {
+            let result = self.dispatch_one(touch).await;
+            let at = self.clock.now();
+            let result = match result {
+                Ok(next) => DispatchResult::Delivered { next },
+                Err((SendError::Retryable(error), _)) => DispatchResult::Retry {
+                    retry_at: self.retry_at(at, touch.attempts),
+                    error,
+                },
+                Err((SendError::Fatal(error), next)) => DispatchResult::Failed { error, next },
+                Err((SendError::Bounced(error), _)) => DispatchResult::Bounced { error },
+            };
+            if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } =
+                &result
+            {
+                tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");
+            }
+            self.store.finish_dispatch(touch.touch, at, &result).await?;
+        }
+        Ok(claimed.len())
+    }
+
+    /// Runs every unit of work until none has anything left to do at the clock's
+    /// current time; for tests and the simulator.
+    pub async fn run_until_idle(&self) -> Result<(), EngineError> {
+        loop {
+            let mut worked = false;
+            while self.try_enroll().await? > 0 {
+                worked = true;
+            }
+            while self.try_decide().await? > 0 {
+                worked = true;
+            }
+            while self.try_dispatch(64).await? > 0 {
+                worked = true;
+            }
+            if !worked {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The loop `tend serve` runs: one leader reading signals and deciding every
+    /// second or when woken, and `dispatch_workers` senders. Returns after `shutdown`
+    /// once in-flight sends have finished and been recorded.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.settings.dispatch_workers.max(1) {
+            let engine = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            workers.spawn(async move { engine.dispatch_loop(shutdown).await });
+        }
+        loop {
+            if let Err(error) = self.leader_pass().await {
+                tracing::error!(%error, "engine pass failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake_decide.notified() => {},
+                () = tokio::time::sleep(self.settings.idle_tick) => {},
+            }
+        }
+        while workers.join_next().await.is_some() {}
+        tracing::info!("engine stopped");
+    }
+
+    async fn leader_pass(&self) -> Result<(), EngineError> {
+        while self.try_enroll().await? > 0 {}
+        while self.try_decide().await? > 0 {}
+        Ok(())
+    }
+
+    async fn dispatch_loop(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.try_dispatch(1).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "dispatch failed; retrying"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake_dispatch.notified() => {},
+                () = tokio::time::sleep(self.settings.idle_tick) => {},
+            }
+        }
+    }
+
+    /// Completes or skips an open task, moves its enrollment on, and records the
+    /// outcome's event (per `[tasks.outcomes]`) for the contact.
+    pub async fn finish_task(&self, id: i64, end: TaskEnd) -> Result<TaskView, EngineError> {
+        let touch = pacer::TouchId(id);
+        let Some(task) = self.store.task(touch).await? else {
+            return Err(EngineError::NoSuchTask(id));
+        };
+        if task.state != "open" {
+            return Err(EngineError::TaskNotOpen(id));
+        }
+        let now = self.clock.now();
+        let next = self
+            .book
+            .iter()
+            .find(|b| b.process.id == task.process)
+            .and_then(|b| book::next_touch(&b.process, task.step, now));
+        if !self.store.finish_task(touch, now, &end, next).await? {
+            return Err(EngineError::TaskNotOpen(id));
+        }
+        if let TaskEnd::Done { outcome, .. } = &end
+            && let Some(event) = self.project.config.tasks.outcomes.get(outcome)
+        {
+            let stage = self.project.config.stage_for_event(event).cloned();
+            self.store
+                .track_for_contact(
+                    task.contact_id,
+                    event,
+                    &format!("tend-task-{id}"),
+                    serde_json::json!({ "task": id, "outcome": outcome }),
+                    stage.as_ref(),
+                    now,
+                )
+                .await?;
+            self.wake();
+        }
+        self.wake_decide.notify_one();
+        self.store
+            .task(touch)
+            .await?
+            .ok_or(EngineError::NoSuchTask(id))
+    }
+
+    /// Suppresses a contact for good (an unsubscribe): its enrollments end and nothing
+    /// planned for it is sent. Returns `false` if there is no such contact.
+    pub async fn unsubscribe(&self, contact: ContactId) -> Result<bool, EngineError> {
+        Ok(self
+            .store
+            .suppress_contact(contact, "unsubscribed", self.clock.now())
+            .await?)
+    }
+
+    /// The public unsubscribe link for a contact.
+    pub fn unsubscribe_url(&self, contact: ContactId) -> String {
+        format!(
+            "{}/unsubscribe/{}",
+            self.project.config.public_url,
+            self.signer.token(contact.0)
+        )
+    }
+
+    fn retry_at(&self, at: Timestamp, attempts: u32) -> Timestamp {
+        let base = self.settings.retry_base.as_millis() as f64;
+        let max = self.settings.retry_max.as_millis() as f64;
+        let exponent = attempts.saturating_sub(1).min(30) as i32;
+        let delay = (base * 2f64.powi(exponent)).min(max);
+        // Jitter spreads retries of a burst that failed together (an SMTP outage).
+        let jitter = rand::rng().random_range(0.8..=1.2);
+        let delay = SignedDuration::from_millis((delay * jitter) as i64);
+        at.saturating_add(delay).unwrap_or(at)
+    }
+
+    /// Offer probabilities per process step: the configured prior updated by what
+    /// was observed.
+    fn offer_probabilities(
+        &self,
+        stats: &[tend_store::OfferStat],
+    ) -> Result<HashMap<(i64, u32), f64>, EngineError> {
+        let prior = BetaPosterior::from_prior(
+            self.project.config.capacity.offer_probability,
+            PRIOR_STRENGTH,
+        )?;
+        Ok(stats
+            .iter()
+            .map(|s| {
+                let misses = s.sent.saturating_sub(s.responded);
+                (
+                    (s.process_id, s.step),
+                    prior.observe(s.responded, misses).mean(),
+                )
+            })
+            .collect())
+    }
+
+    fn contact_states(
+        &self,
+        contacts: &[PacingContact],
+    ) -> (HashMap<ContactId, ContactState>, ZoneTable) {
+        let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
+        let Zones { table, by_name } = &mut *zones;
+        let states = contacts
+            .iter()
+            .map(|c| {
+                let zone = match &c.timezone {
+                    Some(name) => *by_name.entry(name.clone()).or_insert_with(|| {
+                        TimeZoneName::parse(name)
+                            .map(|tz| table.intern(&tz))
+                            .unwrap_or(ZoneId::BUSINESS)
+                    }),
+                    None => ZoneId::BUSINESS,
+                };
+                (
+                    c.id,
+                    ContactState {
+                        suppressed: c.suppressed,
+                        zone,
+                        last_touch: c.last_touch_at,
+                        recent: c.recent.clone(),
+                    },
+                )
+            })
+            .collect();
+        (states, table.clone())
+    }
+
+    fn render_context(&self, contact: &ContactFields<'_>) -> serde_json::Value {
+        let config = &self.project.config;
+        RenderContext {
+            contact: ContactVars {
+                id: contact.id.0,
+                email: contact.email.unwrap_or_default().to_owned(),
+                name: contact.name.map(str::to_owned),
+                first_name: contact.name.and_then(first_name_of),
+                timezone: contact.timezone.map(str::to_owned),
+                stage: contact.stage.as_str().to_owned(),
+                attributes: serde_json::Value::Object(contact.attributes.clone()),
+            },
+            business: BusinessVars {
+                name: config.business.name.clone(),
+                timezone: config.business.timezone.as_str().to_owned(),
+            },
+            unsubscribe_url: self.unsubscribe_url(contact.id),
+        }
+        .to_value()
+    }
+
+    fn task_title(&self, touch: &DueTouch, contact: Option<&PacingContact>) -> (String, u32) {
+        let step = self
+            .book
+            .get(touch.process.0)
+            .and_then(|b| b.process.steps.get(touch.step as usize));
+        let Some(StepChannel::Task { title, minutes }) = step.map(|s| &s.channel) else {
+            return ("(task step no longer in its process)".into(), 0);
+        };
+        let rendered = contact.and_then(|c| {
+            let fields = ContactFields::from_pacing(c);
+            render_text(title, &self.render_context(&fields)).ok()
+        });
+        (rendered.unwrap_or_else(|| title.clone()), *minutes)
+    }
+
+    /// Sends one claimed touch; on failure, also says where the enrollment goes if the
+    /// failure is final.
+    async fn dispatch_one(
+        &self,
+        claimed: &ClaimedTouch,
+    ) -> Result<Option<tend_store::NextTouch>, (SendError, Option<tend_store::NextTouch>)> {
+        let now = self.clock.now();
+        let Some(BoundProcess { process, .. }) = self.book.get(claimed.process_id) else {
+            return Err((
+                SendError::Fatal("its process file was removed".into()),
+                None,
+            ));
+        };
+        let index = claimed.enrollment_step;
+        let next = book::next_touch(process, index, now);
+        let fail = |e: SendError| Err((e, next));
+        let contact = ContactFields::from_contact(&claimed.contact);
+        if claimed.contact.suppressed_at.is_some() {
+            return fail(SendError::Fatal("the contact is suppressed".into()));
+        }
+        let step = process.steps.get(index as usize);
+        match (claimed.kind, step.map(|s| &s.channel)) {
+            (TouchKind::KeepWarm, _) => {
+                let Some(template) = process.keep_warm.as_deref() else {
+                    return fail(SendError::Fatal("the process has no keep_warm template".into()));
+                };
+                self.send_email(claimed, &contact, template).await.or_else(fail)?;
+            }
+            (TouchKind::Step, Some(StepChannel::Email { template })) => {
+                self.send_email(claimed, &contact, template).await.or_else(fail)?;
+            }
+            (TouchKind::Step, Some(StepChannel::Webhook { url })) => {
+                let body = serde_json::json!({
+                    "type": "tend.touch",
+                    "touch_id": claimed.touch.0,
+                    "attempt": claimed.attempts,
+                    "process": { "id": process.id, "name": process.name },
+                    "step": {
+                        "index": index,
+                        "intent": process.steps[index as usize].intent,
+                    },
+                    "contact": claimed.contact,
+                });
+                let id = format!("tend_touch_{}", claimed.touch.0);
+                self.delivery
+                    .webhook(url, &id, &body, now)
+                    .await
+                    .or_else(fail)?;
+            }
+            (TouchKind::Step, _) => {
+                return fail(SendError::Fatal(
+                    "its step was removed from the process while it waited".into(),
+                ));
+            }
+        }
+        Ok(next)
+    }
+
+    async fn send_email(
+        &self,
+        claimed: &ClaimedTouch,
+        contact: &ContactFields<'_>,
+        template_name: &str,
+    ) -> Result<(), SendError> {
+        let Some(to) = contact.email else {
+            return Err(SendError::Fatal("the contact has no email address".into()));
+        };
+        let Some(template) = self.project.template(template_name) else {
+            return Err(SendError::Fatal(format!(
+                "template `{template_name}` is missing"
+            )));
+        };
+        let rendered = template
+            .render(&self.render_context(contact))
+            .map_err(|e| SendError::Fatal(format!("rendering {}: {}", e.what, e.message)))?;
+        let token = self.signer.token(contact.id.0);
+        let unsubscribe_url = format!("{}/unsubscribe/{token}", self.project.config.public_url);
+        let email = EmailTouch {
+            touch_id: claimed.touch.0,
+            to_email: to,
+            to_name: contact.name,
+            subject: &rendered.subject,
+            markdown_body: &rendered.body,
+            unsubscribe_url: &unsubscribe_url,
+            unsubscribe_token: &token,
+        };
+        self.delivery.email(&email).await
+    }
+}
+
+/// The contact fields rendering needs, borrowed from either record shape.
+struct ContactFields<'a> {
+    id: ContactId,
+    email: Option<&'a str>,
+    name: Option<&'a str>,
+    timezone: Option<&'a str>,
+    stage: &'a StageName,
+    attributes: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> ContactFields<'a> {
+    fn from_contact(c: &'a Contact) -> Self {
+        ContactFields {
+            id: c.id,
+            email: c.email.as_deref(),
+            name: c.name.as_deref(),
+            timezone: c.timezone.as_deref(),
+            stage: &c.stage,
+            attributes: &c.attributes,
+        }
+    }
+
+    fn from_pacing(c: &'a PacingContact) -> Self {
+        ContactFields {
+            id: c.id,
+            email: c.email.as_deref(),
+            name: c.name.as_deref(),
+            timezone: c.timezone.as_deref(),
+            stage: &c.stage,
+            attributes: &c.attributes,
+        }
+    }
+}
+
+/// Brings the store's processes in line with the files: new processes are added (and
+/// their stage's members enrolled), edited ones have their contacts moved.
+async fn sync_processes(
+    store: &dyn Store,
+    project: &Project,
+    now: Timestamp,
+) -> Result<(ProcessBook, SyncReport), EngineError> {
+    let stored = store.stored_processes().await?;
+    let mut report = SyncReport::default();
+    let mut bound = Vec::new();
+    for process in &project.processes {
+        let keys = book::step_keys(process);
+        let previous = stored.iter().find(|s| s.key == process.id);
+        let (moves, removed) = match previous {
+            Some(p) => book::step_moves(&p.steps, &keys, process),
+            None => (Vec::new(), Vec::new()),
+        };
+        let backfill = match (&process.enroll, previous) {
+            (tend_core::Enroll::Stage(stage), None) => Some(tend_store::Backfill {
+                stage,
+                first: book::step_spec(0, &process.steps[0]),
+                due_at: book::after(now, &process.steps[0]),
+            }),
+            _ => None,
+        };
+        let outcome = store
+            .sync_process(&ProcessSync {
+                key: &process.id,
+                steps: &keys,
+                previous: previous.map(|p| p.steps.as_slice()),
+                moves: &moves,
+                backfill,
+                at: now,
+            })
+            .await?;
+        if previous.is_none() {
+            report.added.push((process.id.clone(), outcome.enrolled));
+        }
+        report.moved += outcome.moved;
+        report.completed += outcome.completed;
+        report
+            .removed_steps
+            .extend(removed.into_iter().map(|k| format!("{}: {k}", process.id)));
+        bound.push(BoundProcess {
+            id: outcome.process_id,
+            process: process.clone(),
+        });
+    }
+    report.missing = stored
+        .iter()
+        .filter(|s| project.process(&s.key).is_none())
+        .map(|s| s.key.clone())
+        .collect();
+    Ok((ProcessBook::new(bound), report))
+}
+
+/// This installation's random id, made on first use: part of every Message-ID, so two
+/// installations sending from one domain never share one.
+pub async fn instance_id(store: &dyn Store) -> Result<String, EngineError> {
+    Ok(hex(&secret(store, INSTANCE_KEY, 6).await?))
+}
+
+/// A random secret kept in the store, made on first use.
+async fn secret(store: &dyn Store, key: &str, bytes: usize) -> Result<Vec<u8>, EngineError> {
+    if let Some(text) = store.engine_value(key).await?
+        && let Some(value) = unhex(&text)
+    {
+        return Ok(value);
+    }
+    let mut value = vec![0u8; bytes];
+    rand::rng().fill(&mut value[..]);
+    store.set_engine_value(key, &hex(&value)).await?;
+    Ok(value)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,515 @@
+//! The records the engine exchanges with the store: processes as loaded, enrollment
+//! signals and actions, due touches and their decisions, dispatch claims, tasks.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tend_core::pacer::{Channel, Intent, Reason, TouchId};
+use tend_core::{ContactId, StageName};
+
+/// A process as the engine last loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProcess {
+    /// Database id, stable across edits of the file.
+    pub id: i64,
+    /// The file stem.
+    pub key: String,
+    /// The step keys of the version last loaded, in order.
+    pub steps: Vec<String>,
+}
+
+/// What the store needs to know of one step to plan its touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepSpec {
+    /// Index of the step in its process.
+    pub step: u32,
+    /// Email, webhook or task.
+    pub channel: Channel,
+    /// Offer or nurture.
+    pub intent: Intent,
+}
+
+/// Where contacts at one step of the previously loaded version go in the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepMove {
+    /// The step index in the previous version.
+    pub from: u32,
+    /// The step in the new version; `None` when no later step survived, which completes
+    /// the enrollment.
+    pub to: Option<StepSpec>,
+}
+
+/// Enrolls every contact already in a stage into a process seen for the first time.
+#[derive(Debug, Clone, Copy)]
+pub struct Backfill<'a> {
+    /// Contacts in this stage (and not suppressed) enroll.
+    pub stage: &'a StageName,
+    /// The process's first step.
+    pub first: StepSpec,
+    /// When the first touch falls due.
+    pub due_at: Timestamp,
+}
+
+/// One process file brought into the store; see [`crate::Store::sync_process`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessSync<'a> {
+    /// The file stem.
+    pub key: &'a str,
+    /// The step keys of the version being loaded.
+    pub steps: &'a [String],
+    /// The step keys the caller read before computing `moves` (`None`: a new process).
+    /// If the store holds something else by now, nothing is written.
+    pub previous: Option<&'a [String]>,
+    /// Where contacts at each changed step go; steps not listed stay where they are.
+    pub moves: &'a [StepMove],
+    /// For a new process that enrolls on a stage: its current members.
+    pub backfill: Option<Backfill<'a>>,
+    /// Now.
+    pub at: Timestamp,
+}
+
+/// What syncing one process did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// The process's id.
+    pub process_id: i64,
+    /// Active enrollments moved to another step.
+    pub moved: u64,
+    /// Active enrollments completed because their step and every later one was removed.
+    pub completed: u64,
+    /// Contacts enrolled by the backfill.
+    pub enrolled: u64,
+}
+
+/// How far the engine has read the events and stage history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalCursor {
+    /// The last `stage_history` id read.
+    pub stage_history: i64,
+    /// The last `events` id read.
+    pub events: i64,
+}
+
+/// Something that happened to a contact that may enroll, exit or count as work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// The contact entered a stage.
+    StageEntered {
+        /// Who.
+        contact: ContactId,
+        /// The stage left; `None` for a new contact.
+        from: Option<StageName>,
+        /// The stage entered.
+        to: StageName,
+        /// When.
+        at: Timestamp,
+    },
+    /// A tracked event, one of the names the engine asked for.
+    Event {
+        /// Who.
+        contact: ContactId,
+        /// The event name.
+        name: String,
+        /// When it happened.
+        at: Timestamp,
+    },
+}
+
+/// Signals in the order they happened, and the cursor after them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignalBatch {
+    /// Oldest first.
+    pub signals: Vec<Signal>,
+    /// Where the next read starts.
+    pub next: SignalCursor,
+}
+
+/// A change the engine derived from signals; applied with the cursor, all or nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineAction {
+    /// Enroll the contact, unless it is suppressed, already active in the process, or
+    /// was enrolled before and the process does not allow re-entry.
+    Enroll {
+        /// Who.
+        contact: ContactId,
+        /// Into which process.
+        process_id: i64,
+        /// The first step.
+        first: StepSpec,
+        /// When the first touch falls due.
+        due_at: Timestamp,
+        /// Whether a contact who was enrolled before may enter again.
+        reenroll: bool,
+    },
+    /// End the contact's active enrollment in a process (every process when `None`),
+    /// cancelling its planned touches.
+    Exit {
+        /// Who.
+        contact: ContactId,
+        /// Which process; `None` for all.
+        process_id: Option<i64>,
+        /// Why, as shown in the contact's enrollments (`event:Order Completed`).
+        reason: String,
+    },
+    /// Work items opened (positive) or closed (negative); open work never goes below 0.
+    OpenWork(f64),
+    /// The contact responded: its latest offer admitted at or after `since` and not yet
+    /// answered is marked answered, for the offer statistics.
+    Responded {
+        /// Who.
+        contact: ContactId,
+        /// Start of the attribution window.
+        since: Timestamp,
+    },
+}
+
+/// What applying a batch of actions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Enrollments created.
+    pub enrolled: u64,
+    /// Enrollments ended.
+    pub exited: u64,
+    /// Offers marked answered.
+    pub responses: u64,
+}
+
+/// A touch that is due, with what its enrollment says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueRow {
+    /// The touch.
+    pub touch: TouchId,
+    /// Its contact.
+    pub contact: ContactId,
+    /// Its process.
+    pub process_id: i64,
+    /// Its step.
+    pub step: u32,
+    /// A process step or a keep-warm substitute.
+    pub kind: TouchKind,
+    /// Email, webhook or task.
+    pub channel: Channel,
+    /// Offer or nurture.
+    pub intent: Intent,
+    /// When it fell due.
+    pub due_at: Timestamp,
+    /// When the contact enrolled.
+    pub enrolled_at: Timestamp,
+    /// Whether the enrollment is still active.
+    pub active: bool,
+}
+
+/// What pacing and rendering need to know of a contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacingContact {
+    /// Who.
+    pub id: ContactId,
+    /// Unsubscribed, bounced or otherwise suppressed.
+    pub suppressed: bool,
+    /// IANA zone name, if known.
+    pub timezone: Option<String>,
+    /// The last touch admitted for the contact.
+    pub last_touch_at: Option<Timestamp>,
+    /// Touches admitted in the 7 days before the batch's `now`.
+    pub recent: Vec<Timestamp>,
+    /// Address, for rendering.
+    pub email: Option<String>,
+    /// Display name, for rendering.
+    pub name: Option<String>,
+    /// Stage, for rendering.
+    pub stage: StageName,
+    /// Attributes, for rendering.
+    pub attributes: Map<String, Value>,
+}
+
+/// Due touches and their contacts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DueBatch {
+    /// Oldest due first.
+    pub touches: Vec<DueRow>,
+    /// One per distinct contact of `touches` that still exists.
+    pub contacts: Vec<PacingContact>,
+}
+
+/// Offers made and answered at one process step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferStat {
+    /// The process.
+    pub process_id: i64,
+    /// The step.
+    pub step: u32,
+    /// Offers admitted.
+    pub sent: u64,
+    /// Of which answered within the attribution window.
+    pub responded: u64,
+}
+
+/// The pacer's state as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PacingSnapshot {
+    /// Budget usage as the pacer serialized it last, if ever.
+    pub budget: Option<String>,
+    /// Work items open now.
+    pub open_work: f64,
+    /// Sum of the probabilities of offers admitted since the caller's horizon start and
+    /// not answered yet.
+    pub expected_in_flight: f64,
+    /// Per process step.
+    pub offer_stats: Vec<OfferStat>,
+}
+
+/// A decision on a due touch, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionRecord {
+    /// An email or webhook admitted: queue it for dispatch.
+    Queue {
+        /// The touch.
+        touch: TouchId,
+        /// For offers, the probability that it creates work.
+        probability: Option<f64>,
+    },
+    /// A task admitted: it goes on the agenda.
+    OpenTask {
+        /// The touch.
+        touch: TouchId,
+        /// Rendered title.
+        title: String,
+        /// Estimated minutes.
+        minutes: u32,
+        /// When it is due.
+        due_at: Timestamp,
+        /// For offers, the probability that it creates work.
+        probability: Option<f64>,
+    },
+    /// Present the touch again later.
+    Defer {
+        /// The touch.
+        touch: TouchId,
+        /// When.
+        until: Timestamp,
+        /// Why.
+        reason: Reason,
+    },
+    /// An offer held back by capacity whose contact is about to be neglected: queue the
+    /// process's keep-warm email now and present the offer again at `retry_at`.
+    Substitute {
+        /// The held-back offer.
+        touch: TouchId,
+        /// When to present it again.
+        retry_at: Timestamp,
+    },
+    /// Never send it; with `end_enrollment`, the contact's enrollment ends too.
+    Skip {
+        /// The touch.
+        touch: TouchId,
+        /// Why.
+        reason: Reason,
+        /// End the enrollment (the contact exited or is suppressed).
+        end_enrollment: bool,
+    },
+}
+
+/// A process step's touch or a keep-warm email sent in place of a held-back offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouchKind {
+    /// The touch of a process step.
+    Step,
+    /// The process's keep-warm email.
+    KeepWarm,
+}
+
+impl TouchKind {
+    /// The name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TouchKind::Step => "step",
+            TouchKind::KeepWarm => "keep_warm",
+        }
+    }
+}
+
+/// A queued touch a dispatcher has leased.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTouch {
+    /// The touch.
+    pub touch: TouchId,
+    /// Its enrollment.
+    pub enrollment_id: i64,
+    /// Its contact, as now.
+    pub contact: crate::Contact,
+    /// Its process.
+    pub process_id: i64,
+    /// The step the touch was planned for.
+    pub step: u32,
+    /// The step its enrollment is at now (differs from `step` only if the process file
+    /// was edited while the touch was queued).
+    pub enrollment_step: u32,
+    /// Whether its enrollment is still active.
+    pub enrollment_active: bool,
+    /// Step or keep-warm.
+    pub kind: TouchKind,
+    /// Email or webhook.
+    pub channel: Channel,
+    /// Offer or nurture.
+    pub intent: Intent,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+/// The next touch of an enrollment, once the current one is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextTouch {
+    /// The step.
+    pub step: StepSpec,
+    /// When it falls due.
+    pub due_at: Timestamp,
+}
+
+/// How a dispatch attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DispatchResult {
+    /// Delivered; the enrollment moves to `next` (completes when `None`). Keep-warm
+    /// touches leave the enrollment where it is.
+    Delivered {
+        /// The step after this one.
+        next: Option<NextTouch>,
+    },
+    /// A temporary failure: try again at `retry_at`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When to try again.
+        retry_at: Timestamp,
+    },
+    /// A permanent failure: the touch is given up and the enrollment moves on.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// The step after this one.
+        next: Option<NextTouch>,
+    },
+    /// The address was refused for good: the contact is marked bounced and suppressed.
+    Bounced {
+        /// What the server said.
+        error: String,
+    },
+}
+
+/// A task as the agenda shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// The task's touch id.
+    pub id: TouchId,
+    /// For whom.
+    pub contact_id: ContactId,
+    /// The contact's name, if known.
+    pub contact_name: Option<String>,
+    /// The contact's address, if known.
+    pub contact_email: Option<String>,
+    /// The process it belongs to.
+    pub process: String,
+    /// Its step.
+    pub step: u32,
+    /// What to do.
+    pub title: String,
+    /// Estimated minutes.
+    pub minutes: u32,
+    /// When it is due.
+    pub due_at: Timestamp,
+    /// `open`, `done` or `skipped`.
+    pub state: String,
+    /// When it was completed or skipped.
+    pub completed_at: Option<Timestamp>,
+    /// The outcome given on completion.
+    pub outcome: Option<String>,
+    /// The note given on completion.
+    pub note: Option<String>,
+}
+
+/// How a person finished a task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskEnd {
+    /// Done, with an outcome.
+    Done {
+        /// E.g. `replied`.
+        outcome: String,
+        /// Free text.
+        note: Option<String>,
+    },
+    /// Not done, on purpose.
+    Skipped {
+        /// Free text.
+        note: Option<String>,
+    },
+}
+
+/// An enrollment as a contact's page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnrollmentView {
+    /// Its id.
+    pub id: i64,
+    /// The process key.
+    pub process: String,
+    /// `active`, `completed` or `exited`.
+    pub state: String,
+    /// The current step.
+    pub step: u32,
+    /// When the contact enrolled.
+    pub enrolled_at: Timestamp,
+    /// Touches admitted in this enrollment.
+    pub touches: u32,
+    /// The last of them.
+    pub last_touch_at: Option<Timestamp>,
+    /// When it completed or exited.
+    pub ended_at: Option<Timestamp>,
+    /// Why it exited.
+    pub end_reason: Option<String>,
+}
+
+/// A touch as a contact's page shows it, with the pacer's last decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TouchView {
+    /// Its id.
+    pub id: TouchId,
+    /// The process key.
+    pub process: String,
+    /// The step.
+    pub step: u32,
+    /// `step` or `keep_warm`.
+    pub kind: String,
+    /// `email`, `webhook` or `task`.
+    pub channel: String,
+    /// `offer` or `nurture`.
+    pub intent: String,
+    /// `pending`, `queued`, `sent`, `open`, `done`, `skipped`, `failed` or `cancelled`.
+    pub state: String,
+    /// When it is or was due.
+    pub due_at: Timestamp,
+    /// When it was planned.
+    pub created_at: Timestamp,
+    /// The pacer's last decision: `send`, `defer`, `substitute` or `skip`.
+    pub decision: Option<String>,
+    /// Why it was held back or skipped.
+    pub reason: Option<String>,
+    /// Until when it was deferred.
+    pub until: Option<Timestamp>,
+    /// When the last decision was taken.
+    pub decided_at: Option<Timestamp>,
+    /// How many times it was deferred.
+    pub deferrals: u32,
+    /// When the pacer let it go.
+    pub admitted_at: Option<Timestamp>,
+    /// When it was delivered (or the task opened).
+    pub sent_at: Option<Timestamp>,
+    /// Dispatch attempts.
+    pub attempts: u32,
+    /// The last dispatch error.
+    pub last_error: Option<String>,
+    /// A task's title.
+    pub title: Option<String>,
+    /// When a task was completed.
+    pub completed_at: Option<Timestamp>,
+    /// A task's outcome.
+    pub outcome: Option<String>,
+}
