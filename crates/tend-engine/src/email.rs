@@ -1,0 +1,796 @@
+//! The email channel: one `multipart/alternative` message per touch, over pooled SMTP or
+//! into an outbox folder of `.eml` files when no SMTP server is configured.
+//!
+//! Delivery is at-least-once (a crash between send and commit resends the touch), so
+//! every message's `Message-ID` is derived from its touch: receivers and the outbox
+//! both collapse the duplicates.
+
+use crate::markdown;
+use crate::send::SendError;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tend_core::config::Mailbox;
+
+/// How long one SMTP send (connection, commands and data) may take before it counts
+/// as a transient failure.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the email channel needs to know, resolved from `[channels.email]`.
+#[derive(Clone)]
+pub struct EmailConfig {
+    /// The `From` header.
+    pub from: Mailbox,
+    /// `smtp://[user:password@]host[:port][?tls=required]` or `smtps://…`; `None`
+    /// writes `.eml` files to `outbox_dir` instead.
+    pub smtp_url: Option<String>,
+    /// Where `.eml` files go without SMTP.
+    pub outbox_dir: PathBuf,
+    /// The right-hand side of every `Message-ID`, e.g. the sender's domain.
+    pub message_id_domain: String,
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("from", &self.from.to_string())
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("outbox_dir", &self.outbox_dir)
+            .field("message_id_domain", &self.message_id_domain)
+            .finish()
+    }
+}
+
+/// The SMTP URL to use: the environment's (`TEND_SMTP_URL`) when set and not blank,
+/// else the config file's, so deployments can inject credentials without editing it.
+pub fn smtp_url_from(config_value: Option<&str>, env_value: Option<String>) -> Option<String> {
+    env_value
+        .filter(|value| !value.trim().is_empty())
+        .or_else(|| config_value.map(str::to_owned))
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// One email to send, its body already rendered by MiniJinja.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingEmail<'a> {
+    /// The touch this email delivers; it names the `Message-ID` and outbox file.
+    pub touch_id: i64,
+    /// Recipient address.
+    pub to_email: &'a str,
+    /// Recipient display name.
+    pub to_name: Option<&'a str>,
+    /// Subject line.
+    pub subject: &'a str,
+    /// Markdown body, rendered as both the text and the HTML part.
+    pub markdown_body: &'a str,
+    /// The signed `https://…/unsubscribe/{token}` link.
+    pub unsubscribe_url: &'a str,
+    /// `mailto:…` for `List-Unsubscribe`; empty to leave it out.
+    pub unsubscribe_mailto: &'a str,
+}
+
+/// Why an [`EmailSender`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailSetupError {
+    /// `smtp_url` cannot be used; the URL itself is not repeated since it may hold a
+    /// password.
+    #[error("smtp_url is invalid: {0}")]
+    InvalidSmtpUrl(String),
+    /// The `From` address is not one SMTP accepts.
+    #[error("the From address `{0}` is invalid")]
+    InvalidFrom(String),
+    /// The `Message-ID` domain is not a host name.
+    #[error("message_id_domain `{0}` is not a domain name")]
+    InvalidMessageIdDomain(String),
+}
+
+/// The stable `Message-ID` of a touch's email: `<tend.touch.{id}@{domain}>`.
+pub fn message_id(touch_id: i64, domain: &str) -> String {
+    format!("<tend.touch.{touch_id}@{domain}>")
+}
+
+/// Builds the full message for one touch: text and HTML alternatives with an
+/// unsubscribe footer, a touch-derived `Message-ID` and RFC 8058 unsubscribe headers.
+pub fn build_message(
+    from: &Mailbox,
+    email: &OutgoingEmail<'_>,
+    domain: &str,
+) -> Result<Message, SendError> {
+    let from_address: Address = from.email.as_str().parse().map_err(|e| {
+        SendError::Fatal(format!(
+            "invalid From address `{}`: {e}",
+            from.email.as_str()
+        ))
+    })?;
+    let from = LettreMailbox::new(from.name.as_deref().map(single_line), from_address);
+    let to_address: Address = email.to_email.trim().parse().map_err(|e| {
+        SendError::Fatal(format!(
+            "invalid recipient address `{}`: {e}",
+            email.to_email
+        ))
+    })?;
+    let to = LettreMailbox::new(email.to_name.map(single_line), to_address);
+
+    let unsubscribe_url = email.unsubscribe_url.trim();
+    if !is_header_safe_uri(unsubscribe_url)
+        || !(unsubscribe_url.starts_with("https://") || unsubscribe_url.starts_with("http://"))
+    {
+        return Err(SendError::Fatal(format!(
+            "unsubscribe URL {unsubscribe_url:?} is not an http(s) URL"
+        )));
+    }
+    let mailto = email.unsubscribe_mailto.trim();
+    if !mailto.is_empty() && (!is_header_safe_uri(mailto) || !mailto.starts_with("mailto:")) {
+        return Err(SendError::Fatal(format!(
+            "unsubscribe address {mailto:?} is not a mailto: URI"
+        )));
+    }
+    let list_unsubscribe = if mailto.is_empty() {
+        format!("<{unsubscribe_url}>")
+    } else {
+        format!("<{unsubscribe_url}>, <{mailto}>")
+    };
+
+    let subject = single_line(email.subject);
+    let text = format!(
+        "{}\n\n-- \nTo stop receiving these emails, unsubscribe: {unsubscribe_url}\n",
+        markdown::to_text(email.markdown_body)
+    );
+    let html = html_document(
+        &subject,
+        &markdown::to_html(email.markdown_body),
+        unsubscribe_url,
+    );
+
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id(email.touch_id, domain)))
+        .date_now()
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            list_unsubscribe,
+        ));
+    // RFC 8058 one-click only applies to an HTTPS link; a plain-http link (local
+    // development) keeps List-Unsubscribe without promising one-click.
+    if unsubscribe_url.starts_with("https://") {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_owned(),
+        ));
+    }
+    builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(SinglePart::html(html)),
+        )
+        .map_err(|e| SendError::Fatal(format!("cannot build the email: {e}")))
+}
+
+/// A minimal HTML document around the rendered body, with the unsubscribe footer.
+fn html_document(subject: &str, body_html: &str, unsubscribe_url: &str) -> String {
+    let title = markdown::escape_html(subject);
+    let href = markdown::escape_html(unsubscribe_url);
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n</head>\n<body>\n{body_html}\
+         <hr>\n<p style=\"font-size:small;color:#666\">To stop receiving these emails, \
+         <a href=\"{href}\">unsubscribe</a>.</p>\n</body>\n</html>\n"
+    )
+}
+
+/// Replaces line breaks and other control characters, which have no place in a header.
+fn single_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Whether `uri` can sit between `<` and `>` in a header without ending it early.
+fn is_header_safe_uri(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b'"'))
+}
+
+/// Where an [`EmailSender`] delivers.
+enum Transport {
+    Smtp(Box<Smtp>),
+    Outbox(PathBuf),
+}
+
+/// A pooled SMTP transport, built on first use: lettre's pool spawns a Tokio task when
+/// built and when dropped, so it must live and die inside a runtime.
+struct Smtp {
+    /// Holds the credentials; never printed.
+    builder: AsyncSmtpTransportBuilder,
+    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    description: String,
+}
+
+impl Smtp {
+    /// The pooled transport; callers are async, so a Tokio runtime is current.
+    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        self.transport.get_or_init(|| self.builder.clone().build())
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        // Dropping the pool outside a runtime would panic inside lettre; at that point
+        // (process exit) leaking its idle connections is harmless.
+        if let Some(transport) = self.transport.take()
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            std::mem::forget(transport);
+        }
+    }
+}
+
+/// Sends touch emails over pooled SMTP connections, or writes them to the outbox.
+pub struct EmailSender {
+    from: Mailbox,
+    message_id_domain: String,
+    transport: Transport,
+}
+
+impl fmt::Debug for EmailSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSender")
+            .field("from", &self.from.to_string())
+            .field("transport", &self.describe())
+            .finish()
+    }
+}
+
+impl EmailSender {
+    /// Checks the configuration and prepares the transport; nothing connects (and no
+    /// Tokio runtime is needed) until the first send.
+    pub fn new(config: EmailConfig) -> Result<EmailSender, EmailSetupError> {
+        config
+            .from
+            .email
+            .as_str()
+            .parse::<Address>()
+            .map_err(|_| EmailSetupError::InvalidFrom(config.from.email.as_str().to_owned()))?;
+        let domain = config.message_id_domain.trim();
+        let valid_domain = !domain.is_empty()
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        if !valid_domain {
+            return Err(EmailSetupError::InvalidMessageIdDomain(
+                config.message_id_domain.clone(),
+            ));
+        }
+        let transport = match config.smtp_url.as_deref() {
+            Some(url) => smtp_transport(url)?,
+            None => Transport::Outbox(config.outbox_dir),
+        };
+        Ok(EmailSender {
+            from: config.from,
+            message_id_domain: domain.to_owned(),
+            transport,
+        })
+    }
+
+    /// Where mail goes, safe to log: `smtp://host:2525` without credentials, or
+    /// `outbox /path/outbox`.
+    pub fn describe(&self) -> String {
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp.description.clone(),
+            Transport::Outbox(dir) => format!("outbox {}", dir.display()),
+        }
+    }
+
+    /// Sends one touch's email, classifying failures for the dispatcher.
+    pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<(), SendError> {
+        let message = build_message(&self.from, email, &self.message_id_domain)?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                match tokio::time::timeout(SEND_TIMEOUT, smtp.transport().send(message)).await {
+                    Ok(Ok(_response)) => Ok(()),
+                    Ok(Err(error)) => Err(classify(&error)),
+                    Err(_elapsed) => Err(SendError::Retryable(format!(
+                        "SMTP send timed out after {}s",
+                        SEND_TIMEOUT.as_secs()
+                    ))),
+                }
+            }
+            Transport::Outbox(dir) => {
+                let dir = dir.clone();
+                let touch_id = email.touch_id;
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || write_outbox(&dir, touch_id, &bytes))
+                    .await
+                    .map_err(|e| SendError::Retryable(format!("outbox writer stopped: {e}")))?
+                    .map_err(|e| SendError::Retryable(format!("cannot write to the outbox: {e}")))
+            }
+        }
+    }
+
+    /// Closes pooled SMTP connections politely (QUIT); sends after this fail.
+    pub async fn shutdown(&self) {
+        if let Transport::Smtp(smtp) = &self.transport
+            && let Some(transport) = smtp.transport.get()
+        {
+            transport.shutdown().await;
+        }
+    }
+}
+
+/// Builds the pooled SMTP transport for `url`, never echoing it in errors.
+fn smtp_transport(url: &str) -> Result<Transport, EmailSetupError> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| EmailSetupError::InvalidSmtpUrl(format!("not a URL ({e})")))?;
+    let scheme = parsed.scheme();
+    if !matches!(scheme, "smtp" | "smtps") {
+        return Err(EmailSetupError::InvalidSmtpUrl(format!(
+            "scheme must be smtp or smtps, not `{scheme}`"
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(EmailSetupError::InvalidSmtpUrl("no host".into()));
+    }
+    if parsed.username().is_empty() && parsed.password().is_some() {
+        return Err(EmailSetupError::InvalidSmtpUrl(
+            "a password needs a user name".into(),
+        ));
+    }
+    for (key, value) in parsed.query_pairs() {
+        let known = key == "tls" && matches!(&*value, "required" | "opportunistic");
+        if !known {
+            return Err(EmailSetupError::InvalidSmtpUrl(format!(
+                "unknown parameter `{key}={value}`; supported: tls=required, tls=opportunistic"
+            )));
+        }
+    }
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.trim())
+        .map_err(|e| EmailSetupError::InvalidSmtpUrl(e.to_string()))?
+        .timeout(Some(SEND_TIMEOUT));
+    Ok(Transport::Smtp(Box::new(Smtp {
+        builder,
+        transport: OnceLock::new(),
+        description: redact_url(url),
+    })))
+}
+
+/// `scheme://host:port` plus the TLS mode, without credentials; for logs.
+fn redact_url(url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url.trim()) else {
+        return "<invalid smtp_url>".to_owned();
+    };
+    let mut shown = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
+    if let Some(port) = parsed.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    if let Some((_, tls)) = parsed.query_pairs().find(|(key, _)| key == "tls") {
+        shown.push_str(&format!("?tls={tls}"));
+    }
+    shown
+}
+
+/// Writes `{dir}/{touch_id}.eml` whole or not at all: a temporary file in the same
+/// folder is renamed over the target, so a repeated send replaces the earlier copy.
+fn write_outbox(dir: &Path, touch_id: i64, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let target = dir.join(format!("{touch_id}.eml"));
+    // Unique per attempt, so two concurrent sends of one touch never share a temp file.
+    let temp = dir.join(format!(
+        ".{touch_id}.eml.{}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        // The rename only counts once the data is on disk, or a crash could leave an
+        // empty file under the final name.
+        file.sync_all()?;
+        std::fs::rename(&temp, &target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Maps an SMTP client error to what the dispatcher should do.
+fn classify(error: &SmtpError) -> SendError {
+    if let Some(code) = error.status() {
+        // The error's source is the server's reply text.
+        let reply = std::error::Error::source(error)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return classify_reply(u16::from(code), &reply);
+    }
+    let text = error_chain(error);
+    if error.is_client() && !text.to_ascii_lowercase().contains("auth") {
+        // The client refused this message itself (e.g. non-ASCII the server cannot
+        // carry); sending it again changes nothing.
+        return SendError::Fatal(format!("SMTP: {text}"));
+    }
+    // Connection refused, timeouts, TLS and I/O errors, garbled replies, and missing
+    // authentication support: all about the server or its configuration, never about
+    // this message, so the mail waits until they are fixed.
+    SendError::Retryable(format!("SMTP: {text}"))
+}
+
+/// Classifies a negative SMTP reply by its code and text.
+///
+/// lettre does not say which command a reply answered, so a rejected recipient is
+/// recognised by what it says: an RFC 3463 enhanced status `5.1.x` (bad destination
+/// address) or `5.2.1` (mailbox disabled), or, without one, the RFC 5321 codes for an
+/// unavailable, non-local or disallowed mailbox. Replies about the sender, relaying or
+/// policy mention so and are not bounces: marking every contact bounced because the
+/// relay refused us would be far worse than failing one touch.
+fn classify_reply(code: u16, reply: &str) -> SendError {
+    let message = format!("SMTP server answered {code} {}", reply.trim());
+    if code < 500 {
+        return SendError::Retryable(message);
+    }
+    // Authentication and TLS-required answers mean our credentials or settings are
+    // wrong; every email would fail the same way, so they wait for the fix.
+    if matches!(code, 530 | 534 | 535 | 538) {
+        return SendError::Retryable(message);
+    }
+    let lower = reply.to_ascii_lowercase();
+    let about_us = [
+        "sender",
+        "relay",
+        "spam",
+        "policy",
+        "blocked",
+        "blacklist",
+        "blocklist",
+        "reputation",
+        "authenticat",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    let bounced = match enhanced_status(reply) {
+        // 5.1.7 and 5.1.8 are about the sender's address, not the recipient's.
+        Some((5, 1, detail)) => !matches!(detail, 7 | 8) && !about_us,
+        Some((5, 2, 1)) => !about_us,
+        Some(_) => false,
+        None => matches!(code, 550 | 551 | 553 | 556) && !about_us,
+    };
+    if bounced {
+        SendError::Bounced(message)
+    } else {
+        SendError::Fatal(message)
+    }
+}
+
+/// The RFC 3463 enhanced status code (`class.subject.detail`) a reply starts with.
+fn enhanced_status(reply: &str) -> Option<(u16, u16, u16)> {
+    let word = reply.split_whitespace().next()?;
+    let mut parts = word.splitn(3, '.');
+    let class = parts.next()?.parse().ok()?;
+    let subject = parts.next()?.parse().ok()?;
+    let detail = parts.next()?.parse().ok()?;
+    Some((class, subject, detail))
+}
+
+/// An error and its sources, joined without repeating text lettre already includes.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tend_core::Email;
+
+    fn from() -> Mailbox {
+        Mailbox {
+            name: Some("Studio Rossi".into()),
+            email: Email::parse("hello@studio.example").unwrap(),
+        }
+    }
+
+    fn outgoing<'a>(to: &'a str, body: &'a str) -> OutgoingEmail<'a> {
+        OutgoingEmail {
+            touch_id: 42,
+            to_email: to,
+            to_name: Some("Ada"),
+            subject: "Hello",
+            markdown_body: body,
+            unsubscribe_url: "https://tend.example/unsubscribe/tok",
+            unsubscribe_mailto: "mailto:unsubscribe@studio.example?subject=unsubscribe",
+        }
+    }
+
+    /// The message as text, with folded header lines joined back.
+    fn formatted(message: &Message) -> String {
+        String::from_utf8(message.formatted())
+            .unwrap()
+            .replace("\r\n ", " ")
+    }
+
+    #[test]
+    fn message_id_is_stable_per_touch() {
+        assert_eq!(
+            message_id(42, "studio.example"),
+            "<tend.touch.42@studio.example>"
+        );
+        assert_eq!(message_id(42, "d"), message_id(42, "d"));
+        assert_ne!(message_id(42, "d"), message_id(43, "d"));
+    }
+
+    #[test]
+    fn message_has_headers_and_both_parts() {
+        let message = build_message(
+            &from(),
+            &outgoing("ada@example.com", "Hi **Ada**"),
+            "studio.example",
+        )
+        .unwrap();
+        let text = formatted(&message);
+        assert!(
+            text.contains("Message-ID: <tend.touch.42@studio.example>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe: <https://tend.example/unsubscribe/tok>, <mailto:unsubscribe@studio.example?subject=unsubscribe>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{text}"
+        );
+        assert!(text.contains("Date: "), "{text}");
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(text.contains("text/plain"), "{text}");
+        assert!(text.contains("text/html"), "{text}");
+        assert!(text.contains("<strong>Ada</strong>"), "{text}");
+    }
+
+    #[test]
+    fn bad_recipient_is_fatal_and_named() {
+        let error =
+            build_message(&from(), &outgoing("not-an-address", "x"), "d.example").unwrap_err();
+        match error {
+            SendError::Fatal(message) => assert!(message.contains("not-an-address"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_injection_through_subject_or_name_is_neutralized() {
+        let mut email = outgoing("ada@example.com", "x");
+        email.subject = "Hi\r\nBcc: victim@example.com";
+        email.to_name = Some("Ada\r\nBcc: victim@example.com");
+        let text = formatted(&build_message(&from(), &email, "d.example").unwrap());
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+
+    #[test]
+    fn unsafe_unsubscribe_links_are_fatal() {
+        for url in [
+            "javascript:x",
+            "https://a.example/x>, <https://evil",
+            "https://a\r\nX: y",
+        ] {
+            let mut email = outgoing("ada@example.com", "x");
+            email.unsubscribe_url = url;
+            assert!(
+                matches!(
+                    build_message(&from(), &email, "d").unwrap_err(),
+                    SendError::Fatal(_)
+                ),
+                "{url}"
+            );
+        }
+        let mut email = outgoing("ada@example.com", "x");
+        email.unsubscribe_mailto = "https://not-mailto";
+        assert!(matches!(
+            build_message(&from(), &email, "d").unwrap_err(),
+            SendError::Fatal(_)
+        ));
+    }
+
+    #[test]
+    fn plain_http_unsubscribe_omits_one_click() {
+        let mut email = outgoing("ada@example.com", "x");
+        email.unsubscribe_url = "http://localhost:8080/unsubscribe/tok";
+        email.unsubscribe_mailto = "";
+        let text = formatted(&build_message(&from(), &email, "d").unwrap());
+        assert!(
+            text.contains("List-Unsubscribe: <http://localhost:8080/unsubscribe/tok>\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("List-Unsubscribe-Post"), "{text}");
+    }
+
+    #[test]
+    fn html_document_escapes_subject_and_link() {
+        let html = html_document("<b>", "<p>x</p>\n", "https://a.example/?a=1&b=\"2\"");
+        assert!(html.contains("<title>&lt;b&gt;</title>"), "{html}");
+        assert!(
+            html.contains("href=\"https://a.example/?a=1&amp;b=&quot;2&quot;\""),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn env_smtp_url_wins() {
+        assert_eq!(
+            smtp_url_from(Some("smtp://a"), Some("smtp://b".into())).as_deref(),
+            Some("smtp://b")
+        );
+        assert_eq!(
+            smtp_url_from(Some("smtp://a"), None).as_deref(),
+            Some("smtp://a")
+        );
+        assert_eq!(
+            smtp_url_from(Some("smtp://a"), Some("  ".into())).as_deref(),
+            Some("smtp://a")
+        );
+        assert_eq!(smtp_url_from(None, None), None);
+        assert_eq!(smtp_url_from(Some(""), None), None);
+    }
+
+    fn config(smtp_url: Option<&str>) -> EmailConfig {
+        EmailConfig {
+            from: from(),
+            smtp_url: smtp_url.map(str::to_owned),
+            outbox_dir: PathBuf::from("/tmp/outbox"),
+            message_id_domain: "studio.example".into(),
+        }
+    }
+
+    #[test]
+    fn describe_hides_credentials() {
+        let sender = EmailSender::new(config(Some(
+            "smtp://user:s3cret@mail.example:2525?tls=required",
+        )))
+        .unwrap();
+        assert_eq!(sender.describe(), "smtp://mail.example:2525?tls=required");
+        assert!(!format!("{sender:?}").contains("s3cret"));
+        assert!(!format!("{:?}", config(Some("smtps://u:s3cret@mail.example"))).contains("s3cret"));
+        let outbox = EmailSender::new(config(None)).unwrap();
+        assert_eq!(outbox.describe(), "outbox /tmp/outbox");
+    }
+
+    #[test]
+    fn every_smtp_url_form_builds() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example?tls=required",
+            "smtps://u:p%40ss@mail.example:465",
+        ] {
+            EmailSender::new(config(Some(url))).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+    }
+
+    #[test]
+    fn malformed_smtp_urls_are_rejected_without_printing_the_password() {
+        for url in [
+            "http://user:s3cret@mail.example",
+            "smtp://user:s3cret@",
+            "smtp://user:s3cret@mail.example?tls=sometimes",
+            "smtp://:s3cret@mail.example",
+            "user:s3cret@mail.example",
+            "smtp//user:s3cret@mail.example",
+        ] {
+            let error = EmailSender::new(config(Some(url))).unwrap_err();
+            assert!(
+                matches!(error, EmailSetupError::InvalidSmtpUrl(_)),
+                "{url}: {error:?}"
+            );
+            assert!(!error.to_string().contains("s3cret"), "{url}: {error}");
+            assert!(!format!("{error:?}").contains("s3cret"), "{url}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn bad_message_id_domain_is_rejected() {
+        let mut config = config(None);
+        config.message_id_domain = "bad domain>".into();
+        assert!(matches!(
+            EmailSender::new(config).unwrap_err(),
+            EmailSetupError::InvalidMessageIdDomain(_)
+        ));
+    }
+
+    #[test]
+    fn transient_replies_are_retryable() {
+        assert!(classify_reply(421, "4.3.2 shutting down").is_retryable());
+        assert!(classify_reply(451, "4.3.0 try again later").is_retryable());
+        assert!(classify_reply(452, "4.2.2 mailbox full").is_retryable());
+    }
+
+    #[test]
+    fn recipient_rejections_are_bounces() {
+        for (code, reply) in [
+            (
+                550,
+                "5.1.1 <bob@example.com>: Recipient address rejected: User unknown",
+            ),
+            (550, "Requested action not taken: mailbox unavailable"),
+            (551, "User not local"),
+            (553, "Requested action not taken: mailbox name not allowed"),
+            (
+                550,
+                "5.2.1 The email account that you tried to reach is disabled",
+            ),
+            (556, "5.1.10 Recipient address has null MX"),
+        ] {
+            assert!(
+                matches!(classify_reply(code, reply), SendError::Bounced(_)),
+                "{code} {reply}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_permanent_replies_are_fatal() {
+        for (code, reply) in [
+            (554, "5.7.1 Message rejected as spam"),
+            (550, "5.7.1 Relaying denied"),
+            (550, "Relaying denied"),
+            (553, "5.1.8 Sender address rejected: Domain not found"),
+            (553, "sender address rejected"),
+            (552, "5.3.4 Message size exceeds fixed limit"),
+            (552, "5.2.2 Mailbox full"),
+            (554, "Transaction failed"),
+            (500, "5.5.1 Syntax error"),
+        ] {
+            assert!(
+                matches!(classify_reply(code, reply), SendError::Fatal(_)),
+                "{code} {reply}"
+            );
+        }
+    }
+
+    #[test]
+    fn authentication_failures_wait_for_a_fix() {
+        assert!(classify_reply(535, "5.7.8 Authentication credentials invalid").is_retryable());
+        assert!(classify_reply(530, "5.7.0 Must issue a STARTTLS command first").is_retryable());
+    }
+
+    #[test]
+    fn enhanced_status_parsing() {
+        assert_eq!(enhanced_status("5.1.1 User unknown"), Some((5, 1, 1)));
+        assert_eq!(enhanced_status("5.1.10 null MX"), Some((5, 1, 10)));
+        assert_eq!(enhanced_status("User unknown"), None);
+        assert_eq!(enhanced_status(""), None);
+    }
+
+    #[test]
+    fn outbox_write_replaces_the_previous_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        write_outbox(dir.path(), 7, b"first").unwrap();
+        write_outbox(dir.path(), 7, b"second").unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("7.eml")]);
+        assert_eq!(std::fs::read(dir.path().join("7.eml")).unwrap(), b"second");
+    }
+}
