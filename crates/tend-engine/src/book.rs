@@ -217,15 +217,17 @@ pub fn step_moves(old: &[String], new: &[String], process: &Process) -> (Vec<Ste
     let mut moves = Vec::new();
     let mut removed = Vec::new();
     for (i, key) in old.iter().enumerate() {
-        let target = match position(key) {
-            Some(j) => Some(j),
+        let (target, kept) = match position(key) {
+            Some(j) => (Some(j), true),
             None => {
                 removed.push(key.clone());
-                old[i + 1..].iter().find_map(position)
+                (old[i + 1..].iter().find_map(position), false)
             }
         };
         match target {
-            Some(j) if j == i => {}
+            // Same place, same step: nothing to move. A removed step's contacts move even
+            // to the same index, since another step now stands there.
+            Some(j) if j == i && kept => {}
             Some(j) => moves.push(StepMove {
                 from: i as u32,
                 to: Some(step_spec(j, &process.steps[j])),
@@ -296,6 +298,16 @@ mod tests {
             moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
         // b and c go to d, now at index 1; d itself moves from 3 to 1.
         assert_eq!(targets, vec![(1, Some(1)), (2, Some(1)), (3, Some(1))]);
+    }
+
+    #[test]
+    fn a_removed_step_replaced_at_its_index_still_moves_its_contacts() {
+        let old = process(&["a", "b", "c"]);
+        let new = process(&["a", "c"]);
+        let (moves, _) = step_moves(&keys(&old), &keys(&new), &new);
+        let targets: Vec<(u32, Option<u32>)> =
+            moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
+        assert_eq!(targets, vec![(1, Some(1)), (2, Some(1))]);
     }
 
     #[test]

@@ -637,47 +637,52 @@ impl Engine {
         };
         let index = claimed.enrollment_step;
         let next = book::next_touch(process, index, now);
-        let fail = |e: SendError| Err((e, next));
-        let contact = ContactFields::from_contact(&claimed.contact);
+        self.send_claimed(claimed, process, index, now)
+            .await
+            .map(|()| next)
+            .map_err(|e| (e, next))
+    }
+
+    async fn send_claimed(
+        &self,
+        claimed: &ClaimedTouch,
+        process: &tend_core::Process,
+        index: u32,
+        now: Timestamp,
+    ) -> Result<(), SendError> {
         if claimed.contact.suppressed_at.is_some() {
-            return fail(SendError::Fatal("the contact is suppressed".into()));
+            return Err(SendError::Fatal("the contact is suppressed".into()));
         }
+        let contact = ContactFields::from_contact(&claimed.contact);
         let step = process.steps.get(index as usize);
-        match (claimed.kind, step.map(|s| &s.channel)) {
+        match (claimed.kind, step.map(|s| (&s.channel, s.intent))) {
             (TouchKind::KeepWarm, _) => {
                 let Some(template) = process.keep_warm.as_deref() else {
-                    return fail(SendError::Fatal("the process has no keep_warm template".into()));
+                    return Err(SendError::Fatal(
+                        "the process has no keep_warm template".into(),
+                    ));
                 };
-                self.send_email(claimed, &contact, template).await.or_else(fail)?;
+                self.send_email(claimed, &contact, template).await
             }
-            (TouchKind::Step, Some(StepChannel::Email { template })) => {
-                self.send_email(claimed, &contact, template).await.or_else(fail)?;
+            (TouchKind::Step, Some((StepChannel::Email { template }, _))) => {
+                self.send_email(claimed, &contact, template).await
             }
-            (TouchKind::Step, Some(StepChannel::Webhook { url })) => {
+            (TouchKind::Step, Some((StepChannel::Webhook { url }, intent))) => {
                 let body = serde_json::json!({
                     "type": "tend.touch",
                     "touch_id": claimed.touch.0,
                     "attempt": claimed.attempts,
                     "process": { "id": process.id, "name": process.name },
-                    "step": {
-                        "index": index,
-                        "intent": process.steps[index as usize].intent,
-                    },
+                    "step": { "index": index, "intent": intent },
                     "contact": claimed.contact,
                 });
                 let id = format!("tend_touch_{}", claimed.touch.0);
-                self.delivery
-                    .webhook(url, &id, &body, now)
-                    .await
-                    .or_else(fail)?;
+                self.delivery.webhook(url, &id, &body, now).await
             }
-            (TouchKind::Step, _) => {
-                return fail(SendError::Fatal(
-                    "its step was removed from the process while it waited".into(),
-                ));
-            }
+            (TouchKind::Step, _) => Err(SendError::Fatal(
+                "its step was removed from the process while it waited".into(),
+            )),
         }
-        Ok(next)
     }
 
     async fn send_email(

@@ -1,13 +1,20 @@
 //! Tend's always-on engine (DESIGN.md §3–§4): enrollment, due selection, pacing
 //! decisions, durable dispatch over email, webhooks and tasks.
 
+pub mod book;
+pub mod clock;
+pub mod delivery;
 pub mod email;
+mod engine;
 pub mod markdown;
 pub mod send;
 pub mod unsubscribe;
 pub mod webhook;
 
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{ChannelDelivery, Delivery, DeliverySetupError, EmailTouch};
 pub use email::{EmailConfig, EmailSender, EmailSetupError, OutgoingEmail};
+pub use engine::{Engine, EngineError, EngineSettings, SyncReport, instance_id};
 pub use send::SendError;
 pub use unsubscribe::UnsubscribeSigner;
 pub use webhook::{WebhookSender, WebhookSetupError};

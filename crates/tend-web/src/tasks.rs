@@ -162,18 +162,18 @@ fn note_of(note: Option<Value>) -> Result<Option<String>, AppError> {
 
 fn today(engine: &Engine) -> Date {
     let tz = engine.project().config.business.timezone.time_zone();
-    engine.clock().now().to_zoned(tz).date()
+    engine.clock().now().to_zoned_datetime(tz).date()
 }
 
 /// The instants a business-local day starts and ends.
 fn day_bounds(engine: &Engine, date: Date) -> Result<(Timestamp, Timestamp), AppError> {
     let tz = engine.project().config.business.timezone.time_zone();
     let bad = || AppError::invalid("date", "is out of range");
-    let start = date.to_zoned(tz.clone()).map_err(|_| bad())?;
+    let start = date.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
     let end = date
         .tomorrow()
         .map_err(|_| bad())?
-        .to_zoned(tz)
+        .to_zoned_datetime(tz)
         .map_err(|_| bad())?;
     Ok((start.timestamp(), end.timestamp()))
 }

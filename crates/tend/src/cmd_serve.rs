@@ -1,18 +1,47 @@
-//! `tend serve`: the HTTP API and ingest over the configured store, until Ctrl-C or SIGTERM.
+//! `tend serve`: the HTTP API, ingest and the engine over the configured store, until
+//! Ctrl-C or SIGTERM; then in-flight requests and sends finish before it exits.
 
-use crate::project::load_valid_project;
+use crate::project::{load_valid_project, project_dir};
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use tend_engine::{ChannelDelivery, Engine, EngineSettings, SystemClock};
 use tend_web::{AppState, IngestRules};
+use tokio_util::sync::CancellationToken;
 
-/// Starts the server and blocks until a shutdown signal.
+/// Starts the server and the engine and blocks until a shutdown signal.
 pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
     crate::init_tracing();
-    let project = load_valid_project(config_path)?;
+    let project = Arc::new(load_valid_project(config_path)?);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let store = crate::open_store(config_path, &project.config).await?;
+        let instance = tend_engine::instance_id(store.as_ref())
+            .await
+            .context("reading the installation id")?;
+        let delivery = Arc::new(
+            ChannelDelivery::new(
+                &project.config,
+                &project_dir(config_path),
+                std::env::var("TEND_SMTP_URL").ok(),
+                &instance,
+            )
+            .context("setting up the email and webhook channels")?,
+        );
+        let (engine, report) = Engine::start(
+            Arc::clone(&store),
+            Arc::clone(&project),
+            Arc::new(SystemClock),
+            delivery.clone(),
+            EngineSettings::default(),
+        )
+        .await
+        .context("starting the engine")?;
+        log_sync(&report);
+        tracing::info!(email = %delivery.describe_email(), "channels ready");
+        let engine = Arc::new(engine);
+
         let rules = IngestRules {
             new_contact_stage: project.config.first_stage().clone(),
             on_event: project
@@ -32,16 +61,42 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         tracing::info!(%address, processes = project.processes.len(), "tend is serving");
         // On stdout too, so scripts and tests that asked for port 0 learn the port.
         println!("listening on http://{address}");
-        tend_web::serve(
-            listener,
-            AppState::new(store, rules, processes),
-            shutdown_signal(),
-        )
-        .await
-        .context("serving HTTP")?;
+
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
+        let state = AppState::new(store, rules, processes).with_engine(engine);
+        let stop = shutdown.clone();
+        let served = tend_web::serve(listener, state, async move {
+            shutdown_signal().await;
+            stop.cancel();
+        })
+        .await;
+        shutdown.cancel();
+        running.await.context("waiting for the engine to stop")?;
+        delivery.shutdown().await;
+        served.context("serving HTTP")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn log_sync(report: &tend_engine::SyncReport) {
+    for (process, enrolled) in &report.added {
+        tracing::info!(%process, enrolled, "new process: enrolled the contacts already in its stage");
+    }
+    for step in &report.removed_steps {
+        tracing::warn!(%step, "a step was removed from its process; its contacts moved to the next step");
+    }
+    if report.moved > 0 || report.completed > 0 {
+        tracing::info!(
+            moved = report.moved,
+            completed = report.completed,
+            "process files changed: contacts kept their place"
+        );
+    }
+    for process in &report.missing {
+        tracing::warn!(%process, "process file missing: its enrolled contacts wait until it returns");
+    }
 }
 
 async fn shutdown_signal() {
@@ -63,5 +118,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing in-flight requests and sends");
 }

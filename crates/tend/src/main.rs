@@ -1,5 +1,6 @@
 //! The `tend` command line: one binary for init, check, serve, import and tokens.
 
+mod cmd_agenda;
 mod cmd_check;
 mod cmd_import;
 mod cmd_init;
@@ -33,7 +34,7 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Run the API, the ingest endpoints and (later) the engine.
+    /// Run the API, the ingest endpoints and the engine.
     Serve {
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml")]
@@ -41,6 +42,15 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
+    },
+    /// Print the tasks for people on one day (today by default).
+    Agenda {
+        /// The day, as YYYY-MM-DD, in the business's time zone.
+        #[arg(long)]
+        date: Option<String>,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
     },
     /// Import records from a file.
     Import {
@@ -110,6 +120,7 @@ fn main() -> ExitCode {
         Command::Init { dir } => cmd_init::run(&dir),
         Command::Check { dir } => cmd_check::run(&dir),
         Command::Serve { config, listen } => cmd_serve::run(&config, &listen),
+        Command::Agenda { date, config } => cmd_agenda::run(&config, date.as_deref()),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

@@ -1208,8 +1208,8 @@ pub(super) async fn suppress(
 
 // --- tasks ---
 
-const TASK_SELECT: &str = "SELECT t.id, t.contact_id, c.name AS contact_name, \
-     c.email AS contact_email, p.key AS process, t.step, t.title, t.minutes, t.due_at, \
+const TASK_SELECT: &str = "SELECT t.id AS id, t.contact_id, c.name AS contact_name, \
+     c.email AS contact_email, p.key AS process, t.step, t.title, t.minutes, t.due_at AS due_at, \
      t.state, t.completed_at, t.outcome, t.note \
      FROM touches t JOIN contacts c ON c.id = t.contact_id \
      JOIN processes p ON p.id = t.process_id";
