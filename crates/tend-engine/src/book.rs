@@ -90,7 +90,9 @@ impl ProcessBook {
                         }
                     }
                     let advanced = match from {
-                        Some(from) => config.stage_index(to.as_str()) > config.stage_index(from.as_str()),
+                        Some(from) => {
+                            config.stage_index(to.as_str()) > config.stage_index(from.as_str())
+                        }
                         None => false,
                     };
                     if advanced {
@@ -199,11 +201,7 @@ pub fn step_keys(process: &Process) -> Vec<String> {
             };
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
-            if *n == 1 {
-                base
-            } else {
-                format!("{base}#{n}")
-            }
+            if *n == 1 { base } else { format!("{base}#{n}") }
         })
         .collect()
 }
@@ -212,7 +210,11 @@ pub fn step_keys(process: &Process) -> Vec<String> {
 /// that stayed keeps its contacts (at its new index); the contacts of a removed step go
 /// to the next old step that stayed, or finish the process if none did. Returns the
 /// moves and the keys of the removed steps.
-pub fn step_moves(old: &[String], new: &[String], process: &Process) -> (Vec<StepMove>, Vec<String>) {
+pub fn step_moves(
+    old: &[String],
+    new: &[String],
+    process: &Process,
+) -> (Vec<StepMove>, Vec<String>) {
     let position = |key: &String| new.iter().position(|k| k == key);
     let mut moves = Vec::new();
     let mut removed = Vec::new();
@@ -294,8 +296,10 @@ mod tests {
         let new = process(&["a", "d", "e"]);
         let (moves, removed) = step_moves(&keys(&old), &keys(&new), &new);
         assert_eq!(removed, vec!["email:b", "email:c"]);
-        let targets: Vec<(u32, Option<u32>)> =
-            moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
+        let targets: Vec<(u32, Option<u32>)> = moves
+            .iter()
+            .map(|m| (m.from, m.to.map(|t| t.step)))
+            .collect();
         // b and c go to d, now at index 1; d itself moves from 3 to 1.
         assert_eq!(targets, vec![(1, Some(1)), (2, Some(1)), (3, Some(1))]);
     }
@@ -305,8 +309,10 @@ mod tests {
         let old = process(&["a", "b", "c"]);
         let new = process(&["a", "c"]);
         let (moves, _) = step_moves(&keys(&old), &keys(&new), &new);
-        let targets: Vec<(u32, Option<u32>)> =
-            moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
+        let targets: Vec<(u32, Option<u32>)> = moves
+            .iter()
+            .map(|m| (m.from, m.to.map(|t| t.step)))
+            .collect();
         assert_eq!(targets, vec![(1, Some(1)), (2, Some(1))]);
     }
 
@@ -315,8 +321,10 @@ mod tests {
         let old = process(&["a", "b", "c"]);
         let new = process(&["a"]);
         let (moves, _) = step_moves(&keys(&old), &keys(&new), &new);
-        let targets: Vec<(u32, Option<u32>)> =
-            moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
+        let targets: Vec<(u32, Option<u32>)> = moves
+            .iter()
+            .map(|m| (m.from, m.to.map(|t| t.step)))
+            .collect();
         assert_eq!(targets, vec![(1, None), (2, None)]);
     }
 
@@ -326,8 +334,10 @@ mod tests {
         let new = process(&["x", "a", "b"]);
         let (moves, removed) = step_moves(&keys(&old), &keys(&new), &new);
         assert!(removed.is_empty());
-        let targets: Vec<(u32, Option<u32>)> =
-            moves.iter().map(|m| (m.from, m.to.map(|t| t.step))).collect();
+        let targets: Vec<(u32, Option<u32>)> = moves
+            .iter()
+            .map(|m| (m.from, m.to.map(|t| t.step)))
+            .collect();
         assert_eq!(targets, vec![(0, Some(1)), (1, Some(2))]);
     }
 }

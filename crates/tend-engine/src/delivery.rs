@@ -98,14 +98,8 @@ impl ChannelDelivery {
             .from
             .as_ref()
             .map(|from| from.email.as_str().to_owned());
-        let webhook = WebhookSender::new(
-            config
-                .channels
-                .webhook
-                .secret
-                .as_ref()
-                .map(|s| s.expose()),
-        )?;
+        let webhook =
+            WebhookSender::new(config.channels.webhook.secret.as_ref().map(|s| s.expose()))?;
         Ok(ChannelDelivery {
             email,
             webhook,

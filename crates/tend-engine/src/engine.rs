@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 use tend_core::check::Project;
 use tend_core::pacer::{
-    self, BetaPosterior, BudgetState, CapacityState, ContactState, Decision, DueTouch,
-    PacerInput, PacerOutput, PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
+    self, BetaPosterior, BudgetState, CapacityState, ContactState, Decision, DueTouch, PacerInput,
+    PacerOutput, PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
 };
 use tend_core::process::Channel as StepChannel;
 use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
@@ -257,7 +257,9 @@ impl Engine {
                 // The process file is gone: its contacts wait until it comes back.
                 records.push(DecisionRecord::Defer {
                     touch: row.touch,
-                    until: now.saturating_add(SignedDuration::from_hours(24)).unwrap_or(now),
+                    until: now
+                        .saturating_add(SignedDuration::from_hours(24))
+                        .unwrap_or(now),
                     reason: Reason::Exited,
                 });
                 continue;
@@ -831,7 +833,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -17,7 +17,10 @@ async fn a_new_lead_gets_the_welcome_email_at_once_and_the_next_step_is_planned(
     let (touch_id, mail) = &mails[0];
     assert!(mail.contains("Subject: Welcome, Ann"), "{mail}");
     assert!(mail.contains(&format!("tend.touch.{touch_id}@")), "{mail}");
-    assert!(mail.contains("https://tend.example.com/unsubscribe/"), "{mail}");
+    assert!(
+        mail.contains("https://tend.example.com/unsubscribe/"),
+        "{mail}"
+    );
 
     let touches = b.touches(ann).await;
     assert_eq!(touches.len(), 2, "{touches:#?}");
@@ -125,7 +128,10 @@ async fn an_exit_event_ends_the_process_and_cancels_what_was_planned() {
     b.advance(days(30));
     b.idle().await;
     let touches = b.touches(ann).await;
-    let inquiry: Vec<_> = touches.iter().filter(|t| t.process == "new-inquiry").collect();
+    let inquiry: Vec<_> = touches
+        .iter()
+        .filter(|t| t.process == "new-inquiry")
+        .collect();
     assert_eq!(inquiry.len(), 2);
     assert_eq!(inquiry[1].state, "cancelled", "{inquiry:#?}");
     // Welcome, then the customer thank-you a day after the order.
@@ -143,7 +149,11 @@ async fn an_unsubscribed_contact_is_never_touched_again() {
         b.advance(days(3));
         b.idle().await;
     }
-    assert_eq!(b.sent_emails().len(), 1, "only the welcome before unsubscribing");
+    assert_eq!(
+        b.sent_emails().len(),
+        1,
+        "only the welcome before unsubscribing"
+    );
     let now = b.engine.clock().now();
     assert!(b.store.tasks(now - days(90), now).await.unwrap().is_empty());
     let enrollments = b.store.enrollments_of(ann).await.unwrap();
@@ -171,14 +181,20 @@ async fn a_restart_keeps_positions_and_a_removed_step_moves_its_contacts_on() {
     let report = b
         .restart(&[("new-inquiry", &without_call), ("customer", CUSTOMER)])
         .await;
-    assert_eq!(report.removed_steps, vec!["new-inquiry: task:Call {{ contact.name }} about the kitchen"]);
+    assert_eq!(
+        report.removed_steps,
+        vec!["new-inquiry: task:Call {{ contact.name }} about the kitchen"]
+    );
     assert_eq!(report.moved, 1);
 
     let enrollments = b.store.enrollments_of(ann).await.unwrap();
     assert_eq!(enrollments[0].step, 1, "now at the follow-up, index 1");
     let touches = b.touches(ann).await;
     assert_eq!(touches[1].state, "pending");
-    assert_eq!(touches[1].channel, "email", "the planned touch is now the follow-up");
+    assert_eq!(
+        touches[1].channel, "email",
+        "the planned touch is now the follow-up"
+    );
 
     b.advance(days(3));
     b.idle().await;
@@ -221,7 +237,10 @@ async fn re_entering_a_process_is_off_unless_the_process_allows_it() {
     b.track("u-1", "Inquiry Received").await;
     b.idle().await;
     let enrollments = b.store.enrollments_of(ann).await.unwrap();
-    let inquiry = enrollments.iter().filter(|e| e.process == "new-inquiry").count();
+    let inquiry = enrollments
+        .iter()
+        .filter(|e| e.process == "new-inquiry")
+        .count();
     assert_eq!(inquiry, 1);
 }
 
@@ -234,8 +253,15 @@ async fn a_contact_without_an_address_fails_the_email_step_and_moves_on() {
     let touches = b.touches(who).await;
     assert_eq!(touches[0].state, "failed");
     assert!(
-        touches[0].last_error.as_deref().unwrap().contains("no email address"),
+        touches[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no email address"),
         "{touches:#?}"
     );
-    assert_eq!(touches[1].state, "pending", "the process went on to the call");
+    assert_eq!(
+        touches[1].state, "pending",
+        "the process went on to the call"
+    );
 }

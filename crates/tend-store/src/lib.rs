@@ -209,12 +209,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// A contact's enrollments, newest first.
-    async fn enrollments_of(&self, contact: ContactId)
-    -> Result<Vec<EnrollmentView>, StoreError>;
+    async fn enrollments_of(&self, contact: ContactId) -> Result<Vec<EnrollmentView>, StoreError>;
 
     /// A contact's latest `limit` touches, newest first.
-    async fn touches_of(&self, contact: ContactId, limit: u32)
-    -> Result<Vec<TouchView>, StoreError>;
+    async fn touches_of(
+        &self,
+        contact: ContactId,
+        limit: u32,
+    ) -> Result<Vec<TouchView>, StoreError>;
 
     /// Suppresses a contact (unsubscribed, bounced): nothing is sent to it again, its
     /// enrollments end and its planned touches are cancelled. Returns `false` if there is

@@ -615,10 +615,7 @@ impl Store for SqliteStore {
         Ok(done)
     }
 
-    async fn enrollments_of(
-        &self,
-        contact: ContactId,
-    ) -> Result<Vec<EnrollmentView>, StoreError> {
+    async fn enrollments_of(&self, contact: ContactId) -> Result<Vec<EnrollmentView>, StoreError> {
         let mut conn = self.read.acquire().await?;
         engine::enrollments_of(&mut conn, contact).await
     }

@@ -8,8 +8,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use jiff::civil::Date;
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt::Write;
@@ -151,10 +151,9 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AppError> 
 fn note_of(note: Option<Value>) -> Result<Option<String>, AppError> {
     match note {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.len() > 10_000 => Err(AppError::invalid(
-            "note",
-            "must be at most 10,000 bytes",
-        )),
+        Some(Value::String(text)) if text.len() > 10_000 => {
+            Err(AppError::invalid("note", "must be at most 10,000 bytes"))
+        }
         Some(Value::String(text)) => Ok(Some(text)),
         Some(_) => Err(AppError::invalid("note", "must be a string")),
     }
@@ -193,7 +192,10 @@ fn ics<'a>(name: &str, tasks: impl Iterator<Item = &'a TaskView>, now: Timestamp
     line("PRODID:-//Tend//Agenda//EN".into());
     line("CALSCALE:GREGORIAN".into());
     line("METHOD:PUBLISH".into());
-    line(format!("X-WR-CALNAME:{}", escape(&format!("{name} — Tend agenda"))));
+    line(format!(
+        "X-WR-CALNAME:{}",
+        escape(&format!("{name} — Tend agenda"))
+    ));
     let stamp = ics_time(now);
     for task in tasks {
         let who = match (&task.contact_name, &task.contact_email) {

@@ -63,7 +63,10 @@ impl Server {
             base,
             write_key,
             admin,
-            client: reqwest::Client::new(),
+            client: {
+                tend_engine::webhook::install_crypto_provider();
+                reqwest::Client::new()
+            },
             dir,
             _shutdown: tx,
         }

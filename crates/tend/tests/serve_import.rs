@@ -97,6 +97,7 @@ impl Drop for Running {
 async fn a_new_business_serves_segment_ingest_and_the_api() {
     let business = Business::new();
     let server = business.serve();
+    tend_engine::webhook::install_crypto_provider();
     let client = reqwest::Client::new();
     let health = client
         .get(format!("{}/healthz", server.base))

@@ -206,7 +206,7 @@ fn unknown_config_keys_are_reported_at_the_key() {
         ),
         [
             "tend.toml:4:25: unknown key `per_year` in budget `emails`; expected one of `per_day`, `per_week`, `per_month`",
-            "tend.toml:5:1: unknown key `sms` in [budget]; expected one of `emails`, `webhooks`, `tasks`, `staff_minutes`, `money`",
+            "tend.toml:5:1: unknown key `sms` in [budget]; expected one of `emails`, `webhooks`, `staff_minutes`, `money`",
         ]
     );
 }

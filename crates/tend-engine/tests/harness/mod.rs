@@ -77,9 +77,18 @@ pub fn monday_morning() -> Timestamp {
 
 pub fn templates() -> Vec<SourceFile> {
     [
-        ("welcome", "Subject: Welcome, {{ contact.first_name }}\n\nThanks for asking, {{ contact.name }}."),
-        ("follow-up", "Subject: Shall we book a visit?\n\nWe have slots next week."),
-        ("keep-warm", "Subject: A few ideas\n\nNo rush: here are some ideas."),
+        (
+            "welcome",
+            "Subject: Welcome, {{ contact.first_name }}\n\nThanks for asking, {{ contact.name }}.",
+        ),
+        (
+            "follow-up",
+            "Subject: Shall we book a visit?\n\nWe have slots next week.",
+        ),
+        (
+            "keep-warm",
+            "Subject: A few ideas\n\nNo rush: here are some ideas.",
+        ),
         ("thank-you", "Subject: Thank you\n\nIt was a pleasure."),
     ]
     .iter()
@@ -106,8 +115,11 @@ impl Business {
     /// A business with this config and these processes.
     pub async fn with(config: &str, processes: &[(&str, &str)]) -> Business {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("tend.db"))
+                .await
+                .unwrap(),
+        );
         let clock = ManualClock::new(monday_morning());
         let processes: Vec<(String, String)> = processes
             .iter()

@@ -6,8 +6,8 @@ use super::sql::{self, ContactRow, contact_columns, get, millis, timestamp};
 use crate::engine::*;
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::AssertSqlSafe;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use std::collections::HashMap;
 use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
@@ -139,9 +139,8 @@ pub(super) async fn sync_process(
         None => None,
         Some(row) => {
             let text: String = get(&row, "steps")?;
-            let parsed: Vec<String> = serde_json::from_str(&text).map_err(|e| {
-                StoreError::Corrupt(format!("process `{}` steps: {e}", sync.key))
-            })?;
+            let parsed: Vec<String> = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("process `{}` steps: {e}", sync.key)))?;
             Some((get(&row, "id")?, parsed))
         }
     };
@@ -348,9 +347,7 @@ pub(super) async fn read_signals(
                 sql.push_str(if i == 0 { "?" } else { ", ?" });
             }
             sql.push_str(") ORDER BY id LIMIT ?");
-            let mut query = sqlx::query(AssertSqlSafe(sql))
-                .bind(after.events)
-                .bind(top);
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(after.events).bind(top);
             for name in event_names {
                 query = query.bind(name.as_str());
             }
@@ -407,7 +404,17 @@ pub(super) async fn apply_signals(
                 due_at,
                 reenroll,
             } => {
-                if enroll(conn, *contact, *process_id, *first, *due_at, *reenroll, at_ms).await? {
+                if enroll(
+                    conn,
+                    *contact,
+                    *process_id,
+                    *first,
+                    *due_at,
+                    *reenroll,
+                    at_ms,
+                )
+                .await?
+                {
                     outcome.enrolled += 1;
                 }
             }
@@ -742,13 +749,11 @@ async fn count_touch(
     .bind(touch.contact_id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE enrollments SET touches = touches + 1, last_touch_at = $1 WHERE id = $2",
-    )
-    .bind(at)
-    .bind(touch.enrollment_id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE enrollments SET touches = touches + 1, last_touch_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(touch.enrollment_id)
+        .execute(&mut *conn)
+        .await?;
     if touch.intent == "offer" {
         sqlx::query(
             "INSERT INTO offer_stats (process_id, step, sent) VALUES ($1, $2, 1) \
@@ -1258,7 +1263,8 @@ pub(super) async fn task(
     conn: &mut SqliteConnection,
     id: TouchId,
 ) -> Result<Option<TaskView>, StoreError> {
-    let sql = format!("{TASK_SELECT} WHERE t.id = $1 AND t.channel = 'task' AND t.title IS NOT NULL");
+    let sql =
+        format!("{TASK_SELECT} WHERE t.id = $1 AND t.channel = 'task' AND t.title IS NOT NULL");
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(id.0)
         .fetch_optional(&mut *conn)
@@ -1406,7 +1412,11 @@ pub(super) async fn merge_contacts(
         "UPDATE enrollments SET contact_id = $1 WHERE contact_id = $2",
         "UPDATE touches SET contact_id = $1 WHERE contact_id = $2",
     ] {
-        sqlx::query(sql).bind(keep).bind(gone).execute(&mut *conn).await?;
+        sqlx::query(sql)
+            .bind(keep)
+            .bind(gone)
+            .execute(&mut *conn)
+            .await?;
     }
     let row = sqlx::query("SELECT last_touch_at FROM contacts WHERE id = $1")
         .bind(gone)
