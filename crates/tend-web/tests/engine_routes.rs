@@ -1,0 +1,424 @@
+//! The engine's routes on the real HTTP server over a real SQLite file, the engine
+//! driven step by step on a manual clock: tasks, the calendar feed, unsubscribe.
+
+use jiff::{SignedDuration, Timestamp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use tend_core::check::{ProjectSources, SourceFile, check_project};
+use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock};
+use tend_store::{SqliteStore, Store, TokenScope, tokens};
+use tend_web::{AppState, IngestRules};
+
+const CONFIG: &str = r#"
+public_url = "https://tend.example.com"
+[business]
+name = "Studio Rossi & Figli"
+timezone = "Europe/Rome"
+hours = "Mon-Sun 08:00-20:00"
+[stages.on_event]
+"Inquiry Received" = "lead"
+"Order Completed" = "customer"
+[tasks.outcomes]
+booked = "Order Completed"
+[channels.email]
+from = "Studio Rossi <hello@studio.example>"
+"#;
+
+const PROCESS: &str = r#"
+name = "New inquiry"
+enroll = { stage = "lead" }
+exit = { stages = ["customer"] }
+max_gap = "10d"
+[[steps]]
+wait = "0d"
+email = "welcome"
+intent = "nurture"
+[[steps]]
+wait = "2d"
+task = "Call {{ contact.name }}, about the kitchen; bring samples"
+minutes = 20
+intent = "offer"
+[[steps]]
+wait = "3d"
+email = "welcome"
+intent = "nurture"
+"#;
+
+struct Server {
+    base: String,
+    write_key: String,
+    admin: String,
+    calendar: String,
+    client: reqwest::Client,
+    engine: Arc<Engine>,
+    clock: ManualClock,
+    dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        tend_engine::webhook::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+        let project = check_project(&ProjectSources {
+            config: SourceFile::new("tend.toml", CONFIG),
+            processes: vec![SourceFile::new("processes/new-inquiry.toml", PROCESS)],
+            templates: vec![SourceFile::new(
+                "templates/welcome.md",
+                "Subject: Welcome\n\nHello {{ contact.name }}, [leave]({{ unsubscribe_url }}).",
+            )],
+        })
+        .unwrap();
+        let monday = "2026-11-23T10:00:00+01:00[Europe/Rome]"
+            .parse::<jiff::ZonedDateTime>()
+            .unwrap()
+            .timestamp();
+        let clock = ManualClock::new(monday);
+        let delivery =
+            Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "t").unwrap());
+        let rules = IngestRules {
+            new_contact_stage: project.config.first_stage().clone(),
+            on_event: project
+                .config
+                .stages
+                .on_event
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let processes = serde_json::to_value(&project.processes).unwrap();
+        let (engine, _) = Engine::start(
+            Arc::clone(&store),
+            Arc::new(project),
+            Arc::new(clock.clone()),
+            delivery,
+            EngineSettings::default(),
+        )
+        .await
+        .unwrap();
+        let engine = Arc::new(engine);
+        let mut keys = Vec::new();
+        for scope in [TokenScope::Write, TokenScope::Admin, TokenScope::Calendar] {
+            let token = tokens::generate_token();
+            store
+                .create_token(
+                    scope.as_str(),
+                    scope,
+                    &tokens::hash_token(&token),
+                    Timestamp::now(),
+                )
+                .await
+                .unwrap();
+            keys.push(token);
+        }
+        let state = AppState::new(store, rules, processes).with_engine(Arc::clone(&engine));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tend_web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            write_key: keys[0].clone(),
+            admin: keys[1].clone(),
+            calendar: keys[2].clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            engine,
+            clock,
+            dir,
+            _shutdown: tx,
+        }
+    }
+
+    async fn post_segment(&self, route: &str, body: Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/{route}", self.base))
+            .basic_auth(&self.write_key, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Ann identifies and asks about a kitchen; the engine sends the welcome.
+    async fn lead_ann(&self) {
+        self.post_segment(
+            "identify",
+            json!({"userId": "u-1", "traits": {"email": "ann@example.com", "name": "Ann Smith"}}),
+        )
+        .await;
+        self.post_segment("track", json!({"userId": "u-1", "event": "Inquiry Received"}))
+            .await;
+        self.engine.run_until_idle().await.unwrap();
+    }
+
+    async fn after(&self, hours: i64) {
+        self.clock.advance(SignedDuration::from_hours(hours));
+        self.engine.run_until_idle().await.unwrap();
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn outbox_mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("outbox")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
+    let s = Server::start().await;
+    s.lead_ann().await;
+    s.after(48).await;
+
+    let (status, body) = s.get("/api/tasks?date=2026-11-25", &s.admin).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tasks = body["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{body}");
+    let task = &tasks[0];
+    assert_eq!(task["title"], "Call Ann Smith, about the kitchen; bring samples");
+    assert_eq!(task["minutes"], 20);
+    assert_eq!(task["contact_email"], "ann@example.com");
+    assert_eq!(task["overdue"], false);
+    let id = task["id"].as_i64().unwrap();
+
+    // The next day, the open task is still there, marked overdue.
+    let (_, body) = s.get("/api/tasks?date=2026-11-26", &s.admin).await;
+    assert_eq!(body["tasks"][0]["overdue"], true, "{body}");
+    // A day before it was opened, nothing.
+    let (_, body) = s.get("/api/tasks?date=2026-11-24", &s.admin).await;
+    assert_eq!(body["tasks"], json!([]));
+
+    let (status, body) = s.get("/api/tasks?date=25-11-2026", &s.admin).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "date");
+    let (status, _) = s.get("/api/tasks", &s.write_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a write key cannot read the agenda");
+
+    let (status, body) = s.post(&format!("/api/tasks/{id}/complete"), "{}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "outcome");
+    let (status, body) = s.post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": 3}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "outcome");
+    let (status, _) = s.post("/api/tasks/999/complete", "{\"outcome\": \"x\"}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = s
+        .post(
+            &format!("/api/tasks/{id}/complete"),
+            "{\"outcome\": \"replied\", \"note\": \"call back in spring\"}",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "done");
+    assert_eq!(body["note"], "call back in spring");
+    let (status, _) = s
+        .post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": \"replied\"}")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The process moved on: the next email goes out three days later.
+    s.after(72).await;
+    assert_eq!(s.outbox_mails().len(), 2);
+    let (_, contact) = s.get("/api/contacts/1", &s.admin).await;
+    let touches = contact["touches"].as_array().unwrap();
+    assert_eq!(touches.len(), 3, "{contact}");
+    assert!(touches.iter().all(|t| t["decision"] == "send"), "{contact}");
+    assert_eq!(contact["enrollments"][0]["state"], "completed");
+}
+
+#[tokio::test]
+async fn a_booked_outcome_records_its_event_and_makes_a_customer() {
+    let s = Server::start().await;
+    s.lead_ann().await;
+    s.after(48).await;
+    let (_, body) = s.get("/api/tasks", &s.admin).await;
+    let id = body["tasks"][0]["id"].as_i64().unwrap();
+    let (status, _) = s
+        .post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": \"booked\"}")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.after(1).await;
+    let (_, contact) = s.get("/api/contacts/1", &s.admin).await;
+    assert_eq!(contact["stage"], "customer");
+    assert_eq!(contact["enrollments"][0]["state"], "exited");
+    let events: Vec<&Value> = contact["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "event")
+        .collect();
+    assert!(events.iter().any(|e| e["name"] == "Order Completed"), "{contact}");
+}
+
+#[tokio::test]
+async fn skipping_a_task_moves_the_process_on_without_it() {
+    let s = Server::start().await;
+    s.lead_ann().await;
+    s.after(48).await;
+    let (_, body) = s.get("/api/tasks", &s.admin).await;
+    let id = body["tasks"][0]["id"].as_i64().unwrap();
+    let (status, body) = s.post(&format!("/api/tasks/{id}/skip"), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "skipped");
+    s.after(72).await;
+    assert_eq!(s.outbox_mails().len(), 2);
+}
+
+#[tokio::test]
+async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
+    let s = Server::start().await;
+    s.lead_ann().await;
+    s.after(48).await;
+
+    let feed = |token: Option<&str>| {
+        let mut url = format!("{}/agenda.ics", s.base);
+        if let Some(token) = token {
+            url.push_str(&format!("?token={token}"));
+        }
+        s.client.get(url).send()
+    };
+    assert_eq!(feed(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(feed(Some("nope")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        feed(Some(&s.write_key)).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // A calendar token reads the feed and nothing else.
+    let (status, _) = s.get("/api/contacts", &s.calendar).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let response = feed(Some(&s.calendar)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.ends_with("END:VCALENDAR\r\n"));
+    assert!(
+        body.split("\r\n").all(|line| line.len() <= 75),
+        "lines are folded at 75 octets"
+    );
+
+    // A real iCalendar parser reads it back.
+    let script = "import sys, icalendar\n\
+        cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())\n\
+        for ev in cal.walk('VEVENT'):\n\
+        \x20   print(ev['UID'], '|', ev['SUMMARY'], '|', ev.decoded('DTSTART').isoformat(), '|', ev.decoded('DURATION'))\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test");
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "icalendar rejected the feed (pip install icalendar): {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = parsed.lines().collect();
+    assert_eq!(lines.len(), 1, "{parsed}");
+    assert!(
+        lines[0].contains("| Call Ann Smith, about the kitchen; bring samples |"),
+        "{parsed}"
+    );
+    assert!(lines[0].contains("2026-11-25T09:00:00+00:00"), "{parsed}");
+    assert!(lines[0].ends_with("| 0:20:00"), "{parsed}");
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_stops_every_later_touch() {
+    let s = Server::start().await;
+    s.lead_ann().await;
+    let mails = s.outbox_mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    let start = mail.find("https://tend.example.com/unsubscribe/").unwrap();
+    let link: String = mail[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '>' | ',' | '"' | ')' | '\r' | '\n'))
+        .collect();
+    let local = link.replace("https://tend.example.com", &s.base);
+
+    // The page asks first: a link scanner's GET changes nothing.
+    let page = s.client.get(&local).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(html.contains("Studio Rossi &amp; Figli"), "business name escaped: {html}");
+    let (_, contact) = s.get("/api/contacts/1", &s.admin).await;
+    assert_eq!(contact["suppressed_at"], Value::Null);
+
+    // A forged or altered token is refused.
+    let forged = format!("{}x", &local[..local.len() - 1]);
+    let response = s.client.post(&forged).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // RFC 8058 one-click, as a mail client sends it.
+    let response = s
+        .client
+        .post(&local)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, contact) = s.get("/api/contacts/1", &s.admin).await;
+    assert_ne!(contact["suppressed_at"], Value::Null);
+    assert_eq!(contact["enrollments"][0]["end_reason"], "unsubscribed");
+
+    for _ in 0..10 {
+        s.after(48).await;
+    }
+    assert_eq!(s.outbox_mails().len(), 1, "nothing after the unsubscribe");
+    let (_, body) = s.get("/api/tasks", &s.admin).await;
+    assert_eq!(body["tasks"], json!([]), "no call planned for her either");
+}
