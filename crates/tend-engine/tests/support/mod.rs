@@ -26,7 +26,11 @@ pub fn require_python_module(module: &str) {
         Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
             "Python module `{module}` is missing ({}); run: pip install aiosmtpd standardwebhooks",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
         ),
         Err(error) => panic!(
             "cannot run `{}` ({error}); install Python 3, then: pip install aiosmtpd standardwebhooks",
