@@ -109,14 +109,20 @@ pub fn build_message(
             from.email.as_str()
         ))
     })?;
-    let from = LettreMailbox::new(from.name.as_deref().map(single_line), from_address);
+    let from_name = from
+        .name
+        .as_deref()
+        .map(single_line)
+        .filter(|n| !n.is_empty());
+    let from = LettreMailbox::new(from_name, from_address);
     let to_address: Address = email.to_email.trim().parse().map_err(|e| {
         SendError::Fatal(format!(
             "invalid recipient address `{}`: {e}",
             email.to_email
         ))
     })?;
-    let to = LettreMailbox::new(email.to_name.map(single_line), to_address);
+    let to_name = email.to_name.map(single_line).filter(|n| !n.is_empty());
+    let to = LettreMailbox::new(to_name, to_address);
 
     let unsubscribe_url = email.unsubscribe_url.trim();
     if !is_header_safe_uri(unsubscribe_url)

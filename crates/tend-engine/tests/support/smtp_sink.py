@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""A real SMTP server for tend-engine's tests (aiosmtpd).
+
+Every accepted message is stored in FOLDER as NNNN.eml (the raw bytes) and NNNN.json
+(what Python's own email parser makes of it: envelope, headers, decoded parts), so the
+Rust tests check the message as an independent implementation reads it.
+
+Chosen recipients or message contents can be refused with a chosen reply, to exercise
+the sender's error classification:
+
+    smtp_sink.py --port 2525 --folder /tmp/mail \
+        --rcpt 'bounce@example.com=550 5.1.1 User unknown' \
+        --data 'REJECT-ME=554 5.7.1 Message content rejected' \
+        --auth user:password
+"""
+
+import argparse
+import asyncio
+import email
+import email.policy
+import json
+import os
+import sys
+import warnings
+
+# AUTH without TLS is deliberate here (a loopback test server); keep the output quiet.
+warnings.simplefilter("ignore")
+
+try:
+    from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+except ImportError:
+    sys.exit("aiosmtpd is missing: pip install aiosmtpd standardwebhooks")
+
+
+def pairs(values):
+    result = {}
+    for value in values or []:
+        key, sep, reply = value.partition("=")
+        if not sep:
+            sys.exit(f"expected KEY=REPLY, got {value!r}")
+        result[key.lower()] = reply
+    return result
+
+
+class Handler:
+    def __init__(self, folder, rcpt_replies, data_replies):
+        self.folder = folder
+        self.rcpt_replies = rcpt_replies
+        self.data_replies = data_replies
+        self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content or envelope.content
+        for needle, reply in self.data_replies.items():
+            if needle.encode().lower() in content.lower():
+                return reply
+        # One asyncio loop: no two handlers run this block at once.
+        number = self.count
+        self.count += 1
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        headers = {}
+        for name, value in message.items():
+            headers.setdefault(name.lower(), []).append(str(value))
+        parts = [
+            {"content_type": part.get_content_type(), "content": part.get_content()}
+            for part in message.walk()
+            if not part.is_multipart()
+        ]
+        summary = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "content_type": message.get_content_type(),
+            "headers": headers,
+            "parts": parts,
+        }
+        base = os.path.join(self.folder, f"{number:04}")
+        write_atomically(base + ".eml", content)
+        write_atomically(base + ".json", json.dumps(summary, indent=2).encode())
+        return "250 2.0.0 Message accepted"
+
+
+def write_atomically(path, data):
+    # The test may be polling the folder: it must never see half a file.
+    temp = path + ".tmp"
+    with open(temp, "wb") as file:
+        file.write(data)
+    os.replace(temp, path)
+
+
+class Authenticator:
+    def __init__(self, user, password):
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user
+            and auth_data.password == self.password
+        )
+        # handled=False makes aiosmtpd answer the failure (535) itself.
+        return AuthResult(success=ok, handled=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--folder", required=True)
+    parser.add_argument("--rcpt", action="append", help="ADDRESS=REPLY")
+    parser.add_argument("--data", action="append", help="NEEDLE=REPLY")
+    parser.add_argument("--auth", help="USER:PASSWORD required before MAIL")
+    args = parser.parse_args()
+    os.makedirs(args.folder, exist_ok=True)
+
+    handler = Handler(args.folder, pairs(args.rcpt), pairs(args.data))
+    options = {"enable_SMTPUTF8": True, "hostname": "sink.test"}
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        options.update(
+            authenticator=Authenticator(user, password),
+            auth_required=True,
+            auth_require_tls=False,
+        )
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(
+        loop.create_server(lambda: SMTP(handler, **options), "127.0.0.1", args.port)
+    )
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
