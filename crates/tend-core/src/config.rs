@@ -18,7 +18,7 @@
 //! | `[costs]` | every channel costs 0 |
 //! | `[limits] per_contact_per_week` | `3` |
 //! | `[limits] min_gap` | `1d` |
-//! | `[limits] quiet_hours` | `21:00-08:00` |
+//! | `[limits] quiet_hours` | `21:00-08:00` (`"none"`: no quiet hours) |
 //! | `[stages] order` | `prospect, lead, customer, loyal, lapsed` |
 //! | `[stages.on_event]` | no event moves a stage |
 //! | `[work] opened` / `closed` | `Job Opened` / `Job Completed` |
@@ -26,6 +26,9 @@
 //! | `[channels.email] smtp_url` | none: email is written to `outbox/` as `.eml` files |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
 //! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |
+//! | `[dispatch] workers` | `8` sends in flight at once |
+//! | `[dispatch] retry_after` / `retry_max` | `30s` doubling up to `1h` after a temporary failure |
+//! | `[dispatch] lease` | `2m`: how long a send may take before another try takes it over |
 
 use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
 use crate::domain::{Email, StageName, TimeZoneName};
@@ -77,6 +80,34 @@ pub struct Config {
     pub channels: Channels,
     /// `[tasks]`.
     pub tasks: Tasks,
+    /// `[dispatch]`.
+    pub dispatch: Dispatch,
+}
+
+/// `[dispatch]`: how admitted touches are sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    /// Sends in flight at once.
+    pub workers: u32,
+    /// The first wait after a temporary failure (SMTP 4xx, timeouts, HTTP 5xx); it
+    /// doubles with every further attempt.
+    pub retry_after: Duration,
+    /// The longest wait between two attempts; a send is retried until it succeeds or
+    /// fails for good, never dropped.
+    pub retry_max: Duration,
+    /// How long one send may take before the touch is taken over by another attempt.
+    pub lease: Duration,
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch {
+            workers: 8,
+            retry_after: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3_600),
+            lease: Duration::from_secs(120),
+        }
+    }
 }
 
 /// `[tasks]`: what the outcome of a completed task means.
@@ -141,8 +172,8 @@ pub struct Limits {
     pub per_contact_per_week: u32,
     /// At least this long between two touches to one contact.
     pub min_gap: Duration,
-    /// No touches in this window of the contact's local time.
-    pub quiet_hours: DailyWindow,
+    /// No touches in this window of the contact's local time; `None` when set to `"none"`.
+    pub quiet_hours: Option<DailyWindow>,
 }
 
 impl Default for Limits {
@@ -150,7 +181,7 @@ impl Default for Limits {
         Limits {
             per_contact_per_week: 3,
             min_gap: Duration::from_secs(86_400),
-            quiet_hours: DailyWindow::parse("21:00-08:00").expect("valid default"),
+            quiet_hours: Some(DailyWindow::parse("21:00-08:00").expect("valid default")),
         }
     }
 }
@@ -327,7 +358,7 @@ impl Config {
     /// The pacer's rules as this config sets them.
     pub fn pacer_policy(&self) -> Result<PacerPolicy, PacerError> {
         let mut policy = PacerPolicy::new(&self.business.timezone, self.business.hours.clone());
-        policy.quiet_hours = Some(self.limits.quiet_hours);
+        policy.quiet_hours = self.limits.quiet_hours;
         for resource in Resource::ALL {
             if let Some(limits) = self.budget(&resource.to_string()) {
                 let target = policy.budgets.get_mut(resource);
@@ -367,6 +398,7 @@ const TOP_KEYS: &[&str] = &[
     "work",
     "channels",
     "tasks",
+    "dispatch",
 ];
 
 /// Walks a parsed `tend.toml`, reporting every problem.
@@ -385,6 +417,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let work = read_work(report, &top);
     let channels = read_channels(report, &top);
     let tasks = read_tasks(report, &top);
+    let dispatch = read_dispatch(report, &top);
 
     let stage_order = stages.as_ref().map(|s| s.order.clone());
     let config = match (database_url, public_url, business, stages) {
@@ -403,6 +436,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
                 work,
                 channels,
                 tasks,
+                dispatch,
             })
         }
         _ => None,
@@ -627,7 +661,11 @@ fn read_limits(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Limits {
     if let Some(gap) = fields.parsed(report, "min_gap", Duration::parse) {
         limits.min_gap = gap.into_inner();
     }
-    if let Some(window) = fields.parsed(report, "quiet_hours", DailyWindow::parse) {
+    let quiet = |text: &str| match text.trim() {
+        "none" => Ok(None),
+        window => DailyWindow::parse(window).map(Some),
+    };
+    if let Some(window) = fields.parsed(report, "quiet_hours", quiet) {
         limits.quiet_hours = window.into_inner();
     }
     limits
@@ -814,4 +852,43 @@ fn read_tasks(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Tasks {
         }
     }
     tasks
+}
+
+fn read_dispatch(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Dispatch {
+    let mut dispatch = Dispatch::default();
+    let Some(fields) = top.get("dispatch").and_then(|item| {
+        Fields::nested(
+            report,
+            item,
+            "[dispatch]",
+            &["workers", "retry_after", "retry_max", "lease"],
+        )
+    }) else {
+        return dispatch;
+    };
+    if let Some(n) = fields.count(report, "workers") {
+        if *n.get_ref() == 0 || *n.get_ref() > 256 {
+            report.error(n.span().start, "`workers` must be from 1 to 256");
+        }
+        dispatch.workers = *n.get_ref();
+    }
+    for (key, slot) in [
+        ("retry_after", &mut dispatch.retry_after),
+        ("retry_max", &mut dispatch.retry_max),
+        ("lease", &mut dispatch.lease),
+    ] {
+        if let Some(d) = fields.parsed(report, key, Duration::parse) {
+            if *d.get_ref() == Duration::ZERO {
+                report.error(d.span().start, format!("`{key}` must be longer than zero"));
+            }
+            *slot = d.into_inner();
+        }
+    }
+    if dispatch.retry_max < dispatch.retry_after {
+        report.error(
+            fields.at(),
+            "[dispatch] `retry_max` must be at least `retry_after`",
+        );
+    }
+    dispatch
 }

@@ -70,6 +70,20 @@ pub struct EngineSettings {
     pub idle_tick: StdDuration,
 }
 
+impl EngineSettings {
+    /// The defaults, with `[dispatch]` from `tend.toml`.
+    pub fn from_config(config: &tend_core::config::Config) -> Self {
+        let d = &config.dispatch;
+        EngineSettings {
+            dispatch_workers: d.workers as usize,
+            lease: StdDuration::from_secs(d.lease.as_secs()),
+            retry_base: StdDuration::from_secs(d.retry_after.as_secs()),
+            retry_max: StdDuration::from_secs(d.retry_max.as_secs()),
+            ..EngineSettings::default()
+        }
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {

@@ -63,8 +63,11 @@ impl Server {
     async fn start() -> Server {
         tend_engine::webhook::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("tend.db"))
+                .await
+                .unwrap(),
+        );
         let project = check_project(&ProjectSources {
             config: SourceFile::new("tend.toml", CONFIG),
             processes: vec![SourceFile::new("processes/new-inquiry.toml", PROCESS)],
@@ -158,8 +161,11 @@ impl Server {
             json!({"userId": "u-1", "traits": {"email": "ann@example.com", "name": "Ann Smith"}}),
         )
         .await;
-        self.post_segment("track", json!({"userId": "u-1", "event": "Inquiry Received"}))
-            .await;
+        self.post_segment(
+            "track",
+            json!({"userId": "u-1", "event": "Inquiry Received"}),
+        )
+        .await;
         self.engine.run_until_idle().await.unwrap();
     }
 
@@ -215,7 +221,10 @@ async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
     let tasks = body["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 1, "{body}");
     let task = &tasks[0];
-    assert_eq!(task["title"], "Call Ann Smith, about the kitchen; bring samples");
+    assert_eq!(
+        task["title"],
+        "Call Ann Smith, about the kitchen; bring samples"
+    );
     assert_eq!(task["minutes"], 20);
     assert_eq!(task["contact_email"], "ann@example.com");
     assert_eq!(task["overdue"], false);
@@ -232,15 +241,23 @@ async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "date");
     let (status, _) = s.get("/api/tasks", &s.write_key).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a write key cannot read the agenda");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a write key cannot read the agenda"
+    );
 
     let (status, body) = s.post(&format!("/api/tasks/{id}/complete"), "{}").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "outcome");
-    let (status, body) = s.post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": 3}").await;
+    let (status, body) = s
+        .post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": 3}")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "outcome");
-    let (status, _) = s.post("/api/tasks/999/complete", "{\"outcome\": \"x\"}").await;
+    let (status, _) = s
+        .post("/api/tasks/999/complete", "{\"outcome\": \"x\"}")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, body) = s
@@ -253,7 +270,10 @@ async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
     assert_eq!(body["state"], "done");
     assert_eq!(body["note"], "call back in spring");
     let (status, _) = s
-        .post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": \"replied\"}")
+        .post(
+            &format!("/api/tasks/{id}/complete"),
+            "{\"outcome\": \"replied\"}",
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
@@ -275,7 +295,10 @@ async fn a_booked_outcome_records_its_event_and_makes_a_customer() {
     let (_, body) = s.get("/api/tasks", &s.admin).await;
     let id = body["tasks"][0]["id"].as_i64().unwrap();
     let (status, _) = s
-        .post(&format!("/api/tasks/{id}/complete"), "{\"outcome\": \"booked\"}")
+        .post(
+            &format!("/api/tasks/{id}/complete"),
+            "{\"outcome\": \"booked\"}",
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     s.after(1).await;
@@ -288,7 +311,10 @@ async fn a_booked_outcome_records_its_event_and_makes_a_customer() {
         .iter()
         .filter(|e| e["type"] == "event")
         .collect();
-    assert!(events.iter().any(|e| e["name"] == "Order Completed"), "{contact}");
+    assert!(
+        events.iter().any(|e| e["name"] == "Order Completed"),
+        "{contact}"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +345,10 @@ async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
         s.client.get(url).send()
     };
     assert_eq!(feed(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(feed(Some("nope")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        feed(Some("nope")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         feed(Some(&s.write_key)).await.unwrap().status(),
         StatusCode::FORBIDDEN
@@ -355,7 +384,12 @@ async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 is needed for this test");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -392,7 +426,10 @@ async fn one_click_unsubscribe_stops_every_later_touch() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("<form method=\"post\""), "{html}");
-    assert!(html.contains("Studio Rossi &amp; Figli"), "business name escaped: {html}");
+    assert!(
+        html.contains("Studio Rossi &amp; Figli"),
+        "business name escaped: {html}"
+    );
     let (_, contact) = s.get("/api/contacts/1", &s.admin).await;
     assert_eq!(contact["suppressed_at"], Value::Null);
 

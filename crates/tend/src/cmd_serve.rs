@@ -34,7 +34,7 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
             Arc::clone(&project),
             Arc::new(SystemClock),
             delivery.clone(),
-            EngineSettings::default(),
+            EngineSettings::from_config(&project.config),
         )
         .await
         .context("starting the engine")?;

@@ -132,7 +132,7 @@ secret = "whsec_abc"
     assert_eq!(c.limits.min_gap, Duration::parse("1d").unwrap());
     assert_eq!(
         c.limits.quiet_hours,
-        DailyWindow::parse("21:00-08:00").unwrap()
+        Some(DailyWindow::parse("21:00-08:00").unwrap())
     );
     assert_eq!(c.first_stage().as_str(), "prospect");
     assert_eq!(c.stage("loyal").unwrap().as_str(), "loyal");
@@ -177,7 +177,7 @@ fn absent_keys_take_documented_defaults() {
     assert_eq!(c.limits.min_gap, Duration::parse("1d").unwrap());
     assert_eq!(
         c.limits.quiet_hours,
-        DailyWindow::parse("21:00-08:00").unwrap()
+        Some(DailyWindow::parse("21:00-08:00").unwrap())
     );
     let order: Vec<&str> = c.stages.order.iter().map(|s| s.as_str()).collect();
     assert_eq!(order, ["prospect", "lead", "customer", "loyal", "lapsed"]);
@@ -712,4 +712,37 @@ proptest! {
         let _ = check_project(&sources(&text, &[("processes/p.toml", &text)]));
         let _ = Template::parse("t.md", &text);
     }
+}
+
+#[test]
+fn quiet_hours_can_be_switched_off_and_dispatch_is_tunable() {
+    let c = Config::parse(
+        "tend.toml",
+        "[business]\nname = \"X\"\n[limits]\nquiet_hours = \"none\"\n[dispatch]\nworkers = 2\nretry_after = \"1s\"\nretry_max = \"5m\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.limits.quiet_hours, None);
+    assert_eq!(c.dispatch.workers, 2);
+    assert_eq!(c.dispatch.retry_after, Duration::parse("1s").unwrap());
+    assert_eq!(c.dispatch.retry_max, Duration::parse("5m").unwrap());
+    assert_eq!(c.dispatch.lease, Duration::parse("2m").unwrap());
+    assert!(c.pacer_policy().unwrap().quiet_hours.is_none());
+}
+
+#[test]
+fn bad_dispatch_and_public_url_values_are_placed() {
+    let text = "public_url = \"tend.example.com\"\n[business]\nname = \"X\"\n[dispatch]\nworkers = 0\nretry_after = \"2h\"\nretry_max = \"1h\"\n";
+    let errors: Vec<String> = Config::parse("tend.toml", text)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "tend.toml:1:14: `public_url` must be an http:// or https:// address such as \"https://tend.example.com\", found \"tend.example.com\"",
+            "tend.toml:5:11: `workers` must be from 1 to 256",
+            "tend.toml:4:1: [dispatch] `retry_max` must be at least `retry_after`",
+        ]
+    );
 }
