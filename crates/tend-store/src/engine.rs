@@ -513,3 +513,13 @@ pub struct TouchView {
     /// A task's outcome.
     pub outcome: Option<String>,
 }
+
+/// Counts behind `GET /api/pace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaceCounts {
+    /// Pending touches by the reason of their last deferral (`capacity` includes
+    /// offers replaced by keep-warm).
+    pub held: Vec<(String, u64)>,
+    /// Active enrollments per process id.
+    pub enrolled: Vec<(i64, u64)>,
+}

@@ -228,6 +228,12 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Held-back touches by reason and active enrollments per process.
+    async fn pace_counts(&self) -> Result<PaceCounts, StoreError>;
+
+    /// Sets the number of work items open now, as counted by hand.
+    async fn set_open_work(&self, open_work: f64) -> Result<(), StoreError>;
+
     /// A named engine value (signing key, open work set by hand).
     async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -219,6 +219,8 @@ pub enum TokenScope {
     /// Reading the agenda feed (`/agenda.ics?token=`) and nothing else, so the token a
     /// calendar app keeps in its URL cannot read or change contacts.
     Calendar,
+    /// Reading `/metrics` and nothing else, for a Prometheus scraper.
+    Metrics,
 }
 
 impl TokenScope {
@@ -228,15 +230,17 @@ impl TokenScope {
             TokenScope::Write => "write",
             TokenScope::Admin => "admin",
             TokenScope::Calendar => "calendar",
+            TokenScope::Metrics => "metrics",
         }
     }
 
-    /// Parses `write`, `admin` or `calendar`.
+    /// Parses `write`, `admin`, `calendar` or `metrics`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "write" => Some(TokenScope::Write),
             "admin" => Some(TokenScope::Admin),
             "calendar" => Some(TokenScope::Calendar),
+            "metrics" => Some(TokenScope::Metrics),
             _ => None,
         }
     }

@@ -641,6 +641,18 @@ impl Store for SqliteStore {
         Ok(done)
     }
 
+    async fn pace_counts(&self) -> Result<PaceCounts, StoreError> {
+        let mut tx = self.read.begin().await?;
+        let counts = engine::pace_counts(&mut tx).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn set_open_work(&self, open_work: f64) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await?;
+        engine::set_value(&mut conn, engine::OPEN_WORK_KEY, &open_work.to_string()).await
+    }
+
     async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.read.acquire().await?;
         engine::value(&mut conn, key).await

@@ -18,7 +18,7 @@ pub async fn write_key(state: &AppState, headers: &HeaderMap) -> Result<ApiToken
     // An admin token is a superset of a write key; a calendar token reads one feed only.
     match token.scope {
         TokenScope::Write | TokenScope::Admin => Ok(token),
-        TokenScope::Calendar => Err(AppError::Forbidden),
+        TokenScope::Calendar | TokenScope::Metrics => Err(AppError::Forbidden),
     }
 }
 
@@ -30,6 +30,18 @@ pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, Ap
     let token = lookup(state, &presented).await?;
     match token.scope {
         TokenScope::Admin => Ok(token),
+        TokenScope::Write | TokenScope::Calendar | TokenScope::Metrics => Err(AppError::Forbidden),
+    }
+}
+
+/// Resolves a scraper's bearer token: metrics and admin tokens may read `/metrics`.
+pub async fn metrics(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, AppError> {
+    let Some(Credentials::Bearer(presented)) = authorization(headers)? else {
+        return Err(AppError::Unauthorized);
+    };
+    let token = lookup(state, &presented).await?;
+    match token.scope {
+        TokenScope::Metrics | TokenScope::Admin => Ok(token),
         TokenScope::Write | TokenScope::Calendar => Err(AppError::Forbidden),
     }
 }
@@ -40,7 +52,7 @@ pub async fn calendar(state: &AppState, presented: Option<&str>) -> Result<ApiTo
     let token = lookup(state, presented.unwrap_or_default()).await?;
     match token.scope {
         TokenScope::Calendar | TokenScope::Admin => Ok(token),
-        TokenScope::Write => Err(AppError::Forbidden),
+        TokenScope::Write | TokenScope::Metrics => Err(AppError::Forbidden),
     }
 }
 

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod error;
+mod pace;
 mod segment;
 mod tasks;
 mod unsubscribe;
@@ -103,6 +104,9 @@ pub fn router(state: AppState) -> Router {
             get(api::get_contact).delete(api::erase_contact),
         )
         .route("/api/processes", get(api::list_processes))
+        .route("/api/pace", get(pace::pace))
+        .route("/api/capacity", axum::routing::put(pace::set_capacity))
+        .route("/metrics", get(pace::metrics))
         .route("/api/tasks", get(tasks::agenda))
         .route("/api/tasks/{id}/complete", post(tasks::complete))
         .route("/api/tasks/{id}/skip", post(tasks::skip))

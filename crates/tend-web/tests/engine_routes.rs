@@ -1,16 +1,13 @@
 //! The engine's routes on the real HTTP server over a real SQLite file, the engine
 //! driven step by step on a manual clock: tasks, the calendar feed, unsubscribe.
 
-use jiff::{SignedDuration, Timestamp};
+mod common;
+
+use common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use tend_core::check::{ProjectSources, SourceFile, check_project};
-use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock};
-use tend_store::{SqliteStore, Store, TokenScope, tokens};
-use tend_web::{AppState, IngestRules};
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"
@@ -26,6 +23,9 @@ booked = "Order Completed"
 [channels.email]
 from = "Studio Rossi <hello@studio.example>"
 "#;
+
+const WELCOME: &str =
+    "Subject: Welcome\n\nHello {{ contact.name }}, [leave]({{ unsubscribe_url }}).";
 
 const PROCESS: &str = r#"
 name = "New inquiry"
@@ -47,172 +47,9 @@ email = "welcome"
 intent = "nurture"
 "#;
 
-struct Server {
-    base: String,
-    write_key: String,
-    admin: String,
-    calendar: String,
-    client: reqwest::Client,
-    engine: Arc<Engine>,
-    clock: ManualClock,
-    dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        tend_engine::webhook::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("tend.db"))
-                .await
-                .unwrap(),
-        );
-        let project = check_project(&ProjectSources {
-            config: SourceFile::new("tend.toml", CONFIG),
-            processes: vec![SourceFile::new("processes/new-inquiry.toml", PROCESS)],
-            templates: vec![SourceFile::new(
-                "templates/welcome.md",
-                "Subject: Welcome\n\nHello {{ contact.name }}, [leave]({{ unsubscribe_url }}).",
-            )],
-        })
-        .unwrap();
-        let monday = "2026-11-23T10:00:00+01:00[Europe/Rome]"
-            .parse::<jiff::ZonedDateTime>()
-            .unwrap()
-            .timestamp();
-        let clock = ManualClock::new(monday);
-        let delivery =
-            Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "t").unwrap());
-        let rules = IngestRules {
-            new_contact_stage: project.config.first_stage().clone(),
-            on_event: project
-                .config
-                .stages
-                .on_event
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
-        let processes = serde_json::to_value(&project.processes).unwrap();
-        let (engine, _) = Engine::start(
-            Arc::clone(&store),
-            Arc::new(project),
-            Arc::new(clock.clone()),
-            delivery,
-            EngineSettings::default(),
-        )
-        .await
-        .unwrap();
-        let engine = Arc::new(engine);
-        let mut keys = Vec::new();
-        for scope in [TokenScope::Write, TokenScope::Admin, TokenScope::Calendar] {
-            let token = tokens::generate_token();
-            store
-                .create_token(
-                    scope.as_str(),
-                    scope,
-                    &tokens::hash_token(&token),
-                    Timestamp::now(),
-                )
-                .await
-                .unwrap();
-            keys.push(token);
-        }
-        let state = AppState::new(store, rules, processes).with_engine(Arc::clone(&engine));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(tend_web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        Server {
-            base,
-            write_key: keys[0].clone(),
-            admin: keys[1].clone(),
-            calendar: keys[2].clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            engine,
-            clock,
-            dir,
-            _shutdown: tx,
-        }
-    }
-
-    async fn post_segment(&self, route: &str, body: Value) {
-        let response = self
-            .client
-            .post(format!("{}/v1/{route}", self.base))
-            .basic_auth(&self.write_key, Some(""))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-
-    /// Ann identifies and asks about a kitchen; the engine sends the welcome.
-    async fn lead_ann(&self) {
-        self.post_segment(
-            "identify",
-            json!({"userId": "u-1", "traits": {"email": "ann@example.com", "name": "Ann Smith"}}),
-        )
-        .await;
-        self.post_segment(
-            "track",
-            json!({"userId": "u-1", "event": "Inquiry Received"}),
-        )
-        .await;
-        self.engine.run_until_idle().await.unwrap();
-    }
-
-    async fn after(&self, hours: i64) {
-        self.clock.advance(SignedDuration::from_hours(hours));
-        self.engine.run_until_idle().await.unwrap();
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.admin)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    fn outbox_mails(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("outbox")) else {
-            return Vec::new();
-        };
-        entries
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
-    let s = Server::start().await;
+    let s = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
     s.lead_ann().await;
     s.after(48).await;
 
@@ -289,7 +126,7 @@ async fn the_agenda_lists_the_call_and_completing_it_moves_the_process_on() {
 
 #[tokio::test]
 async fn a_booked_outcome_records_its_event_and_makes_a_customer() {
-    let s = Server::start().await;
+    let s = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
     s.lead_ann().await;
     s.after(48).await;
     let (_, body) = s.get("/api/tasks", &s.admin).await;
@@ -319,7 +156,7 @@ async fn a_booked_outcome_records_its_event_and_makes_a_customer() {
 
 #[tokio::test]
 async fn skipping_a_task_moves_the_process_on_without_it() {
-    let s = Server::start().await;
+    let s = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
     s.lead_ann().await;
     s.after(48).await;
     let (_, body) = s.get("/api/tasks", &s.admin).await;
@@ -333,7 +170,7 @@ async fn skipping_a_task_moves_the_process_on_without_it() {
 
 #[tokio::test]
 async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
-    let s = Server::start().await;
+    let s = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
     s.lead_ann().await;
     s.after(48).await;
 
@@ -409,7 +246,7 @@ async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
 
 #[tokio::test]
 async fn one_click_unsubscribe_stops_every_later_touch() {
-    let s = Server::start().await;
+    let s = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
     s.lead_ann().await;
     let mails = s.outbox_mails();
     assert_eq!(mails.len(), 1);

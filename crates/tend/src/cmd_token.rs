@@ -7,8 +7,9 @@ use tend_store::{TokenScope, tokens};
 
 /// Creates a token and prints it alone on stdout.
 pub fn create(config_path: &Path, name: &str, scope: &str) -> anyhow::Result<ExitCode> {
-    let scope = TokenScope::parse(scope)
-        .with_context(|| format!("unknown scope `{scope}`: use write, admin or calendar"))?;
+    let scope = TokenScope::parse(scope).with_context(|| {
+        format!("unknown scope `{scope}`: use write, admin, calendar or metrics")
+    })?;
     let name = name.trim();
     anyhow::ensure!(!name.is_empty(), "--name must not be empty");
     let project = crate::project::load_valid_project(config_path)?;

@@ -83,8 +83,8 @@ enum TokenAction {
         /// A name to recognise the token by.
         #[arg(long)]
         name: String,
-        /// `write` (Segment ingest only), `admin` (everything) or `calendar` (the
-        /// agenda feed, /agenda.ics?token=…, only).
+        /// `write` (Segment ingest only), `admin` (everything), `calendar` (the
+        /// agenda feed, /agenda.ics?token=…, only) or `metrics` (/metrics only).
         #[arg(long, default_value = "write")]
         scope: String,
         /// Path to tend.toml.

@@ -55,7 +55,7 @@ CREATE INDEX stage_history_contact_at ON stage_history (contact_id, at);
 CREATE TABLE api_tokens (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL,
-    scope      TEXT NOT NULL CHECK (scope IN ('write', 'admin', 'calendar')),
+    scope      TEXT NOT NULL CHECK (scope IN ('write', 'admin', 'calendar', 'metrics')),
     token_hash TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL
 );

@@ -1180,6 +1180,28 @@ pub(super) async fn next_at(
     opt_timestamp(at, "next instant")
 }
 
+pub(super) async fn pace_counts(conn: &mut SqliteConnection) -> Result<PaceCounts, StoreError> {
+    let held = sqlx::query(
+        "SELECT reason, COUNT(*) AS n FROM touches \
+         WHERE state = 'pending' AND reason IS NOT NULL GROUP BY reason ORDER BY reason",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((get(row, "reason")?, get::<i64>(row, "n")?.max(0) as u64)))
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let enrolled = sqlx::query(
+        "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
+         GROUP BY process_id ORDER BY process_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((get(row, "process_id")?, get::<i64>(row, "n")?.max(0) as u64)))
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(PaceCounts { held, enrolled })
+}
+
 // --- suppression ---
 
 pub(super) async fn suppress(

@@ -1,0 +1,183 @@
+//! The pacer made visible: `GET /api/pace`, `PUT /api/capacity` and `/metrics` in
+//! Prometheus text format.
+
+use crate::error::AppError;
+use crate::{AppState, auth};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::fmt::Write;
+use tend_engine::PaceReport;
+
+/// `GET /api/pace`: budgets, capacity, held-back touches by reason, the deficit.
+pub async fn pace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PaceReport>, AppError> {
+    auth::admin(&state, &headers).await?;
+    Ok(Json(state.engine()?.pace().await?))
+}
+
+/// `PUT /api/capacity` with `{"open_work": N}`: the work items open now, for businesses
+/// that do not send `[work]` events. Answers with the capacity after the change.
+pub async fn set_capacity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, AppError> {
+    auth::admin(&state, &headers).await?;
+    let engine = state.engine()?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::Malformed(format!("body is not a JSON object: {e}")))?;
+    let Some(object) = body.as_object() else {
+        return Err(AppError::Malformed("body must be a JSON object".into()));
+    };
+    if let Some(key) = object.keys().find(|k| k.as_str() != "open_work") {
+        return Err(AppError::invalid(
+            key.clone(),
+            "unknown field; expected `open_work`",
+        ));
+    }
+    let open_work = match object.get("open_work") {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(-1.0),
+        Some(_) => return Err(AppError::invalid("open_work", "must be a number")),
+        None => {
+            return Err(AppError::invalid(
+                "open_work",
+                "required: the number of work items open now",
+            ));
+        }
+    };
+    if !(open_work.is_finite() && (0.0..=1e9).contains(&open_work)) {
+        return Err(AppError::invalid(
+            "open_work",
+            "must be a number from 0 to 1,000,000,000",
+        ));
+    }
+    engine.store().set_open_work(open_work).await?;
+    // Offers held for capacity may fit now.
+    engine.wake();
+    let report = engine.pace().await?;
+    Ok(Json(json!({ "capacity": report.capacity })))
+}
+
+/// `GET /metrics`: the pace report as Prometheus gauges, for metrics or admin tokens.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    auth::metrics(&state, &headers).await?;
+    let report = state.engine()?.pace().await?;
+    let mut response = prometheus(&report).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+fn prometheus(report: &PaceReport) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let window = |b: &tend_core::pacer::BudgetStatus| {
+        format!("{{resource=\"{}\",period=\"{}\"}}", b.resource, b.period)
+    };
+    let budgets = &report.budgets;
+    gauge(
+        "tend_budget_limit",
+        "Limit of the current budget window.",
+        &budgets
+            .iter()
+            .map(|b| (window(b), b.limit))
+            .collect::<Vec<_>>(),
+    );
+    gauge(
+        "tend_budget_accrued",
+        "Part of the window's limit accrued so far.",
+        &budgets
+            .iter()
+            .map(|b| (window(b), b.accrued))
+            .collect::<Vec<_>>(),
+    );
+    gauge(
+        "tend_budget_used",
+        "Amount spent in the current window.",
+        &budgets
+            .iter()
+            .map(|b| (window(b), b.used))
+            .collect::<Vec<_>>(),
+    );
+    let c = &report.capacity;
+    gauge(
+        "tend_capacity_limit",
+        "Most work open or expected at once (target utilization x per week x horizon).",
+        &[(String::new(), c.limit)],
+    );
+    gauge(
+        "tend_open_work",
+        "Work items open now.",
+        &[(String::new(), c.open_work)],
+    );
+    gauge(
+        "tend_expected_work_in_flight",
+        "Expected work from offers sent within the horizon.",
+        &[(String::new(), c.expected_in_flight)],
+    );
+    gauge(
+        "tend_capacity_headroom",
+        "Room left for new offers.",
+        &[(String::new(), c.headroom)],
+    );
+    gauge(
+        "tend_touches_held",
+        "Pending touches held back, by reason.",
+        &report
+            .held
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n as f64))
+            .collect::<Vec<_>>(),
+    );
+    gauge(
+        "tend_enrolled",
+        "Contacts enrolled in each process.",
+        &report
+            .enrolled
+            .iter()
+            .map(|(process, n)| (format!("{{process=\"{}\"}}", label(process)), *n as f64))
+            .collect::<Vec<_>>(),
+    );
+    gauge(
+        "tend_deficit_shortfall_per_day",
+        "How much more of a resource per day the max_gap promise needs.",
+        &report
+            .deficit
+            .report
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{resource=\"{}\"}}", r.resource),
+                    r.shortfall_per_day,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

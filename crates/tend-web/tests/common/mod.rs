@@ -1,0 +1,196 @@
+//! The real HTTP server with a running engine over a real SQLite file in a temp
+//! folder, the engine driven step by step on a manual clock.
+
+#![allow(dead_code)]
+
+use jiff::{SignedDuration, Timestamp};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tend_core::check::{ProjectSources, SourceFile, check_project};
+use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock};
+use tend_store::{SqliteStore, Store, TokenScope, tokens};
+use tend_web::{AppState, IngestRules};
+
+/// Monday 23 November 2026, 10:00 in Rome.
+pub fn monday_morning() -> Timestamp {
+    "2026-11-23T10:00:00+01:00[Europe/Rome]"
+        .parse::<jiff::ZonedDateTime>()
+        .unwrap()
+        .timestamp()
+}
+
+pub struct Server {
+    pub base: String,
+    pub write_key: String,
+    pub admin: String,
+    pub calendar: String,
+    pub client: reqwest::Client,
+    pub engine: Arc<Engine>,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    pub _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Server {
+    pub async fn start(
+        config: &str,
+        processes: &[(&str, &str)],
+        templates: &[(&str, &str)],
+    ) -> Server {
+        Server::start_at(config, processes, templates, monday_morning()).await
+    }
+
+    pub async fn start_at(
+        config: &str,
+        processes: &[(&str, &str)],
+        templates: &[(&str, &str)],
+        at: Timestamp,
+    ) -> Server {
+        tend_engine::webhook::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("tend.db"))
+                .await
+                .unwrap(),
+        );
+        let project = check_project(&ProjectSources {
+            config: SourceFile::new("tend.toml", config),
+            processes: processes
+                .iter()
+                .map(|(k, v)| SourceFile::new(format!("processes/{k}.toml"), *v))
+                .collect(),
+            templates: templates
+                .iter()
+                .map(|(k, v)| SourceFile::new(format!("templates/{k}.md"), *v))
+                .collect(),
+        })
+        .unwrap();
+        let clock = ManualClock::new(at);
+        let delivery =
+            Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "t").unwrap());
+        let rules = IngestRules {
+            new_contact_stage: project.config.first_stage().clone(),
+            on_event: project
+                .config
+                .stages
+                .on_event
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let processes = serde_json::to_value(&project.processes).unwrap();
+        let (engine, _) = Engine::start(
+            Arc::clone(&store),
+            Arc::new(project),
+            Arc::new(clock.clone()),
+            delivery,
+            EngineSettings::default(),
+        )
+        .await
+        .unwrap();
+        let engine = Arc::new(engine);
+        let mut keys = Vec::new();
+        for scope in [TokenScope::Write, TokenScope::Admin, TokenScope::Calendar] {
+            let token = tokens::generate_token();
+            store
+                .create_token(
+                    scope.as_str(),
+                    scope,
+                    &tokens::hash_token(&token),
+                    Timestamp::now(),
+                )
+                .await
+                .unwrap();
+            keys.push(token);
+        }
+        let state = AppState::new(store, rules, processes).with_engine(Arc::clone(&engine));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tend_web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            write_key: keys[0].clone(),
+            admin: keys[1].clone(),
+            calendar: keys[2].clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            engine,
+            clock,
+            dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn post_segment(&self, route: &str, body: Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/{route}", self.base))
+            .basic_auth(&self.write_key, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Ann identifies and asks about a kitchen; the engine sends the welcome.
+    pub async fn lead_ann(&self) {
+        self.post_segment(
+            "identify",
+            json!({"userId": "u-1", "traits": {"email": "ann@example.com", "name": "Ann Smith"}}),
+        )
+        .await;
+        self.post_segment(
+            "track",
+            json!({"userId": "u-1", "event": "Inquiry Received"}),
+        )
+        .await;
+        self.engine.run_until_idle().await.unwrap();
+    }
+
+    pub async fn after(&self, hours: i64) {
+        self.clock.advance(SignedDuration::from_hours(hours));
+        self.engine.run_until_idle().await.unwrap();
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn outbox_mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("outbox")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+}
