@@ -147,6 +147,9 @@ impl Engine {
     ) -> Result<(Engine, SyncReport), EngineError> {
         let policy = project.config.pacer_policy()?;
         let now = clock.now();
+        // Before the sync: a first start must not replay the stage changes that the
+        // sync's backfill already turns into enrollments.
+        store.start_signal_cursor().await?;
         let (book, report) = sync_processes(store.as_ref(), &project, now).await?;
         let signer = UnsubscribeSigner::new(&secret(store.as_ref(), SIGNING_KEY, 32).await?);
         // One engine per database: any lease still held belongs to a run that stopped.

@@ -107,6 +107,12 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] if the stored steps are no longer `sync.previous`.
     async fn sync_process(&self, sync: &ProcessSync<'_>) -> Result<SyncOutcome, StoreError>;
 
+    /// Where the engine's reading starts: on the very first start, after the newest
+    /// stage change and event, so history from before the engine ran is not replayed
+    /// (a new process enrolls a stage's current members through
+    /// [`ProcessSync::backfill`] instead); afterwards, where it stopped.
+    async fn start_signal_cursor(&self) -> Result<SignalCursor, StoreError>;
+
     /// Where the engine's reading of events and stage history stands.
     async fn signal_cursor(&self) -> Result<SignalCursor, StoreError>;
 

@@ -452,6 +452,13 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
+    async fn start_signal_cursor(&self) -> Result<SignalCursor, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let cursor = engine::start_cursor(&mut tx).await?;
+        tx.commit().await?;
+        Ok(cursor)
+    }
+
     async fn signal_cursor(&self) -> Result<SignalCursor, StoreError> {
         let mut conn = self.read.acquire().await?;
         engine::cursor(&mut conn).await

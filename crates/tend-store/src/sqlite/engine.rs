@@ -103,6 +103,25 @@ pub(super) async fn cursor(conn: &mut SqliteConnection) -> Result<SignalCursor, 
     }
 }
 
+pub(super) async fn start_cursor(conn: &mut SqliteConnection) -> Result<SignalCursor, StoreError> {
+    if value(conn, CURSOR_KEY).await?.is_some() {
+        return cursor(conn).await;
+    }
+    let row = sqlx::query(
+        "SELECT (SELECT MAX(id) FROM stage_history) AS stages, \
+         (SELECT MAX(id) FROM events) AS events",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let start = SignalCursor {
+        stage_history: get::<Option<i64>>(&row, "stages")?.unwrap_or(0),
+        events: get::<Option<i64>>(&row, "events")?.unwrap_or(0),
+    };
+    let text = serde_json::to_string(&start).expect("a cursor serializes");
+    set_value(conn, CURSOR_KEY, &text).await?;
+    Ok(start)
+}
+
 // --- processes ---
 
 pub(super) async fn stored_processes(

@@ -1,0 +1,339 @@
+//! The engine's figures for BENCHMARKS.md, each against its baseline in the same run:
+//!
+//! 1. fan-out: enrolling every contact of a stage into a new process (1,000,000);
+//! 2. a tick with nothing due, at 1,000 and at 1,000,000 enrollments (same cost?);
+//! 3. email dispatch through the engine to a loopback SMTP server, against a bare
+//!    lettre send loop to the same server with the same concurrency;
+//! 4. resident memory (peak) of the process during the 1,000,000 run.
+//!
+//! `cargo bench -p tend-engine --bench engine` (release). `TEND_BENCH_CONTACTS`
+//! overrides the large size, `TEND_BENCH_EMAILS` the dispatch count.
+
+use jiff::Timestamp;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::Map;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
+use tend_core::{Email, StageName};
+use tend_engine::{
+    ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook,
+};
+use tend_store::{ImportRow, SqliteStore, Store};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const IMPORT_CHUNK: usize = 10_000;
+const TICKS: usize = 300;
+
+fn config(smtp_port: Option<u16>) -> String {
+    let smtp = smtp_port
+        .map(|p| format!("smtp_url = \"smtp://127.0.0.1:{p}\""))
+        .unwrap_or_default();
+    format!(
+        r#"
+public_url = "https://tend.example.com"
+[business]
+name = "Bench"
+timezone = "UTC"
+hours = "Mon-Sun 00:00-24:00"
+[limits]
+quiet_hours = "none"
+[channels.email]
+from = "Bench <bench@bench.example>"
+{smtp}
+"#
+    )
+}
+
+/// A process whose first touch is due after `wait`.
+fn project(config: &str, wait: &str) -> Project {
+    let process = format!(
+        "name = \"Leads\"\nenroll = {{ stage = \"lead\" }}\nmax_gap = \"60d\"\n\
+         [[steps]]\nwait = \"{wait}\"\nemail = \"hello\"\nintent = \"nurture\"\n"
+    );
+    check_project(&ProjectSources {
+        config: SourceFile::new("tend.toml", config),
+        processes: vec![SourceFile::new("processes/leads.toml", process)],
+        templates: vec![SourceFile::new(
+            "templates/hello.md",
+            "Subject: Hello {{ contact.first_name }}\n\nA short note for **{{ contact.name }}**.",
+        )],
+    })
+    .expect("bench project is valid")
+}
+
+async fn import_leads(store: &dyn Store, n: usize) -> Duration {
+    let start = Instant::now();
+    let stage = StageName::new("lead");
+    let mut rows = Vec::with_capacity(IMPORT_CHUNK);
+    for i in 0..n {
+        rows.push(ImportRow {
+            email: Email::parse(&format!("person{i}@example.com")).unwrap(),
+            name: Some(format!("Person {i}")),
+            stage: Some(stage.clone()),
+            timezone: None,
+            attributes: Map::new(),
+        });
+        if rows.len() == IMPORT_CHUNK || i + 1 == n {
+            store
+                .import_contacts(&rows, &StageName::new("prospect"), Timestamp::now())
+                .await
+                .unwrap();
+            rows.clear();
+        }
+    }
+    start.elapsed()
+}
+
+struct Scale {
+    contacts: usize,
+    import: Duration,
+    fan_out: Duration,
+    tick_median: Duration,
+    tick_p99: Duration,
+    db_bytes: u64,
+}
+
+async fn scale(n: usize) -> Scale {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+    let import = import_leads(store.as_ref(), n).await;
+    let config = config(None);
+    let project = Arc::new(project(&config, "30d"));
+    let delivery = Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap());
+    let clock = ManualClock::new(Timestamp::now());
+    let start = Instant::now();
+    let (engine, report) = Engine::start(
+        Arc::clone(&store),
+        project,
+        Arc::new(clock.clone()),
+        delivery,
+        EngineSettings::default(),
+    )
+    .await
+    .unwrap();
+    let fan_out = start.elapsed();
+    assert_eq!(report.added, vec![("leads".to_owned(), n as u64)]);
+    engine.run_until_idle().await.unwrap();
+
+    // A tick: read signals, decide what is due, claim what is queued. Nothing is.
+    let mut samples = Vec::with_capacity(TICKS);
+    for _ in 0..TICKS {
+        clock.advance(jiff::SignedDuration::from_secs(1));
+        let t = Instant::now();
+        assert_eq!(engine.try_enroll().await.unwrap(), 0);
+        assert_eq!(engine.try_decide().await.unwrap(), 0);
+        assert_eq!(engine.try_dispatch(8).await.unwrap(), 0);
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let db_bytes = std::fs::metadata(dir.path().join("tend.db")).map_or(0, |m| m.len());
+    Scale {
+        contacts: n,
+        import,
+        fan_out,
+        tick_median: samples[samples.len() / 2],
+        tick_p99: samples[samples.len() * 99 / 100],
+        db_bytes,
+    }
+}
+
+/// A minimal SMTP server: accepts every message as fast as it can and counts them.
+async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let received = Arc::clone(&received);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read);
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut line = String::new();
+                let mut in_data = false;
+                loop {
+                    line.clear();
+                    match lines.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            received.fetch_add(1, Ordering::Relaxed);
+                            let _ = write.write_all(b"250 2.0.0 queued\r\n").await;
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+                        "HELO" => b"250 sink\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
+    let transport: AsyncSmtpTransport<Tokio1Executor> =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(port)
+            .build();
+    let transport = Arc::new(transport);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let transport = Arc::clone(&transport);
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let message = Message::builder()
+                    .from("Bench <bench@bench.example>".parse::<Mailbox>().unwrap())
+                    .to(format!("person{i}@example.com").parse::<Mailbox>().unwrap())
+                    .subject(format!("Hello Person {i}"))
+                    .body(format!("A short note for Person {i}."))
+                    .unwrap();
+                transport.send(message).await.unwrap();
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+async fn engine_dispatch(port: u16, n: usize, workers: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+    import_leads(store.as_ref(), n).await;
+    let config = config(Some(port));
+    let project = Arc::new(project(&config, "0d"));
+    let delivery = Arc::new(
+        ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap(),
+    );
+    let (engine, _) = Engine::start(
+        Arc::clone(&store),
+        project,
+        Arc::new(SystemClock),
+        delivery,
+        EngineSettings::default(),
+    )
+    .await
+    .unwrap();
+    while engine.try_decide().await.unwrap() > 0 {}
+    let engine = Arc::new(engine);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let engine = Arc::clone(&engine);
+        tasks.spawn(async move { while engine.try_dispatch(1).await.unwrap() > 0 {} });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    webhook::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let large = env_usize("TEND_BENCH_CONTACTS", 1_000_000);
+        let emails = env_usize("TEND_BENCH_EMAILS", 5_000);
+        let workers = 8;
+
+        println!("## tick with nothing due, and fan-out");
+        println!("| enrollments | import | fan-out (enroll all) | tick median | tick p99 | db size |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        let mut ticks = Vec::new();
+        for n in [1_000, large] {
+            let s = scale(n).await;
+            println!(
+                "| {} | {:.1} s | {:.2} s | {:.0} µs | {:.0} µs | {:.0} MB |",
+                s.contacts,
+                s.import.as_secs_f64(),
+                s.fan_out.as_secs_f64(),
+                s.tick_median.as_secs_f64() * 1e6,
+                s.tick_p99.as_secs_f64() * 1e6,
+                s.db_bytes as f64 / 1e6
+            );
+            ticks.push(s.tick_median);
+        }
+        println!(
+            "\ntick at {large} / tick at 1000: {:.2}×",
+            ticks[1].as_secs_f64() / ticks[0].as_secs_f64()
+        );
+        println!("peak resident memory so far: {:.0} MB", peak_rss_mb());
+
+        println!("\n## email dispatch to a loopback SMTP server ({emails} emails, {workers} in flight)");
+        let received = Arc::new(AtomicUsize::new(0));
+        let port = smtp_sink(Arc::clone(&received)).await;
+        // Warm the server and both clients' paths once.
+        bare_lettre(port, 200, workers).await;
+        let mut bare = Vec::new();
+        let mut tend = Vec::new();
+        for _ in 0..3 {
+            bare.push(rate(emails, bare_lettre(port, emails, workers).await));
+            tend.push(rate(emails, engine_dispatch(port, emails, workers).await));
+        }
+        bare.sort_by(f64::total_cmp);
+        tend.sort_by(f64::total_cmp);
+        let (bare, tend) = (bare[1], tend[1]);
+        println!("| path | emails/s (median of 3) |");
+        println!("|---|---:|");
+        println!("| bare lettre send loop (baseline) | {bare:.0} |");
+        println!("| Tend engine dispatch | {tend:.0} |");
+        println!("\nTend / bare: {:.0}%", tend / bare * 100.0);
+        println!(
+            "emails received by the sink: {}",
+            received.load(Ordering::Relaxed)
+        );
+        println!("peak resident memory of the whole run: {:.0} MB", peak_rss_mb());
+    });
+}
