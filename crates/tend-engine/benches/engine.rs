@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
 use tend_core::{Email, StageName};
-use tend_engine::{
-    ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook,
-};
+use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
 use tend_store::{ImportRow, SqliteStore, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -99,7 +97,11 @@ struct Scale {
 
 async fn scale(n: usize) -> Scale {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("tend.db"))
+            .await
+            .unwrap(),
+    );
     let import = import_leads(store.as_ref(), n).await;
     let config = config(None);
     let project = Arc::new(project(&config, "30d"));
@@ -233,13 +235,15 @@ async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
 
 async fn engine_dispatch(port: u16, n: usize, workers: usize) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("tend.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("tend.db"))
+            .await
+            .unwrap(),
+    );
     import_leads(store.as_ref(), n).await;
     let config = config(Some(port));
     let project = Arc::new(project(&config, "0d"));
-    let delivery = Arc::new(
-        ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap(),
-    );
+    let delivery = Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap());
     let (engine, _) = Engine::start(
         Arc::clone(&store),
         project,
@@ -289,7 +293,9 @@ fn main() {
         let workers = 8;
 
         println!("## tick with nothing due, and fan-out");
-        println!("| enrollments | import | fan-out (enroll all) | tick median | tick p99 | db size |");
+        println!(
+            "| enrollments | import | fan-out (enroll all) | tick median | tick p99 | db size |"
+        );
         println!("|---:|---:|---:|---:|---:|---:|");
         let mut ticks = Vec::new();
         for n in [1_000, large] {
@@ -311,7 +317,9 @@ fn main() {
         );
         println!("peak resident memory so far: {:.0} MB", peak_rss_mb());
 
-        println!("\n## email dispatch to a loopback SMTP server ({emails} emails, {workers} in flight)");
+        println!(
+            "\n## email dispatch to a loopback SMTP server ({emails} emails, {workers} in flight)"
+        );
         let received = Arc::new(AtomicUsize::new(0));
         let port = smtp_sink(Arc::clone(&received)).await;
         // Warm the server and both clients' paths once.
@@ -334,6 +342,9 @@ fn main() {
             "emails received by the sink: {}",
             received.load(Ordering::Relaxed)
         );
-        println!("peak resident memory of the whole run: {:.0} MB", peak_rss_mb());
+        println!(
+            "peak resident memory of the whole run: {:.0} MB",
+            peak_rss_mb()
+        );
     });
 }

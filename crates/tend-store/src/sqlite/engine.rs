@@ -1241,10 +1241,11 @@ pub(super) async fn suppress(
         return Ok(false);
     }
     exit(conn, id, None, reason, at).await?;
-    // Touches of enrollments that already ended (keep-warm, retries) go too.
+    // Touches of enrollments that already ended (keep-warm, retries) go too, and so do
+    // open tasks: nobody calls a person who asked to hear nothing more.
     sqlx::query(
         "UPDATE touches SET state = 'cancelled', reason = 'suppressed' \
-         WHERE contact_id = $1 AND state IN ('pending', 'queued')",
+         WHERE contact_id = $1 AND state IN ('pending', 'queued', 'open')",
     )
     .bind(id.0)
     .execute(&mut *conn)
