@@ -8,6 +8,7 @@ pub mod email;
 mod engine;
 pub mod markdown;
 mod pace;
+pub mod reports;
 pub mod send;
 pub mod unsubscribe;
 pub mod webhook;

@@ -523,3 +523,43 @@ pub struct PaceCounts {
     /// Active enrollments per process id.
     pub enrolled: Vec<(i64, u64)>,
 }
+
+/// Contacts per stage, and stage moves in a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunnelCounts {
+    /// Stage → contacts in it now.
+    pub stages: Vec<(String, u64)>,
+    /// `(from, to, count)` of stage changes in the period; `from` is `None` for new contacts.
+    pub moves: Vec<(Option<String>, String, u64)>,
+}
+
+/// A contact's first arrival in a stage and the touches admitted to it until then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversion {
+    /// Who.
+    pub contact: ContactId,
+    /// When the contact first entered the stage.
+    pub at: Timestamp,
+    /// Touches admitted to the contact up to then.
+    pub touches: u64,
+}
+
+/// An active enrollment with the deadline of its `max_gap` promise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NeglectRow {
+    /// Who.
+    pub contact_id: ContactId,
+    /// The contact's name, if known.
+    pub name: Option<String>,
+    /// The contact's address, if known.
+    pub email: Option<String>,
+    /// The process id.
+    #[serde(skip)]
+    pub process_id: i64,
+    /// When the contact was last touched by any process, if ever.
+    pub last_touch_at: Option<Timestamp>,
+    /// When it enrolled.
+    pub enrolled_at: Timestamp,
+    /// Last touch (or enrollment, if later) plus the process's `max_gap`.
+    pub deadline: Timestamp,
+}

@@ -240,6 +240,29 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the number of work items open now, as counted by hand.
     async fn set_open_work(&self, open_work: f64) -> Result<(), StoreError>;
 
+    /// Contacts per stage now and stage changes in `[from, to)`.
+    async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError>;
+
+    /// Every contact's first entry into `stage`, with the touches admitted before it.
+    async fn conversions(&self, stage: &StageName) -> Result<Vec<Conversion>, StoreError>;
+
+    /// When each touch admitted since `since` was admitted, and on which channel.
+    async fn admitted_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, tend_core::pacer::Channel)>, StoreError>;
+
+    /// Work items opened (+1) and closed (-1) since `since`, as the engine read them.
+    async fn work_log_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, f64)>, StoreError>;
+
+    /// The `limit` active enrollments whose `max_gap` deadline comes first; `max_gaps`
+    /// gives each process id's gap in milliseconds (others are left out).
+    async fn neglect(
+        &self,
+        max_gaps: &[(i64, i64)],
+        limit: u32,
+    ) -> Result<Vec<NeglectRow>, StoreError>;
+
     /// A named engine value (signing key, open work set by hand).
     async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError>;
 

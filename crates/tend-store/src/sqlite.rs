@@ -660,6 +660,40 @@ impl Store for SqliteStore {
         engine::set_value(&mut conn, engine::OPEN_WORK_KEY, &open_work.to_string()).await
     }
 
+    async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError> {
+        let mut tx = self.read.begin().await?;
+        let counts = engine::funnel(&mut tx, from, to).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn conversions(&self, stage: &StageName) -> Result<Vec<Conversion>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::conversions(&mut conn, stage).await
+    }
+
+    async fn admitted_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(Timestamp, tend_core::pacer::Channel)>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::admitted_since(&mut conn, since).await
+    }
+
+    async fn work_log_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, f64)>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::work_log_since(&mut conn, since).await
+    }
+
+    async fn neglect(
+        &self,
+        max_gaps: &[(i64, i64)],
+        limit: u32,
+    ) -> Result<Vec<NeglectRow>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        engine::neglect(&mut conn, max_gaps, limit).await
+    }
+
     async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.read.acquire().await?;
         engine::value(&mut conn, key).await

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod error;
 mod pace;
+mod reports;
 mod segment;
 mod tasks;
 mod unsubscribe;
@@ -107,6 +108,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/pace", get(pace::pace))
         .route("/api/capacity", axum::routing::put(pace::set_capacity))
         .route("/metrics", get(pace::metrics))
+        .route("/api/reports/funnel", get(reports::funnel))
+        .route(
+            "/api/reports/touches-to-conversion",
+            get(reports::touches_to_conversion),
+        )
+        .route("/api/reports/pace", get(reports::pace))
+        .route("/api/reports/neglect", get(reports::neglect))
         .route("/api/tasks", get(tasks::agenda))
         .route("/api/tasks/{id}/complete", post(tasks::complete))
         .route("/api/tasks/{id}/skip", post(tasks::skip))

@@ -4,6 +4,7 @@ mod cmd_agenda;
 mod cmd_check;
 mod cmd_import;
 mod cmd_init;
+mod cmd_report;
 mod cmd_serve;
 mod cmd_token;
 mod project;
@@ -48,6 +49,18 @@ enum Command {
         /// The day, as YYYY-MM-DD, in the business's time zone.
         #[arg(long)]
         date: Option<String>,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
+    /// Print a report on the business: funnel, conversion, pace or neglect.
+    Report {
+        /// Which report.
+        #[arg(value_enum)]
+        report: cmd_report::Report,
+        /// How many days back the funnel and pace reports go.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
+        days: u32,
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml")]
         config: PathBuf,
@@ -122,6 +135,11 @@ fn main() -> ExitCode {
         Command::Check { dir } => cmd_check::run(&dir),
         Command::Serve { config, listen } => cmd_serve::run(&config, &listen),
         Command::Agenda { date, config } => cmd_agenda::run(&config, date.as_deref()),
+        Command::Report {
+            report,
+            days,
+            config,
+        } => cmd_report::run(&config, report, days),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

@@ -86,6 +86,7 @@ CREATE INDEX touches_tasks ON touches (state, due_at) WHERE channel = 'task';
 CREATE INDEX touches_completed ON touches (completed_at) WHERE completed_at IS NOT NULL;
 CREATE INDEX touches_contact_admitted ON touches (contact_id, admitted_at);
 CREATE INDEX touches_enrollment ON touches (enrollment_id);
+CREATE INDEX touches_admitted ON touches (admitted_at) WHERE admitted_at IS NOT NULL;
 CREATE INDEX touches_offers_in_flight ON touches (admitted_at)
     WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL;
 
@@ -102,3 +103,12 @@ CREATE TABLE engine_state (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- Work items opened (+1) and closed (-1) as the engine read them from `[work]` events,
+-- for the pace report's work-against-capacity figures.
+CREATE TABLE work_log (
+    id    INTEGER PRIMARY KEY,
+    at    INTEGER NOT NULL,
+    delta REAL NOT NULL
+);
+CREATE INDEX work_log_at ON work_log (at);

@@ -451,6 +451,11 @@ pub(super) async fn apply_signals(
                 };
                 let open = (open + delta).max(0.0);
                 set_value(conn, OPEN_WORK_KEY, &open.to_string()).await?;
+                sqlx::query("INSERT INTO work_log (at, delta) VALUES ($1, $2)")
+                    .bind(at_ms)
+                    .bind(*delta)
+                    .execute(&mut *conn)
+                    .await?;
             }
             EngineAction::Responded { contact, since } => {
                 let row = sqlx::query(
@@ -1219,6 +1224,147 @@ pub(super) async fn pace_counts(conn: &mut SqliteConnection) -> Result<PaceCount
     .map(|row| Ok((get(row, "process_id")?, get::<i64>(row, "n")?.max(0) as u64)))
     .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(PaceCounts { held, enrolled })
+}
+
+// --- reports ---
+
+pub(super) async fn funnel(
+    conn: &mut SqliteConnection,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<FunnelCounts, StoreError> {
+    let stages = sqlx::query("SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((get(row, "stage")?, get::<i64>(row, "n")?.max(0) as u64)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let moves = sqlx::query(
+        "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+         WHERE at >= $1 AND at < $2 GROUP BY from_stage, to_stage",
+    )
+    .bind(millis(from))
+    .bind(millis(to))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok((
+            get(row, "from_stage")?,
+            get(row, "to_stage")?,
+            get::<i64>(row, "n")?.max(0) as u64,
+        ))
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(FunnelCounts { stages, moves })
+}
+
+pub(super) async fn conversions(
+    conn: &mut SqliteConnection,
+    stage: &StageName,
+) -> Result<Vec<Conversion>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT f.contact_id, f.at, (SELECT COUNT(*) FROM touches t \
+           WHERE t.contact_id = f.contact_id AND t.admitted_at IS NOT NULL \
+           AND t.admitted_at <= f.at) AS touches \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = $1 \
+           GROUP BY contact_id) f ORDER BY f.at",
+    )
+    .bind(stage.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Conversion {
+                contact: ContactId(get(row, "contact_id")?),
+                at: timestamp(get(row, "at")?, "conversion at")?,
+                touches: get::<i64>(row, "touches")?.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn admitted_since(
+    conn: &mut SqliteConnection,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, Channel)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT admitted_at, channel FROM touches WHERE admitted_at >= $1 ORDER BY admitted_at",
+    )
+    .bind(millis(since))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                timestamp(get(row, "admitted_at")?, "admitted_at")?,
+                parse_channel(&get::<String>(row, "channel")?)?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn work_log_since(
+    conn: &mut SqliteConnection,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, f64)>, StoreError> {
+    let rows = sqlx::query("SELECT at, delta FROM work_log WHERE at >= $1 ORDER BY at, id")
+        .bind(millis(since))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                timestamp(get(row, "at")?, "work_log at")?,
+                get(row, "delta")?,
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn neglect(
+    conn: &mut SqliteConnection,
+    max_gaps: &[(i64, i64)],
+    limit: u32,
+) -> Result<Vec<NeglectRow>, StoreError> {
+    if max_gaps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut gap = String::from("CASE e.process_id");
+    for _ in max_gaps {
+        gap.push_str(" WHEN ? THEN ?");
+    }
+    gap.push_str(" END");
+    let sql = format!(
+        "SELECT e.contact_id, e.process_id, e.enrolled_at, c.last_touch_at, c.name, c.email, \
+         (CASE WHEN c.last_touch_at IS NOT NULL AND c.last_touch_at > e.enrolled_at \
+          THEN c.last_touch_at ELSE e.enrolled_at END) + {gap} AS deadline \
+         FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
+         WHERE e.state = 'active' AND e.process_id IN ({}) \
+         ORDER BY deadline, e.id LIMIT ?",
+        vec!["?"; max_gaps.len()].join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (process, gap_ms) in max_gaps {
+        query = query.bind(*process).bind(*gap_ms);
+    }
+    for (process, _) in max_gaps {
+        query = query.bind(*process);
+    }
+    let rows = query.bind(i64::from(limit)).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(NeglectRow {
+                contact_id: ContactId(get(row, "contact_id")?),
+                name: get(row, "name")?,
+                email: get(row, "email")?,
+                process_id: get(row, "process_id")?,
+                last_touch_at: opt_timestamp(get(row, "last_touch_at")?, "last_touch_at")?,
+                enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
+                deadline: timestamp(get(row, "deadline")?, "deadline")?,
+            })
+        })
+        .collect()
 }
 
 // --- suppression ---
