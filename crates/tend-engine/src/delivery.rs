@@ -88,6 +88,7 @@ impl ChannelDelivery {
                     smtp_url,
                     outbox_dir: project_dir.join("outbox"),
                     message_id_domain: format!("{instance}.{domain}"),
+                    pool_size: config.dispatch.workers,
                 })?)
             }
             None => None,

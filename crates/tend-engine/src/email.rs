@@ -34,6 +34,9 @@ pub struct EmailConfig {
     pub outbox_dir: PathBuf,
     /// The right-hand side of every `Message-ID`, e.g. the sender's domain.
     pub message_id_domain: String,
+    /// Most SMTP connections open at once: as many as sends in flight, so none waits
+    /// for a connection.
+    pub pool_size: u32,
 }
 
 impl fmt::Debug for EmailConfig {
@@ -43,6 +46,7 @@ impl fmt::Debug for EmailConfig {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("outbox_dir", &self.outbox_dir)
             .field("message_id_domain", &self.message_id_domain)
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -283,7 +287,7 @@ impl EmailSender {
             ));
         }
         let transport = match config.smtp_url.as_deref() {
-            Some(url) => smtp_transport(url)?,
+            Some(url) => smtp_transport(url, config.pool_size)?,
             None => Transport::Outbox(config.outbox_dir),
         };
         Ok(EmailSender {
@@ -339,7 +343,7 @@ impl EmailSender {
 }
 
 /// Builds the pooled SMTP transport for `url`, never echoing it in errors.
-fn smtp_transport(url: &str) -> Result<Transport, EmailSetupError> {
+fn smtp_transport(url: &str, pool_size: u32) -> Result<Transport, EmailSetupError> {
     let parsed = reqwest::Url::parse(url.trim())
         .map_err(|e| EmailSetupError::InvalidSmtpUrl(format!("not a URL ({e})")))?;
     let scheme = parsed.scheme();
@@ -366,7 +370,8 @@ fn smtp_transport(url: &str) -> Result<Transport, EmailSetupError> {
     }
     let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.trim())
         .map_err(|e| EmailSetupError::InvalidSmtpUrl(e.to_string()))?
-        .timeout(Some(SEND_TIMEOUT));
+        .timeout(Some(SEND_TIMEOUT))
+        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size.max(1)));
     Ok(Transport::Smtp(Box::new(Smtp {
         builder,
         transport: OnceLock::new(),
@@ -666,6 +671,7 @@ mod tests {
             smtp_url: smtp_url.map(str::to_owned),
             outbox_dir: PathBuf::from("/tmp/outbox"),
             message_id_domain: "studio.example".into(),
+            pool_size: 4,
         }
     }
 

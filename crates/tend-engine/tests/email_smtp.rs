@@ -81,6 +81,7 @@ fn sender(smtp_url: Option<String>, outbox: &Path) -> EmailSender {
         smtp_url,
         outbox_dir: outbox.to_path_buf(),
         message_id_domain: "studio.example".into(),
+        pool_size: 4,
     })
     .expect("valid email config")
 }
