@@ -12,6 +12,10 @@ the sender's error classification:
         --rcpt 'bounce@example.com=550 5.1.1 User unknown' \
         --data 'REJECT-ME=554 5.7.1 Message content rejected' \
         --auth user:password
+
+A slow server, for crash and shutdown tests: `--delay-ms 40` holds the reply to each
+message for 40 ms after the message is stored, so a client killed meanwhile has had its
+message delivered without knowing it (the case that makes at-least-once duplicates).
 """
 
 import argparse
@@ -43,10 +47,11 @@ def pairs(values):
 
 
 class Handler:
-    def __init__(self, folder, rcpt_replies, data_replies):
+    def __init__(self, folder, rcpt_replies, data_replies, delay):
         self.folder = folder
         self.rcpt_replies = rcpt_replies
         self.data_replies = data_replies
+        self.delay = delay
         self.count = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -83,6 +88,9 @@ class Handler:
         base = os.path.join(self.folder, f"{number:04}")
         write_atomically(base + ".eml", content)
         write_atomically(base + ".json", json.dumps(summary, indent=2).encode())
+        if self.delay:
+            # Other connections are served meanwhile: slow, not serial.
+            await asyncio.sleep(self.delay)
         return "250 2.0.0 Message accepted"
 
 
@@ -116,10 +124,20 @@ def main():
     parser.add_argument("--rcpt", action="append", help="ADDRESS=REPLY")
     parser.add_argument("--data", action="append", help="NEEDLE=REPLY")
     parser.add_argument("--auth", help="USER:PASSWORD required before MAIL")
+    parser.add_argument(
+        "--delay-ms",
+        type=int,
+        default=0,
+        help="hold each 250 reply to DATA this long after storing the message",
+    )
     args = parser.parse_args()
+    if args.delay_ms < 0:
+        sys.exit("--delay-ms must not be negative")
     os.makedirs(args.folder, exist_ok=True)
 
-    handler = Handler(args.folder, pairs(args.rcpt), pairs(args.data))
+    handler = Handler(
+        args.folder, pairs(args.rcpt), pairs(args.data), args.delay_ms / 1000
+    )
     options = {"enable_SMTPUTF8": True, "hostname": "sink.test"}
     if args.auth:
         user, _, password = args.auth.partition(":")
