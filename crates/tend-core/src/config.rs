@@ -884,6 +884,16 @@ fn read_dispatch(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Dispatch {
             *slot = d.into_inner();
         }
     }
+    if let Some(lease) = fields.get("lease")
+        && dispatch.lease < Duration::from_secs(60)
+    {
+        // A send may take up to its 30 s timeout; a shorter lease would let a second
+        // attempt start while the first is still talking to the server.
+        report.error(
+            lease.span().start,
+            "`lease` must be at least 1m, longer than one send may take",
+        );
+    }
     if dispatch.retry_max < dispatch.retry_after {
         report.error(
             fields.at(),
