@@ -10,6 +10,7 @@
 //! | `[business] name` | required |
 //! | `[business] timezone` | `UTC` |
 //! | `[business] hours` | `Mon-Fri 09:00-17:00` |
+//! | `[business] holidays` | none: dates (`"2026-12-25"`) closed all day |
 //! | `[capacity] per_week` | `10` work items |
 //! | `[capacity] target_utilization` | `0.85` |
 //! | `[capacity] horizon` | `2w` |
@@ -126,7 +127,7 @@ pub struct Business {
     pub name: String,
     /// The business's own zone, for hours and budgets.
     pub timezone: TimeZoneName,
-    /// When tasks are planned and budgets accrue.
+    /// When tasks are planned and budgets accrue, holidays included (closed).
     pub hours: WeeklyHours,
 }
 
@@ -499,7 +500,12 @@ fn read_business(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<Busine
         );
         return None;
     };
-    let fields = Fields::nested(report, item, "[business]", &["name", "timezone", "hours"])?;
+    let fields = Fields::nested(
+        report,
+        item,
+        "[business]",
+        &["name", "timezone", "hours", "holidays"],
+    )?;
     let name = fields.required_str(report, "name", "the business name, shown in emails");
     let timezone = if fields.has("timezone") {
         fields
@@ -515,10 +521,25 @@ fn read_business(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Option<Busine
     } else {
         Some(WeeklyHours::parse("Mon-Fri 09:00-17:00").expect("valid default"))
     };
+    let mut holidays = Vec::new();
+    if fields.has("holidays") {
+        for date in fields.str_list(report, "holidays").unwrap_or_default() {
+            match date.get_ref().trim().parse::<jiff::civil::Date>() {
+                Ok(d) => holidays.push(d),
+                Err(_) => report.error(
+                    date.span().start,
+                    format!(
+                        "`{}` is not a date; holidays are written as \"YYYY-MM-DD\"",
+                        date.get_ref()
+                    ),
+                ),
+            }
+        }
+    }
     Some(Business {
         name: name?.get_ref().trim().to_owned(),
         timezone: timezone?,
-        hours: hours?,
+        hours: hours?.with_holidays(holidays),
     })
 }
 

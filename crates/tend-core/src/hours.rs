@@ -27,11 +27,13 @@ pub enum HoursError {
 }
 
 /// Weekly opening hours in the business's local time: for each weekday, sorted and
-/// merged `[start, end)` minute-of-day ranges.
+/// merged `[start, end)` minute-of-day ranges, and the dates closed all day (holidays).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeeklyHours {
     /// Index 0 is Monday.
     days: [Vec<(u16, u16)>; 7],
+    /// Sorted, without repeats.
+    closed: Vec<Date>,
 }
 
 impl WeeklyHours {
@@ -64,17 +66,44 @@ impl WeeklyHours {
         for ranges in &mut days {
             *ranges = merge(std::mem::take(ranges));
         }
-        Ok(WeeklyHours { days })
+        Ok(WeeklyHours {
+            days,
+            closed: Vec::new(),
+        })
+    }
+
+    /// The same hours, closed all day on `dates` (public holidays, closures).
+    pub fn with_holidays(mut self, dates: impl IntoIterator<Item = Date>) -> Self {
+        self.closed.extend(dates);
+        self.closed.sort_unstable();
+        self.closed.dedup();
+        self
+    }
+
+    /// The dates closed all day.
+    pub fn holidays(&self) -> &[Date] {
+        &self.closed
+    }
+
+    /// The open ranges of one local date: its weekday's, or none on a holiday.
+    pub fn ranges_on(&self, date: Date) -> &[(u16, u16)] {
+        if self.closed.binary_search(&date).is_ok() {
+            &[]
+        } else {
+            self.ranges(date.weekday())
+        }
     }
 
     /// Always open: used when a business configures no hours.
     pub fn always() -> Self {
         WeeklyHours {
             days: std::array::from_fn(|_| vec![(0, MINUTES_PER_DAY)]),
+            closed: Vec::new(),
         }
     }
 
-    /// The open ranges of one weekday, as `[start, end)` minutes since local midnight.
+    /// The open ranges of one weekday, as `[start, end)` minutes since local midnight,
+    /// holidays aside (see [`WeeklyHours::ranges_on`]).
     pub fn ranges(&self, weekday: Weekday) -> &[(u16, u16)] {
         &self.days[weekday.to_monday_zero_offset() as usize]
     }
@@ -91,7 +120,7 @@ impl WeeklyHours {
     /// Whether the local date-time falls inside opening hours.
     pub fn is_open_at(&self, local: DateTime) -> bool {
         let minute = minute_of_day(local.time());
-        self.ranges(local.weekday())
+        self.ranges_on(local.date())
             .iter()
             .any(|(s, e)| (*s..*e).contains(&minute))
     }
@@ -103,11 +132,13 @@ impl WeeklyHours {
             return at;
         }
         let minute = minute_of_day(local.time());
-        for offset in 0..8 {
+        // A week, plus one day per holiday that may fall in the way.
+        let horizon = 8 + self.closed.len() as i64;
+        for offset in 0..horizon {
             let Ok(date) = local.date().checked_add(jiff::Span::new().days(offset)) else {
                 break;
             };
-            for (start, _) in self.ranges(date.weekday()) {
+            for (start, _) in self.ranges_on(date) {
                 if offset == 0 && *start <= minute {
                     continue;
                 }
@@ -129,7 +160,7 @@ impl WeeklyHours {
         let mut date = from.to_zoned_datetime(tz.clone()).date();
         let last = to.to_zoned_datetime(tz.clone()).date();
         while date <= last {
-            for (start, end) in self.ranges(date.weekday()) {
+            for (start, end) in self.ranges_on(date) {
                 let s = local_instant(date, *start, tz).max(from);
                 let e = local_instant(date, *end, tz).min(to);
                 if e > s {
@@ -386,5 +417,47 @@ mod tests {
             Some(ts("2026-11-01T13:00:00Z"))
         );
         assert_eq!(q.end_after(ts("2026-11-23T15:00:00Z"), &ny), None);
+    }
+}
+
+#[cfg(test)]
+mod holiday_tests {
+    use super::*;
+
+    #[test]
+    fn a_holiday_is_closed_all_day_and_opening_moves_past_it() {
+        let tz = TimeZone::get("Europe/Rome").unwrap();
+        let christmas = Date::new(2026, 12, 25).unwrap();
+        let hours = WeeklyHours::parse("Mon-Fri 09:00-18:00")
+            .unwrap()
+            .with_holidays([christmas, Date::new(2026, 12, 28).unwrap()]);
+        let noon = christmas.at(12, 0, 0, 0);
+        assert!(!hours.is_open_at(noon));
+        assert!(hours.ranges_on(christmas).is_empty());
+        // Thursday evening: Friday is Christmas, then a weekend, then Monday is closed too.
+        let thursday_evening = Date::new(2026, 12, 24)
+            .unwrap()
+            .at(19, 0, 0, 0)
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp();
+        let opens = hours.next_open(thursday_evening, &tz);
+        assert_eq!(
+            opens.to_zoned_datetime(tz.clone()).datetime(),
+            Date::new(2026, 12, 29).unwrap().at(9, 0, 0, 0)
+        );
+        // That week has four open days, not five.
+        let monday = Date::new(2026, 12, 21)
+            .unwrap()
+            .to_zoned_datetime(tz.clone())
+            .unwrap();
+        let next_monday = Date::new(2026, 12, 28)
+            .unwrap()
+            .to_zoned_datetime(tz.clone())
+            .unwrap();
+        assert_eq!(
+            hours.open_seconds_between(monday.timestamp(), next_monday.timestamp(), &tz),
+            4 * 9 * 3600
+        );
     }
 }

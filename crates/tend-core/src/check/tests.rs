@@ -746,3 +746,25 @@ fn bad_dispatch_and_public_url_values_are_placed() {
         ]
     );
 }
+
+#[test]
+fn holidays_close_the_business_and_bad_dates_are_placed() {
+    let c = Config::parse(
+        "tend.toml",
+        "[business]\nname = \"X\"\nholidays = [\"2026-12-25\", \"2027-01-01\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.business.hours.holidays().len(), 2);
+    let errors: Vec<String> = Config::parse(
+        "tend.toml",
+        "[business]\nname = \"X\"\nholidays = [\"2026-12-25\", \"25/12/2026\"]\n",
+    )
+    .unwrap_err()
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        errors,
+        ["tend.toml:3:27: `25/12/2026` is not a date; holidays are written as \"YYYY-MM-DD\""]
+    );
+}

@@ -420,7 +420,7 @@ impl Window {
         let mut total = 0i64;
         let mut date = first;
         while date < last {
-            for (s, e) in hours.ranges(date.weekday()) {
+            for (s, e) in hours.ranges_on(date) {
                 let a = local_ms(date, *s, tz).max(start);
                 let b = local_ms(date, *e, tz).min(end);
                 match spans.last_mut() {
