@@ -265,3 +265,36 @@ async fn a_contact_without_an_address_fails_the_email_step_and_moves_on() {
         "the process went on to the call"
     );
 }
+
+#[tokio::test]
+async fn budget_usage_holds_across_a_restart() {
+    let config = CONFIG
+        .replace(
+            "hours = \"Mon-Sun 08:00-20:00\"",
+            "hours = \"Mon-Sun 00:00-24:00\"",
+        )
+        .replace(
+            "[capacity]",
+            "[budget]\nemails = { per_day = 24 }\n[capacity]",
+        );
+    let mut b = Business::with(&config, &[("new-inquiry", INQUIRY), ("customer", CUSTOMER)]).await;
+    for n in 0..20 {
+        b.lead(&format!("u-{n}"), "Someone", &format!("p{n}@example.com"))
+            .await;
+    }
+    b.idle().await;
+    // 10:00: ten of the day's 24 emails have accrued, one an hour.
+    assert_eq!(b.sent_emails().len(), 10);
+    b.restart(&[("new-inquiry", INQUIRY), ("customer", CUSTOMER)])
+        .await;
+    b.idle().await;
+    assert_eq!(
+        b.sent_emails().len(),
+        10,
+        "a restart does not hand out the day again"
+    );
+    // The next one accrues at 11:00 (a moment after, to absorb rounding).
+    b.advance(hours(1) + jiff::SignedDuration::from_secs(1));
+    b.idle().await;
+    assert_eq!(b.sent_emails().len(), 11);
+}
