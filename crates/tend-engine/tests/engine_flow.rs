@@ -298,3 +298,46 @@ async fn budget_usage_holds_across_a_restart() {
     b.idle().await;
     assert_eq!(b.sent_emails().len(), 11);
 }
+
+const OFFERS: &str = r#"
+name = "Offers"
+enroll = { event = "Inquiry Received" }
+max_gap = "10d"
+[[steps]]
+wait = "0d"
+email = "follow-up"
+intent = "offer"
+"#;
+
+#[tokio::test]
+async fn responses_to_an_offer_step_raise_its_learned_probability() {
+    let b = Business::with(CONFIG, &[("offers", OFFERS)]).await;
+    let ann = b.lead("u-1", "Ann", "ann@example.com").await;
+    b.idle().await;
+    let first = &b.touches(ann).await[0];
+    // The configured prior: 0.2.
+    assert_eq!(first.probability, Some(0.2));
+    // Ann books a job: work opened, attributed to the offer she received.
+    b.track("u-1", "Job Opened").await;
+    b.idle().await;
+    let first = &b.touches(ann).await[0];
+    assert!(first.responded_at.is_some(), "{first:?}");
+    let snapshot = b
+        .store
+        .pacing_snapshot(b.engine.clock().now() - days(14))
+        .await
+        .unwrap();
+    assert_eq!(snapshot.open_work, 1.0);
+    assert_eq!(
+        snapshot.expected_in_flight, 0.0,
+        "an answered offer is no longer in flight"
+    );
+    assert_eq!(snapshot.offer_stats[0].sent, 1);
+    assert_eq!(snapshot.offer_stats[0].responded, 1);
+
+    // The next contact's offer carries the posterior: Beta(2 + 1, 8 + 0) → 3/11.
+    let bob = b.lead("u-2", "Bob", "bob@example.com").await;
+    b.idle().await;
+    let p = b.touches(bob).await[0].probability.unwrap();
+    assert!((p - 3.0 / 11.0).abs() < 1e-9, "{p}");
+}

@@ -500,6 +500,10 @@ pub struct TouchView {
     pub deferrals: u32,
     /// When the pacer let it go.
     pub admitted_at: Option<Timestamp>,
+    /// For an admitted offer: the probability, when admitted, that it creates work.
+    pub probability: Option<f64>,
+    /// When the contact responded to this offer (work opened or a stage advanced).
+    pub responded_at: Option<Timestamp>,
     /// When it was delivered (or the task opened).
     pub sent_at: Option<Timestamp>,
     /// Dispatch attempts.

@@ -1533,7 +1533,8 @@ pub(super) async fn touches_of(
     let rows = sqlx::query(
         "SELECT t.id, p.key AS process, t.step, t.kind, t.channel, t.intent, t.state, \
          t.due_at, t.created_at, t.decision, t.reason, t.until_at, t.decided_at, t.deferrals, \
-         t.admitted_at, t.sent_at, t.attempts, t.last_error, t.title, t.completed_at, t.outcome \
+         t.admitted_at, t.probability, t.responded_at, t.sent_at, t.attempts, t.last_error, \
+         t.title, t.completed_at, t.outcome \
          FROM touches t JOIN processes p ON p.id = t.process_id \
          WHERE t.contact_id = $1 ORDER BY t.id DESC LIMIT $2",
     )
@@ -1561,6 +1562,8 @@ pub(super) async fn touches_of(
                 decided_at: opt_timestamp(get(row, "decided_at")?, &what)?,
                 deferrals: u32::try_from(get::<i64>(row, "deferrals")?).unwrap_or(0),
                 admitted_at: opt_timestamp(get(row, "admitted_at")?, &what)?,
+                probability: get(row, "probability")?,
+                responded_at: opt_timestamp(get(row, "responded_at")?, &what)?,
                 sent_at: opt_timestamp(get(row, "sent_at")?, &what)?,
                 attempts: u32::try_from(get::<i64>(row, "attempts")?).unwrap_or(0),
                 last_error: get(row, "last_error")?,
