@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use tend_core::ContactId;
+use tend_engine::markdown::escape_html as escape;
 
 /// `GET /unsubscribe/{token}`: asks before acting, since link scanners follow GETs.
 pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -83,19 +84,4 @@ fn layout(title: &str, body: &str) -> String {
          button{{font-size:1rem;padding:.5rem 1.25rem}}</style></head>\
          <body>{body}</body></html>"
     )
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
