@@ -2,8 +2,11 @@
 //!
 //! 1. fan-out: enrolling every contact of a stage into a new process (1,000,000);
 //! 2. a tick with nothing due, at 1,000 and at 1,000,000 enrollments (same cost?);
-//! 3. email dispatch through the engine to a loopback SMTP server, against a bare
-//!    lettre send loop to the same server with the same concurrency;
+//! 3. email dispatch through the engine to a loopback SMTP server, against two bare
+//!    send loops to the same server with the same concurrency: lettre's pooled
+//!    transport (which stalls ~40 ms a message on delayed ACKs, having no
+//!    `TCP_NODELAY`) and lettre's connection API on `TCP_NODELAY` sockets, the path
+//!    Tend's own pool takes;
 //! 4. resident memory (peak) of the process during the 1,000,000 run.
 //!
 //! `cargo bench -p tend-engine --bench engine` (release). `TEND_BENCH_CONTACTS`
@@ -11,6 +14,8 @@
 
 use jiff::Timestamp;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Map;
 use std::sync::Arc;
@@ -206,6 +211,51 @@ fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
+/// The message the bare loops send: about the size of the engine's.
+fn bare_message(i: usize) -> Message {
+    Message::builder()
+        .from("Bench <bench@bench.example>".parse::<Mailbox>().unwrap())
+        .to(format!("person{i}@example.com").parse::<Mailbox>().unwrap())
+        .subject(format!("Hello Person {i}"))
+        .body(format!("A short note for Person {i}."))
+        .unwrap()
+}
+
+/// `workers` connections, each a loop of sends: lettre's connection API on a socket
+/// with `TCP_NODELAY`, as Tend's pool opens them, without the pool or the engine.
+async fn bare_nodelay(port: u16, n: usize, workers: usize) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            socket.set_nodelay(true).unwrap();
+            let mut connection =
+                AsyncSmtpConnection::connect_with_transport(Box::new(socket), &ClientId::default())
+                    .await
+                    .unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let message = bare_message(i);
+                connection
+                    .send(message.envelope(), &message.formatted())
+                    .await
+                    .unwrap();
+            }
+            connection.quit().await.unwrap();
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
 async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
     let transport: AsyncSmtpTransport<Tokio1Executor> =
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -225,13 +275,7 @@ async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
                 if i >= n {
                     return;
                 }
-                let message = Message::builder()
-                    .from("Bench <bench@bench.example>".parse::<Mailbox>().unwrap())
-                    .to(format!("person{i}@example.com").parse::<Mailbox>().unwrap())
-                    .subject(format!("Hello Person {i}"))
-                    .body(format!("A short note for Person {i}."))
-                    .unwrap();
-                transport.send(message).await.unwrap();
+                transport.send(bare_message(i)).await.unwrap();
             }
         });
     }
@@ -326,24 +370,32 @@ fn main() {
         let port = smtp_sink(Arc::clone(&received)).await;
         // Warm the server and the client path once.
         bare_lettre(port, 200, 8).await;
+        bare_nodelay(port, 200, 8).await;
         println!("\n## email dispatch to a loopback SMTP server ({emails} emails)");
         println!(
-            "| sends in flight | bare lettre loop (baseline) | Tend engine dispatch | Tend / bare |"
+            "| sends in flight | bare lettre pool (no TCP_NODELAY) | bare lettre connections \
+             + TCP_NODELAY | Tend engine dispatch | Tend / bare pool | Tend / bare TCP_NODELAY |"
         );
-        println!("|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|");
         for workers in [8usize, 32] {
-            let mut bare = Vec::new();
+            let mut pooled = Vec::new();
+            let mut nodelay = Vec::new();
             let mut tend = Vec::new();
+            // Interleaved, so a change in the machine's load hits every column alike.
             for _ in 0..3 {
-                bare.push(rate(emails, bare_lettre(port, emails, workers).await));
+                pooled.push(rate(emails, bare_lettre(port, emails, workers).await));
+                nodelay.push(rate(emails, bare_nodelay(port, emails, workers).await));
                 tend.push(rate(emails, engine_dispatch(port, emails, workers).await));
             }
-            bare.sort_by(f64::total_cmp);
-            tend.sort_by(f64::total_cmp);
-            let (bare, tend) = (bare[1], tend[1]);
+            for runs in [&mut pooled, &mut nodelay, &mut tend] {
+                runs.sort_by(f64::total_cmp);
+            }
+            let (pooled, nodelay, tend) = (pooled[1], nodelay[1], tend[1]);
             println!(
-                "| {workers} | {bare:.0} emails/s | {tend:.0} emails/s | {:.0}% |",
-                tend / bare * 100.0
+                "| {workers} | {pooled:.0} emails/s | {nodelay:.0} emails/s | {tend:.0} emails/s \
+                 | {:.0}% | {:.0}% |",
+                tend / pooled * 100.0,
+                tend / nodelay * 100.0
             );
         }
         println!(
