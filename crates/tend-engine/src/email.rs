@@ -758,6 +758,44 @@ mod tests {
     }
 
     #[test]
+    fn smtp_urls_are_read_as_lettre_reads_them() {
+        let read = |url: &str| match EmailSender::new(config(Some(url))).unwrap().transport {
+            Transport::Smtp(smtp) => smtp.pool.endpoint().summary(),
+            Transport::Outbox(_) => panic!("{url}: no SMTP"),
+        };
+        let tls = TlsMode::Implicit;
+        assert_eq!(
+            read("smtp://mail.example"),
+            (
+                "mail.example".into(),
+                25,
+                TlsMode::None,
+                // lettre's default EHLO name: the address literal for 127.0.0.1.
+                "[127.0.0.1]".into(),
+                false
+            )
+        );
+        assert_eq!(read("smtp://u:p@mail.example?tls=required").1, 587);
+        assert_eq!(
+            read("smtp://mail.example?tls=opportunistic").2,
+            TlsMode::Opportunistic
+        );
+        assert_eq!(
+            read("smtps://u:p%40ss@mail.example/client.example"),
+            (
+                "mail.example".into(),
+                465,
+                tls,
+                "client.example".into(),
+                true
+            )
+        );
+        // A user without a password does not authenticate, as with lettre.
+        assert!(!read("smtp://u@mail.example:2525").4);
+        assert_eq!(read("smtp://[::1]:2525").0, "::1");
+    }
+
+    #[test]
     fn malformed_smtp_urls_are_rejected_without_printing_the_password() {
         for url in [
             "http://user:s3cret@mail.example",

@@ -163,6 +163,19 @@ impl Endpoint {
         Ok(self)
     }
 
+    /// Host, port, TLS mode, EHLO name and whether there are credentials: what a URL
+    /// was read as, for tests.
+    #[cfg(test)]
+    pub(crate) fn summary(&self) -> (String, u16, TlsMode, String, bool) {
+        (
+            self.host.clone(),
+            self.port,
+            self.mode,
+            self.hello.to_string(),
+            self.credentials.is_some(),
+        )
+    }
+
     /// `host:port`, for errors and logs.
     fn server(&self) -> String {
         if self.host.contains(':') {
