@@ -2,8 +2,12 @@
 //!
 //! 1. fan-out: enrolling every contact of a stage into a new process (1,000,000);
 //! 2. a tick with nothing due, at 1,000 and at 1,000,000 enrollments (same cost?);
-//! 3. email dispatch through the engine to a loopback SMTP server, against a bare
-//!    lettre send loop to the same server with the same concurrency;
+//! 3. email dispatch through the engine to a loopback SMTP server, against two bare
+//!    send loops to the same server with the same concurrency: lettre's pooled
+//!    transport (which stalls ~40 ms a message on delayed ACKs, having no
+//!    `TCP_NODELAY`) and lettre's connection API on `TCP_NODELAY` sockets, the path
+//!    Tend's own pool takes; plus Tend's `EmailSender` alone (message building and
+//!    its pool, no engine), to tell the pool's cost from the engine's;
 //! 4. resident memory (peak) of the process during the 1,000,000 run.
 //!
 //! `cargo bench -p tend-engine --bench engine` (release). `TEND_BENCH_CONTACTS`
@@ -11,6 +15,8 @@
 
 use jiff::Timestamp;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Map;
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
 use tend_core::{Email, StageName};
+use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
 use tend_store::{ImportRow, SqliteStore, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -206,6 +213,104 @@ fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
+/// The message the bare loops send: about the size of the engine's.
+fn bare_message(i: usize) -> Message {
+    Message::builder()
+        .from("Bench <bench@bench.example>".parse::<Mailbox>().unwrap())
+        .to(format!("person{i}@example.com").parse::<Mailbox>().unwrap())
+        .subject(format!("Hello Person {i}"))
+        .body(format!("A short note for Person {i}."))
+        .unwrap()
+}
+
+/// `workers` connections, each a loop of sends: lettre's connection API on a socket
+/// with `TCP_NODELAY`, as Tend's pool opens them, without the pool or the engine.
+async fn bare_nodelay(port: u16, n: usize, workers: usize) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            socket.set_nodelay(true).unwrap();
+            let mut connection =
+                AsyncSmtpConnection::connect_with_transport(Box::new(socket), &ClientId::default())
+                    .await
+                    .unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let message = bare_message(i);
+                connection
+                    .send(message.envelope(), &message.formatted())
+                    .await
+                    .unwrap();
+            }
+            connection.quit().await.unwrap();
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+/// `workers` loops sending through one `EmailSender`: Tend's message building and SMTP
+/// pool, without the engine's store.
+async fn sender_loop(port: u16, n: usize, workers: usize) -> Duration {
+    let sender = Arc::new(
+        EmailSender::new(EmailConfig {
+            from: tend_core::config::Mailbox {
+                name: Some("Bench".into()),
+                email: Email::parse("bench@bench.example").unwrap(),
+            },
+            smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+            outbox_dir: std::env::temp_dir(),
+            message_id_domain: "bench.example".into(),
+            pool_size: workers as u32,
+        })
+        .unwrap(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let sender = Arc::clone(&sender);
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                let to = format!("person{i}@example.com");
+                let name = format!("Person {i}");
+                let subject = format!("Hello Person {i}");
+                let body = format!("A short note for **Person {i}**.");
+                sender
+                    .send(&OutgoingEmail {
+                        touch_id: i as i64,
+                        to_email: &to,
+                        to_name: Some(&name),
+                        subject: &subject,
+                        markdown_body: &body,
+                        unsubscribe_url: "https://tend.example.com/unsubscribe/token",
+                        unsubscribe_mailto: "mailto:bench@bench.example?subject=unsubscribe",
+                    })
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let took = start.elapsed();
+    sender.shutdown().await;
+    took
+}
+
 async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
     let transport: AsyncSmtpTransport<Tokio1Executor> =
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -225,13 +330,7 @@ async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
                 if i >= n {
                     return;
                 }
-                let message = Message::builder()
-                    .from("Bench <bench@bench.example>".parse::<Mailbox>().unwrap())
-                    .to(format!("person{i}@example.com").parse::<Mailbox>().unwrap())
-                    .subject(format!("Hello Person {i}"))
-                    .body(format!("A short note for Person {i}."))
-                    .unwrap();
-                transport.send(message).await.unwrap();
+                transport.send(bare_message(i)).await.unwrap();
             }
         });
     }
@@ -326,24 +425,36 @@ fn main() {
         let port = smtp_sink(Arc::clone(&received)).await;
         // Warm the server and the client path once.
         bare_lettre(port, 200, 8).await;
+        bare_nodelay(port, 200, 8).await;
+        sender_loop(port, 200, 8).await;
         println!("\n## email dispatch to a loopback SMTP server ({emails} emails)");
         println!(
-            "| sends in flight | bare lettre loop (baseline) | Tend engine dispatch | Tend / bare |"
+            "| sends in flight | bare lettre pool (no TCP_NODELAY) | bare lettre connections \
+             + TCP_NODELAY | Tend EmailSender alone | Tend engine dispatch | Tend / bare pool \
+             | Tend / bare TCP_NODELAY |"
         );
-        println!("|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
         for workers in [8usize, 32] {
-            let mut bare = Vec::new();
+            let mut pooled = Vec::new();
+            let mut nodelay = Vec::new();
+            let mut sender = Vec::new();
             let mut tend = Vec::new();
+            // Interleaved, so a change in the machine's load hits every column alike.
             for _ in 0..3 {
-                bare.push(rate(emails, bare_lettre(port, emails, workers).await));
+                pooled.push(rate(emails, bare_lettre(port, emails, workers).await));
+                nodelay.push(rate(emails, bare_nodelay(port, emails, workers).await));
+                sender.push(rate(emails, sender_loop(port, emails, workers).await));
                 tend.push(rate(emails, engine_dispatch(port, emails, workers).await));
             }
-            bare.sort_by(f64::total_cmp);
-            tend.sort_by(f64::total_cmp);
-            let (bare, tend) = (bare[1], tend[1]);
+            for runs in [&mut pooled, &mut nodelay, &mut sender, &mut tend] {
+                runs.sort_by(f64::total_cmp);
+            }
+            let (pooled, nodelay, sender, tend) = (pooled[1], nodelay[1], sender[1], tend[1]);
             println!(
-                "| {workers} | {bare:.0} emails/s | {tend:.0} emails/s | {:.0}% |",
-                tend / bare * 100.0
+                "| {workers} | {pooled:.0} emails/s | {nodelay:.0} emails/s | {sender:.0} \
+                 emails/s | {tend:.0} emails/s | {:.0}% | {:.0}% |",
+                tend / pooled * 100.0,
+                tend / nodelay * 100.0
             );
         }
         println!(

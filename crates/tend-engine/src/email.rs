@@ -1,5 +1,6 @@
-//! The email channel: one `multipart/alternative` message per touch, over pooled SMTP or
-//! into an outbox folder of `.eml` files when no SMTP server is configured.
+//! The email channel: one `multipart/alternative` message per touch, over pooled SMTP
+//! ([`crate::smtp_pool`]) or into an outbox folder of `.eml` files when no SMTP server
+//! is configured.
 //!
 //! Delivery is at-least-once (a crash between send and commit resends the touch), so
 //! every message's `Message-ID` is derived from its touch: receivers and the outbox
@@ -7,19 +8,23 @@
 
 use crate::markdown;
 use crate::send::SendError;
+use crate::smtp_pool::{Endpoint, PoolError, SmtpPool, TlsMode};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Address, Message};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 use tend_core::config::Mailbox;
 
 /// How long one SMTP send (connection, commands and data) may take before it counts
-/// as a transient failure.
+/// as a transient failure; every network step of a send falls within it.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the email channel needs to know, resolved from `[channels.email]`.
@@ -93,6 +98,9 @@ pub enum EmailSetupError {
     /// The `Message-ID` domain is not a host name.
     #[error("message_id_domain `{0}` is not a domain name")]
     InvalidMessageIdDomain(String),
+    /// Extra root certificates could not be read or used.
+    #[error("invalid root certificate: {0}")]
+    InvalidCertificate(String),
 }
 
 /// The stable `Message-ID` of a touch's email: `<tend.touch.{id}@{domain}>`.
@@ -218,36 +226,18 @@ fn is_header_safe_uri(uri: &str) -> bool {
 
 /// Where an [`EmailSender`] delivers.
 enum Transport {
-    Smtp(Box<Smtp>),
+    Smtp(Smtp),
     Outbox(PathBuf),
 }
 
-/// A pooled SMTP transport, built on first use: lettre's pool spawns a Tokio task when
-/// built and when dropped, so it must live and die inside a runtime.
+/// Pooled SMTP connections to the configured server.
 struct Smtp {
     /// Holds the credentials; never printed.
-    builder: AsyncSmtpTransportBuilder,
-    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    pool: Arc<SmtpPool>,
+    /// How many idle connections the pool keeps, to rebuild it with other roots.
+    pool_size: usize,
+    /// The URL without credentials, for logs.
     description: String,
-}
-
-impl Smtp {
-    /// The pooled transport; callers are async, so a Tokio runtime is current.
-    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
-        self.transport.get_or_init(|| self.builder.clone().build())
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        // Dropping the pool outside a runtime would panic inside lettre; at that point
-        // (process exit) leaking its idle connections is harmless.
-        if let Some(transport) = self.transport.take()
-            && tokio::runtime::Handle::try_current().is_err()
-        {
-            std::mem::forget(transport);
-        }
-    }
 }
 
 /// Sends touch emails over pooled SMTP connections, or writes them to the outbox.
@@ -311,13 +301,18 @@ impl EmailSender {
         let message = build_message(&self.from, email, &self.message_id_domain)?;
         match &self.transport {
             Transport::Smtp(smtp) => {
-                match tokio::time::timeout(SEND_TIMEOUT, smtp.transport().send(message)).await {
-                    Ok(Ok(_response)) => Ok(()),
-                    Ok(Err(error)) => Err(classify(&error)),
-                    Err(_elapsed) => Err(SendError::Retryable(format!(
-                        "SMTP send timed out after {}s",
+                let deadline = tokio::time::Instant::now() + SEND_TIMEOUT;
+                let bytes = message.formatted();
+                match smtp.pool.send(message.envelope(), &bytes, deadline).await {
+                    Ok(_response) => Ok(()),
+                    Err(PoolError::Smtp(error)) => Err(classify(&error)),
+                    Err(PoolError::TimedOut { step }) => Err(SendError::Retryable(format!(
+                        "SMTP: {step} timed out (the limit for one send is {}s)",
                         SEND_TIMEOUT.as_secs()
                     ))),
+                    // No connection, no TLS, or shutting down: nothing about this
+                    // message, so it waits.
+                    Err(other) => Err(SendError::Retryable(format!("SMTP: {other}"))),
                 }
             }
             Transport::Outbox(dir) => {
@@ -334,11 +329,33 @@ impl EmailSender {
 
     /// Closes pooled SMTP connections politely (QUIT); sends after this fail.
     pub async fn shutdown(&self) {
-        if let Transport::Smtp(smtp) = &self.transport
-            && let Some(transport) = smtp.transport.get()
-        {
-            transport.shutdown().await;
+        if let Transport::Smtp(smtp) = &self.transport {
+            smtp.pool.shutdown().await;
         }
+    }
+
+    /// The same sender also trusting the PEM certificate(s) in `pem` as roots for the
+    /// SMTP server's TLS certificate, for a relay behind a private certificate
+    /// authority. Call before the first send: it starts a fresh pool.
+    pub fn with_root_certificates(mut self, pem: &[u8]) -> Result<EmailSender, EmailSetupError> {
+        let roots = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EmailSetupError::InvalidCertificate(e.to_string()))?;
+        if roots.is_empty() {
+            return Err(EmailSetupError::InvalidCertificate(
+                "no PEM certificate found".into(),
+            ));
+        }
+        if let Transport::Smtp(smtp) = &mut self.transport {
+            let endpoint = smtp
+                .pool
+                .endpoint()
+                .clone()
+                .with_extra_roots(&roots)
+                .map_err(EmailSetupError::InvalidCertificate)?;
+            smtp.pool = SmtpPool::new(endpoint, smtp.pool_size);
+        }
+        Ok(self)
     }
 }
 
@@ -368,15 +385,56 @@ fn smtp_transport(url: &str, pool_size: u32) -> Result<Transport, EmailSetupErro
             )));
         }
     }
-    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.trim())
-        .map_err(|e| EmailSetupError::InvalidSmtpUrl(e.to_string()))?
-        .timeout(Some(SEND_TIMEOUT))
-        .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size.max(1)));
-    Ok(Transport::Smtp(Box::new(Smtp {
-        builder,
-        transport: OnceLock::new(),
+    // The same reading of the URL as lettre's `from_url`: default ports by mode, the
+    // path as the EHLO name, credentials only with a password.
+    let tls = parsed
+        .query_pairs()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned());
+    let (mode, default_port) = match (scheme, tls.as_deref()) {
+        ("smtps", _) => (TlsMode::Implicit, 465),
+        (_, Some("required")) => (TlsMode::Required, 587),
+        (_, Some("opportunistic")) => (TlsMode::Opportunistic, 587),
+        _ => (TlsMode::None, 25),
+    };
+    let hello = Some(parsed.path().trim_matches('/'))
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    let credentials = match parsed.password() {
+        Some(password) => {
+            let decode = |text: &str| {
+                percent_encoding::percent_decode_str(text)
+                    .decode_utf8()
+                    .map(|decoded| decoded.into_owned())
+                    .map_err(|_| {
+                        EmailSetupError::InvalidSmtpUrl(
+                            "the user name or password is not UTF-8 once decoded".into(),
+                        )
+                    })
+            };
+            Some(Credentials::new(
+                decode(parsed.username())?,
+                decode(password)?,
+            ))
+        }
+        None => None,
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    let endpoint = Endpoint::new(
+        host,
+        parsed.port().unwrap_or(default_port),
+        mode,
+        hello,
+        credentials,
+        &[],
+    )
+    .map_err(EmailSetupError::InvalidSmtpUrl)?;
+    let pool_size = usize::try_from(pool_size).unwrap_or(usize::MAX).max(1);
+    Ok(Transport::Smtp(Smtp {
+        pool: SmtpPool::new(endpoint, pool_size),
+        pool_size,
         description: redact_url(url),
-    })))
+    }))
 }
 
 /// `scheme://host:port` plus the TLS mode, without credentials; for logs.
@@ -697,6 +755,44 @@ mod tests {
         ] {
             EmailSender::new(config(Some(url))).unwrap_or_else(|e| panic!("{url}: {e}"));
         }
+    }
+
+    #[test]
+    fn smtp_urls_are_read_as_lettre_reads_them() {
+        let read = |url: &str| match EmailSender::new(config(Some(url))).unwrap().transport {
+            Transport::Smtp(smtp) => smtp.pool.endpoint().summary(),
+            Transport::Outbox(_) => panic!("{url}: no SMTP"),
+        };
+        let tls = TlsMode::Implicit;
+        assert_eq!(
+            read("smtp://mail.example"),
+            (
+                "mail.example".into(),
+                25,
+                TlsMode::None,
+                // lettre's default EHLO name: the address literal for 127.0.0.1.
+                "[127.0.0.1]".into(),
+                false
+            )
+        );
+        assert_eq!(read("smtp://u:p@mail.example?tls=required").1, 587);
+        assert_eq!(
+            read("smtp://mail.example?tls=opportunistic").2,
+            TlsMode::Opportunistic
+        );
+        assert_eq!(
+            read("smtps://u:p%40ss@mail.example/client.example"),
+            (
+                "mail.example".into(),
+                465,
+                tls,
+                "client.example".into(),
+                true
+            )
+        );
+        // A user without a password does not authenticate, as with lettre.
+        assert!(!read("smtp://u@mail.example:2525").4);
+        assert_eq!(read("smtp://[::1]:2525").0, "::1");
     }
 
     #[test]

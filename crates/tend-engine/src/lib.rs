@@ -10,6 +10,7 @@ pub mod markdown;
 mod pace;
 pub mod reports;
 pub mod send;
+mod smtp_pool;
 pub mod unsubscribe;
 pub mod webhook;
 

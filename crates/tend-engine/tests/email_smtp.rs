@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use support::{Server, free_port, require_python_module};
+use support::{Server, free_port, require_python_module, support_file};
 use tend_core::Email;
 use tend_core::config::Mailbox;
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail, message_id};
@@ -305,6 +305,96 @@ async fn smtp_credentials_come_from_the_url() {
     let text = format!("{error} {error:?}");
     assert!(!text.contains("wrong"), "{text}");
     assert_eq!(sink.received().len(), 1);
+}
+
+/// A sink speaking TLS (`implicit` or `starttls`) with the test CA's certificate for
+/// 127.0.0.1, requiring `mailer:p@ss word`.
+fn tls_sink(mode: &str) -> Sink {
+    let cert = support_file("tls/server.pem");
+    let key = support_file("tls/server.key");
+    Sink::start(&[
+        "--auth",
+        "mailer:p@ss word",
+        "--tls",
+        mode,
+        "--tls-cert",
+        cert.to_str().expect("utf-8 path"),
+        "--tls-key",
+        key.to_str().expect("utf-8 path"),
+    ])
+}
+
+fn trusting_the_test_ca(sender: EmailSender) -> EmailSender {
+    let ca = std::fs::read(support_file("tls/ca.pem")).expect("test CA");
+    sender.with_root_certificates(&ca).expect("valid PEM")
+}
+
+#[tokio::test]
+async fn smtps_sends_over_implicit_tls_with_credentials() {
+    let sink = tls_sink("implicit");
+    let outbox = tempfile::tempdir().unwrap();
+    let url = format!(
+        "smtps://mailer:p%40ss%20word@127.0.0.1:{}",
+        sink.server.port
+    );
+    let sender = trusting_the_test_ca(sender(Some(url), outbox.path()));
+    for touch_id in [1, 2] {
+        sender
+            .send(&email(touch_id, "ada@example.com", "Hi"))
+            .await
+            .expect("accepted over TLS");
+    }
+    assert_eq!(sink.received().len(), 2);
+    sender.shutdown().await;
+}
+
+#[tokio::test]
+async fn starttls_required_upgrades_before_authenticating() {
+    // The sink refuses AUTH and mail until STARTTLS has run.
+    let sink = tls_sink("starttls");
+    let outbox = tempfile::tempdir().unwrap();
+    let url = format!(
+        "smtp://mailer:p%40ss%20word@127.0.0.1:{}?tls=required",
+        sink.server.port
+    );
+    let sender = trusting_the_test_ca(sender(Some(url), outbox.path()));
+    sender
+        .send(&email(1, "ada@example.com", "Hi"))
+        .await
+        .expect("accepted after STARTTLS");
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_retryable_and_sends_nothing() {
+    for (mode, url) in [
+        ("implicit", "smtps://mailer:p%40ss%20word@127.0.0.1:{port}"),
+        (
+            "starttls",
+            "smtp://mailer:p%40ss%20word@127.0.0.1:{port}?tls=required",
+        ),
+    ] {
+        let sink = tls_sink(mode);
+        let outbox = tempfile::tempdir().unwrap();
+        let url = url.replace("{port}", &sink.server.port.to_string());
+        // Only the public roots: the test CA is unknown.
+        let sender = sender(Some(url), outbox.path());
+        let error = sender
+            .send(&email(1, "ada@example.com", "Hi"))
+            .await
+            .unwrap_err();
+        assert!(error.is_retryable(), "{mode}: {error:?}");
+        let text = format!("{error} {error:?}");
+        assert!(
+            text.to_ascii_lowercase().contains("certificate"),
+            "{mode}: {text}"
+        );
+        assert!(
+            !text.contains("p@ss") && !text.contains("p%40ss"),
+            "{mode}: {text}"
+        );
+        assert!(sink.received().is_empty(), "{mode}");
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,11 @@ the sender's error classification:
         --data 'REJECT-ME=554 5.7.1 Message content rejected' \
         --auth user:password
 
+TLS, with a certificate and key in PEM files: `--tls implicit` speaks TLS from the
+first byte (smtps), `--tls starttls` offers STARTTLS and refuses mail and AUTH without it:
+
+    smtp_sink.py ... --tls starttls --tls-cert server.pem --tls-key server.key
+
 A slow server, for crash and shutdown tests: `--delay-ms 40` holds the reply to each
 message for 40 ms after the message is stored, so a client killed meanwhile has had its
 message delivered without knowing it (the case that makes at-least-once duplicates).
@@ -24,6 +29,7 @@ import email
 import email.policy
 import json
 import os
+import ssl
 import sys
 import warnings
 
@@ -130,9 +136,14 @@ def main():
         default=0,
         help="hold each 250 reply to DATA this long after storing the message",
     )
+    parser.add_argument("--tls", choices=["implicit", "starttls"])
+    parser.add_argument("--tls-cert", help="PEM certificate chain for --tls")
+    parser.add_argument("--tls-key", help="PEM private key for --tls")
     args = parser.parse_args()
     if args.delay_ms < 0:
         sys.exit("--delay-ms must not be negative")
+    if args.tls and not (args.tls_cert and args.tls_key):
+        sys.exit("--tls needs --tls-cert and --tls-key")
     os.makedirs(args.folder, exist_ok=True)
 
     handler = Handler(
@@ -144,13 +155,26 @@ def main():
         options.update(
             authenticator=Authenticator(user, password),
             auth_required=True,
-            auth_require_tls=False,
+            # Over STARTTLS, prove that AUTH waits for the upgrade. aiosmtpd does not
+            # count implicit TLS as TLS here, so that mode must not ask.
+            auth_require_tls=args.tls == "starttls",
         )
+    context = None
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls == "starttls":
+        options.update(tls_context=context, require_starttls=True)
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, **options), "127.0.0.1", args.port)
+        loop.create_server(
+            lambda: SMTP(handler, **options),
+            "127.0.0.1",
+            args.port,
+            ssl=context if args.tls == "implicit" else None,
+        )
     )
     try:
         loop.run_forever()
