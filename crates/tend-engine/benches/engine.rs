@@ -349,25 +349,32 @@ async fn engine_dispatch(port: u16, n: usize, workers: usize) -> Duration {
     let config = config(Some(port), workers);
     let project = Arc::new(project(&config, "0d"));
     let delivery = Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap());
+    let settings = EngineSettings {
+        dispatch_workers: workers,
+        ..EngineSettings::default()
+    };
     let (engine, _) = Engine::start(
         Arc::clone(&store),
         project,
         Arc::new(SystemClock),
         delivery,
-        EngineSettings::default(),
+        settings,
     )
     .await
     .unwrap();
     while engine.try_decide().await.unwrap() > 0 {}
     let engine = Arc::new(engine);
+    // The dispatcher `tend serve` runs, until the queue is empty.
     let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workers {
-        let engine = Arc::clone(&engine);
-        tasks.spawn(async move { while engine.try_dispatch(1).await.unwrap() > 0 {} });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
+    while store.next_dispatch_at().await.unwrap().is_some() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    while tasks.join_next().await.is_some() {}
-    start.elapsed()
+    let took = start.elapsed();
+    shutdown.cancel();
+    running.await.unwrap();
+    took
 }
 
 fn peak_rss_mb() -> f64 {

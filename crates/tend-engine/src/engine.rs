@@ -392,28 +392,36 @@ impl Engine {
     /// recording each result as soon as it is known. Returns how many it claimed.
     pub async fn try_dispatch(&self, limit: u32) -> Result<usize, EngineError> {
         let now = self.clock.now();
-        let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
-        let claimed = self.store.claim_dispatch(now, lease, limit).await?;
+        let claimed = self.store.claim_dispatch(now, self.lease_ms(), limit).await?;
         for touch in &claimed {
-            let result = self.dispatch_one(touch).await;
-            let at = self.clock.now();
-            let result = match result {
-                Ok(next) => DispatchResult::Delivered { next },
-                Err((SendError::Retryable(error), _)) => DispatchResult::Retry {
-                    retry_at: self.retry_at(at, touch.attempts),
-                    error,
-                },
-                Err((SendError::Fatal(error), next)) => DispatchResult::Failed { error, next },
-                Err((SendError::Bounced(error), _)) => DispatchResult::Bounced { error },
-            };
-            if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } =
-                &result
-            {
-                tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");
-            }
-            self.store.finish_dispatch(touch.touch, at, &result).await?;
+            let (id, at, result) = self.send(touch).await;
+            self.store.finish_dispatch(id, at, &result).await?;
         }
         Ok(claimed.len())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Sends one claimed touch and says how it ended, ready to record.
+    async fn send(&self, touch: &ClaimedTouch) -> (pacer::TouchId, Timestamp, DispatchResult) {
+        let result = self.dispatch_one(touch).await;
+        let at = self.clock.now();
+        let result = match result {
+            Ok(next) => DispatchResult::Delivered { next },
+            Err((SendError::Retryable(error), _)) => DispatchResult::Retry {
+                retry_at: self.retry_at(at, touch.attempts),
+                error,
+            },
+            Err((SendError::Fatal(error), next)) => DispatchResult::Failed { error, next },
+            Err((SendError::Bounced(error), _)) => DispatchResult::Bounced { error },
+        };
+        if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } = &result
+        {
+            tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");
+        }
+        (touch.touch, at, result)
     }
 
     /// Runs every unit of work until none has anything left to do at the clock's
@@ -440,12 +448,7 @@ impl Engine {
     /// second or when woken, and `dispatch_workers` senders. Returns after `shutdown`
     /// once in-flight sends have finished and been recorded.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.settings.dispatch_workers.max(1) {
-            let engine = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            workers.spawn(async move { engine.dispatch_loop(shutdown).await });
-        }
+        let sender = tokio::spawn(Arc::clone(&self).dispatch_loop(shutdown.clone()));
         loop {
             if let Err(error) = self.leader_pass().await {
                 tracing::error!(%error, "engine pass failed; retrying");
@@ -456,7 +459,9 @@ impl Engine {
                 () = tokio::time::sleep(self.settings.idle_tick) => {},
             }
         }
-        while workers.join_next().await.is_some() {}
+        if let Err(error) = sender.await {
+            tracing::error!(%error, "the dispatcher stopped abnormally");
+        }
         tracing::info!("engine stopped");
     }
 
@@ -466,17 +471,59 @@ impl Engine {
         Ok(())
     }
 
-    async fn dispatch_loop(&self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            match self.try_dispatch(1).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "dispatch failed; retrying"),
+    /// Keeps up to `dispatch_workers` sends in flight. Results are recorded in the same
+    /// transaction that claims the next touches, so a busy dispatcher spends one write
+    /// per round instead of two per send; a crash can still repeat only what was
+    /// claimed, which is never more than the sends in flight.
+    async fn dispatch_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let workers = self.settings.dispatch_workers.max(1);
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut finished = Vec::new();
+        loop {
+            let room = if shutdown.is_cancelled() {
+                0
+            } else {
+                workers - in_flight.len()
+            };
+            if room > 0 || !finished.is_empty() {
+                let now = self.clock.now();
+                match self
+                    .store
+                    .finish_and_claim(&finished, now, self.lease_ms(), room as u32)
+                    .await
+                {
+                    Ok(claimed) => {
+                        finished.clear();
+                        for touch in claimed {
+                            let engine = Arc::clone(&self);
+                            in_flight.spawn(async move { engine.send(&touch).await });
+                        }
+                    }
+                    // Unrecorded results keep their leases: retried once the store
+                    // answers again, or given back at the next start.
+                    Err(error) if shutdown.is_cancelled() && in_flight.is_empty() => {
+                        tracing::error!(%error, "recording the last sends failed at shutdown");
+                        break;
+                    }
+                    Err(error) => tracing::error!(%error, "recording sends failed; retrying"),
+                }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.wake_dispatch.notified() => {},
-                () = tokio::time::sleep(self.settings.idle_tick) => {},
+            if in_flight.is_empty() {
+                if shutdown.is_cancelled() && finished.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => {},
+                    () = self.wake_dispatch.notified() => {},
+                    () = tokio::time::sleep(self.settings.idle_tick) => {},
+                }
+                continue;
+            }
+            if let Some(done) = in_flight.join_next().await {
+                finished.extend(done.ok());
+            }
+            while let Some(done) = in_flight.try_join_next() {
+                finished.extend(done.ok());
             }
         }
     }

@@ -171,6 +171,16 @@ pub trait Store: Send + Sync + 'static {
         result: &DispatchResult,
     ) -> Result<(), StoreError>;
 
+    /// Records how claimed touches' dispatches ended and leases up to `limit` more, in
+    /// one transaction: a busy dispatcher's one write per round.
+    async fn finish_and_claim(
+        &self,
+        finished: &[(TouchId, Timestamp, DispatchResult)],
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTouch>, StoreError>;
+
     /// Gives claimed touches back, due at `at`, without counting the attempt.
     async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError>;
 

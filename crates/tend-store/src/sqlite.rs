@@ -542,6 +542,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn finish_and_claim(
+        &self,
+        finished: &[(TouchId, Timestamp, DispatchResult)],
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTouch>, StoreError> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        for (touch, at, result) in finished {
+            engine::finish_dispatch(&mut tx, *touch, *at, result).await?;
+        }
+        let claimed = if limit > 0 {
+            engine::claim_dispatch(&mut tx, now, lease_ms, limit).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError> {
         if touches.is_empty() {
             return Ok(());
