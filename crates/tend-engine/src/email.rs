@@ -7,7 +7,7 @@
 //! both collapse the duplicates.
 
 use crate::markdown;
-use crate::send::SendError;
+use crate::send::{SendError, error_chain};
 use crate::smtp_pool::{Endpoint, PoolError, SmtpPool, TlsMode};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
@@ -552,21 +552,6 @@ fn enhanced_status(reply: &str) -> Option<(u16, u16, u16)> {
     let subject = parts.next()?.parse().ok()?;
     let detail = parts.next()?.parse().ok()?;
     Some((class, subject, detail))
-}
-
-/// An error and its sources, joined without repeating text lettre already includes.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

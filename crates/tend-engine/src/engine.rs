@@ -392,7 +392,10 @@ impl Engine {
     /// recording each result as soon as it is known. Returns how many it claimed.
     pub async fn try_dispatch(&self, limit: u32) -> Result<usize, EngineError> {
         let now = self.clock.now();
-        let claimed = self.store.claim_dispatch(now, self.lease_ms(), limit).await?;
+        let claimed = self
+            .store
+            .claim_dispatch(now, self.lease_ms(), limit)
+            .await?;
         for touch in &claimed {
             let (id, at, result) = self.send(touch).await;
             self.store.finish_dispatch(id, at, &result).await?;

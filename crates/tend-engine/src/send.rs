@@ -25,3 +25,19 @@ impl SendError {
         matches!(self, SendError::Retryable(_))
     }
 }
+
+/// An error and its sources in one line, without repeating text a cause's message
+/// already includes: libraries often say only "error sending request" at the top.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -6,7 +6,7 @@
 //! repeats it, so receivers drop duplicates), `webhook-timestamp` and, with a secret,
 //! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
 
-use crate::send::SendError;
+use crate::send::{SendError, error_chain};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -279,22 +279,6 @@ fn display_url(url: &reqwest::Url) -> String {
     }
     shown.push_str(url.path());
     shown
-}
-
-/// An error and its sources, joined, since reqwest's own message is often just "error
-/// sending request".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
