@@ -18,7 +18,10 @@
 //! at least 50,000 events/s and at least half the raw rate.
 //!
 //! `TEND_BENCH_EVENTS` (default 100,000) and `TEND_BENCH_REPS` (default 5) override the
-//! size of a measurement and the number of repetitions.
+//! size of a measurement and the number of repetitions; `TEND_BENCH_IDS=sequential`
+//! replaces the random UUIDs with ids that sort in arrival order (`m-000000042`), to show
+//! what the random keys cost the `message_id` index; `TEND_BENCH_ONLY=raw|store|http1|…`
+//! runs one mode alone, for a profiler.
 
 use axum::body::Bytes;
 use jiff::Timestamp;
@@ -57,18 +60,35 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let workload = Workload::new(events);
+    let sequential = match std::env::var("TEND_BENCH_IDS").as_deref() {
+        Err(_) | Ok("uuid") => false,
+        Ok("sequential") => true,
+        Ok(other) => panic!("TEND_BENCH_IDS: `{other}`; expected uuid or sequential"),
+    };
+    let workload = Workload::new(events, sequential);
 
-    let modes = [
+    let mut modes = vec![
         Mode::Raw,
         Mode::Store,
         Mode::Http(1),
         Mode::Http(2),
         Mode::Http(4),
     ];
+    if let Ok(only) = std::env::var("TEND_BENCH_ONLY") {
+        modes.retain(|m| m.key() == only);
+        assert!(
+            !modes.is_empty(),
+            "TEND_BENCH_ONLY: `{only}`; expected raw, store or httpN"
+        );
+    }
     println!(
         "batched ingest: {events} track events per measurement, {BATCH} per batch, \
-         {USERS} users, {reps} repetitions; load average before: {}",
+         {USERS} users, {} message ids, {reps} repetitions; load average before: {}",
+        if sequential {
+            "sequential"
+        } else {
+            "random UUID"
+        },
         loadavg()
     );
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
@@ -85,14 +105,18 @@ fn main() {
     }
     println!("load average after: {}\n", loadavg());
 
-    let raw = &rates[0];
+    // Without the baseline in this run (TEND_BENCH_ONLY), ratios come out as NaN.
+    let raw = match modes.iter().position(|m| matches!(m, Mode::Raw)) {
+        Some(i) => rates[i].clone(),
+        None => vec![f64::NAN; reps],
+    };
     println!(
         "| {:<24} | {:>13} | {:>19} | {:>12} |",
         "mode", "median ev/s", "min – max ev/s", "× raw (med.)"
     );
     println!("|{:-<26}|{:->15}|{:->21}|{:->14}|", "", "", "", "");
     for (mode, samples) in modes.iter().zip(&rates) {
-        let ratios: Vec<f64> = samples.iter().zip(raw).map(|(s, r)| s / r).collect();
+        let ratios: Vec<f64> = samples.iter().zip(&raw).map(|(s, r)| s / r).collect();
         let (lo, hi) = min_max(samples);
         println!(
             "| {:<24} | {:>13.0} | {:>19} | {:>12.2} |",
@@ -112,6 +136,14 @@ enum Mode {
 }
 
 impl Mode {
+    fn key(self) -> String {
+        match self {
+            Mode::Raw => "raw".into(),
+            Mode::Store => "store".into(),
+            Mode::Http(n) => format!("http{n}"),
+        }
+    }
+
     fn label(self) -> String {
         match self {
             Mode::Raw => "raw insert (baseline)".into(),
@@ -147,15 +179,16 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(count: usize) -> Self {
+    fn new(count: usize, sequential: bool) -> Self {
         let mut rng = SplitMix(0x7e4d_5eed);
         let events: Vec<(String, usize, i64)> = (0..count)
             .map(|i| {
-                (
-                    uuid_v4(&mut rng),
-                    (rng.next() % USERS as u64) as usize,
-                    i as i64,
-                )
+                let id = if sequential {
+                    format!("m-{i:09}")
+                } else {
+                    uuid_v4(&mut rng)
+                };
+                (id, (rng.next() % USERS as u64) as usize, i as i64)
             })
             .collect();
         let mut properties = Map::new();
