@@ -279,6 +279,10 @@ async fn seeded_store(dir: &TempDir) -> Arc<SqliteStore> {
     Arc::new(store)
 }
 
+/// A row for [`SqliteStore::raw_insert_events_for_bench`]:
+/// `(message id, contact id, event name, properties JSON, occurred-at ms)`.
+type RawRow = (String, i64, String, String, i64);
+
 async fn raw(store: &SqliteStore, w: &Workload) -> Duration {
     let mut ids = HashMap::with_capacity(USERS);
     let mut query = ContactQuery {
@@ -296,7 +300,7 @@ async fn raw(store: &SqliteStore, w: &Workload) -> Duration {
         }
     }
     let properties = serde_json::to_string(&w.properties).unwrap();
-    let batches: Vec<Vec<(String, i64, String, String, i64)>> = w
+    let batches: Vec<Vec<RawRow>> = w
         .events
         .chunks(BATCH)
         .map(|chunk| {
