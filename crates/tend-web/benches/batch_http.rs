@@ -14,7 +14,9 @@
 //!
 //! Modes run one after the other within a repetition, starting from a different mode each
 //! time; the table gives the median events/s over repetitions and, for each mode, the
-//! median of its ratio to the raw insert of the same repetition. The bar (DESIGN.md §6):
+//! median of its ratio to the raw insert of the same repetition, and the CPU time the
+//! whole process (server, SQLite and client threads) spent per event, which other work on
+//! the machine disturbs far less than the wall-clock rate. The bar (DESIGN.md §6):
 //! at least 50,000 events/s and at least half the raw rate.
 //!
 //! `TEND_BENCH_EVENTS` (default 100,000) and `TEND_BENCH_REPS` (default 5) override the
@@ -30,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
 use tempfile::TempDir;
 use tend_core::StageName;
 use tend_store::{ContactQuery, Identity, IngestMessage, SqliteStore, Store, TokenScope, tokens};
@@ -92,40 +95,98 @@ fn main() {
         loadavg()
     );
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // Process CPU time (every thread: server, SQLite, client) per event, in µs.
+    let mut costs: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for rep in 0..reps {
         let mut line = format!("rep {}:", rep + 1);
         for k in 0..modes.len() {
             let m = (rep + k) % modes.len();
-            let elapsed = modes[m].measure(&server_rt, &client_rt, &workload);
-            let rate = events as f64 / elapsed.as_secs_f64();
+            let measured = modes[m].measure(&server_rt, &client_rt, &workload);
+            let rate = events as f64 / measured.wall.as_secs_f64();
+            let cost = measured.cpu.as_secs_f64() * 1e6 / events as f64;
             rates[m].push(rate);
-            line.push_str(&format!("  {} {:.0}/s", modes[m].label(), rate));
+            costs[m].push(cost);
+            line.push_str(&format!("  {} {rate:.0}/s {cost:.1}µs", modes[m].label()));
         }
         println!("{line}");
     }
     println!("load average after: {}\n", loadavg());
 
     // Without the baseline in this run (TEND_BENCH_ONLY), ratios come out as NaN.
-    let raw = match modes.iter().position(|m| matches!(m, Mode::Raw)) {
-        Some(i) => rates[i].clone(),
-        None => vec![f64::NAN; reps],
+    let (raw, raw_cost) = match modes.iter().position(|m| matches!(m, Mode::Raw)) {
+        Some(i) => (rates[i].clone(), costs[i].clone()),
+        None => (vec![f64::NAN; reps], vec![f64::NAN; reps]),
     };
     println!(
-        "| {:<24} | {:>13} | {:>19} | {:>12} |",
-        "mode", "median ev/s", "min – max ev/s", "× raw (med.)"
+        "| {:<24} | {:>11} | {:>17} | {:>8} | {:>10} | {:>10} |",
+        "mode", "median ev/s", "min – max ev/s", "× raw", "CPU µs/ev", "× raw CPU"
     );
-    println!("|{:-<26}|{:->15}|{:->21}|{:->14}|", "", "", "", "");
-    for (mode, samples) in modes.iter().zip(&rates) {
-        let ratios: Vec<f64> = samples.iter().zip(&raw).map(|(s, r)| s / r).collect();
-        let (lo, hi) = min_max(samples);
+    println!(
+        "|{:-<26}|{:->13}|{:->19}|{:->10}|{:->12}|{:->12}|",
+        "", "", "", "", "", ""
+    );
+    for (m, mode) in modes.iter().enumerate() {
+        let ratios: Vec<f64> = rates[m].iter().zip(&raw).map(|(s, r)| s / r).collect();
+        // Events per CPU-second relative to the baseline's: raw cost / this cost.
+        let cpu_ratios: Vec<f64> = costs[m].iter().zip(&raw_cost).map(|(c, r)| r / c).collect();
+        let (lo, hi) = min_max(&rates[m]);
         println!(
-            "| {:<24} | {:>13.0} | {:>19} | {:>12.2} |",
+            "| {:<24} | {:>11.0} | {:>17} | {:>8.2} | {:>10.1} | {:>10.2} |",
             mode.label(),
-            median(samples),
+            median(&rates[m]),
             format!("{lo:.0} – {hi:.0}"),
             median(&ratios),
+            median(&costs[m]),
+            median(&cpu_ratios),
         );
     }
+}
+
+/// Wall time and this process's CPU time (all threads) of one measurement.
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+}
+
+struct Clock {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Clock {
+            cpu: process_cpu(),
+            wall: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> Measured {
+        let wall = self.wall.elapsed();
+        Measured {
+            wall,
+            cpu: process_cpu().saturating_sub(self.cpu),
+        }
+    }
+}
+
+/// User + system CPU time of every thread of this process so far, from `/proc/self/stat`
+/// (fields 14 and 15, in USER_HZ ticks, which Linux fixes at 100 per second).
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // The command name may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the name, field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 #[derive(Clone, Copy)]
@@ -154,7 +215,7 @@ impl Mode {
     }
 
     /// Wall time to write the whole workload into a fresh, seeded database.
-    fn measure(self, server_rt: &Runtime, client_rt: &Runtime, w: &Workload) -> Duration {
+    fn measure(self, server_rt: &Runtime, client_rt: &Runtime, w: &Workload) -> Measured {
         let dir = TempDir::new().unwrap();
         let store = server_rt.block_on(seeded_store(&dir));
         let elapsed = match self {
@@ -283,7 +344,7 @@ async fn seeded_store(dir: &TempDir) -> Arc<SqliteStore> {
 /// `(message id, contact id, event name, properties JSON, occurred-at ms)`.
 type RawRow = (String, i64, String, String, i64);
 
-async fn raw(store: &SqliteStore, w: &Workload) -> Duration {
+async fn raw(store: &SqliteStore, w: &Workload) -> Measured {
     let mut ids = HashMap::with_capacity(USERS);
     let mut query = ContactQuery {
         limit: 500,
@@ -318,22 +379,22 @@ async fn raw(store: &SqliteStore, w: &Workload) -> Duration {
                 .collect()
         })
         .collect();
-    let start = Instant::now();
+    let start = Clock::start();
     for rows in &batches {
         let inserted = store.raw_insert_events_for_bench(rows).await.unwrap();
         assert_eq!(inserted, rows.len() as u64);
     }
-    start.elapsed()
+    start.stop()
 }
 
-async fn ingest(store: &SqliteStore, w: &Workload) -> Duration {
+async fn ingest(store: &SqliteStore, w: &Workload) -> Measured {
     let stage = stage();
-    let start = Instant::now();
+    let start = Clock::start();
     for batch in &w.messages {
         let outcome = store.ingest(batch, &stage).await.unwrap();
         assert_eq!(outcome.accepted, batch.len());
     }
-    start.elapsed()
+    start.stop()
 }
 
 /// Serves the store on the server runtime and posts every body from the client runtime
@@ -344,7 +405,7 @@ fn http(
     client_rt: &Runtime,
     w: &Workload,
     connections: usize,
-) -> Duration {
+) -> Measured {
     let write_key = tokens::generate_token();
     let (base, shutdown, server) = server_rt.block_on(async {
         store
@@ -408,12 +469,12 @@ fn http(
                 accepted += answer["accepted"].as_u64().unwrap() as usize;
             }
         };
-        let start = Instant::now();
+        let start = Clock::start();
         let accepted: usize = futures_join((0..connections).map(|_| worker()).collect())
             .await
             .into_iter()
             .sum();
-        let elapsed = start.elapsed();
+        let elapsed = start.stop();
         assert_eq!(accepted, w.events.len());
         elapsed
     });
