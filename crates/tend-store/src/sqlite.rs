@@ -452,6 +452,14 @@ impl Store for SqliteStore {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let outcome = engine::sync_process(&mut tx, sync).await?;
         tx.commit().await?;
+        if outcome.enrolled > 10_000 {
+            // A large backfill grows the write-ahead log file by hundreds of megabytes, and
+            // SQLite never shrinks it on its own; fold it back and truncate it now. Busy
+            // readers only make this a partial checkpoint.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.write)
+                .await?;
+        }
         Ok(outcome)
     }
 
