@@ -14,6 +14,8 @@ use tend_core::config::Config;
 pub struct EmailTouch<'a> {
     /// The touch id; the Message-ID derives from it.
     pub touch_id: i64,
+    /// The template it was rendered from.
+    pub template: &'a str,
     /// Recipient address.
     pub to_email: &'a str,
     /// Recipient display name.

@@ -253,7 +253,7 @@ impl Engine {
         let horizon = SignedDuration::from_millis(config.capacity.horizon.as_millis());
         let snapshot = self
             .store
-            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now))
+            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now), now)
             .await?;
         let budget: BudgetState = match &snapshot.budget {
             Some(text) => serde_json::from_str(text).map_err(|e| {
@@ -388,18 +388,26 @@ impl Engine {
         Ok(records.len())
     }
 
-    /// Claims up to `limit` admitted touches and sends them one after the other,
-    /// recording each result as soon as it is known. Returns how many it claimed.
+    /// Claims up to `limit` admitted touches, sends them one after the other and
+    /// records their results in one write. Returns how many it claimed.
     pub async fn try_dispatch(&self, limit: u32) -> Result<usize, EngineError> {
         let now = self.clock.now();
         let claimed = self
             .store
             .claim_dispatch(now, self.lease_ms(), limit)
             .await?;
-        for touch in &claimed {
-            let (id, at, result) = self.send(touch).await;
-            self.store.finish_dispatch(id, at, &result).await?;
+        if claimed.is_empty() {
+            return Ok(0);
         }
+        let mut finished = Vec::with_capacity(claimed.len());
+        for touch in &claimed {
+            finished.push(self.send(touch).await);
+        }
+        // Claiming none: this only records. Until it does, the sends stay leased, so a
+        // crash in between repeats at most this batch.
+        self.store
+            .finish_and_claim(&finished, self.clock.now(), self.lease_ms(), 0)
+            .await?;
         Ok(claimed.len())
     }
 
@@ -775,6 +783,7 @@ impl Engine {
         let unsubscribe_url = format!("{}/unsubscribe/{token}", self.project.config.public_url);
         let email = EmailTouch {
             touch_id: claimed.touch.0,
+            template: template_name,
             to_email: to,
             to_name: contact.name,
             subject: &rendered.subject,

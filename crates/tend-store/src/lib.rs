@@ -139,10 +139,14 @@ pub trait Store: Send + Sync + 'static {
     /// pacing state.
     async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError>;
 
-    /// Budget usage, open work, offers in flight since `in_flight_since`, offer stats.
+    /// Budget usage, open work, the expected work of unanswered offers admitted since
+    /// `in_flight_since`, and offer stats. An offer's expectation fades linearly over
+    /// the window, from whole when admitted to nothing `now - in_flight_since` later:
+    /// an offer nobody answered for most of the window is unlikely to bring work now.
     async fn pacing_snapshot(
         &self,
         in_flight_since: Timestamp,
+        now: Timestamp,
     ) -> Result<PacingSnapshot, StoreError>;
 
     /// Stores a batch's decisions and the budget usage after it, in one transaction.

@@ -510,9 +510,10 @@ impl Store for SqliteStore {
     async fn pacing_snapshot(
         &self,
         in_flight_since: Timestamp,
+        now: Timestamp,
     ) -> Result<PacingSnapshot, StoreError> {
         let mut tx = self.read.begin().await?;
-        let snapshot = engine::pacing_snapshot(&mut tx, in_flight_since).await?;
+        let snapshot = engine::pacing_snapshot(&mut tx, in_flight_since, now).await?;
         tx.commit().await?;
         Ok(snapshot)
     }

@@ -16,6 +16,7 @@ macro_rules! starter_files {
 /// Every file `tend init` writes, by path relative to the project folder.
 pub const STARTER: &[(&str, &str)] = starter_files![
     "tend.toml",
+    "scenario.toml",
     "processes/new-inquiry.toml",
     "processes/customer.toml",
     "templates/welcome.md",
@@ -26,6 +27,11 @@ pub const STARTER: &[(&str, &str)] = starter_files![
     "templates/book-a-slot.md",
     "templates/common-questions.md",
     "templates/materials-guide.md",
+    "templates/seasonal-ideas.md",
+    "templates/visit-this-month.md",
+    "templates/before-after.md",
+    "templates/planning-checklist.md",
+    "templates/small-jobs.md",
     "templates/still-interested.md",
     "templates/door-open.md",
     "templates/keep-warm.md",
@@ -84,6 +90,10 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
                 config.display()
             ),
             "a token for your website or CRM",
+        ),
+        (
+            format!("tend simulate {}", dir.join("scenario.toml").display()),
+            "a year of it, simulated three ways",
         ),
         (
             format!("tend serve --config {}", config.display()),

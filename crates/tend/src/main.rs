@@ -1,4 +1,5 @@
-//! The `tend` command line: one binary for init, check, serve, import and tokens.
+//! The `tend` command line: one binary for init, check, serve, simulate, import and
+//! tokens.
 
 mod cmd_agenda;
 mod cmd_check;
@@ -6,6 +7,7 @@ mod cmd_import;
 mod cmd_init;
 mod cmd_report;
 mod cmd_serve;
+mod cmd_simulate;
 mod cmd_token;
 mod project;
 
@@ -64,6 +66,18 @@ enum Command {
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml")]
         config: PathBuf,
+    },
+    /// Simulate a year of marketing three ways (Tend's pacer, campaign bursts,
+    /// unthrottled) on the real engine; writes summary.json and report.html.
+    Simulate {
+        /// The scenario file (`tend init` writes a starter scenario.toml).
+        scenario: PathBuf,
+        /// Folder for summary.json and report.html; created if missing.
+        #[arg(long, default_value = "simulation")]
+        out: PathBuf,
+        /// Random seed, overriding the scenario's; the same seed gives the same result.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Import records from a file.
     Import {
@@ -140,6 +154,11 @@ fn main() -> ExitCode {
             days,
             config,
         } => cmd_report::run(&config, report, days),
+        Command::Simulate {
+            scenario,
+            out,
+            seed,
+        } => cmd_simulate::run(&scenario, &out, seed),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

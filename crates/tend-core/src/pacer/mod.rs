@@ -41,7 +41,10 @@
 //! budgets and counted it against the contact's frequency limits), records it as a touch
 //! to the contact, and leaves the offer pending with its due time set to
 //! `offer_retry_at`. A keep-warm that itself cannot go now (quiet hours, budget) turns
-//! the decision into a deferral with that reason.
+//! the decision into a deferral with that reason. The same holds for an offer that is
+//! not an email (a call, a webhook) and waits for its own budget (staff minutes, say):
+//! if the keep-warm email fits now, it goes, and the offer is retried when its budget
+//! should allow.
 
 mod budget;
 mod capacity;
@@ -1003,9 +1006,38 @@ impl<'a> Batch<'a> {
             }
             Err(until) => {
                 let until = self.next_allowed(t.channel, c.zone, until);
+                // A call waiting for staff time must not leave its contact untouched
+                // past `max_gap` when an email can still go.
+                if t.intent == Intent::Offer
+                    && t.keep_warm
+                    && rank.is_some()
+                    && t.channel != Channel::Email
+                    && let Some(decision) = self.keep_warm_now(t, c, until)
+                {
+                    return decision;
+                }
                 self.defer_holding(rank, &cost, Reason::Budget, until)
             }
         }
+    }
+
+    /// Sends keep-warm in place of an offer that waits for budget until `retry_ms`,
+    /// if the email can go now; `None` leaves the offer to be deferred as usual.
+    fn keep_warm_now(&mut self, t: &DueTouch, c: &Seen<'_>, retry_ms: i64) -> Option<Decision> {
+        if self.quiet_until_now(c.zone).is_some() {
+            return None;
+        }
+        let cost = self.policy.cost_of(Channel::Email, 0).as_array();
+        if !self.budget.fits_now(&cost) {
+            return None;
+        }
+        self.budget.try_spend(&cost, self.now_ms).ok()?;
+        self.admit(t.contact);
+        let retry = retry_ms.max(self.now_ms + self.policy.min_gap.as_millis());
+        Some(Decision::Substitute {
+            with: Substitution::KeepWarm,
+            offer_retry_at: ts(retry),
+        })
     }
 
     /// Defers a touch; if its contact is about to be neglected, holds the touch's cost so

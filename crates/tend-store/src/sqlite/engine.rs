@@ -700,6 +700,7 @@ async fn recent_touches(
 pub(super) async fn pacing_snapshot(
     conn: &mut SqliteConnection,
     in_flight_since: Timestamp,
+    now: Timestamp,
 ) -> Result<PacingSnapshot, StoreError> {
     let budget = value(conn, BUDGET_KEY).await?;
     let open_work = match value(conn, OPEN_WORK_KEY).await? {
@@ -709,11 +710,13 @@ pub(super) async fn pacing_snapshot(
         None => 0.0,
     };
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(COALESCE(probability, 0)), 0.0) AS expected FROM touches \
+        "SELECT COALESCE(SUM(COALESCE(probability, 0) \
+         * MIN(1.0, CAST(admitted_at - $1 AS REAL) / $2)), 0.0) AS expected FROM touches \
          WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
          AND admitted_at >= $1",
     )
     .bind(millis(in_flight_since))
+    .bind((millis(now) - millis(in_flight_since)).max(1) as f64)
     .fetch_one(&mut *conn)
     .await?;
     let expected_in_flight: f64 = get(&row, "expected")?;
