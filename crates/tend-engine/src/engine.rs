@@ -333,6 +333,13 @@ impl Engine {
 
         let mut queued = false;
         for (touch, decided) in due.iter().zip(&decisions) {
+            tracing::trace!(
+                touch = touch.touch.0,
+                contact = touch.contact.0,
+                step = touch.step,
+                decision = ?decided.decision,
+                "decided"
+            );
             let probability =
                 (touch.intent == pacer::Intent::Offer).then_some(touch.offer_probability);
             records.push(match decided.decision {

@@ -91,7 +91,12 @@ struct Setting {
     /// Whether completing a task with `booked_outcome` records the conversion event.
     call_books: bool,
     offer_templates: HashSet<String>,
+    /// The process the `campaign` strategy's blasts enroll every open lead in.
+    blast: Option<tend_core::Process>,
 }
+
+/// The event a campaign blast records for every open lead.
+const BLAST_EVENT: &str = "Campaign Sent";
 
 impl Setting {
     fn new(scenario: &Scenario, project: &Project) -> Result<Setting, SimError> {
@@ -155,6 +160,7 @@ impl Setting {
                 _ => None,
             })
             .collect();
+        let blast = lead_processes.first().and_then(|lead| blast_process(lead));
         Ok(Setting {
             arrivals: world::arrivals(scenario, start, end),
             scenario: scenario.clone(),
@@ -170,6 +176,7 @@ impl Setting {
             conversion_stage,
             call_books,
             offer_templates,
+            blast,
         })
     }
 
@@ -179,6 +186,11 @@ impl Setting {
         let mut project = self.project.clone();
         if strategy != Strategy::Background {
             unpace(&mut project.config);
+        }
+        if strategy == Strategy::Campaign
+            && let Some(blast) = &self.blast
+        {
+            project.processes.push(blast.clone());
         }
         project
     }
@@ -192,6 +204,29 @@ impl Setting {
             / 86_400;
         usize::try_from(days.max(0)).unwrap_or(0)
     }
+}
+
+/// A one-step process sending the lead process's first offer email to whoever records
+/// [`BLAST_EVENT`], again at every blast: the `campaign` strategy's promotion.
+fn blast_process(lead: &tend_core::Process) -> Option<tend_core::Process> {
+    let template = lead.steps.iter().find_map(|s| match &s.channel {
+        StepChannel::Email { template } if s.intent == Intent::Offer => Some(template.clone()),
+        _ => None,
+    })?;
+    Some(tend_core::Process {
+        id: "campaign-blast".into(),
+        name: "Campaign blast".into(),
+        enroll: Enroll::Event(BLAST_EVENT.into()),
+        exit: lead.exit.clone(),
+        max_gap: lead.max_gap,
+        keep_warm: None,
+        reenroll: true,
+        steps: vec![tend_core::Step {
+            wait: tend_core::Duration::from_secs(0),
+            channel: StepChannel::Email { template },
+            intent: Intent::Offer,
+        }],
+    })
 }
 
 /// Lifts every pacing limit; business hours still bound tasks, since people do them.
@@ -354,6 +389,7 @@ struct Run<'a> {
     task_minutes: u64,
     first_stage: StageName,
     lead_gaps: Vec<(i64, i64)>,
+    blasts: u32,
 }
 
 async fn run_strategy(
@@ -410,6 +446,7 @@ async fn run_strategy(
         task_minutes: 0,
         first_stage,
         lead_gaps,
+        blasts: 0,
     };
     run.play(&progress).await?;
     let result = run.finish();
@@ -446,7 +483,11 @@ impl Run<'_> {
                     }
                     let low =
                         self.setting.scenario.campaign.low_backlog * self.setting.capacity_per_week;
-                    f64::from(self.world.backlog()) < low
+                    let burst = f64::from(self.world.backlog()) < low;
+                    if burst {
+                        self.blast(now);
+                    }
+                    burst
                 }
                 Strategy::Campaign => false,
                 _ => true,
@@ -469,6 +510,21 @@ impl Run<'_> {
             progress((total - day_done) as u64);
         }
         Ok(())
+    }
+
+    /// A campaign: every open lead is sent the promotion now.
+    fn blast(&mut self, now: Timestamp) {
+        if self.setting.blast.is_none() {
+            return;
+        }
+        self.blasts += 1;
+        for person in self.world.open_leads() {
+            self.signals.push(Signal::Blast {
+                person,
+                round: self.blasts,
+                at: now,
+            });
+        }
     }
 
     /// Plays the model and, when `active`, the engine at `now` until neither has
@@ -550,6 +606,15 @@ impl Run<'_> {
                         &format!("open-{job}"),
                         &config.work.opened,
                         config.stage_for_event(&config.work.opened).cloned(),
+                        at,
+                    ));
+                }
+                Signal::Blast { person, round, at } => {
+                    batch.push(track(
+                        person,
+                        &format!("blast-{round}-{person}"),
+                        BLAST_EVENT,
+                        None,
                         at,
                     ));
                 }
@@ -796,7 +861,8 @@ fn signal_at(signal: &Signal) -> Timestamp {
         Signal::Arrived { at, .. }
         | Signal::Converted { at, .. }
         | Signal::WorkOpened { at, .. }
-        | Signal::WorkClosed { at, .. } => *at,
+        | Signal::WorkClosed { at, .. }
+        | Signal::Blast { at, .. } => *at,
     }
 }
 

@@ -147,6 +147,12 @@ pub enum Signal {
         person: usize,
         at: Timestamp,
     },
+    /// A campaign promotion reached this open lead (round `round`).
+    Blast {
+        person: usize,
+        round: u32,
+        at: Timestamp,
+    },
     /// A work item was completed.
     WorkClosed {
         job: u64,
@@ -567,6 +573,13 @@ impl World {
         self.people
             .get(person)
             .is_some_and(|p| p.standing == Standing::Lead)
+    }
+
+    /// Leads who arrived and have not decided, in arrival order.
+    pub fn open_leads(&self) -> Vec<usize> {
+        (0..self.people.len())
+            .filter(|n| self.people[*n].standing == Standing::Lead)
+            .collect()
     }
 
     /// People known so far (arrived or scheduled).

@@ -251,8 +251,9 @@ pub trait Store: Send + Sync + 'static {
     /// Held-back touches by reason and active enrollments per process.
     async fn pace_counts(&self) -> Result<PaceCounts, StoreError>;
 
-    /// Sets the number of work items open now, as counted by hand.
-    async fn set_open_work(&self, open_work: f64) -> Result<(), StoreError>;
+    /// Sets the number of work items open now, as counted by hand at `at`; offers held
+    /// back by capacity are looked at again at once.
+    async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError>;
 
     /// Contacts per stage now and stage changes in `[from, to)`.
     async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError>;

@@ -687,9 +687,12 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
-    async fn set_open_work(&self, open_work: f64) -> Result<(), StoreError> {
-        let mut conn = self.write.acquire().await?;
-        engine::set_value(&mut conn, engine::OPEN_WORK_KEY, &open_work.to_string()).await
+    async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        engine::set_value(&mut tx, engine::OPEN_WORK_KEY, &open_work.to_string()).await?;
+        engine::wake_capacity_held(&mut tx, sql::millis(at)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError> {

@@ -57,7 +57,10 @@ pub async fn set_capacity(
             "must be a number from 0 to 1,000,000,000",
         ));
     }
-    engine.store().set_open_work(open_work).await?;
+    engine
+        .store()
+        .set_open_work(open_work, engine.clock().now())
+        .await?;
     // Offers held for capacity may fit now.
     engine.wake();
     let report = engine.pace().await?;

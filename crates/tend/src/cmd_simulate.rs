@@ -11,6 +11,8 @@ use tend_sim::{Scenario, Strategy};
 
 /// Runs the scenario and writes `summary.json` and `report.html` into `out`.
 pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Result<ExitCode> {
+    // Quiet by default: the engine's own log would drown the progress bar.
+    crate::init_tracing_at("warn");
     let mut scenario = Scenario::load(scenario_path)?;
     if let Some(seed) = seed {
         scenario.simulation.seed = seed;

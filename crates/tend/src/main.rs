@@ -122,8 +122,13 @@ enum TokenAction {
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.
 fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// Logs to stderr at `level` unless `RUST_LOG` says otherwise.
+fn init_tracing_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

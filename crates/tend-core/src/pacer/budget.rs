@@ -689,11 +689,6 @@ impl<'p> Budgeter<'p> {
         Ok(())
     }
 
-    /// Whether `cost` can be spent now without deferring (and so without reserving).
-    pub(crate) fn fits_now(&self, cost: &[f64; 4]) -> bool {
-        !self.any_limit || self.fits(cost)
-    }
-
     fn fits(&self, cost: &[f64; 4]) -> bool {
         for (r, c) in cost.iter().enumerate() {
             if *c <= 0.0 {

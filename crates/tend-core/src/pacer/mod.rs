@@ -1012,29 +1012,43 @@ impl<'a> Batch<'a> {
                     && t.keep_warm
                     && rank.is_some()
                     && t.channel != Channel::Email
-                    && let Some(decision) = self.keep_warm_now(t, c, until)
                 {
-                    return decision;
+                    return match self.keep_warm_now(t, c, until) {
+                        Ok(decision) => decision,
+                        // Look again as soon as the keep-warm could go, not only once
+                        // the offer's own budget allows: that may be past the deadline.
+                        Err((reason, at)) => {
+                            let email = self.policy.cost_of(Channel::Email, 0).as_array();
+                            self.defer_holding(rank, &email, reason, at.min(until))
+                        }
+                    };
                 }
                 self.defer_holding(rank, &cost, Reason::Budget, until)
             }
         }
     }
 
-    /// Sends keep-warm in place of an offer that waits for budget until `retry_ms`,
-    /// if the email can go now; `None` leaves the offer to be deferred as usual.
-    fn keep_warm_now(&mut self, t: &DueTouch, c: &Seen<'_>, retry_ms: i64) -> Option<Decision> {
-        if self.quiet_until_now(c.zone).is_some() {
-            return None;
+    /// Sends keep-warm in place of an offer that waits for budget until `retry_ms`;
+    /// if the email cannot go now, says why and from when it could.
+    fn keep_warm_now(
+        &mut self,
+        t: &DueTouch,
+        c: &Seen<'_>,
+        retry_ms: i64,
+    ) -> Result<Decision, (Reason, i64)> {
+        if let Some(end) = self.quiet_until_now(c.zone) {
+            return Err((Reason::QuietHours, end));
         }
         let cost = self.policy.cost_of(Channel::Email, 0).as_array();
-        if !self.budget.fits_now(&cost) {
-            return None;
+        if let Err(at) = self.budget.try_spend(&cost, self.now_ms) {
+            return Err((
+                Reason::Budget,
+                self.next_allowed(Channel::Email, c.zone, at),
+            ));
         }
-        self.budget.try_spend(&cost, self.now_ms).ok()?;
         self.admit(t.contact);
         let retry = retry_ms.max(self.now_ms + self.policy.min_gap.as_millis());
-        Some(Decision::Substitute {
+        Ok(Decision::Substitute {
             with: Substitution::KeepWarm,
             offer_retry_at: ts(retry),
         })

@@ -414,6 +414,7 @@ pub(super) async fn apply_signals(
     }
     let at_ms = millis(at);
     let mut outcome = ApplyOutcome::default();
+    let mut freed = false;
     for action in actions {
         match action {
             EngineAction::Enroll {
@@ -445,6 +446,7 @@ pub(super) async fn apply_signals(
                 outcome.exited += exit(conn, *contact, *process_id, reason, at_ms).await?;
             }
             EngineAction::OpenWork(delta) => {
+                freed |= *delta < 0.0;
                 let open = match value(conn, OPEN_WORK_KEY).await? {
                     Some(text) => text.parse::<f64>().unwrap_or(0.0),
                     None => 0.0,
@@ -484,9 +486,28 @@ pub(super) async fn apply_signals(
             }
         }
     }
+    if freed {
+        wake_capacity_held(conn, at_ms).await?;
+    }
     let text = serde_json::to_string(&to).expect("a cursor serializes");
     set_value(conn, CURSOR_KEY, &text).await?;
     Ok(outcome)
+}
+
+/// Makes offers held back by capacity due now: work was closed, so there may be room,
+/// and they need not wait for the pacer's periodic recheck.
+pub(super) async fn wake_capacity_held(
+    conn: &mut SqliteConnection,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE touches SET due_at = $1 WHERE state = 'pending' AND reason = 'capacity' \
+         AND due_at > $1",
+    )
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn enroll(
@@ -803,6 +824,7 @@ pub(super) async fn record_decisions(
     budget: &str,
 ) -> Result<(), StoreError> {
     let at = millis(at);
+    let mut deferred = Vec::new();
     for decision in decisions {
         match decision {
             DecisionRecord::Queue { touch, probability } => {
@@ -852,19 +874,7 @@ pub(super) async fn record_decisions(
                 touch,
                 until,
                 reason,
-            } => {
-                sqlx::query(
-                    "UPDATE touches SET due_at = $1, decision = 'defer', reason = $2, \
-                     until_at = $1, decided_at = $3, deferrals = deferrals + 1 \
-                     WHERE id = $4 AND state = 'pending'",
-                )
-                .bind(millis(*until))
-                .bind(reason.to_string())
-                .bind(at)
-                .bind(touch.0)
-                .execute(&mut *conn)
-                .await?;
-            }
+            } => deferred.push((touch.0, millis(*until), reason.to_string())),
             DecisionRecord::Substitute { touch, retry_at } => {
                 let row = sqlx::query(
                     "UPDATE touches SET due_at = $1, decision = 'substitute', \
@@ -929,7 +939,37 @@ pub(super) async fn record_decisions(
             }
         }
     }
+    for chunk in deferred.chunks(DEFER_CHUNK) {
+        defer_touches(conn, chunk, at).await?;
+    }
     set_value(conn, BUDGET_KEY, budget).await
+}
+
+/// Deferrals written per statement: most of a busy tick's decisions are deferrals
+/// (offers waiting for capacity, touches waiting for budget), and one statement per
+/// row cost more than deciding them. Three parameters each stay far below SQLite's
+/// limit of 32,766.
+const DEFER_CHUNK: usize = 500;
+
+/// Defers pending touches, `(id, until ms, reason)` each, in one statement.
+async fn defer_touches(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, i64, String)],
+    at: i64,
+) -> Result<(), StoreError> {
+    let values = vec!["(?, ?, ?)"; rows.len()].join(", ");
+    let sql = format!(
+        "UPDATE touches SET due_at = v.column2, decision = 'defer', reason = v.column3, \
+         until_at = v.column2, decided_at = ?, deferrals = deferrals + 1 \
+         FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'pending'"
+    );
+    // Parameters number in text order: `decided_at` comes before the VALUES.
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(at);
+    for (id, until, reason) in rows {
+        query = query.bind(*id).bind(*until).bind(reason.as_str());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 // --- dispatch ---

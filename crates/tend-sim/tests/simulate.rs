@@ -1,0 +1,129 @@
+//! The simulator on the starter business that `tend init` writes: the real engine,
+//! a real SQLite file per strategy, a virtual clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
+use tend_sim::{Scenario, SimReport, Strategy, Summary, simulate};
+
+fn starter_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tend/starter")
+}
+
+fn read_folder(dir: &Path, folder: &str) -> Vec<SourceFile> {
+    let mut files: Vec<SourceFile> = std::fs::read_dir(dir.join(folder))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = format!("{folder}/{}", p.file_name().unwrap().to_string_lossy());
+            SourceFile::new(name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+/// The starter project, with `tend.toml` edited by `edit`.
+fn starter_project(edit: impl Fn(&str) -> String) -> Project {
+    let dir = starter_dir();
+    let config = std::fs::read_to_string(dir.join("tend.toml")).unwrap();
+    let sources = ProjectSources {
+        config: SourceFile::new("tend.toml", edit(&config)),
+        processes: read_folder(&dir, "processes"),
+        templates: read_folder(&dir, "templates"),
+    };
+    check_project(&sources).unwrap_or_else(|d| panic!("starter project: {d:?}"))
+}
+
+/// The starter scenario, with its text edited by `edit`.
+fn starter_scenario(edit: impl Fn(&str) -> String) -> Scenario {
+    let text = std::fs::read_to_string(starter_dir().join("scenario.toml")).unwrap();
+    Scenario::parse("scenario.toml", &edit(&text)).unwrap()
+}
+
+async fn run(scenario: &Scenario, project: &Project) -> SimReport {
+    simulate(scenario, "test", project, Arc::new(|_| {}))
+        .await
+        .unwrap()
+}
+
+fn summary(report: &SimReport, strategy: Strategy) -> &Summary {
+    &report
+        .runs
+        .iter()
+        .find(|r| r.strategy == strategy)
+        .unwrap()
+        .summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_gives_the_same_summary() {
+    let project = starter_project(str::to_owned);
+    let scenario = starter_scenario(|s| s.replace("days = 365", "days = 60"));
+    let first = run(&scenario, &project).await;
+    let second = run(&scenario, &project).await;
+    assert_eq!(first.summary_json(), second.summary_json());
+    assert!(summary(&first, Strategy::Background).touches > 0);
+
+    let other = starter_scenario(|s| {
+        s.replace("days = 365", "days = 60")
+            .replace("seed = 7", "seed = 8")
+    });
+    let third = run(&other, &project).await;
+    assert_ne!(
+        first.summary_json()["strategies"],
+        third.summary_json()["strategies"],
+        "another seed must give another population"
+    );
+}
+
+/// The starter year: Tend's pacer keeps the team within capacity, bursts do not, and
+/// people need the many touches the seeds speak of before they buy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_starter_year_stays_within_capacity_only_with_the_pacer() {
+    let project = starter_project(str::to_owned);
+    let scenario = starter_scenario(str::to_owned);
+    let report = run(&scenario, &project).await;
+    let background = summary(&report, Strategy::Background);
+    let campaign = summary(&report, Strategy::Campaign);
+    let unthrottled = summary(&report, Strategy::Unthrottled);
+    let table = tend_sim::table::render_table(&report);
+
+    assert_eq!(background.days_over_capacity, 0, "\n{table}");
+    assert!(campaign.days_over_capacity > 0, "\n{table}");
+    assert!(unthrottled.days_over_capacity > 0, "\n{table}");
+    assert!(
+        (9.0..=27.0).contains(&background.touches_per_conversion_median),
+        "\n{table}"
+    );
+    assert!(
+        background.conversions > 0 && campaign.conversions > 0,
+        "\n{table}"
+    );
+    // One row per day, and the backlog chart agrees with the summary.
+    for run in &report.runs {
+        assert_eq!(run.days.len(), 365);
+        let peak = run.days.iter().map(|d| d.backlog_peak).max().unwrap();
+        assert_eq!(peak, run.summary.peak_backlog, "{:?}", run.strategy);
+        let histogram: u64 = run.touches_to_conversion.iter().sum();
+        assert_eq!(histogram, run.summary.conversions);
+    }
+}
+
+/// With budgets and capacity that cover every lead, the pacer touches every enrolled
+/// lead within `max_gap`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_lead_is_neglected_when_the_budget_covers_them() {
+    let project = starter_project(|config| {
+        config.replace("per_week = 6", "per_week = 40").replace(
+            "staff_minutes = { per_day = 180 }",
+            "staff_minutes = { per_day = 600 }",
+        )
+    });
+    let scenario = starter_scenario(|s| s.replace("days = 365", "days = 120"));
+    let report = run(&scenario, &project).await;
+    let background = summary(&report, Strategy::Background);
+    let table = tend_sim::table::render_table(&report);
+    assert!(background.leads > 100, "\n{table}");
+    assert_eq!(background.neglected_leads, 0, "\n{table}");
+}

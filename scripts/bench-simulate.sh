@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End-to-end simulator benchmark: a simulated year of a 10,000-contact business,
+# three strategies, timed with the release binary. The business is the starter
+# project that `tend init` writes, scaled up: 2,000 leads waiting on day one and
+# 155 new ones a week (about 10,000 in the year), with capacity and budgets scaled
+# to match. Usage: scripts/bench-simulate.sh [SEED]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seed="${1:-7}"
+cargo build --release -p tend >/dev/null
+tend="$PWD/target/release/tend"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$tend" init "$work/biz" >/dev/null
+cd "$work/biz"
+sed -i \
+  -e 's/^per_week = 6$/per_week = 60/' \
+  -e 's/^emails = { per_day = 200, per_week = 800 }/emails = { per_day = 3000, per_week = 12000 }/' \
+  -e 's/^staff_minutes = { per_day = 180 }/staff_minutes = { per_day = 2400 }/' \
+  -e 's/^money = { per_month = 300.0 }/money = { per_month = 3000.0 }/' \
+  tend.toml
+sed -i \
+  -e 's/^initial_leads = .*/initial_leads = 2000/' \
+  -e 's/^leads_per_week = .*/leads_per_week = 155/' \
+  scenario.toml
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+/usr/bin/time -f "wall %e s, peak RSS %M KB" "$tend" simulate scenario.toml --out "$work/out" --seed "$seed"
