@@ -9,7 +9,8 @@ use serde::Serialize;
 pub enum Strategy {
     /// Tend's pacer with the scenario's budgets and capacity.
     Background,
-    /// Bursts: everything due goes out at once whenever the backlog is low, then idle.
+    /// Bursts: whenever the backlog is low, a promotion to every open lead and
+    /// everything due goes out at once, unpaced; nothing in between.
     Campaign,
     /// Every due touch goes out at once, with no budget, capacity or frequency limit.
     Unthrottled,

@@ -181,7 +181,8 @@ impl Default for BusinessModel {
 pub struct CampaignModel {
     /// How often it looks at the backlog.
     pub every: Duration,
-    /// It sends when the backlog is below this share of a week's capacity.
+    /// It bursts (a promotion to every open lead, and everything due, at once) when
+    /// the backlog is below this share of a week's capacity.
     pub low_backlog: f64,
 }
 
