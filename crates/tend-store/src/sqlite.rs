@@ -562,9 +562,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        for (touch, at, result) in finished {
-            engine::finish_dispatch(&mut tx, *touch, *at, result).await?;
-        }
+        engine::finish_dispatches(&mut tx, finished).await?;
         let claimed = if limit > 0 {
             engine::claim_dispatch(&mut tx, now, lease_ms, limit).await?
         } else {
