@@ -375,6 +375,9 @@ impl Config {
         };
         policy.per_contact_per_week = Some(self.limits.per_contact_per_week);
         policy.min_gap = self.limits.min_gap;
+        // The engine looks at held offers again as soon as work closes; the recheck
+        // only catches capacity freed by offers whose expected work faded meanwhile.
+        policy.capacity_recheck = CAPACITY_RECHECK;
         policy.validate()?;
         Ok(policy)
     }
@@ -386,6 +389,10 @@ pub(crate) struct ConfigParts {
     pub(crate) config: Option<Config>,
     pub(crate) stages: Option<Vec<StageName>>,
 }
+
+/// How long an offer held back by capacity waits before the pacer looks at it again,
+/// unless work closes first.
+const CAPACITY_RECHECK: Duration = Duration::from_secs(6 * 3_600);
 
 const TOP_KEYS: &[&str] = &[
     "database_url",

@@ -445,15 +445,15 @@ impl Engine {
     /// Runs every unit of work until none has anything left to do at the clock's
     /// current time; for tests and the simulator.
     pub async fn run_until_idle(&self) -> Result<(), EngineError> {
+        while self.try_enroll().await? > 0 {}
+        // Deciding and sending make no new signals, so only they repeat: a sent step
+        // can make the next one due at once.
         loop {
             let mut worked = false;
-            while self.try_enroll().await? > 0 {
-                worked = true;
-            }
             while self.try_decide().await? > 0 {
                 worked = true;
             }
-            while self.try_dispatch(64).await? > 0 {
+            while self.try_dispatch(256).await? > 0 {
                 worked = true;
             }
             if !worked {

@@ -398,7 +398,8 @@ async fn run_strategy(
     progress: Progress,
 ) -> Result<StrategyRun, SimError> {
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("sim.db")).await?);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open_scratch(&dir.path().join("sim.db")).await?);
     let clock = ManualClock::new(setting.start);
     let delivery = Arc::new(SimDelivery::default());
     let project = setting.project_for(strategy);

@@ -42,6 +42,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
 const READERS: u32 = 4;
 
+/// Whether a database holds a business's data or a simulation's scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Durable,
+    Scratch,
+}
+
 /// Tend's embedded default: one SQLite file in WAL mode.
 pub struct SqliteStore {
     write: SqlitePool,
@@ -51,15 +58,32 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database file.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        SqliteStore::open_with(path, Durability::Durable).await
+    }
+
+    /// Opens a scratch database for the simulator: nothing is synced to disk and
+    /// deleted rows are not zeroed, since the file is thrown away, and pages are read
+    /// through a memory map. Never for a business's data.
+    pub async fn open_scratch(path: &Path) -> Result<Self, StoreError> {
+        SqliteStore::open_with(path, Durability::Scratch).await
+    }
+
+    async fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let scratch = durability == Durability::Scratch;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(if scratch {
+                SqliteSynchronous::Off
+            } else {
+                SqliteSynchronous::Normal
+            })
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             // Deleted rows are overwritten with zeros, so an erasure leaves no bytes behind.
-            .pragma("secure_delete", "ON")
+            .pragma("secure_delete", if scratch { "OFF" } else { "ON" })
+            .pragma("mmap_size", if scratch { "1073741824" } else { "0" })
             // A multi-row insert into a table with a foreign key keeps a statement journal
             // of every page it changes; on disk that was a quarter of ingest's writer time.
             .pragma("temp_store", "MEMORY")
@@ -80,7 +104,7 @@ impl SqliteStore {
         migrator().run(&write).await?;
 
         let read = SqlitePoolOptions::new()
-            .max_connections(READERS)
+            .max_connections(if scratch { 1 } else { READERS })
             .test_before_acquire(false)
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
