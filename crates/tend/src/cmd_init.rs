@@ -97,7 +97,7 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         ),
         (
             format!("tend serve --config {}", config.display()),
-            "run the engine, API and web UI",
+            "run the engine and its HTTP API",
         ),
     ];
     let width = steps.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
