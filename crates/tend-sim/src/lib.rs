@@ -6,7 +6,7 @@ pub mod report;
 mod run;
 pub mod scenario;
 pub mod table;
-pub mod world;
+mod world;
 
 pub use outcome::{DayRow, SimReport, Strategy, StrategyRun, Summary};
 pub use run::{Progress, SimError, simulate};
