@@ -581,9 +581,4 @@ impl World {
             .filter(|n| self.people[*n].standing == Standing::Lead)
             .collect()
     }
-
-    /// People known so far (arrived or scheduled).
-    pub fn people(&self) -> usize {
-        self.people.len()
-    }
 }
