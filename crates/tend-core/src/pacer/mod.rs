@@ -1005,23 +1005,28 @@ impl<'a> Batch<'a> {
                 Decision::Send
             }
             Err(until) => {
-                let until = self.next_allowed(t.channel, c.zone, until);
+                let mut until = self.next_allowed(t.channel, c.zone, until);
                 // A call waiting for staff time must not leave its contact untouched
                 // past `max_gap` when an email can still go.
-                if t.intent == Intent::Offer
-                    && t.keep_warm
-                    && rank.is_some()
-                    && t.channel != Channel::Email
-                {
-                    return match self.keep_warm_now(t, c, until) {
-                        Ok(decision) => decision,
-                        // Look again as soon as the keep-warm could go, not only once
-                        // the offer's own budget allows: that may be past the deadline.
-                        Err((reason, at)) => {
-                            let email = self.policy.cost_of(Channel::Email, 0).as_array();
-                            self.defer_holding(rank, &email, reason, at.min(until))
-                        }
-                    };
+                if t.intent == Intent::Offer && t.keep_warm && t.channel != Channel::Email {
+                    if rank.is_some() {
+                        return match self.keep_warm_now(t, c, until) {
+                            Ok(decision) => decision,
+                            // Look again as soon as the keep-warm could go, not only
+                            // once the offer's own budget allows: that may be too late.
+                            Err((reason, at)) => {
+                                let email = self.policy.cost_of(Channel::Email, 0).as_array();
+                                self.defer_holding(rank, &email, reason, at.min(until))
+                            }
+                        };
+                    }
+                    // Not urgent yet: look again by the time it is, in case the budget
+                    // still has not come.
+                    let horizon = self.critical_before.saturating_sub(self.now_ms);
+                    let urgent_at = deadline.saturating_sub(horizon);
+                    if urgent_at > self.now_ms {
+                        until = until.min(urgent_at);
+                    }
                 }
                 self.defer_holding(rank, &cost, Reason::Budget, until)
             }

@@ -381,6 +381,71 @@ fn keep_warm_replaces_an_offer_about_to_neglect_its_contact() {
     );
 }
 
+/// Found by the simulator: a call waiting for staff time must not hold its contact
+/// past `max_gap` while an email could still go.
+#[test]
+fn a_call_waiting_for_staff_time_sends_keep_warm_before_the_deadline() {
+    let mut p = policy("Europe/Rome", "Mon-Fri 09:00-18:00");
+    p.budgets.staff_minutes.per_day = Some(15.0);
+    p.budgets.emails.per_day = Some(10.0);
+    // Thursday 16:00 in Rome; the contact's deadline is Monday 08:00, before the next
+    // day's staff time could pay for the call (the day's 15 minutes are spent).
+    let now = ts("2026-11-26T15:00:00Z");
+    let mut w = World::new();
+    w.contact(1, "Europe/Rome").last_touch = Some(ts("2026-11-20T07:00:00Z"));
+    let mut call = touch(1, 1, Channel::Task, Intent::Offer, now);
+    call.keep_warm = true;
+    let mut spent = BudgetState::default();
+    spent.record(
+        &p,
+        now,
+        &Spend {
+            staff_minutes: 15.0,
+            ..Spend::default()
+        },
+    );
+    // Not urgent yet: it waits, but is looked at again before the deadline comes
+    // within the neglect horizon, not only when the staff time would be there.
+    let out = w.decide(&p, &[call], &spent, None, now);
+    let Decision::Defer { until, reason } = only(&out) else {
+        panic!("expected a deferral, got {:?}", only(&out));
+    };
+    assert_eq!(reason, Reason::Budget);
+    let deadline = ts("2026-11-30T07:00:00Z");
+    let horizon = p.neglect_horizon().as_millis();
+    assert_eq!(until.as_millisecond(), deadline.as_millisecond() - horizon);
+
+    // Then it is urgent: the keep-warm email goes in its place.
+    let later = until;
+    let out = w.decide(&p, &[call], &spent, None, later);
+    let Decision::Substitute { offer_retry_at, .. } = only(&out) else {
+        panic!("expected keep-warm, got {:?}", only(&out));
+    };
+    assert!(offer_retry_at > later);
+    assert_eq!(
+        out.budget.used(&p, Resource::Emails, Period::Day, later),
+        1.0
+    );
+    let now = later;
+
+    // With the email budget spent too, it waits for the next email, not for the call's
+    // staff time (Friday 09:00 rather than the day after).
+    spent.record(
+        &p,
+        now,
+        &Spend {
+            emails: 10.0,
+            ..Spend::default()
+        },
+    );
+    let out = w.decide(&p, &[call], &spent, None, now);
+    let Decision::Defer { until, reason } = only(&out) else {
+        panic!("expected a deferral, got {:?}", only(&out));
+    };
+    assert_eq!(reason, Reason::Budget);
+    assert!(until <= ts("2026-11-27T09:00:00Z"), "{until}");
+}
+
 #[test]
 fn keep_warm_respects_the_contacts_quiet_hours() {
     let mut p = policy("Europe/Rome", "Mon-Sun 00:00-24:00");
