@@ -694,7 +694,12 @@ fn histogram(out: &mut String, runs: &[StrategyRun]) -> fmt::Result {
     let bar = group * 0.8 / runs.len().max(1) as f64;
     let every = buckets.div_ceil(15);
     let labels: Vec<(f64, String)> = (0..buckets)
-        .filter(|b| b % every == 0 || (pooled && *b == buckets - 1))
+        .filter(|b| {
+            let last = pooled && *b == buckets - 1;
+            // A regular label right before the pooled one would run into it.
+            let crowds_last = pooled && *b + every > buckets - 1 && !last;
+            last || (*b % every == 0 && !crowds_last)
+        })
         .map(|b| {
             let n = lo + b;
             let label = if pooled && b == buckets - 1 {
