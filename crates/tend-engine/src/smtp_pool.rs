@@ -734,26 +734,6 @@ mod tests {
         assert!(state.idle[0].connection.probe.nodelay().unwrap());
     }
 
-    /// The delayed-ACK stall costs ~40 ms a message, so 200 messages in sequence on
-    /// one connection take at least 8 s with it; without it they take a fraction of a
-    /// second even on a loaded machine, so 4 s leaves room both ways.
-    #[tokio::test]
-    async fn two_hundred_messages_on_one_connection_do_not_wait_for_delayed_acks() {
-        let (port, seen) = sink(false).await;
-        let pool = pool(port, 1);
-        let start = std::time::Instant::now();
-        for i in 0..200 {
-            send(&pool, i).await.unwrap();
-        }
-        let took = start.elapsed();
-        assert_eq!(seen.messages.load(Ordering::SeqCst), 200);
-        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
-        assert!(
-            took < Duration::from_secs(4),
-            "200 messages took {took:?}: is TCP_NODELAY set?"
-        );
-    }
-
     #[tokio::test]
     async fn a_connection_the_server_closed_is_replaced_without_failing_a_send() {
         let (port, seen) = sink(true).await;
