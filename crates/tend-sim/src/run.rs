@@ -390,6 +390,8 @@ struct Run<'a> {
     first_stage: StageName,
     lead_gaps: Vec<(i64, i64)>,
     blasts: u32,
+    /// Neglected leads already counted in the daily rows.
+    neglect_booked: u64,
 }
 
 async fn run_strategy(
@@ -448,6 +450,7 @@ async fn run_strategy(
         first_stage,
         lead_gaps,
         blasts: 0,
+        neglect_booked: 0,
     };
     run.play(&progress).await?;
     let result = run.finish();
@@ -543,6 +546,7 @@ impl Run<'_> {
             self.engine.run_until_idle().await?;
             let delivered = self.answer_deliveries(now, day).await?;
             let called = self.do_tasks(now, day).await?;
+            self.note_neglect(day);
             if !signalled && !delivered && !called {
                 return Ok(());
             }
@@ -758,7 +762,6 @@ impl Run<'_> {
 
     /// Asks the store which leads are past their process's `max_gap` right now.
     async fn check_neglect(&mut self, now: Timestamp, day: usize) -> Result<(), SimError> {
-        let before = self.world.tally.neglected;
         let rows = self
             .engine
             .store()
@@ -772,15 +775,18 @@ impl Run<'_> {
                 self.world.past_max_gap(n);
             }
         }
-        self.note_neglect(before, day);
+        self.note_neglect(day);
         Ok(())
     }
 
-    fn note_neglect(&mut self, before: u64, day: usize) {
-        let added = self.world.tally.neglected - before;
+    /// Books the leads found neglected since the last call (on the daily check, or when
+    /// a touch came too late) on `day`, for the chart.
+    fn note_neglect(&mut self, day: usize) {
+        let total = self.world.tally.neglected;
         if let Some(count) = self.days.neglected.get_mut(day) {
-            *count += added;
+            *count += total - self.neglect_booked;
         }
+        self.neglect_booked = total;
     }
 
     fn finish(self) -> StrategyRun {

@@ -107,6 +107,12 @@ async fn the_starter_year_stays_within_capacity_only_with_the_pacer() {
         assert_eq!(peak, run.summary.peak_backlog, "{:?}", run.strategy);
         let histogram: u64 = run.touches_to_conversion.iter().sum();
         assert_eq!(histogram, run.summary.conversions);
+        let last = run.days.last().unwrap();
+        assert_eq!(
+            last.neglected_total, run.summary.neglected_leads,
+            "{:?}",
+            run.strategy
+        );
     }
 }
 
