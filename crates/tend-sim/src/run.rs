@@ -51,17 +51,26 @@ pub async fn simulate(
     progress: Progress,
 ) -> Result<SimReport, SimError> {
     let setting = Arc::new(Setting::new(scenario, project)?);
+    // One OS thread and one single-threaded runtime per strategy: each strategy is a
+    // chain of database round trips, and a shared runtime made them queue behind one
+    // another's work.
     let mut handles = Vec::new();
     for strategy in Strategy::ALL {
         let setting = Arc::clone(&setting);
         let progress = Arc::clone(&progress);
-        handles.push(tokio::spawn(async move {
-            run_strategy(&setting, strategy, progress).await
+        handles.push(std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(run_strategy(&setting, strategy, progress))
         }));
     }
     let mut runs = Vec::new();
     for handle in handles {
-        runs.push(handle.await.map_err(|e| SimError::Join(e.to_string()))??);
+        let joined = tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .map_err(|e| SimError::Join(e.to_string()))?;
+        runs.push(joined.map_err(|_| SimError::Join("a strategy panicked".into()))??);
     }
     Ok(SimReport {
         scenario: name.to_owned(),
