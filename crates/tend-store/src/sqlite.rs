@@ -61,9 +61,9 @@ impl SqliteStore {
         SqliteStore::open_with(path, Durability::Durable).await
     }
 
-    /// Opens a scratch database for the simulator: nothing is synced to disk and
-    /// deleted rows are not zeroed, since the file is thrown away, and pages are read
-    /// through a memory map. Never for a business's data.
+    /// Opens a scratch database for the simulator: nothing is synced to disk, deleted
+    /// rows are not zeroed and one reader is enough, since the file is thrown away and
+    /// only one engine reads it. Never for a business's data.
     pub async fn open_scratch(path: &Path) -> Result<Self, StoreError> {
         SqliteStore::open_with(path, Durability::Scratch).await
     }
@@ -83,7 +83,6 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             // Deleted rows are overwritten with zeros, so an erasure leaves no bytes behind.
             .pragma("secure_delete", if scratch { "OFF" } else { "ON" })
-            .pragma("mmap_size", if scratch { "1073741824" } else { "0" })
             // A multi-row insert into a table with a foreign key keeps a statement journal
             // of every page it changes; on disk that was a quarter of ingest's writer time.
             .pragma("temp_store", "MEMORY")
