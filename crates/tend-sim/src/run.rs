@@ -3,7 +3,7 @@
 
 use crate::outcome::{DayRow, SimReport, Strategy, StrategyRun, Summary};
 use crate::scenario::Scenario;
-use crate::world::{self, Arrival, Response, Signal, TouchKind, World};
+use crate::world::{self, Arrival, Response, Signal, TouchKind, World, earliest};
 use async_trait::async_trait;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -100,6 +100,8 @@ struct Setting {
     /// Whether completing a task with `booked_outcome` records the conversion event.
     call_books: bool,
     offer_templates: HashSet<String>,
+    /// Ids of the processes new leads enter.
+    lead_processes: Vec<String>,
     /// The process the `campaign` strategy's blasts enroll every open lead in.
     blast: Option<tend_core::Process>,
 }
@@ -170,6 +172,7 @@ impl Setting {
             })
             .collect();
         let blast = lead_processes.first().and_then(|lead| blast_process(lead));
+        let lead_processes = lead_processes.iter().map(|p| p.id.clone()).collect();
         Ok(Setting {
             arrivals: world::arrivals(scenario, start, end),
             scenario: scenario.clone(),
@@ -185,6 +188,7 @@ impl Setting {
             conversion_stage,
             call_books,
             offer_templates,
+            lead_processes,
             blast,
         })
     }
@@ -430,10 +434,7 @@ async fn run_strategy(
     let lead_gaps = engine
         .book()
         .iter()
-        .filter(|b| match &b.process.enroll {
-            Enroll::Stage(stage) => Some(stage) == setting.arrival_stage.as_ref(),
-            Enroll::Event(event) => *event == setting.scenario.population.arrival_event,
-        })
+        .filter(|b| setting.lead_processes.contains(&b.process.id))
         .map(|b| (b.id, b.process.max_gap.as_millis()))
         .collect();
     let days = usize::try_from(setting.scenario.simulation.days).unwrap_or(0);
@@ -598,9 +599,7 @@ impl Run<'_> {
                     send_event,
                     at,
                 } => {
-                    if let Some(counter) = self.days.conversions.get_mut(day) {
-                        *counter += 1;
-                    }
+                    count_on(&mut self.days.conversions, day, 1);
                     if send_event {
                         batch.push(track(
                             person,
@@ -612,9 +611,7 @@ impl Run<'_> {
                     }
                 }
                 Signal::WorkOpened { job, person, at } => {
-                    if let Some(counter) = self.days.work_opened.get_mut(day) {
-                        *counter += 1;
-                    }
+                    count_on(&mut self.days.work_opened, day, 1);
                     batch.push(track(
                         person,
                         &format!("open-{job}"),
@@ -659,9 +656,7 @@ impl Run<'_> {
         }
         for touch in delivered {
             self.touches += 1;
-            if let Some(count) = self.days.touches.get_mut(day) {
-                *count += 1;
-            }
+            count_on(&mut self.days.touches, day, 1);
             let (kind, email) = match &touch.kind {
                 DeliveredKind::Email { template } => {
                     self.emails += 1;
@@ -727,9 +722,7 @@ impl Run<'_> {
             self.touches += 1;
             self.tasks += 1;
             self.task_minutes += u64::from(task.minutes);
-            if let Some(count) = self.days.touches.get_mut(day) {
-                *count += 1;
-            }
+            count_on(&mut self.days.touches, day, 1);
             let intent = self
                 .engine
                 .book()
@@ -781,7 +774,7 @@ impl Run<'_> {
                 break;
             }
             if let Some(n) = row.email.as_deref().and_then(person_of) {
-                self.world.past_max_gap(n);
+                self.world.neglect(n);
             }
         }
         self.note_neglect(day);
@@ -792,9 +785,7 @@ impl Run<'_> {
     /// a touch came too late) on `day`, for the chart.
     fn note_neglect(&mut self, day: usize) {
         let total = self.world.tally.neglected;
-        if let Some(count) = self.days.neglected.get_mut(day) {
-            *count += total - self.neglect_booked;
-        }
+        count_on(&mut self.days.neglected, day, total - self.neglect_booked);
         self.neglect_booked = total;
     }
 
@@ -882,10 +873,10 @@ fn signal_at(signal: &Signal) -> Timestamp {
     }
 }
 
-fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// Adds `n` to a day's counter; days past the end of the run are not counted.
+fn count_on<T: std::ops::AddAssign>(counts: &mut [T], day: usize, n: T) {
+    if let Some(count) = counts.get_mut(day) {
+        *count += n;
     }
 }
 

@@ -76,6 +76,14 @@ fn new_arrival(rng: &mut StdRng, at: Timestamp, mean_interest: f64) -> Arrival {
     }
 }
 
+/// The earlier of two optional instants.
+pub fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A draw from an exponential distribution with this mean.
 fn exponential(rng: &mut StdRng, mean: f64) -> f64 {
     -mean * (1.0 - rng.random::<f64>()).ln()
@@ -282,10 +290,7 @@ impl World {
     pub fn next_at(&self) -> Option<Timestamp> {
         let happening = self.queue.peek().map(|Reverse((at, _, _))| *at);
         let finish = self.current.as_ref().map(|(_, ends)| *ends);
-        match (happening, finish) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(happening, finish)
     }
 
     /// Work items open now: waiting or in progress.
@@ -443,12 +448,9 @@ impl World {
         }
     }
 
-    /// A lead reported by the store as past its process's `max_gap` with no touch.
-    pub fn past_max_gap(&mut self, person: usize) {
-        self.neglect(person);
-    }
-
-    fn neglect(&mut self, person: usize) {
+    /// A lead left untouched past its process's `max_gap` loses part of its interest,
+    /// once.
+    pub fn neglect(&mut self, person: usize) {
         let p = &mut self.people[person];
         if p.standing == Standing::Lead && !p.neglected {
             p.neglected = true;

@@ -1033,8 +1033,8 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Sends keep-warm in place of an offer that waits for budget until `retry_ms`;
-    /// if the email cannot go now, says why and from when it could.
+    /// Sends keep-warm in place of an offer that is retried at `retry_ms` (at least
+    /// `min_gap` from now); if the email cannot go now, says why and from when it could.
     fn keep_warm_now(
         &mut self,
         t: &DueTouch,
@@ -1095,22 +1095,11 @@ impl<'a> Batch<'a> {
             let until = self.next_allowed(t.channel, c.zone, self.now_ms + recheck);
             return self.defer(Reason::Capacity, until);
         }
-        let cost = self.policy.cost_of(Channel::Email, 0).as_array();
-        if let Some(end) = self.quiet_until_now(c.zone) {
-            return self.defer_holding(rank, &cost, Reason::QuietHours, end);
-        }
-        match self.budget.try_spend(&cost, self.now_ms) {
-            Ok(()) => {
-                self.admit(t.contact);
-                let retry = recheck.max(self.policy.min_gap.as_millis());
-                Decision::Substitute {
-                    with: Substitution::KeepWarm,
-                    offer_retry_at: ts(self.now_ms + retry),
-                }
-            }
-            Err(until) => {
-                let until = self.next_allowed(Channel::Email, c.zone, until);
-                self.defer_holding(rank, &cost, Reason::Budget, until)
+        match self.keep_warm_now(t, c, self.now_ms + recheck) {
+            Ok(decision) => decision,
+            Err((reason, at)) => {
+                let email = self.policy.cost_of(Channel::Email, 0).as_array();
+                self.defer_holding(rank, &email, reason, at)
             }
         }
     }

@@ -783,38 +783,6 @@ fn admitted(row: &SqliteRow) -> Result<Admitted, StoreError> {
 }
 
 /// Counts an admitted touch on its contact and enrollment, and an offer on its step.
-async fn count_touch(
-    conn: &mut SqliteConnection,
-    touch: &Admitted,
-    at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE contacts SET last_touch_at = CASE \
-         WHEN last_touch_at IS NULL OR last_touch_at < $1 THEN $1 ELSE last_touch_at END \
-         WHERE id = $2",
-    )
-    .bind(at)
-    .bind(touch.contact_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE enrollments SET touches = touches + 1, last_touch_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(touch.enrollment_id)
-        .execute(&mut *conn)
-        .await?;
-    if touch.intent == "offer" {
-        sqlx::query(
-            "INSERT INTO offer_stats (process_id, step, sent) VALUES ($1, $2, 1) \
-             ON CONFLICT (process_id, step) DO UPDATE SET sent = offer_stats.sent + 1",
-        )
-        .bind(touch.process_id)
-        .bind(touch.step)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 const ADMITTED_COLUMNS: &str = "contact_id, enrollment_id, process_id, step, intent";
 
 pub(super) async fn record_decisions(
@@ -852,7 +820,7 @@ pub(super) async fn record_decisions(
                     .fetch_optional(&mut *conn)
                     .await?;
                 if let Some(row) = row {
-                    count_touch(conn, &admitted(&row)?, at).await?;
+                    count_touches(conn, &[admitted(&row)?], at).await?;
                 }
             }
             DecisionRecord::Defer {
@@ -894,7 +862,7 @@ pub(super) async fn record_decisions(
                 .bind(at)
                 .execute(&mut *conn)
                 .await?;
-                count_touch(conn, &keep_warm, at).await?;
+                count_touches(conn, std::slice::from_ref(&keep_warm), at).await?;
             }
             DecisionRecord::Skip {
                 touch,
@@ -960,7 +928,8 @@ async fn queue_touches(
     count_touches(conn, &admitted, at).await
 }
 
-/// [`count_touch`] for many touches, in three statements.
+/// Counts admitted touches to their contacts, enrollments and offer stats, in three
+/// statements.
 async fn count_touches(
     conn: &mut SqliteConnection,
     touches: &[Admitted],
@@ -1175,28 +1144,7 @@ async fn advance(
     at: i64,
 ) -> Result<(), StoreError> {
     match next {
-        Some(next) => {
-            let row = sqlx::query(
-                "UPDATE enrollments SET step = $1 WHERE id = $2 AND state = 'active' \
-                 RETURNING contact_id, process_id",
-            )
-            .bind(i64::from(next.step.step))
-            .bind(enrollment_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row {
-                insert_pending(
-                    conn,
-                    enrollment_id,
-                    get(&row, "contact_id")?,
-                    get(&row, "process_id")?,
-                    next.step,
-                    millis(next.due_at),
-                    at,
-                )
-                .await?;
-            }
-        }
+        Some(next) => advance_many(conn, &[(enrollment_id, at, next)]).await,
         None => {
             sqlx::query(
                 "UPDATE enrollments SET state = 'completed', ended_at = $1 \
@@ -1206,9 +1154,9 @@ async fn advance(
             .bind(enrollment_id)
             .execute(&mut *conn)
             .await?;
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// Records many dispatch results; deliveries, the common case, in a few statements
@@ -1282,7 +1230,8 @@ async fn deliver_touches(
     Ok(())
 }
 
-/// [`advance`] to a next step for many active enrollments: one update, one insert.
+/// Moves many active enrollments to their next step and plans it: one update, one
+/// insert.
 async fn advance_many(
     conn: &mut SqliteConnection,
     moves: &[(i64, i64, NextTouch)],
