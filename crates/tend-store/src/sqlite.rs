@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "engine",
         include_str!("../migrations/sqlite/0002_engine.sql"),
     ),
+    (
+        3,
+        "capacity_held",
+        include_str!("../migrations/sqlite/0003_capacity_held.sql"),
+    ),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
