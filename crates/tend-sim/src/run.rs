@@ -31,8 +31,8 @@ pub enum SimError {
     /// Storage failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// The temporary database could not be created.
-    #[error("temporary files: {0}")]
+    /// A strategy's thread or runtime could not be started.
+    #[error("starting a strategy: {0}")]
     Io(#[from] std::io::Error),
     /// A strategy's task panicked or was cancelled.
     #[error("a strategy stopped abnormally: {0}")]
@@ -412,9 +412,7 @@ async fn run_strategy(
     strategy: Strategy,
     progress: Progress,
 ) -> Result<StrategyRun, SimError> {
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_scratch(&dir.path().join("sim.db")).await?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_scratch()?);
     let clock = ManualClock::new(setting.start);
     let delivery = Arc::new(SimDelivery::default());
     let project = setting.project_for(strategy);

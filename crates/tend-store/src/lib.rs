@@ -27,10 +27,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] rusqlite::Error),
     /// The schema could not be brought up to date.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     /// A stored row does not decode into what the schema promises; says which and why.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

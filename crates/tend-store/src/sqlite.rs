@@ -1,27 +1,27 @@
 //! The SQLite backend: one file in WAL mode, a single writer connection and a small pool
-//! of readers.
+//! of readers, driven in-process through rusqlite.
 //!
-//! All writes go through one connection, so concurrent HTTP requests queue in the pool
+//! All writes go through one connection, so concurrent HTTP requests queue for it
 //! instead of failing with `SQLITE_BUSY`; write transactions start with
 //! `BEGIN IMMEDIATE` so that another process (the CLI importing while `tend serve` runs)
-//! waits on the busy timeout instead of failing when a read upgrades to a write.
+//! waits on the busy timeout instead of failing when a read upgrades to a write. Every
+//! `Store` call is one transaction run to its end without awaiting in between, so no
+//! transaction is ever held open across an await.
 
 mod engine;
 mod import;
 mod ingest;
+mod pool;
 mod sql;
 
 use crate::*;
+use pool::{Durability, Pool};
+use rusqlite::{Connection, TransactionBehavior, params};
 use sql::{ContactRow, contact_columns, get, millis, timestamp};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, SqlSafeStr};
 use std::collections::HashMap;
-use std::time::Duration;
 
-/// Migrations, embedded so the binary carries its schema. Every file of
+/// Migrations, embedded so the binary carries its schema, applied in order; the
+/// database's `user_version` is the last one applied. Every file of
 /// `migrations/sqlite` must be listed here; a unit test checks it.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -41,84 +41,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// How long a statement waits for another process's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
-const READERS: u32 = 4;
-
-/// Whether a database holds a business's data or a simulation's scratch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    Durable,
-    Scratch,
-}
+const READERS: usize = 4;
 
 /// Tend's embedded default: one SQLite file in WAL mode.
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pool: Pool,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database file.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        SqliteStore::open_with(path, Durability::Durable).await
+        let path = path.to_owned();
+        // Opening and migrating can take a while on a big file; not on an async worker.
+        let pool = tokio::task::spawn_blocking(move || {
+            Pool::open(&path, Durability::Durable, READERS, migrate)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("opening the database stopped: {e}")))??;
+        Ok(SqliteStore { pool })
     }
 
-    /// Opens a scratch database for the simulator: nothing is synced to disk, deleted
-    /// rows are not zeroed and one reader is enough, since the file is thrown away and
-    /// only one engine reads it. Never for a business's data.
-    pub async fn open_scratch(path: &Path) -> Result<Self, StoreError> {
-        SqliteStore::open_with(path, Durability::Scratch).await
-    }
-
-    async fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let scratch = durability == Durability::Scratch;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if scratch {
-                SqliteSynchronous::Off
-            } else {
-                SqliteSynchronous::Normal
-            })
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            // Deleted rows are overwritten with zeros, so an erasure leaves no bytes behind.
-            .pragma("secure_delete", if scratch { "OFF" } else { "ON" })
-            // A multi-row insert into a table with a foreign key keeps a statement journal
-            // of every page it changes; on disk that was a quarter of ingest's writer time.
-            .pragma("temp_store", "MEMORY")
-            .statement_cache_capacity(256);
-
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            // Keeping the one connection keeps its prepared statements.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            // A ping per acquire would cost a round trip per batch.
-            .test_before_acquire(false)
-            // Each event touches a leaf of every events index; a larger cache for the
-            // one writer keeps those pages in memory as the table grows.
-            .connect_with(options.clone().pragma("cache_size", "-16384"))
-            .await?;
-        migrator().run(&write).await?;
-
-        let read = SqlitePoolOptions::new()
-            .max_connections(if scratch { 1 } else { READERS })
-            .test_before_acquire(false)
-            .connect_with(options.pragma("query_only", "ON"))
-            .await?;
-        Ok(SqliteStore { write, read })
-    }
-
-    /// Closes both pools, waiting for connections in use to be returned.
-    pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+    /// Opens a scratch database for the simulator: in memory, never synced, gone when
+    /// the store is dropped. Never for a business's data.
+    pub fn open_scratch() -> Result<Self, StoreError> {
+        Ok(SqliteStore {
+            pool: Pool::open(Path::new(":memory:"), Durability::Scratch, 0, migrate)?,
+        })
     }
 
     /// Benchmark baseline only, not for application use: inserts track events
@@ -129,19 +78,22 @@ impl SqliteStore {
         &self,
         rows: &[(String, i64, String, String, i64)],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = ingest::raw_insert_events(&mut tx, rows).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        self.pool
+            .write(|tx| ingest::raw_insert_events(tx, rows))
+            .await
     }
 
     /// Truncates the write-ahead log, so that pages rewritten by an erasure are the only
     /// copies left. Readers that hold an old snapshot make it wait, up to the busy timeout.
     async fn truncate_wal(&self) -> Result<(), StoreError> {
-        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&self.write)
+        let busy: i64 = self
+            .pool
+            .on_writer(|conn| {
+                sql::fetch_one(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    get(row, "busy")
+                })
+            })
             .await?;
-        let busy: i64 = get(&row, "busy")?;
         if busy != 0 {
             return Err(StoreError::EraseIncomplete(
                 "the write-ahead log could not be truncated because readers were busy; \
@@ -153,44 +105,71 @@ impl SqliteStore {
     }
 }
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    (*description).into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
+/// Brings the schema up to date, each migration in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let mut applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if applied == 0 {
+        applied = applied_by_earlier_releases(conn)?;
+    }
+    let newest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if applied > newest {
+        return Err(StoreError::Migrate(format!(
+            "the database is at schema version {applied}, newer than this binary's {newest}: \
+             it was written by a newer Tend"
+        )));
+    }
+    for (version, description, text) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(text)
+            .map_err(|e| StoreError::Migrate(format!("{version:04}_{description}: {e}")))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The last migration that earlier releases, built on sqlx, recorded in
+/// `_sqlx_migrations`; 0 for a new database.
+fn applied_by_earlier_releases(conn: &Connection) -> Result<i64, StoreError> {
+    let known: bool = sql::fetch_one(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' \
+         AND name = '_sqlx_migrations') AS known",
+        [],
+        |row| get(row, "known"),
+    )?;
+    if !known {
+        return Ok(0);
+    }
+    sql::fetch_one(
+        conn,
+        "SELECT COALESCE(MAX(version), 0) AS version FROM _sqlx_migrations WHERE success",
+        [],
+        |row| get(row, "version"),
     )
 }
 
 /// `contacts` listing statement for the filters present, so each shape can use its index
-/// (`stage, id` or the primary key) instead of a generic `$n IS NULL OR …`. Parameters:
+/// (`stage, id` or the primary key) instead of a generic `?n IS NULL OR …`. Parameters:
 /// the cursor, then the stage and the pattern when present, then the limit.
 fn list_sql(by_stage: bool, by_text: bool) -> String {
     let mut sql = String::from(concat!(
         "SELECT ",
         contact_columns!(),
-        " FROM contacts WHERE id > $1"
+        " FROM contacts WHERE id > ?1"
     ));
     let mut n = 1;
     if by_stage {
         n += 1;
-        sql.push_str(&format!(" AND stage = ${n}"));
+        sql.push_str(&format!(" AND stage = ?{n}"));
     }
     if by_text {
         n += 1;
         sql.push_str(&format!(
-            " AND (email LIKE ${n} ESCAPE '\\' OR lower(name) LIKE ${n} ESCAPE '\\')"
+            " AND (email LIKE ?{n} ESCAPE '\\' OR lower(name) LIKE ?{n} ESCAPE '\\')"
         ));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
+    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", n + 1));
     sql
 }
 
@@ -211,7 +190,9 @@ fn like_pattern(text: &str) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.pool
+            .read(|tx| sql::fetch_one(tx, "SELECT 1 AS one", [], |row| get::<i64>(row, "one")))
+            .await?;
         Ok(())
     }
 
@@ -224,10 +205,9 @@ impl Store for SqliteStore {
             return Ok(IngestOutcome::default());
         }
         let received_at = millis(Timestamp::now());
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = ingest::run(&mut tx, batch, new_contact_stage, received_at).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.pool
+            .write(|tx| ingest::run(tx, batch, new_contact_stage, received_at))
+            .await
     }
 
     async fn list_contacts(&self, query: &ContactQuery) -> Result<ContactPage, StoreError> {
@@ -244,24 +224,30 @@ impl Store for SqliteStore {
             });
         }
         let text = query.q.as_deref().filter(|q| !q.is_empty());
-        let sql = list_sql(query.stage.is_some(), text.is_some());
+        let statement = list_sql(query.stage.is_some(), text.is_some());
+        let pattern = text.map(like_pattern);
         // One row more than asked tells whether another page follows.
-        let mut select = sqlx::query(AssertSqlSafe(sql)).bind(after);
-        if let Some(stage) = &query.stage {
-            select = select.bind(stage.as_str());
-        }
-        if let Some(text) = text {
-            select = select.bind(like_pattern(text));
-        }
-        let rows = select
-            .bind(i64::from(query.limit) + 1)
-            .fetch_all(&self.read)
+        let limit = i64::from(query.limit) + 1;
+        let stage = query.stage.as_ref().map(StageName::as_str);
+        let rows = self
+            .pool
+            .read(|tx| {
+                let mut binds: sql::Binds<'_> = vec![&after];
+                if let Some(stage) = &stage {
+                    binds.push(stage);
+                }
+                if let Some(pattern) = &pattern {
+                    binds.push(pattern);
+                }
+                binds.push(&limit);
+                sql::fetch_binds(tx, &statement, &binds, ContactRow::decode)
+            })
             .await?;
         let more = rows.len() > query.limit as usize;
         let contacts = rows
-            .iter()
+            .into_iter()
             .take(query.limit as usize)
-            .map(|row| ContactRow::decode(row)?.into_contact())
+            .map(ContactRow::into_contact)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = match contacts.last() {
             Some(last) if more => Some(last.id.0.to_string()),
@@ -274,36 +260,78 @@ impl Store for SqliteStore {
     }
 
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            contact_columns!(),
-            " FROM contacts WHERE id = $1"
-        ))
-        .bind(id.0)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|row| ContactRow::decode(&row)?.into_contact())
-            .transpose()
+        let row = self
+            .pool
+            .read(|tx| {
+                sql::fetch_optional(
+                    tx,
+                    concat!(
+                        "SELECT ",
+                        contact_columns!(),
+                        " FROM contacts WHERE id = ?1"
+                    ),
+                    params![id.0],
+                    ContactRow::decode,
+                )
+            })
+            .await?;
+        row.map(ContactRow::into_contact).transpose()
     }
 
     async fn timeline(&self, id: ContactId) -> Result<Vec<TimelineEntry>, StoreError> {
+        struct EventRow {
+            id: i64,
+            message_id: String,
+            name: Option<String>,
+            properties: String,
+            at: i64,
+        }
+        struct ChangeRow {
+            id: i64,
+            from: Option<String>,
+            to: String,
+            reason: String,
+            cause: Option<String>,
+            at: i64,
+        }
         // One read transaction, so events and stage changes come from the same snapshot.
-        let mut tx = self.read.begin().await?;
-        let events = sqlx::query(
-            "SELECT id, message_id, name, properties, occurred_at FROM events \
-             WHERE contact_id = $1 AND kind = 'track' ORDER BY occurred_at, id",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        let changes = sqlx::query(
-            "SELECT id, from_stage, to_stage, reason, message_id, at FROM stage_history \
-             WHERE contact_id = $1 ORDER BY at, id",
-        )
-        .bind(id.0)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let (events, changes) = self
+            .pool
+            .read(|tx| {
+                let events = sql::fetch_all(
+                    tx,
+                    "SELECT id, message_id, name, properties, occurred_at FROM events \
+                     WHERE contact_id = ?1 AND kind = 'track' ORDER BY occurred_at, id",
+                    params![id.0],
+                    |row| {
+                        Ok(EventRow {
+                            id: get(row, "id")?,
+                            message_id: get(row, "message_id")?,
+                            name: get(row, "name")?,
+                            properties: get(row, "properties")?,
+                            at: get(row, "occurred_at")?,
+                        })
+                    },
+                )?;
+                let changes = sql::fetch_all(
+                    tx,
+                    "SELECT id, from_stage, to_stage, reason, message_id, at FROM stage_history \
+                     WHERE contact_id = ?1 ORDER BY at, id",
+                    params![id.0],
+                    |row| {
+                        Ok(ChangeRow {
+                            id: get(row, "id")?,
+                            from: get(row, "from_stage")?,
+                            to: get(row, "to_stage")?,
+                            reason: get(row, "reason")?,
+                            cause: get(row, "message_id")?,
+                            at: get(row, "at")?,
+                        })
+                    },
+                )?;
+                Ok((events, changes))
+            })
+            .await?;
 
         // Sort keys `(at, rank, id, after)`: at equal instants a contact's creation comes
         // first, then events, and a change right after the event that caused it.
@@ -311,39 +339,31 @@ impl Store for SqliteStore {
         let mut entries: Vec<(Key, TimelineEntry)> =
             Vec::with_capacity(events.len() + changes.len());
         let mut event_keys: HashMap<String, Key> = HashMap::with_capacity(events.len());
-        for row in &events {
-            let row_id: i64 = get(row, "id")?;
-            let at: i64 = get(row, "occurred_at")?;
-            let what = format!("event {row_id}");
-            let properties: String = get(row, "properties")?;
-            let name: Option<String> = get(row, "name")?;
-            let message_id: String = get(row, "message_id")?;
-            let key = (at, 1, row_id, 0);
-            event_keys.insert(message_id.clone(), key);
+        for row in events {
+            let what = format!("event {}", row.id);
+            let key = (row.at, 1, row.id, 0);
+            event_keys.insert(row.message_id.clone(), key);
             let entry = TimelineEntry::Event {
-                name: name
+                name: row
+                    .name
                     .ok_or_else(|| StoreError::Corrupt(format!("{what}: track without name")))?,
-                properties: sql::json_object(&properties, &format!("{what} properties"))?,
-                message_id,
-                at: timestamp(at, &what)?,
+                properties: sql::json_object(&row.properties, &format!("{what} properties"))?,
+                message_id: row.message_id,
+                at: timestamp(row.at, &what)?,
             };
             entries.push((key, entry));
         }
-        for row in &changes {
-            let row_id: i64 = get(row, "id")?;
-            let at: i64 = get(row, "at")?;
-            let from: Option<String> = get(row, "from_stage")?;
-            let cause: Option<String> = get(row, "message_id")?;
-            let key = match cause.and_then(|m| event_keys.get(&m).copied()) {
+        for row in changes {
+            let key = match row.cause.and_then(|m| event_keys.get(&m).copied()) {
                 Some((event_at, rank, event_id, _)) => (event_at, rank, event_id, 1),
-                None if from.is_none() => (at, 0, row_id, 0),
-                None => (at, 2, row_id, 0),
+                None if row.from.is_none() => (row.at, 0, row.id, 0),
+                None => (row.at, 2, row.id, 0),
             };
             let entry = TimelineEntry::StageChange {
-                from: from.map(StageName::new),
-                to: StageName::new(get::<String>(row, "to_stage")?),
-                reason: get(row, "reason")?,
-                at: timestamp(at, &format!("stage change {row_id}"))?,
+                from: row.from.map(StageName::new),
+                to: StageName::new(row.to),
+                reason: row.reason,
+                at: timestamp(row.at, &format!("stage change {}", row.id))?,
             };
             entries.push((key, entry));
         }
@@ -352,61 +372,65 @@ impl Store for SqliteStore {
     }
 
     async fn erase_contact(&self, id: ContactId, at: Timestamp) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(row) = sqlx::query("SELECT email FROM contacts WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            tx.rollback().await?;
-            // A retry after `EraseIncomplete` finds no contact; it still finishes the job.
-            self.truncate_wal().await?;
-            return Ok(false);
-        };
-        let email: Option<String> = get(&row, "email")?;
-        for sql in [
-            "DELETE FROM touches WHERE contact_id = $1",
-            "DELETE FROM enrollments WHERE contact_id = $1",
-            "DELETE FROM events WHERE contact_id = $1",
-            "DELETE FROM contact_aliases WHERE contact_id = $1",
-            "DELETE FROM stage_history WHERE contact_id = $1",
-            "DELETE FROM contacts WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
-        }
-        if let Some(email) = email {
-            // Stored addresses were normalized on the way in. One that no longer parses
-            // must not block an erasure: it gets the same SHA-256 of its stored text.
-            let hash = match Email::parse(&email) {
-                Ok(parsed) => tokens::hash_email(&parsed),
-                Err(_) => tokens::hash_token(&email),
-            };
-            sqlx::query(
-                "INSERT INTO suppressions (email_hash, reason, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (email_hash) DO NOTHING",
-            )
-            .bind(hash)
-            .bind("erased")
-            .bind(millis(at))
-            .execute(&mut *tx)
+        let erased = self
+            .pool
+            .write(|tx| {
+                let Some(email) = sql::fetch_optional(
+                    tx,
+                    "SELECT email FROM contacts WHERE id = ?1",
+                    params![id.0],
+                    |row| get::<Option<String>>(row, "email"),
+                )?
+                else {
+                    return Ok(false);
+                };
+                for statement in [
+                    "DELETE FROM touches WHERE contact_id = ?1",
+                    "DELETE FROM enrollments WHERE contact_id = ?1",
+                    "DELETE FROM events WHERE contact_id = ?1",
+                    "DELETE FROM contact_aliases WHERE contact_id = ?1",
+                    "DELETE FROM stage_history WHERE contact_id = ?1",
+                    "DELETE FROM contacts WHERE id = ?1",
+                ] {
+                    sql::execute(tx, statement, params![id.0])?;
+                }
+                if let Some(email) = email {
+                    // Stored addresses were normalized on the way in. One that no longer
+                    // parses must not block an erasure: it gets the same SHA-256 of its
+                    // stored text.
+                    let hash = match Email::parse(&email) {
+                        Ok(parsed) => tokens::hash_email(&parsed),
+                        Err(_) => tokens::hash_token(&email),
+                    };
+                    sql::execute(
+                        tx,
+                        "INSERT INTO suppressions (email_hash, reason, created_at) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (email_hash) DO NOTHING",
+                        params![hash, "erased", millis(at)],
+                    )?;
+                }
+                Ok(true)
+            })
             .await?;
-        }
-        tx.commit().await?;
+        // Also after finding no contact: a retry after `EraseIncomplete` finishes the job.
         self.truncate_wal().await?;
-        Ok(true)
+        Ok(erased)
     }
 
     async fn is_email_suppressed(&self, email: &Email) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = $1) \
-             OR EXISTS (SELECT 1 FROM contacts WHERE email = $2 AND suppressed_at IS NOT NULL) \
-             AS suppressed",
-        )
-        .bind(tokens::hash_email(email))
-        .bind(email.as_str())
-        .fetch_one(&self.read)
-        .await?;
-        get(&row, "suppressed")
+        let hash = tokens::hash_email(email);
+        self.pool
+            .read(|tx| {
+                sql::fetch_one(
+                    tx,
+                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ?1) \
+                     OR EXISTS (SELECT 1 FROM contacts WHERE email = ?2 \
+                     AND suppressed_at IS NOT NULL) AS suppressed",
+                    params![hash, email.as_str()],
+                    |row| get(row, "suppressed"),
+                )
+            })
+            .await
     }
 
     async fn import_contacts(
@@ -418,10 +442,9 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(ImportOutcome::default());
         }
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = import::run(&mut tx, rows, default_stage, millis(at)).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.pool
+            .write(|tx| import::run(tx, rows, default_stage, millis(at)))
+            .await
     }
 
     async fn create_token(
@@ -431,18 +454,20 @@ impl Store for SqliteStore {
         token_hash: &str,
         at: Timestamp,
     ) -> Result<ApiToken, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(name)
-        .bind(scope.as_str())
-        .bind(token_hash)
-        .bind(millis(at))
-        .fetch_one(&self.write)
-        .await?;
+        let id = self
+            .pool
+            .write(|tx| {
+                sql::fetch_one(
+                    tx,
+                    "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
+                     VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    params![name, scope.as_str(), token_hash, millis(at)],
+                    |row| get(row, "id"),
+                )
+            })
+            .await?;
         Ok(ApiToken {
-            id: get(&row, "id")?,
+            id,
             name: name.to_owned(),
             scope,
             // What a later read returns: the instant at millisecond precision.
@@ -451,56 +476,59 @@ impl Store for SqliteStore {
     }
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let Some(row) =
-            sqlx::query("SELECT id, name, scope, created_at FROM api_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.read)
-                .await?
-        else {
-            return Ok(None);
-        };
-        let id: i64 = get(&row, "id")?;
-        let scope: String = get(&row, "scope")?;
-        Ok(Some(ApiToken {
-            id,
-            name: get(&row, "name")?,
-            scope: TokenScope::parse(&scope).ok_or_else(|| {
-                StoreError::Corrupt(format!("token {id}: unknown scope `{scope}`"))
-            })?,
-            created_at: timestamp(get(&row, "created_at")?, &format!("token {id} created_at"))?,
-        }))
+        self.pool
+            .read(|tx| {
+                sql::fetch_optional(
+                    tx,
+                    "SELECT id, name, scope, created_at FROM api_tokens WHERE token_hash = ?1",
+                    params![token_hash],
+                    |row| {
+                        let id: i64 = get(row, "id")?;
+                        let scope: String = get(row, "scope")?;
+                        Ok(ApiToken {
+                            id,
+                            name: get(row, "name")?,
+                            scope: TokenScope::parse(&scope).ok_or_else(|| {
+                                StoreError::Corrupt(format!("token {id}: unknown scope `{scope}`"))
+                            })?,
+                            created_at: timestamp(
+                                get(row, "created_at")?,
+                                &format!("token {id} created_at"),
+                            )?,
+                        })
+                    },
+                )
+            })
+            .await
     }
 
     async fn stored_processes(&self) -> Result<Vec<StoredProcess>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::stored_processes(&mut conn).await
+        self.pool.read(|tx| engine::stored_processes(tx)).await
     }
 
     async fn sync_process(&self, sync: &ProcessSync<'_>) -> Result<SyncOutcome, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = engine::sync_process(&mut tx, sync).await?;
-        tx.commit().await?;
+        let outcome = self.pool.write(|tx| engine::sync_process(tx, sync)).await?;
         if outcome.enrolled > 10_000 {
             // A large backfill grows the write-ahead log file by hundreds of megabytes, and
             // SQLite never shrinks it on its own; fold it back and truncate it now. Busy
             // readers only make this a partial checkpoint.
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.write)
+            self.pool
+                .on_writer(|conn| {
+                    sql::fetch_one(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                        get::<i64>(row, "busy")
+                    })
+                })
                 .await?;
         }
         Ok(outcome)
     }
 
     async fn start_signal_cursor(&self) -> Result<SignalCursor, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let cursor = engine::start_cursor(&mut tx).await?;
-        tx.commit().await?;
-        Ok(cursor)
+        self.pool.write(|tx| engine::start_cursor(tx)).await
     }
 
     async fn signal_cursor(&self) -> Result<SignalCursor, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::cursor(&mut conn).await
+        self.pool.read(|tx| engine::cursor(tx)).await
     }
 
     async fn read_signals(
@@ -509,10 +537,9 @@ impl Store for SqliteStore {
         event_names: &[String],
         limit: u32,
     ) -> Result<SignalBatch, StoreError> {
-        let mut tx = self.read.begin().await?;
-        let batch = engine::read_signals(&mut tx, after, event_names, limit).await?;
-        tx.commit().await?;
-        Ok(batch)
+        self.pool
+            .read(|tx| engine::read_signals(tx, after, event_names, limit))
+            .await
     }
 
     async fn apply_signals(
@@ -522,17 +549,15 @@ impl Store for SqliteStore {
         actions: &[EngineAction],
         at: Timestamp,
     ) -> Result<ApplyOutcome, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = engine::apply_signals(&mut tx, from, to, actions, at).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.pool
+            .write(|tx| engine::apply_signals(tx, from, to, actions, at))
+            .await
     }
 
     async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError> {
-        let mut tx = self.read.begin().await?;
-        let batch = engine::due_touches(&mut tx, now, limit).await?;
-        tx.commit().await?;
-        Ok(batch)
+        self.pool
+            .read(|tx| engine::due_touches(tx, now, limit))
+            .await
     }
 
     async fn pacing_snapshot(
@@ -540,10 +565,9 @@ impl Store for SqliteStore {
         in_flight_since: Timestamp,
         now: Timestamp,
     ) -> Result<PacingSnapshot, StoreError> {
-        let mut tx = self.read.begin().await?;
-        let snapshot = engine::pacing_snapshot(&mut tx, in_flight_since, now).await?;
-        tx.commit().await?;
-        Ok(snapshot)
+        self.pool
+            .read(|tx| engine::pacing_snapshot(tx, in_flight_since, now))
+            .await
     }
 
     async fn record_decisions(
@@ -552,10 +576,9 @@ impl Store for SqliteStore {
         decisions: &[DecisionRecord],
         budget: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        engine::record_decisions(&mut tx, at, decisions, budget).await?;
-        tx.commit().await?;
-        Ok(())
+        self.pool
+            .write(|tx| engine::record_decisions(tx, at, decisions, budget))
+            .await
     }
 
     async fn claim_dispatch(
@@ -564,10 +587,9 @@ impl Store for SqliteStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let claimed = engine::claim_dispatch(&mut tx, now, lease_ms, limit).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        self.pool
+            .write(|tx| engine::claim_dispatch(tx, now, lease_ms, limit))
+            .await
     }
 
     async fn finish_dispatch(
@@ -576,10 +598,9 @@ impl Store for SqliteStore {
         at: Timestamp,
         result: &DispatchResult,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        engine::finish_dispatch(&mut tx, touch, at, result).await?;
-        tx.commit().await?;
-        Ok(())
+        self.pool
+            .write(|tx| engine::finish_dispatch(tx, touch, at, result))
+            .await
     }
 
     async fn finish_and_claim(
@@ -589,30 +610,31 @@ impl Store for SqliteStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        engine::finish_dispatches(&mut tx, finished).await?;
-        let claimed = if limit > 0 {
-            engine::claim_dispatch(&mut tx, now, lease_ms, limit).await?
-        } else {
-            Vec::new()
-        };
-        tx.commit().await?;
-        Ok(claimed)
+        self.pool
+            .write(|tx| {
+                engine::finish_dispatches(tx, finished)?;
+                if limit > 0 {
+                    engine::claim_dispatch(tx, now, lease_ms, limit)
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+            .await
     }
 
     async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError> {
         if touches.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        engine::release_claims(&mut tx, touches, at).await?;
-        tx.commit().await?;
-        Ok(())
+        self.pool
+            .write(|tx| engine::release_claims(tx, touches, at))
+            .await
     }
 
     async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.write.acquire().await?;
-        engine::release_all_claims(&mut conn, at).await
+        self.pool
+            .write(|tx| engine::release_all_claims(tx, at))
+            .await
     }
 
     async fn track_for_contact(
@@ -624,47 +646,49 @@ impl Store for SqliteStore {
         stage: Option<&StageName>,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let new = engine::track_for_contact(
-            &mut tx,
-            contact,
-            name,
-            message_id,
-            &properties,
-            stage,
-            millis(at),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(new)
+        self.pool
+            .write(|tx| {
+                engine::track_for_contact(
+                    tx,
+                    contact,
+                    name,
+                    message_id,
+                    &properties,
+                    stage,
+                    millis(at),
+                )
+            })
+            .await
     }
 
     async fn next_dispatch_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::next_at(
-            &mut conn,
-            "SELECT MIN(next_attempt_at) AS next FROM touches WHERE state = 'queued'",
-        )
-        .await
+        self.pool
+            .read(|tx| {
+                engine::next_at(
+                    tx,
+                    "SELECT MIN(next_attempt_at) AS next FROM touches WHERE state = 'queued'",
+                )
+            })
+            .await
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::next_at(
-            &mut conn,
-            "SELECT MIN(due_at) AS next FROM touches WHERE state = 'pending'",
-        )
-        .await
+        self.pool
+            .read(|tx| {
+                engine::next_at(
+                    tx,
+                    "SELECT MIN(due_at) AS next FROM touches WHERE state = 'pending'",
+                )
+            })
+            .await
     }
 
     async fn tasks(&self, from: Timestamp, to: Timestamp) -> Result<Vec<TaskView>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::tasks(&mut conn, from, to).await
+        self.pool.read(|tx| engine::tasks(tx, from, to)).await
     }
 
     async fn task(&self, id: TouchId) -> Result<Option<TaskView>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::task(&mut conn, id).await
+        self.pool.read(|tx| engine::task(tx, id)).await
     }
 
     async fn finish_task(
@@ -674,15 +698,15 @@ impl Store for SqliteStore {
         end: &TaskEnd,
         next: Option<NextTouch>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let done = engine::finish_task(&mut tx, id, at, end, next).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.pool
+            .write(|tx| engine::finish_task(tx, id, at, end, next))
+            .await
     }
 
     async fn enrollments_of(&self, contact: ContactId) -> Result<Vec<EnrollmentView>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::enrollments_of(&mut conn, contact).await
+        self.pool
+            .read(|tx| engine::enrollments_of(tx, contact))
+            .await
     }
 
     async fn touches_of(
@@ -690,8 +714,9 @@ impl Store for SqliteStore {
         contact: ContactId,
         limit: u32,
     ) -> Result<Vec<TouchView>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::touches_of(&mut conn, contact, limit).await
+        self.pool
+            .read(|tx| engine::touches_of(tx, contact, limit))
+            .await
     }
 
     async fn suppress_contact(
@@ -700,50 +725,41 @@ impl Store for SqliteStore {
         reason: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let done = engine::suppress(&mut tx, id, reason, millis(at)).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.pool
+            .write(|tx| engine::suppress(tx, id, reason, millis(at)))
+            .await
     }
 
     async fn pace_counts(&self) -> Result<PaceCounts, StoreError> {
-        let mut tx = self.read.begin().await?;
-        let counts = engine::pace_counts(&mut tx).await?;
-        tx.commit().await?;
-        Ok(counts)
+        self.pool.read(|tx| engine::pace_counts(tx)).await
     }
 
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
-        engine::set_value(&mut tx, engine::OPEN_WORK_KEY, &open_work.to_string()).await?;
-        engine::wake_capacity_held(&mut tx, sql::millis(at)).await?;
-        tx.commit().await?;
-        Ok(())
+        self.pool
+            .write(|tx| {
+                engine::set_value(tx, engine::OPEN_WORK_KEY, &open_work.to_string())?;
+                engine::wake_capacity_held(tx, millis(at))
+            })
+            .await
     }
 
     async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError> {
-        let mut tx = self.read.begin().await?;
-        let counts = engine::funnel(&mut tx, from, to).await?;
-        tx.commit().await?;
-        Ok(counts)
+        self.pool.read(|tx| engine::funnel(tx, from, to)).await
     }
 
     async fn conversions(&self, stage: &StageName) -> Result<Vec<Conversion>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::conversions(&mut conn, stage).await
+        self.pool.read(|tx| engine::conversions(tx, stage)).await
     }
 
     async fn admitted_since(
         &self,
         since: Timestamp,
     ) -> Result<Vec<(Timestamp, tend_core::pacer::Channel)>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::admitted_since(&mut conn, since).await
+        self.pool.read(|tx| engine::admitted_since(tx, since)).await
     }
 
     async fn work_log_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, f64)>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::work_log_since(&mut conn, since).await
+        self.pool.read(|tx| engine::work_log_since(tx, since)).await
     }
 
     async fn neglect(
@@ -751,18 +767,19 @@ impl Store for SqliteStore {
         max_gaps: &[(i64, i64)],
         limit: u32,
     ) -> Result<Vec<NeglectRow>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::neglect(&mut conn, max_gaps, limit).await
+        self.pool
+            .read(|tx| engine::neglect(tx, max_gaps, limit))
+            .await
     }
 
     async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.read.acquire().await?;
-        engine::value(&mut conn, key).await
+        self.pool.read(|tx| engine::value(tx, key)).await
     }
 
     async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut conn = self.write.acquire().await?;
-        engine::set_value(&mut conn, key, value).await
+        self.pool
+            .write(|tx| engine::set_value(tx, key, value))
+            .await
     }
 }
 

@@ -1,9 +1,8 @@
 //! The SQLite backend against a real database file.
 
 use jiff::Timestamp;
+use rusqlite::Connection;
 use serde_json::{Map, Value, json};
-use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -31,17 +30,12 @@ async fn db() -> Db {
 }
 
 /// A second, plain connection to the same file, for what the Store API does not show.
-async fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
-        .await
-        .unwrap()
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).unwrap()
 }
 
 async fn count(path: &Path, sql: &'static str) -> i64 {
-    let mut conn = raw(path).await;
-    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    n
+    raw(path).query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
 fn prospect() -> StageName {
@@ -403,13 +397,11 @@ async fn a_batch_that_fails_midway_writes_nothing() {
     let db = db().await;
     let s = &db.store;
     // A trigger stands in for any failure after the batch's contact was created.
-    let mut conn = raw(&db.path).await;
-    sqlx::query(
+    let conn = raw(&db.path);
+    conn.execute_batch(
         "CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN NEW.name = 'Boom' \
          BEGIN SELECT RAISE(ABORT, 'boom refused'); END",
     )
-    .execute(&mut conn)
-    .await
     .unwrap();
     let batch = [
         identify(
@@ -431,11 +423,8 @@ async fn a_batch_that_fails_midway_writes_nothing() {
     );
 
     // The same batch goes through whole once the cause is gone: nothing was half-written.
-    sqlx::query("DROP TRIGGER refuse_boom")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    conn.execute_batch("DROP TRIGGER refuse_boom").unwrap();
+    drop(conn);
     let outcome = s.ingest(&batch, &prospect()).await.unwrap();
     assert_eq!((outcome.accepted, outcome.duplicates), (3, 0));
     assert_eq!(outcome.stage_changes.len(), 2);

@@ -223,7 +223,7 @@ impl Mode {
             Mode::Store => server_rt.block_on(ingest(&store, w)),
             Mode::Http(connections) => http(store.clone(), server_rt, client_rt, w, connections),
         };
-        server_rt.block_on(store.close());
+        drop(store);
         elapsed
     }
 }

@@ -2,12 +2,11 @@
 //! dispatch leases, tasks. Each public function runs inside the caller's transaction or
 //! on the caller's pool; the `Store` impl decides which.
 
-use super::sql::{self, ContactRow, contact_columns, get, millis, timestamp};
+use super::sql::{self, Binds, ContactRow, contact_columns, get, millis, timestamp};
 use crate::engine::*;
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
-use sqlx::AssertSqlSafe;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use rusqlite::{Connection, Row, ToSql, params};
 use std::collections::{BTreeMap, HashMap};
 use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
@@ -57,7 +56,12 @@ fn parse_kind(text: &str) -> Result<TouchKind, StoreError> {
     }
 }
 
-fn step_index(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+/// A `COUNT(*) AS n` column.
+fn count(row: &Row<'_>) -> Result<u64, StoreError> {
+    Ok(get::<i64>(row, "n")?.max(0) as u64)
+}
+
+fn step_index(row: &Row<'_>, column: &str) -> Result<u32, StoreError> {
     let step: i64 = get(row, column)?;
     u32::try_from(step).map_err(|_| StoreError::Corrupt(format!("`{column}` is {step}")))
 }
@@ -68,70 +72,62 @@ fn opt_timestamp(ms: Option<i64>, what: &str) -> Result<Option<Timestamp>, Store
 
 // --- engine_state ---
 
-pub(super) async fn value(
-    conn: &mut SqliteConnection,
-    key: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT value FROM engine_state WHERE key = $1")
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|row| get(&row, "value")).transpose()
+pub(super) fn value(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    sql::fetch_optional(
+        conn,
+        "SELECT value FROM engine_state WHERE key = ?1",
+        params![key],
+        |row| get(row, "value"),
+    )
 }
 
-pub(super) async fn set_value(
-    conn: &mut SqliteConnection,
-    key: &str,
-    value: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO engine_state (key, value) VALUES ($1, $2) \
+pub(super) fn set_value(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    sql::execute(
+        conn,
+        "INSERT INTO engine_state (key, value) VALUES (?1, ?2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
+        params![key, value],
+    )?;
     Ok(())
 }
 
-pub(super) async fn cursor(conn: &mut SqliteConnection) -> Result<SignalCursor, StoreError> {
-    match value(conn, CURSOR_KEY).await? {
+pub(super) fn cursor(conn: &Connection) -> Result<SignalCursor, StoreError> {
+    match value(conn, CURSOR_KEY)? {
         None => Ok(SignalCursor::default()),
         Some(text) => serde_json::from_str(&text)
             .map_err(|e| StoreError::Corrupt(format!("signal cursor `{text}`: {e}"))),
     }
 }
 
-pub(super) async fn start_cursor(conn: &mut SqliteConnection) -> Result<SignalCursor, StoreError> {
-    if value(conn, CURSOR_KEY).await?.is_some() {
-        return cursor(conn).await;
+pub(super) fn start_cursor(conn: &Connection) -> Result<SignalCursor, StoreError> {
+    if value(conn, CURSOR_KEY)?.is_some() {
+        return cursor(conn);
     }
-    let row = sqlx::query(
+    let start = sql::fetch_one(
+        conn,
         "SELECT (SELECT MAX(id) FROM stage_history) AS stages, \
          (SELECT MAX(id) FROM events) AS events",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let start = SignalCursor {
-        stage_history: get::<Option<i64>>(&row, "stages")?.unwrap_or(0),
-        events: get::<Option<i64>>(&row, "events")?.unwrap_or(0),
-    };
+        [],
+        |row| {
+            Ok(SignalCursor {
+                stage_history: get::<Option<i64>>(row, "stages")?.unwrap_or(0),
+                events: get::<Option<i64>>(row, "events")?.unwrap_or(0),
+            })
+        },
+    )?;
     let text = serde_json::to_string(&start).expect("a cursor serializes");
-    set_value(conn, CURSOR_KEY, &text).await?;
+    set_value(conn, CURSOR_KEY, &text)?;
     Ok(start)
 }
 
 // --- processes ---
 
-pub(super) async fn stored_processes(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<StoredProcess>, StoreError> {
-    let rows = sqlx::query("SELECT id, key, steps FROM processes ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
+pub(super) fn stored_processes(conn: &Connection) -> Result<Vec<StoredProcess>, StoreError> {
+    sql::fetch_all(
+        conn,
+        "SELECT id, key, steps FROM processes ORDER BY id",
+        [],
+        |row| {
             let key: String = get(row, "key")?;
             let steps: String = get(row, "steps")?;
             Ok(StoredProcess {
@@ -140,48 +136,40 @@ pub(super) async fn stored_processes(
                     .map_err(|e| StoreError::Corrupt(format!("process `{key}` steps: {e}")))?,
                 key,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-pub(super) async fn sync_process(
-    conn: &mut SqliteConnection,
+pub(super) fn sync_process(
+    conn: &Connection,
     sync: &ProcessSync<'_>,
 ) -> Result<SyncOutcome, StoreError> {
     let at = millis(sync.at);
     let steps = serde_json::to_string(sync.steps).expect("strings serialize");
-    let row = sqlx::query("SELECT id, steps FROM processes WHERE key = $1")
-        .bind(sync.key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let stored: Option<(i64, Vec<String>)> = match row {
-        None => None,
-        Some(row) => {
-            let text: String = get(&row, "steps")?;
+    let stored: Option<(i64, Vec<String>)> = sql::fetch_optional(
+        conn,
+        "SELECT id, steps FROM processes WHERE key = ?1",
+        params![sync.key],
+        |row| {
+            let text: String = get(row, "steps")?;
             let parsed: Vec<String> = serde_json::from_str(&text)
                 .map_err(|e| StoreError::Corrupt(format!("process `{}` steps: {e}", sync.key)))?;
-            Some((get(&row, "id")?, parsed))
-        }
-    };
+            Ok((get(row, "id")?, parsed))
+        },
+    )?;
     let process_id = match (&stored, sync.previous) {
-        (None, None) => {
-            let row = sqlx::query(
-                "INSERT INTO processes (key, steps, loaded_at) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(sync.key)
-            .bind(&steps)
-            .bind(at)
-            .fetch_one(&mut *conn)
-            .await?;
-            get(&row, "id")?
-        }
+        (None, None) => sql::fetch_one(
+            conn,
+            "INSERT INTO processes (key, steps, loaded_at) VALUES (?1, ?2, ?3) RETURNING id",
+            params![sync.key, &steps, at],
+            |row| get(row, "id"),
+        )?,
         (Some((id, current)), Some(previous)) if current.as_slice() == previous => {
-            sqlx::query("UPDATE processes SET steps = $1, loaded_at = $2 WHERE id = $3")
-                .bind(&steps)
-                .bind(at)
-                .bind(*id)
-                .execute(&mut *conn)
-                .await?;
+            sql::execute(
+                conn,
+                "UPDATE processes SET steps = ?1, loaded_at = ?2 WHERE id = ?3",
+                params![&steps, at, *id],
+            )?;
             *id
         }
         _ => {
@@ -202,118 +190,106 @@ pub(super) async fn sync_process(
         match m.to {
             Some(to) => {
                 let parked = -i64::from(to.step) - 1;
-                outcome.moved += sqlx::query(
-                    "UPDATE enrollments SET step = $1 \
-                     WHERE process_id = $2 AND state = 'active' AND step = $3",
-                )
-                .bind(parked)
-                .bind(process_id)
-                .bind(i64::from(m.from))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                sqlx::query(
-                    "UPDATE touches SET step = $1, channel = $2, intent = $3 \
-                     WHERE process_id = $4 AND state = 'pending' AND kind = 'step' AND step = $5",
-                )
-                .bind(parked)
-                .bind(channel_str(to.channel))
-                .bind(intent_str(to.intent))
-                .bind(process_id)
-                .bind(i64::from(m.from))
-                .execute(&mut *conn)
-                .await?;
+                outcome.moved += sql::execute(
+                    conn,
+                    "UPDATE enrollments SET step = ?1 \
+                     WHERE process_id = ?2 AND state = 'active' AND step = ?3",
+                    params![parked, process_id, i64::from(m.from)],
+                )?;
+                sql::execute(
+                    conn,
+                    "UPDATE touches SET step = ?1, channel = ?2, intent = ?3 \
+                     WHERE process_id = ?4 AND state = 'pending' AND kind = 'step' AND step = ?5",
+                    params![
+                        parked,
+                        channel_str(to.channel),
+                        intent_str(to.intent),
+                        process_id,
+                        i64::from(m.from)
+                    ],
+                )?;
             }
             None => {
-                let ended = sqlx::query(
-                    "UPDATE enrollments SET state = 'completed', ended_at = $1, \
+                let ids: Vec<i64> = sql::fetch_all(
+                    conn,
+                    "UPDATE enrollments SET state = 'completed', ended_at = ?1, \
                      end_reason = 'steps removed' \
-                     WHERE process_id = $2 AND state = 'active' AND step = $3 RETURNING id",
-                )
-                .bind(at)
-                .bind(process_id)
-                .bind(i64::from(m.from))
-                .fetch_all(&mut *conn)
-                .await?;
-                outcome.completed += ended.len() as u64;
-                let ids = ended
-                    .iter()
-                    .map(|r| get::<i64>(r, "id"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                cancel_planned(conn, &ids, "steps removed").await?;
+                     WHERE process_id = ?2 AND state = 'active' AND step = ?3 RETURNING id",
+                    params![at, process_id, i64::from(m.from)],
+                    |row| get(row, "id"),
+                )?;
+                outcome.completed += ids.len() as u64;
+                cancel_planned(conn, &ids, "steps removed")?;
             }
         }
     }
     if !sync.moves.is_empty() {
-        sqlx::query(
-            "UPDATE enrollments SET step = -step - 1 WHERE process_id = $1 AND step < 0 \
+        sql::execute(
+            conn,
+            "UPDATE enrollments SET step = -step - 1 WHERE process_id = ?1 AND step < 0 \
              AND state = 'active'",
-        )
-        .bind(process_id)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "UPDATE touches SET step = -step - 1 WHERE process_id = $1 AND step < 0 \
+            params![process_id],
+        )?;
+        sql::execute(
+            conn,
+            "UPDATE touches SET step = -step - 1 WHERE process_id = ?1 AND step < 0 \
              AND state = 'pending'",
-        )
-        .bind(process_id)
-        .execute(&mut *conn)
-        .await?;
+            params![process_id],
+        )?;
     }
 
     if let (Some(backfill), None) = (sync.backfill, &stored) {
-        outcome.enrolled = sqlx::query(
+        outcome.enrolled = sql::execute(
+            conn,
             "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
-             SELECT id, $1, 'active', $2, $3 FROM contacts \
-             WHERE stage = $4 AND suppressed_at IS NULL",
-        )
-        .bind(process_id)
-        .bind(i64::from(backfill.first.step))
-        .bind(at)
-        .bind(backfill.stage.as_str())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        sqlx::query(
+             SELECT id, ?1, 'active', ?2, ?3 FROM contacts \
+             WHERE stage = ?4 AND suppressed_at IS NULL",
+            params![
+                process_id,
+                i64::from(backfill.first.step),
+                at,
+                backfill.stage.as_str()
+            ],
+        )?;
+        sql::execute(
+            conn,
             "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, channel, \
              intent, state, due_at, created_at) \
-             SELECT id, contact_id, process_id, step, 'step', $1, $2, 'pending', $3, $4 \
-             FROM enrollments WHERE process_id = $5 AND state = 'active'",
-        )
-        .bind(channel_str(backfill.first.channel))
-        .bind(intent_str(backfill.first.intent))
-        .bind(millis(backfill.due_at))
-        .bind(at)
-        .bind(process_id)
-        .execute(&mut *conn)
-        .await?;
+             SELECT id, contact_id, process_id, step, 'step', ?1, ?2, 'pending', ?3, ?4 \
+             FROM enrollments WHERE process_id = ?5 AND state = 'active'",
+            params![
+                channel_str(backfill.first.channel),
+                intent_str(backfill.first.intent),
+                millis(backfill.due_at),
+                at,
+                process_id
+            ],
+        )?;
     }
     Ok(outcome)
 }
 
 /// Cancels the pending and queued touches of ended enrollments.
-async fn cancel_planned(
-    conn: &mut SqliteConnection,
+fn cancel_planned(
+    conn: &Connection,
     enrollment_ids: &[i64],
     reason: &str,
 ) -> Result<(), StoreError> {
     for id in enrollment_ids {
-        sqlx::query(
-            "UPDATE touches SET state = 'cancelled', reason = $1 \
-             WHERE enrollment_id = $2 AND state IN ('pending', 'queued')",
-        )
-        .bind(reason)
-        .bind(*id)
-        .execute(&mut *conn)
-        .await?;
+        sql::execute(
+            conn,
+            "UPDATE touches SET state = 'cancelled', reason = ?1 \
+             WHERE enrollment_id = ?2 AND state IN ('pending', 'queued')",
+            params![reason, *id],
+        )?;
     }
     Ok(())
 }
 
 // --- signals ---
 
-pub(super) async fn read_signals(
-    conn: &mut SqliteConnection,
+pub(super) fn read_signals(
+    conn: &Connection,
     after: SignalCursor,
     event_names: &[String],
     limit: u32,
@@ -323,36 +299,32 @@ pub(super) async fn read_signals(
     // (at, rank, id): at equal instants an event comes before the stage change it caused.
     let mut keyed: Vec<((i64, u8, i64), Signal)> = Vec::new();
 
-    let rows = sqlx::query(
+    let changes = sql::fetch_all(
+        conn,
         "SELECT id, contact_id, from_stage, to_stage, at FROM stage_history \
-         WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after.stage_history)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &rows {
-        let id: i64 = get(row, "id")?;
-        let at: i64 = get(row, "at")?;
-        let from: Option<String> = get(row, "from_stage")?;
-        keyed.push((
-            (at, 1, id),
-            Signal::StageEntered {
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+        params![after.stage_history, limit],
+        |row| {
+            let id: i64 = get(row, "id")?;
+            let at: i64 = get(row, "at")?;
+            let from: Option<String> = get(row, "from_stage")?;
+            let signal = Signal::StageEntered {
                 contact: ContactId(get(row, "contact_id")?),
                 from: from.map(StageName::new),
                 to: StageName::new(get::<String>(row, "to_stage")?),
                 at: timestamp(at, "stage change at")?,
-            },
-        ));
-        next.stage_history = id;
-    }
-
-    let top: Option<i64> = get(
-        &sqlx::query("SELECT MAX(id) AS top FROM events")
-            .fetch_one(&mut *conn)
-            .await?,
-        "top",
+            };
+            Ok(((at, 1, id), signal))
+        },
     )?;
+    if let Some(((_, _, last), _)) = changes.last() {
+        next.stage_history = *last;
+    }
+    keyed.extend(changes);
+
+    let top: Option<i64> = sql::fetch_one(conn, "SELECT MAX(id) AS top FROM events", [], |row| {
+        get(row, "top")
+    })?;
     let top = top.unwrap_or(0);
     if top > after.events {
         if event_names.is_empty() {
@@ -366,29 +338,25 @@ pub(super) async fn read_signals(
                 sql.push_str(if i == 0 { "?" } else { ", ?" });
             }
             sql.push_str(") ORDER BY id LIMIT ?");
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(after.events).bind(top);
-            for name in event_names {
-                query = query.bind(name.as_str());
-            }
-            let rows = query.bind(limit).fetch_all(&mut *conn).await?;
-            // A short page read everything up to `top`; a full one stops at its last row.
-            next.events = if (rows.len() as i64) < limit {
-                top
-            } else {
-                get(rows.last().expect("a full page has rows"), "id")?
-            };
-            for row in &rows {
+            let mut binds: Binds<'_> = vec![&after.events, &top];
+            binds.extend(event_names.iter().map(|name| name as &dyn ToSql));
+            binds.push(&limit);
+            let events = sql::fetch_binds(conn, &sql, &binds, |row| {
                 let id: i64 = get(row, "id")?;
                 let at: i64 = get(row, "occurred_at")?;
-                keyed.push((
-                    (at, 0, id),
-                    Signal::Event {
-                        contact: ContactId(get(row, "contact_id")?),
-                        name: get(row, "name")?,
-                        at: timestamp(at, "event occurred_at")?,
-                    },
-                ));
-            }
+                let signal = Signal::Event {
+                    contact: ContactId(get(row, "contact_id")?),
+                    name: get(row, "name")?,
+                    at: timestamp(at, "event occurred_at")?,
+                };
+                Ok(((at, 0, id), signal))
+            })?;
+            // A short page read everything up to `top`; a full one stops at its last row.
+            next.events = match events.last() {
+                Some(((_, _, last), _)) if events.len() as i64 >= limit => *last,
+                _ => top,
+            };
+            keyed.extend(events);
         }
     }
     keyed.sort_by_key(|(key, _)| *key);
@@ -398,14 +366,14 @@ pub(super) async fn read_signals(
     })
 }
 
-pub(super) async fn apply_signals(
-    conn: &mut SqliteConnection,
+pub(super) fn apply_signals(
+    conn: &Connection,
     from: SignalCursor,
     to: SignalCursor,
     actions: &[EngineAction],
     at: Timestamp,
 ) -> Result<ApplyOutcome, StoreError> {
-    let current = cursor(conn).await?;
+    let current = cursor(conn)?;
     if current != from {
         return Err(StoreError::Conflict(format!(
             "the signal cursor moved from {from:?} to {current:?}: another engine runs on this \
@@ -432,9 +400,7 @@ pub(super) async fn apply_signals(
                     *due_at,
                     *reenroll,
                     at_ms,
-                )
-                .await?
-                {
+                )? {
                     outcome.enrolled += 1;
                 }
             }
@@ -443,75 +409,67 @@ pub(super) async fn apply_signals(
                 process_id,
                 reason,
             } => {
-                outcome.exited += exit(conn, *contact, *process_id, reason, at_ms).await?;
+                outcome.exited += exit(conn, *contact, *process_id, reason, at_ms)?;
             }
             EngineAction::OpenWork(delta) => {
                 freed |= *delta < 0.0;
-                let open = match value(conn, OPEN_WORK_KEY).await? {
+                let open = match value(conn, OPEN_WORK_KEY)? {
                     Some(text) => text.parse::<f64>().unwrap_or(0.0),
                     None => 0.0,
                 };
                 let open = (open + delta).max(0.0);
-                set_value(conn, OPEN_WORK_KEY, &open.to_string()).await?;
-                sqlx::query("INSERT INTO work_log (at, delta) VALUES ($1, $2)")
-                    .bind(at_ms)
-                    .bind(*delta)
-                    .execute(&mut *conn)
-                    .await?;
+                set_value(conn, OPEN_WORK_KEY, &open.to_string())?;
+                sql::execute(
+                    conn,
+                    "INSERT INTO work_log (at, delta) VALUES (?1, ?2)",
+                    params![at_ms, *delta],
+                )?;
             }
             EngineAction::Responded { contact, since } => {
-                let row = sqlx::query(
-                    "UPDATE touches SET responded_at = $1 WHERE id = (\
-                       SELECT id FROM touches WHERE contact_id = $2 AND intent = 'offer' \
-                       AND admitted_at >= $3 AND responded_at IS NULL \
+                let answered = sql::fetch_optional(
+                    conn,
+                    "UPDATE touches SET responded_at = ?1 WHERE id = (\
+                       SELECT id FROM touches WHERE contact_id = ?2 AND intent = 'offer' \
+                       AND admitted_at >= ?3 AND responded_at IS NULL \
                        ORDER BY admitted_at DESC, id DESC LIMIT 1) \
                      RETURNING process_id, step",
-                )
-                .bind(at_ms)
-                .bind(contact.0)
-                .bind(millis(*since))
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some(row) = row {
-                    sqlx::query(
+                    params![at_ms, contact.0, millis(*since)],
+                    |row| Ok((get::<i64>(row, "process_id")?, get::<i64>(row, "step")?)),
+                )?;
+                if let Some((process_id, step)) = answered {
+                    sql::execute(
+                        conn,
                         "UPDATE offer_stats SET responded = responded + 1 \
-                         WHERE process_id = $1 AND step = $2",
-                    )
-                    .bind(get::<i64>(&row, "process_id")?)
-                    .bind(get::<i64>(&row, "step")?)
-                    .execute(&mut *conn)
-                    .await?;
+                         WHERE process_id = ?1 AND step = ?2",
+                        params![process_id, step],
+                    )?;
                     outcome.responses += 1;
                 }
             }
         }
     }
     if freed {
-        wake_capacity_held(conn, at_ms).await?;
+        wake_capacity_held(conn, at_ms)?;
     }
     let text = serde_json::to_string(&to).expect("a cursor serializes");
-    set_value(conn, CURSOR_KEY, &text).await?;
+    set_value(conn, CURSOR_KEY, &text)?;
     Ok(outcome)
 }
 
 /// Makes offers held back by capacity due now: work was closed, so there may be room,
 /// and they need not wait for the pacer's periodic recheck.
-pub(super) async fn wake_capacity_held(
-    conn: &mut SqliteConnection,
-    at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE touches SET due_at = $1 WHERE state = 'pending' AND reason = 'capacity' \
-         AND due_at > $1",
-    )
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+pub(super) fn wake_capacity_held(conn: &Connection, at: i64) -> Result<(), StoreError> {
+    sql::execute(
+        conn,
+        "UPDATE touches SET due_at = ?1 WHERE state = 'pending' AND reason = 'capacity' \
+         AND due_at > ?1",
+        params![at],
+    )?;
     Ok(())
 }
 
-async fn enroll(
-    conn: &mut SqliteConnection,
+fn enroll(
+    conn: &Connection,
     contact: ContactId,
     process_id: i64,
     first: StepSpec,
@@ -519,39 +477,34 @@ async fn enroll(
     reenroll: bool,
     at: i64,
 ) -> Result<bool, StoreError> {
-    let row = sqlx::query(
+    let enrolled = sql::fetch_optional(
+        conn,
         "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
-         SELECT c.id, $1, 'active', $2, $3 FROM contacts c \
-         WHERE c.id = $4 AND c.suppressed_at IS NULL AND NOT EXISTS (\
-           SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = $1 \
-           AND (e.state = 'active' OR $5 = 0)) \
+         SELECT c.id, ?1, 'active', ?2, ?3 FROM contacts c \
+         WHERE c.id = ?4 AND c.suppressed_at IS NULL AND NOT EXISTS (\
+           SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = ?1 \
+           AND (e.state = 'active' OR ?5 = 0)) \
          RETURNING id",
-    )
-    .bind(process_id)
-    .bind(i64::from(first.step))
-    .bind(at)
-    .bind(contact.0)
-    .bind(i64::from(reenroll))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+        params![process_id, i64::from(first.step), at, contact.0, reenroll],
+        |row| get::<i64>(row, "id"),
+    )?;
+    let Some(enrollment_id) = enrolled else {
         return Ok(false);
     };
     insert_pending(
         conn,
-        get(&row, "id")?,
+        enrollment_id,
         contact.0,
         process_id,
         first,
         millis(due_at),
         at,
-    )
-    .await?;
+    )?;
     Ok(true)
 }
 
-async fn insert_pending(
-    conn: &mut SqliteConnection,
+fn insert_pending(
+    conn: &Connection,
     enrollment_id: i64,
     contact_id: i64,
     process_id: i64,
@@ -559,98 +512,84 @@ async fn insert_pending(
     due_at: i64,
     at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sql::execute(
+        conn,
         "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, channel, \
          intent, state, due_at, created_at) \
-         VALUES ($1, $2, $3, $4, 'step', $5, $6, 'pending', $7, $8)",
-    )
-    .bind(enrollment_id)
-    .bind(contact_id)
-    .bind(process_id)
-    .bind(i64::from(step.step))
-    .bind(channel_str(step.channel))
-    .bind(intent_str(step.intent))
-    .bind(due_at)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, 'step', ?5, ?6, 'pending', ?7, ?8)",
+        params![
+            enrollment_id,
+            contact_id,
+            process_id,
+            i64::from(step.step),
+            channel_str(step.channel),
+            intent_str(step.intent),
+            due_at,
+            at
+        ],
+    )?;
     Ok(())
 }
 
-pub(super) async fn exit(
-    conn: &mut SqliteConnection,
+pub(super) fn exit(
+    conn: &Connection,
     contact: ContactId,
     process_id: Option<i64>,
     reason: &str,
     at: i64,
 ) -> Result<u64, StoreError> {
-    let rows = match process_id {
-        Some(process_id) => {
-            sqlx::query(
-                "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = $2 \
-                 WHERE contact_id = $3 AND process_id = $4 AND state = 'active' RETURNING id",
-            )
-            .bind(at)
-            .bind(reason)
-            .bind(contact.0)
-            .bind(process_id)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        None => {
-            sqlx::query(
-                "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = $2 \
-                 WHERE contact_id = $3 AND state = 'active' RETURNING id",
-            )
-            .bind(at)
-            .bind(reason)
-            .bind(contact.0)
-            .fetch_all(&mut *conn)
-            .await?
-        }
+    let id = |row: &Row<'_>| get::<i64>(row, "id");
+    let ids = match process_id {
+        Some(process_id) => sql::fetch_all(
+            conn,
+            "UPDATE enrollments SET state = 'exited', ended_at = ?1, end_reason = ?2 \
+             WHERE contact_id = ?3 AND process_id = ?4 AND state = 'active' RETURNING id",
+            params![at, reason, contact.0, process_id],
+            id,
+        )?,
+        None => sql::fetch_all(
+            conn,
+            "UPDATE enrollments SET state = 'exited', ended_at = ?1, end_reason = ?2 \
+             WHERE contact_id = ?3 AND state = 'active' RETURNING id",
+            params![at, reason, contact.0],
+            id,
+        )?,
     };
-    let ids = rows
-        .iter()
-        .map(|r| get::<i64>(r, "id"))
-        .collect::<Result<Vec<_>, _>>()?;
-    cancel_planned(conn, &ids, "exited").await?;
+    cancel_planned(conn, &ids, "exited")?;
     Ok(ids.len() as u64)
 }
 
 // --- due touches and decisions ---
 
-pub(super) async fn due_touches(
-    conn: &mut SqliteConnection,
+pub(super) fn due_touches(
+    conn: &Connection,
     now: Timestamp,
     limit: u32,
 ) -> Result<DueBatch, StoreError> {
     let now_ms = millis(now);
-    let rows = sqlx::query(
+    let touches = sql::fetch_all(
+        conn,
         "SELECT t.id, t.contact_id, t.process_id, t.step, t.kind, t.channel, t.intent, \
          t.due_at, e.enrolled_at, e.state AS enrollment_state \
          FROM touches t JOIN enrollments e ON e.id = t.enrollment_id \
-         WHERE t.state = 'pending' AND t.due_at <= $1 ORDER BY t.due_at, t.id LIMIT $2",
-    )
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut touches = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let state: String = get(row, "enrollment_state")?;
-        touches.push(DueRow {
-            touch: TouchId(get(row, "id")?),
-            contact: ContactId(get(row, "contact_id")?),
-            process_id: get(row, "process_id")?,
-            step: step_index(row, "step")?,
-            kind: parse_kind(&get::<String>(row, "kind")?)?,
-            channel: parse_channel(&get::<String>(row, "channel")?)?,
-            intent: parse_intent(&get::<String>(row, "intent")?)?,
-            due_at: timestamp(get(row, "due_at")?, "touch due_at")?,
-            enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
-            active: state == "active",
-        });
-    }
+         WHERE t.state = 'pending' AND t.due_at <= ?1 ORDER BY t.due_at, t.id LIMIT ?2",
+        params![now_ms, limit],
+        |row| {
+            let state: String = get(row, "enrollment_state")?;
+            Ok(DueRow {
+                touch: TouchId(get(row, "id")?),
+                contact: ContactId(get(row, "contact_id")?),
+                process_id: get(row, "process_id")?,
+                step: step_index(row, "step")?,
+                kind: parse_kind(&get::<String>(row, "kind")?)?,
+                channel: parse_channel(&get::<String>(row, "channel")?)?,
+                intent: parse_intent(&get::<String>(row, "intent")?)?,
+                due_at: timestamp(get(row, "due_at")?, "touch due_at")?,
+                enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
+                active: state == "active",
+            })
+        },
+    )?;
     let mut ids: Vec<i64> = touches.iter().map(|t| t.contact.0).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -662,13 +601,12 @@ pub(super) async fn due_touches(
         concat!("SELECT ", contact_columns!(), " FROM contacts WHERE id IN"),
         "",
         &ids,
-    )
-    .await?;
-    let recent = recent_touches(conn, &ids, now_ms - 7 * 86_400_000).await?;
+        ContactRow::decode,
+    )?;
+    let recent = recent_touches(conn, &ids, now_ms - 7 * 86_400_000)?;
     let mut contacts = Vec::with_capacity(contact_rows.len());
     let mut seen = std::collections::HashSet::new();
-    for row in &contact_rows {
-        let row = ContactRow::decode(row)?;
+    for row in contact_rows {
         if !seen.insert(row.id) {
             continue;
         }
@@ -689,8 +627,8 @@ pub(super) async fn due_touches(
 }
 
 /// Touches admitted after `since` for each contact.
-async fn recent_touches(
-    conn: &mut SqliteConnection,
+fn recent_touches(
+    conn: &Connection,
     ids: &[i64],
     since: i64,
 ) -> Result<HashMap<i64, Vec<Timestamp>>, StoreError> {
@@ -703,58 +641,59 @@ async fn recent_touches(
             sql.push_str(if i == 0 { "?" } else { ", ?" });
         }
         sql.push(')');
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(since);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let at: i64 = get(&row, "admitted_at")?;
-            recent
-                .entry(get(&row, "contact_id")?)
-                .or_default()
-                .push(timestamp(at, "admitted_at")?);
+        let mut binds: Binds<'_> = vec![&since];
+        binds.extend(chunk.iter().map(|id| id as &dyn ToSql));
+        let rows = sql::fetch_binds(conn, &sql, &binds, |row| {
+            let at: i64 = get(row, "admitted_at")?;
+            Ok((
+                get::<i64>(row, "contact_id")?,
+                timestamp(at, "admitted_at")?,
+            ))
+        })?;
+        for (contact, at) in rows {
+            recent.entry(contact).or_default().push(at);
         }
     }
     Ok(recent)
 }
 
-pub(super) async fn pacing_snapshot(
-    conn: &mut SqliteConnection,
+pub(super) fn pacing_snapshot(
+    conn: &Connection,
     in_flight_since: Timestamp,
     now: Timestamp,
 ) -> Result<PacingSnapshot, StoreError> {
-    let budget = value(conn, BUDGET_KEY).await?;
-    let open_work = match value(conn, OPEN_WORK_KEY).await? {
+    let budget = value(conn, BUDGET_KEY)?;
+    let open_work = match value(conn, OPEN_WORK_KEY)? {
         Some(text) => text
             .parse::<f64>()
             .map_err(|e| StoreError::Corrupt(format!("open work `{text}`: {e}")))?,
         None => 0.0,
     };
-    let row = sqlx::query(
+    let expected_in_flight: f64 = sql::fetch_one(
+        conn,
         "SELECT COALESCE(SUM(COALESCE(probability, 0) \
-         * MIN(1.0, CAST(admitted_at - $1 AS REAL) / $2)), 0.0) AS expected FROM touches \
+         * MIN(1.0, CAST(admitted_at - ?1 AS REAL) / ?2)), 0.0) AS expected FROM touches \
          WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
-         AND admitted_at >= $1",
-    )
-    .bind(millis(in_flight_since))
-    .bind((millis(now) - millis(in_flight_since)).max(1) as f64)
-    .fetch_one(&mut *conn)
-    .await?;
-    let expected_in_flight: f64 = get(&row, "expected")?;
-    let rows = sqlx::query("SELECT process_id, step, sent, responded FROM offer_stats")
-        .fetch_all(&mut *conn)
-        .await?;
-    let offer_stats = rows
-        .iter()
-        .map(|row| {
+         AND admitted_at >= ?1",
+        params![
+            millis(in_flight_since),
+            (millis(now) - millis(in_flight_since)).max(1) as f64
+        ],
+        |row| get(row, "expected"),
+    )?;
+    let offer_stats = sql::fetch_all(
+        conn,
+        "SELECT process_id, step, sent, responded FROM offer_stats",
+        [],
+        |row| {
             Ok(OfferStat {
                 process_id: get(row, "process_id")?,
                 step: step_index(row, "step")?,
                 sent: get::<i64>(row, "sent")?.max(0) as u64,
                 responded: get::<i64>(row, "responded")?.max(0) as u64,
             })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        },
+    )?;
     Ok(PacingSnapshot {
         budget,
         open_work,
@@ -772,7 +711,7 @@ struct Admitted {
     intent: String,
 }
 
-fn admitted(row: &SqliteRow) -> Result<Admitted, StoreError> {
+fn admitted(row: &Row<'_>) -> Result<Admitted, StoreError> {
     Ok(Admitted {
         contact_id: get(row, "contact_id")?,
         enrollment_id: get(row, "enrollment_id")?,
@@ -785,8 +724,8 @@ fn admitted(row: &SqliteRow) -> Result<Admitted, StoreError> {
 /// Counts an admitted touch on its contact and enrollment, and an offer on its step.
 const ADMITTED_COLUMNS: &str = "contact_id, enrollment_id, process_id, step, intent";
 
-pub(super) async fn record_decisions(
-    conn: &mut SqliteConnection,
+pub(super) fn record_decisions(
+    conn: &Connection,
     at: Timestamp,
     decisions: &[DecisionRecord],
     budget: &str,
@@ -806,21 +745,18 @@ pub(super) async fn record_decisions(
             } => {
                 let sql = format!(
                     "UPDATE touches SET state = 'open', decision = 'send', reason = NULL, \
-                     until_at = NULL, decided_at = $1, admitted_at = $1, sent_at = $1, \
-                     probability = $2, title = $3, minutes = $4, due_at = $5 \
-                     WHERE id = $6 AND state = 'pending' RETURNING {ADMITTED_COLUMNS}"
+                     until_at = NULL, decided_at = ?1, admitted_at = ?1, sent_at = ?1, \
+                     probability = ?2, title = ?3, minutes = ?4, due_at = ?5 \
+                     WHERE id = ?6 AND state = 'pending' RETURNING {ADMITTED_COLUMNS}"
                 );
-                let row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(at)
-                    .bind(*probability)
-                    .bind(title.as_str())
-                    .bind(i64::from(*minutes))
-                    .bind(millis(*due_at))
-                    .bind(touch.0)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if let Some(row) = row {
-                    count_touches(conn, &[admitted(&row)?], at).await?;
+                let opened = sql::fetch_optional(
+                    conn,
+                    &sql,
+                    params![at, probability, title, minutes, millis(*due_at), touch.0],
+                    admitted,
+                )?;
+                if let Some(opened) = opened {
+                    count_touches(conn, &[opened], at)?;
                 }
             }
             DecisionRecord::Defer {
@@ -829,82 +765,78 @@ pub(super) async fn record_decisions(
                 reason,
             } => deferred.push((touch.0, millis(*until), reason.to_string())),
             DecisionRecord::Substitute { touch, retry_at } => {
-                let row = sqlx::query(
-                    "UPDATE touches SET due_at = $1, decision = 'substitute', \
-                     reason = 'capacity', until_at = $1, decided_at = $2, \
-                     deferrals = deferrals + 1 WHERE id = $3 AND state = 'pending' \
+                let held = sql::fetch_optional(
+                    conn,
+                    "UPDATE touches SET due_at = ?1, decision = 'substitute', \
+                     reason = 'capacity', until_at = ?1, decided_at = ?2, \
+                     deferrals = deferrals + 1 WHERE id = ?3 AND state = 'pending' \
                      RETURNING enrollment_id, contact_id, process_id, step",
-                )
-                .bind(millis(*retry_at))
-                .bind(at)
-                .bind(touch.0)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(row) = row else { continue };
-                let keep_warm = Admitted {
-                    contact_id: get(&row, "contact_id")?,
-                    enrollment_id: get(&row, "enrollment_id")?,
-                    process_id: get(&row, "process_id")?,
-                    step: get(&row, "step")?,
-                    intent: "nurture".into(),
-                };
-                sqlx::query(
+                    params![millis(*retry_at), at, touch.0],
+                    |row| {
+                        Ok(Admitted {
+                            contact_id: get(row, "contact_id")?,
+                            enrollment_id: get(row, "enrollment_id")?,
+                            process_id: get(row, "process_id")?,
+                            step: get(row, "step")?,
+                            intent: "nurture".into(),
+                        })
+                    },
+                )?;
+                let Some(keep_warm) = held else { continue };
+                sql::execute(
+                    conn,
                     "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, \
                      channel, intent, state, due_at, created_at, decision, decided_at, \
                      admitted_at, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, 'keep_warm', 'email', 'nurture', 'queued', $5, $5, \
-                     'send', $5, $5, $5)",
-                )
-                .bind(keep_warm.enrollment_id)
-                .bind(keep_warm.contact_id)
-                .bind(keep_warm.process_id)
-                .bind(keep_warm.step)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-                count_touches(conn, std::slice::from_ref(&keep_warm), at).await?;
+                     VALUES (?1, ?2, ?3, ?4, 'keep_warm', 'email', 'nurture', 'queued', ?5, ?5, \
+                     'send', ?5, ?5, ?5)",
+                    params![
+                        keep_warm.enrollment_id,
+                        keep_warm.contact_id,
+                        keep_warm.process_id,
+                        keep_warm.step,
+                        at
+                    ],
+                )?;
+                count_touches(conn, std::slice::from_ref(&keep_warm), at)?;
             }
             DecisionRecord::Skip {
                 touch,
                 reason,
                 end_enrollment,
             } => {
-                let row = sqlx::query(
-                    "UPDATE touches SET state = 'skipped', decision = 'skip', reason = $1, \
-                     decided_at = $2 WHERE id = $3 AND state = 'pending' RETURNING enrollment_id",
-                )
-                .bind(reason.to_string())
-                .bind(at)
-                .bind(touch.0)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let (Some(row), true) = (row, *end_enrollment) {
-                    sqlx::query(
-                        "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = $2 \
-                         WHERE id = $3 AND state = 'active'",
-                    )
-                    .bind(at)
-                    .bind(reason.to_string())
-                    .bind(get::<i64>(&row, "enrollment_id")?)
-                    .execute(&mut *conn)
-                    .await?;
+                let reason = reason.to_string();
+                let skipped = sql::fetch_optional(
+                    conn,
+                    "UPDATE touches SET state = 'skipped', decision = 'skip', reason = ?1, \
+                     decided_at = ?2 WHERE id = ?3 AND state = 'pending' RETURNING enrollment_id",
+                    params![reason, at, touch.0],
+                    |row| get::<i64>(row, "enrollment_id"),
+                )?;
+                if let (Some(enrollment), true) = (skipped, *end_enrollment) {
+                    sql::execute(
+                        conn,
+                        "UPDATE enrollments SET state = 'exited', ended_at = ?1, end_reason = ?2 \
+                         WHERE id = ?3 AND state = 'active'",
+                        params![at, reason, enrollment],
+                    )?;
                 }
             }
         }
     }
     for chunk in deferred.chunks(DEFER_CHUNK) {
-        defer_touches(conn, chunk, at).await?;
+        defer_touches(conn, chunk, at)?;
     }
     for chunk in queued.chunks(DEFER_CHUNK) {
-        queue_touches(conn, chunk, at).await?;
+        queue_touches(conn, chunk, at)?;
     }
-    set_value(conn, BUDGET_KEY, budget).await
+    set_value(conn, BUDGET_KEY, budget)
 }
 
 /// Admits pending touches to the outbox, `(id, offer probability)` each, in one
 /// statement, and counts them as touches to their contacts.
-async fn queue_touches(
-    conn: &mut SqliteConnection,
+fn queue_touches(
+    conn: &Connection,
     rows: &[(i64, Option<f64>)],
     at: i64,
 ) -> Result<(), StoreError> {
@@ -916,25 +848,17 @@ async fn queue_touches(
          FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'pending' \
          RETURNING {ADMITTED_COLUMNS}"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(at).bind(at).bind(at);
+    let mut binds: Binds<'_> = vec![&at, &at, &at];
     for (id, probability) in rows {
-        query = query.bind(*id).bind(*probability);
+        binds.extend([id as &dyn ToSql, probability]);
     }
-    let admitted_rows = query.fetch_all(&mut *conn).await?;
-    let admitted = admitted_rows
-        .iter()
-        .map(admitted)
-        .collect::<Result<Vec<_>, _>>()?;
-    count_touches(conn, &admitted, at).await
+    let admitted = sql::fetch_binds(conn, &sql, &binds, admitted)?;
+    count_touches(conn, &admitted, at)
 }
 
 /// Counts admitted touches to their contacts, enrollments and offer stats, in three
 /// statements.
-async fn count_touches(
-    conn: &mut SqliteConnection,
-    touches: &[Admitted],
-    at: i64,
-) -> Result<(), StoreError> {
+fn count_touches(conn: &Connection, touches: &[Admitted], at: i64) -> Result<(), StoreError> {
     if touches.is_empty() {
         return Ok(());
     }
@@ -944,11 +868,9 @@ async fn count_touches(
          WHEN last_touch_at IS NULL OR last_touch_at < ? THEN ? ELSE last_touch_at END \
          WHERE id IN ({ids})"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(at).bind(at);
-    for t in touches {
-        query = query.bind(t.contact_id);
-    }
-    query.execute(&mut *conn).await?;
+    let mut binds: Binds<'_> = vec![&at, &at];
+    binds.extend(touches.iter().map(|t| &t.contact_id as &dyn ToSql));
+    sql::execute_binds(conn, &sql, &binds)?;
 
     let mut per_enrollment: BTreeMap<i64, i64> = BTreeMap::new();
     let mut per_offer_step: BTreeMap<(i64, i64), i64> = BTreeMap::new();
@@ -963,11 +885,11 @@ async fn count_touches(
         "UPDATE enrollments SET touches = touches + v.column2, last_touch_at = ? \
          FROM (VALUES {values}) AS v WHERE enrollments.id = v.column1"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(at);
+    let mut binds: Binds<'_> = vec![&at];
     for (enrollment, count) in &per_enrollment {
-        query = query.bind(*enrollment).bind(*count);
+        binds.extend([enrollment as &dyn ToSql, count]);
     }
-    query.execute(&mut *conn).await?;
+    sql::execute_binds(conn, &sql, &binds)?;
 
     if !per_offer_step.is_empty() {
         let values = vec!["(?, ?, ?)"; per_offer_step.len()].join(", ");
@@ -975,11 +897,11 @@ async fn count_touches(
             "INSERT INTO offer_stats (process_id, step, sent) VALUES {values} \
              ON CONFLICT (process_id, step) DO UPDATE SET sent = offer_stats.sent + excluded.sent"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(per_offer_step.len() * 3);
         for ((process, step), count) in &per_offer_step {
-            query = query.bind(*process).bind(*step).bind(*count);
+            binds.extend([process as &dyn ToSql, step, count]);
         }
-        query.execute(&mut *conn).await?;
+        sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
@@ -991,8 +913,8 @@ async fn count_touches(
 const DEFER_CHUNK: usize = 500;
 
 /// Defers pending touches, `(id, until ms, reason)` each, in one statement.
-async fn defer_touches(
-    conn: &mut SqliteConnection,
+fn defer_touches(
+    conn: &Connection,
     rows: &[(i64, i64, String)],
     at: i64,
 ) -> Result<(), StoreError> {
@@ -1003,52 +925,67 @@ async fn defer_touches(
          FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'pending'"
     );
     // Parameters number in text order: `decided_at` comes before the VALUES.
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(at);
+    let mut binds: Binds<'_> = vec![&at];
     for (id, until, reason) in rows {
-        query = query.bind(*id).bind(*until).bind(reason.as_str());
+        binds.extend([id as &dyn ToSql, until, reason]);
     }
-    query.execute(&mut *conn).await?;
+    sql::execute_binds(conn, &sql, &binds)?;
     Ok(())
 }
 
 // --- dispatch ---
 
-pub(super) async fn claim_dispatch(
-    conn: &mut SqliteConnection,
+pub(super) fn claim_dispatch(
+    conn: &Connection,
     now: Timestamp,
     lease_ms: i64,
     limit: u32,
 ) -> Result<Vec<ClaimedTouch>, StoreError> {
     let now_ms = millis(now);
-    let rows = sqlx::query(
-        "UPDATE touches SET next_attempt_at = $1, attempts = attempts + 1, leased = 1 \
+    // A claimed touch before its contact and enrollment are attached.
+    struct Leased {
+        touch: TouchId,
+        enrollment_id: i64,
+        contact_id: i64,
+        process_id: i64,
+        step: u32,
+        kind: TouchKind,
+        channel: Channel,
+        intent: Intent,
+        attempts: i64,
+    }
+    let rows = sql::fetch_all(
+        conn,
+        "UPDATE touches SET next_attempt_at = ?1, attempts = attempts + 1, leased = 1 \
          WHERE id IN (\
-           SELECT id FROM touches WHERE state = 'queued' AND next_attempt_at <= $2 \
-           ORDER BY next_attempt_at, id LIMIT $3) \
+           SELECT id FROM touches WHERE state = 'queued' AND next_attempt_at <= ?2 \
+           ORDER BY next_attempt_at, id LIMIT ?3) \
          RETURNING id, enrollment_id, contact_id, process_id, step, kind, channel, intent, \
          attempts",
-    )
-    .bind(now_ms.saturating_add(lease_ms))
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
+        params![now_ms.saturating_add(lease_ms), now_ms, limit],
+        |row| {
+            Ok(Leased {
+                touch: TouchId(get(row, "id")?),
+                enrollment_id: get(row, "enrollment_id")?,
+                contact_id: get(row, "contact_id")?,
+                process_id: get(row, "process_id")?,
+                step: step_index(row, "step")?,
+                kind: parse_kind(&get::<String>(row, "kind")?)?,
+                channel: parse_channel(&get::<String>(row, "channel")?)?,
+                intent: parse_intent(&get::<String>(row, "intent")?)?,
+                attempts: get(row, "attempts")?,
+            })
+        },
+    )?;
     // Each claimed touch needs its contact and enrollment: two reads per batch, not
     // two per touch.
-    let contact_ids: Vec<i64> = rows
-        .iter()
-        .map(|r| get(r, "contact_id"))
-        .collect::<Result<_, _>>()?;
-    let enrollment_ids: Vec<i64> = rows
-        .iter()
-        .map(|r| get(r, "enrollment_id"))
-        .collect::<Result<_, _>>()?;
-    let contacts = contacts_by_id(conn, &contact_ids).await?;
-    let enrollments = enrollment_steps(conn, &enrollment_ids).await?;
+    let contact_ids: Vec<i64> = rows.iter().map(|r| r.contact_id).collect();
+    let enrollment_ids: Vec<i64> = rows.iter().map(|r| r.enrollment_id).collect();
+    let contacts = contacts_by_id(conn, &contact_ids)?;
+    let enrollments = enrollment_steps(conn, &enrollment_ids)?;
     let mut claimed = Vec::with_capacity(rows.len());
-    for (row, (contact_id, enrollment_id)) in
-        rows.iter().zip(contact_ids.iter().zip(&enrollment_ids))
-    {
+    for row in rows {
+        let (contact_id, enrollment_id) = (&row.contact_id, &row.enrollment_id);
         let contact = match contacts.get(contact_id) {
             Some(c) => c.clone(),
             None => {
@@ -1063,29 +1000,25 @@ pub(super) async fn claim_dispatch(
                 "touch for missing enrollment {enrollment_id}"
             )));
         };
-        let attempts: i64 = get(row, "attempts")?;
         claimed.push(ClaimedTouch {
-            touch: TouchId(get(row, "id")?),
-            enrollment_id: *enrollment_id,
+            touch: row.touch,
+            enrollment_id: row.enrollment_id,
             contact,
-            process_id: get(row, "process_id")?,
-            step: step_index(row, "step")?,
+            process_id: row.process_id,
+            step: row.step,
             enrollment_step,
             enrollment_active,
-            kind: parse_kind(&get::<String>(row, "kind")?)?,
-            channel: parse_channel(&get::<String>(row, "channel")?)?,
-            intent: parse_intent(&get::<String>(row, "intent")?)?,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            kind: row.kind,
+            channel: row.channel,
+            intent: row.intent,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
         });
     }
     Ok(claimed)
 }
 
 /// Contacts by id, for ids that exist.
-async fn contacts_by_id(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, Contact>, StoreError> {
+fn contacts_by_id(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Contact>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(DEFER_CHUNK) {
         let sql = format!(
@@ -1096,12 +1029,9 @@ async fn contacts_by_id(
             ),
             vec!["?"; chunk.len()].join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let contact = ContactRow::decode(&row)?.into_contact()?;
+        let binds: Binds<'_> = chunk.iter().map(|id| id as &dyn ToSql).collect();
+        for row in sql::fetch_binds(conn, &sql, &binds, ContactRow::decode)? {
+            let contact = row.into_contact()?;
             out.insert(contact.id.0, contact);
         }
     }
@@ -1109,8 +1039,8 @@ async fn contacts_by_id(
 }
 
 /// `(step, active)` of each enrollment, by id.
-async fn enrollment_steps(
-    conn: &mut SqliteConnection,
+fn enrollment_steps(
+    conn: &Connection,
     ids: &[i64],
 ) -> Result<HashMap<i64, (u32, bool)>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
@@ -1119,41 +1049,37 @@ async fn enrollment_steps(
             "SELECT id, step, state FROM enrollments WHERE id IN ({})",
             vec!["?"; chunk.len()].join(", ")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            out.insert(
-                get::<i64>(&row, "id")?,
+        let binds: Binds<'_> = chunk.iter().map(|id| id as &dyn ToSql).collect();
+        let rows = sql::fetch_binds(conn, &sql, &binds, |row| {
+            Ok((
+                get::<i64>(row, "id")?,
                 (
-                    step_index(&row, "step")?,
-                    get::<String>(&row, "state")? == "active",
+                    step_index(row, "step")?,
+                    get::<String>(row, "state")? == "active",
                 ),
-            );
-        }
+            ))
+        })?;
+        out.extend(rows);
     }
     Ok(out)
 }
 
 /// Moves an active enrollment to its next step, or completes it.
-async fn advance(
-    conn: &mut SqliteConnection,
+fn advance(
+    conn: &Connection,
     enrollment_id: i64,
     next: Option<NextTouch>,
     at: i64,
 ) -> Result<(), StoreError> {
     match next {
-        Some(next) => advance_many(conn, &[(enrollment_id, at, next)]).await,
+        Some(next) => advance_many(conn, &[(enrollment_id, at, next)]),
         None => {
-            sqlx::query(
-                "UPDATE enrollments SET state = 'completed', ended_at = $1 \
-                 WHERE id = $2 AND state = 'active'",
-            )
-            .bind(at)
-            .bind(enrollment_id)
-            .execute(&mut *conn)
-            .await?;
+            sql::execute(
+                conn,
+                "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
+                 WHERE id = ?2 AND state = 'active'",
+                params![at, enrollment_id],
+            )?;
             Ok(())
         }
     }
@@ -1161,27 +1087,27 @@ async fn advance(
 
 /// Records many dispatch results; deliveries, the common case, in a few statements
 /// per batch instead of three per touch.
-pub(super) async fn finish_dispatches(
-    conn: &mut SqliteConnection,
+pub(super) fn finish_dispatches(
+    conn: &Connection,
     finished: &[(TouchId, Timestamp, DispatchResult)],
 ) -> Result<(), StoreError> {
     let mut delivered = Vec::new();
     for (touch, at, result) in finished {
         match result {
             DispatchResult::Delivered { next } => delivered.push((touch.0, millis(*at), *next)),
-            other => finish_dispatch(conn, *touch, *at, other).await?,
+            other => finish_dispatch(conn, *touch, *at, other)?,
         }
     }
     for chunk in delivered.chunks(DEFER_CHUNK) {
-        deliver_touches(conn, chunk).await?;
+        deliver_touches(conn, chunk)?;
     }
     Ok(())
 }
 
 /// Marks queued touches sent, `(id, sent at, next step)` each, and moves their
 /// enrollments on.
-async fn deliver_touches(
-    conn: &mut SqliteConnection,
+fn deliver_touches(
+    conn: &Connection,
     rows: &[(i64, i64, Option<NextTouch>)],
 ) -> Result<(), StoreError> {
     let values = vec!["(?, ?)"; rows.len()].join(", ");
@@ -1191,14 +1117,21 @@ async fn deliver_touches(
          FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'queued' \
          RETURNING id, enrollment_id, kind"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut binds: Binds<'_> = Vec::with_capacity(rows.len() * 2);
     for (id, at, _) in rows {
-        query = query.bind(*id).bind(*at);
+        binds.extend([id as &dyn ToSql, at]);
     }
     let mut steps = HashMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        if get::<String>(&row, "kind")? == "step" {
-            steps.insert(get::<i64>(&row, "id")?, get::<i64>(&row, "enrollment_id")?);
+    let sent = sql::fetch_binds(conn, &sql, &binds, |row| {
+        Ok((
+            get::<i64>(row, "id")?,
+            get::<i64>(row, "enrollment_id")?,
+            get::<String>(row, "kind")? == "step",
+        ))
+    })?;
+    for (id, enrollment, is_step) in sent {
+        if is_step {
+            steps.insert(id, enrollment);
         }
     }
     // In the order given, so the next touches get ids in a repeatable order.
@@ -1213,7 +1146,7 @@ async fn deliver_touches(
             None => completions.push((*enrollment, *at)),
         }
     }
-    advance_many(conn, &moves).await?;
+    advance_many(conn, &moves)?;
     if !completions.is_empty() {
         let values = vec!["(?, ?)"; completions.len()].join(", ");
         let sql = format!(
@@ -1221,21 +1154,18 @@ async fn deliver_touches(
              FROM (VALUES {values}) AS v \
              WHERE enrollments.id = v.column1 AND enrollments.state = 'active'"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(completions.len() * 2);
         for (enrollment, at) in &completions {
-            query = query.bind(*enrollment).bind(*at);
+            binds.extend([enrollment as &dyn ToSql, at]);
         }
-        query.execute(&mut *conn).await?;
+        sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
 
 /// Moves many active enrollments to their next step and plans it: one update, one
 /// insert.
-async fn advance_many(
-    conn: &mut SqliteConnection,
-    moves: &[(i64, i64, NextTouch)],
-) -> Result<(), StoreError> {
+fn advance_many(conn: &Connection, moves: &[(i64, i64, NextTouch)]) -> Result<(), StoreError> {
     if moves.is_empty() {
         return Ok(());
     }
@@ -1245,26 +1175,39 @@ async fn advance_many(
          WHERE enrollments.id = v.column1 AND enrollments.state = 'active' \
          RETURNING id, contact_id, process_id"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut binds: Binds<'_> = Vec::with_capacity(moves.len() * 2);
     for (enrollment, _, next) in moves {
-        query = query.bind(*enrollment).bind(i64::from(next.step.step));
+        binds.extend([enrollment as &dyn ToSql, &next.step.step]);
     }
-    let mut active = HashMap::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        active.insert(
-            get::<i64>(&row, "id")?,
+    let active: HashMap<i64, (i64, i64)> = sql::fetch_binds(conn, &sql, &binds, |row| {
+        Ok((
+            get::<i64>(row, "id")?,
             (
-                get::<i64>(&row, "contact_id")?,
-                get::<i64>(&row, "process_id")?,
+                get::<i64>(row, "contact_id")?,
+                get::<i64>(row, "process_id")?,
             ),
-        );
-    }
+        ))
+    })?
+    .into_iter()
+    .collect();
     let inserts: Vec<_> = moves
         .iter()
         .filter_map(|(enrollment, at, next)| {
-            active
-                .get(enrollment)
-                .map(|(contact, process)| (*enrollment, *contact, *process, *at, *next))
+            active.get(enrollment).map(|(contact, process)| {
+                let step = next.step;
+                let due = millis(next.due_at);
+                let (channel, intent) = (channel_str(step.channel), intent_str(step.intent));
+                (
+                    *enrollment,
+                    *contact,
+                    *process,
+                    step.step,
+                    channel,
+                    intent,
+                    due,
+                    *at,
+                )
+            })
         })
         .collect();
     if inserts.is_empty() {
@@ -1275,24 +1218,25 @@ async fn advance_many(
         "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, channel, \
          intent, state, due_at, created_at) VALUES {values}"
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for (enrollment, contact, process, at, next) in &inserts {
-        query = query
-            .bind(*enrollment)
-            .bind(*contact)
-            .bind(*process)
-            .bind(i64::from(next.step.step))
-            .bind(channel_str(next.step.channel))
-            .bind(intent_str(next.step.intent))
-            .bind(millis(next.due_at))
-            .bind(*at);
+    let mut binds: Binds<'_> = Vec::with_capacity(inserts.len() * 8);
+    for (enrollment, contact, process, step, channel, intent, due, at) in &inserts {
+        binds.extend([
+            enrollment as &dyn ToSql,
+            contact,
+            process,
+            step,
+            channel,
+            intent,
+            due,
+            at,
+        ]);
     }
-    query.execute(&mut *conn).await?;
+    sql::execute_binds(conn, &sql, &binds)?;
     Ok(())
 }
 
-pub(super) async fn finish_dispatch(
-    conn: &mut SqliteConnection,
+pub(super) fn finish_dispatch(
+    conn: &Connection,
     touch: TouchId,
     at: Timestamp,
     result: &DispatchResult,
@@ -1300,101 +1244,93 @@ pub(super) async fn finish_dispatch(
     let at = millis(at);
     match result {
         DispatchResult::Delivered { next } => {
-            let row = sqlx::query(
-                "UPDATE touches SET state = 'sent', sent_at = $1, last_error = NULL, \
-                 next_attempt_at = NULL, leased = 0 WHERE id = $2 AND state = 'queued' \
+            let sent = sql::fetch_optional(
+                conn,
+                "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
+                 next_attempt_at = NULL, leased = 0 WHERE id = ?2 AND state = 'queued' \
                  RETURNING enrollment_id, kind",
-            )
-            .bind(at)
-            .bind(touch.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row
-                && get::<String>(&row, "kind")? == "step"
-            {
-                advance(conn, get(&row, "enrollment_id")?, *next, at).await?;
+                params![at, touch.0],
+                step_enrollment,
+            )?;
+            if let Some(Some(enrollment)) = sent {
+                advance(conn, enrollment, *next, at)?;
             }
         }
         DispatchResult::Retry { error, retry_at } => {
-            sqlx::query(
-                "UPDATE touches SET next_attempt_at = $1, last_error = $2, leased = 0 \
-                 WHERE id = $3 AND state = 'queued'",
-            )
-            .bind(millis(*retry_at))
-            .bind(error.as_str())
-            .bind(touch.0)
-            .execute(&mut *conn)
-            .await?;
+            sql::execute(
+                conn,
+                "UPDATE touches SET next_attempt_at = ?1, last_error = ?2, leased = 0 \
+                 WHERE id = ?3 AND state = 'queued'",
+                params![millis(*retry_at), error.as_str(), touch.0],
+            )?;
         }
         DispatchResult::Failed { error, next } => {
-            let row = sqlx::query(
-                "UPDATE touches SET state = 'failed', last_error = $1, next_attempt_at = NULL, \
-                 leased = 0 WHERE id = $2 AND state = 'queued' RETURNING enrollment_id, kind",
-            )
-            .bind(error.as_str())
-            .bind(touch.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row
-                && get::<String>(&row, "kind")? == "step"
-            {
-                advance(conn, get(&row, "enrollment_id")?, *next, at).await?;
+            let failed = sql::fetch_optional(
+                conn,
+                "UPDATE touches SET state = 'failed', last_error = ?1, next_attempt_at = NULL, \
+                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING enrollment_id, kind",
+                params![error, touch.0],
+                step_enrollment,
+            )?;
+            if let Some(Some(enrollment)) = failed {
+                advance(conn, enrollment, *next, at)?;
             }
         }
         DispatchResult::Bounced { error } => {
-            let row = sqlx::query(
-                "UPDATE touches SET state = 'failed', last_error = $1, next_attempt_at = NULL, \
-                 leased = 0 WHERE id = $2 AND state = 'queued' RETURNING contact_id",
-            )
-            .bind(error.as_str())
-            .bind(touch.0)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row {
-                suppress(conn, ContactId(get(&row, "contact_id")?), "bounced", at).await?;
+            let bounced = sql::fetch_optional(
+                conn,
+                "UPDATE touches SET state = 'failed', last_error = ?1, next_attempt_at = NULL, \
+                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING contact_id",
+                params![error, touch.0],
+                |row| get::<i64>(row, "contact_id"),
+            )?;
+            if let Some(contact) = bounced {
+                suppress(conn, ContactId(contact), "bounced", at)?;
             }
         }
     }
     Ok(())
 }
 
-pub(super) async fn release_claims(
-    conn: &mut SqliteConnection,
+/// The enrollment a finished touch moves on: its own for a step, none for a keep-warm.
+fn step_enrollment(row: &Row<'_>) -> Result<Option<i64>, StoreError> {
+    Ok(if get::<String>(row, "kind")? == "step" {
+        Some(get(row, "enrollment_id")?)
+    } else {
+        None
+    })
+}
+
+pub(super) fn release_claims(
+    conn: &Connection,
     touches: &[TouchId],
     at: Timestamp,
 ) -> Result<(), StoreError> {
     for touch in touches {
-        sqlx::query(
-            "UPDATE touches SET next_attempt_at = $1, leased = 0, \
+        sql::execute(
+            conn,
+            "UPDATE touches SET next_attempt_at = ?1, leased = 0, \
              attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
-             WHERE id = $2 AND state = 'queued' AND leased = 1",
-        )
-        .bind(millis(at))
-        .bind(touch.0)
-        .execute(&mut *conn)
-        .await?;
+             WHERE id = ?2 AND state = 'queued' AND leased = 1",
+            params![millis(at), touch.0],
+        )?;
     }
     Ok(())
 }
 
-pub(super) async fn release_all_claims(
-    conn: &mut SqliteConnection,
-    at: Timestamp,
-) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE touches SET next_attempt_at = $1, leased = 0 \
+pub(super) fn release_all_claims(conn: &Connection, at: Timestamp) -> Result<u64, StoreError> {
+    sql::execute(
+        conn,
+        "UPDATE touches SET next_attempt_at = ?1, leased = 0 \
          WHERE state = 'queued' AND leased = 1",
+        params![millis(at)],
     )
-    .bind(millis(at))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
 }
 
 /// Records an event for a known contact (a task's outcome) and the stage change it
 /// maps to, as ingest would; a repeated `message_id` changes nothing.
-pub(super) async fn track_for_contact(
-    conn: &mut SqliteConnection,
+pub(super) fn track_for_contact(
+    conn: &Connection,
     contact: ContactId,
     name: &str,
     message_id: &str,
@@ -1402,182 +1338,148 @@ pub(super) async fn track_for_contact(
     stage: Option<&StageName>,
     at: i64,
 ) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
+    let inserted = sql::execute(
+        conn,
         "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
-         received_at) VALUES ($1, $2, 'track', $3, $4, $5, $5) \
+         received_at) VALUES (?1, ?2, 'track', ?3, ?4, ?5, ?5) \
          ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(message_id)
-    .bind(contact.0)
-    .bind(name)
-    .bind(properties.to_string())
-    .bind(at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+        params![message_id, contact.0, name, properties.to_string(), at],
+    )?;
     if inserted == 0 {
         return Ok(false);
     }
     let Some(stage) = stage else {
         return Ok(true);
     };
-    let row = sqlx::query("SELECT stage FROM contacts WHERE id = $1")
-        .bind(contact.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let from: Option<String> = row.map(|row| get(&row, "stage")).transpose()?;
+    let from: Option<String> = sql::fetch_optional(
+        conn,
+        "SELECT stage FROM contacts WHERE id = ?1",
+        params![contact.0],
+        |row| get(row, "stage"),
+    )?;
     if from.as_deref().is_some_and(|from| from != stage.as_str()) {
-        sqlx::query("UPDATE contacts SET stage = $1, updated_at = $2 WHERE id = $3")
-            .bind(stage.as_str())
-            .bind(at)
-            .bind(contact.0)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
+        sql::execute(
+            conn,
+            "UPDATE contacts SET stage = ?1, updated_at = ?2 WHERE id = ?3",
+            params![stage.as_str(), at, contact.0],
+        )?;
+        sql::execute(
+            conn,
             "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, \
-             at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(contact.0)
-        .bind(from)
-        .bind(stage.as_str())
-        .bind(name)
-        .bind(message_id)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+             at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![contact.0, from, stage.as_str(), name, message_id, at],
+        )?;
     }
     Ok(true)
 }
 
-pub(super) async fn next_at(
-    conn: &mut SqliteConnection,
+pub(super) fn next_at(
+    conn: &Connection,
     sql: &'static str,
 ) -> Result<Option<Timestamp>, StoreError> {
-    let row = sqlx::query(sql).fetch_one(&mut *conn).await?;
-    let at: Option<i64> = get(&row, "next")?;
+    let at: Option<i64> = sql::fetch_one(conn, sql, [], |row| get(row, "next"))?;
     opt_timestamp(at, "next instant")
 }
 
-pub(super) async fn pace_counts(conn: &mut SqliteConnection) -> Result<PaceCounts, StoreError> {
-    let held = sqlx::query(
+pub(super) fn pace_counts(conn: &Connection) -> Result<PaceCounts, StoreError> {
+    let held = sql::fetch_all(
+        conn,
         "SELECT reason, COUNT(*) AS n FROM touches \
          WHERE state = 'pending' AND reason IS NOT NULL GROUP BY reason ORDER BY reason",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| Ok((get(row, "reason")?, get::<i64>(row, "n")?.max(0) as u64)))
-    .collect::<Result<Vec<_>, StoreError>>()?;
-    let enrolled = sqlx::query(
+        [],
+        |row| Ok((get(row, "reason")?, count(row)?)),
+    )?;
+    let enrolled = sql::fetch_all(
+        conn,
         "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
          GROUP BY process_id ORDER BY process_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| Ok((get(row, "process_id")?, get::<i64>(row, "n")?.max(0) as u64)))
-    .collect::<Result<Vec<_>, StoreError>>()?;
+        [],
+        |row| Ok((get(row, "process_id")?, count(row)?)),
+    )?;
     Ok(PaceCounts { held, enrolled })
 }
 
 // --- reports ---
 
-pub(super) async fn funnel(
-    conn: &mut SqliteConnection,
+pub(super) fn funnel(
+    conn: &Connection,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<FunnelCounts, StoreError> {
-    let stages = sqlx::query("SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage")
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| Ok((get(row, "stage")?, get::<i64>(row, "n")?.max(0) as u64)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let moves = sqlx::query(
+    let stages = sql::fetch_all(
+        conn,
+        "SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage",
+        [],
+        |row| Ok((get(row, "stage")?, count(row)?)),
+    )?;
+    let moves = sql::fetch_all(
+        conn,
         "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
-         WHERE at >= $1 AND at < $2 GROUP BY from_stage, to_stage",
-    )
-    .bind(millis(from))
-    .bind(millis(to))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok((
-            get(row, "from_stage")?,
-            get(row, "to_stage")?,
-            get::<i64>(row, "n")?.max(0) as u64,
-        ))
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
+         WHERE at >= ?1 AND at < ?2 GROUP BY from_stage, to_stage",
+        params![millis(from), millis(to)],
+        |row| Ok((get(row, "from_stage")?, get(row, "to_stage")?, count(row)?)),
+    )?;
     Ok(FunnelCounts { stages, moves })
 }
 
-pub(super) async fn conversions(
-    conn: &mut SqliteConnection,
+pub(super) fn conversions(
+    conn: &Connection,
     stage: &StageName,
 ) -> Result<Vec<Conversion>, StoreError> {
-    let rows = sqlx::query(
+    sql::fetch_all(
+        conn,
         "SELECT f.contact_id, f.at, (SELECT COUNT(*) FROM touches t \
            WHERE t.contact_id = f.contact_id AND t.admitted_at IS NOT NULL \
            AND t.admitted_at <= f.at) AS touches \
-         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = $1 \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = ?1 \
            GROUP BY contact_id) f ORDER BY f.at",
-    )
-    .bind(stage.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
+        params![stage.as_str()],
+        |row| {
             Ok(Conversion {
                 contact: ContactId(get(row, "contact_id")?),
                 at: timestamp(get(row, "at")?, "conversion at")?,
                 touches: get::<i64>(row, "touches")?.max(0) as u64,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-pub(super) async fn admitted_since(
-    conn: &mut SqliteConnection,
+pub(super) fn admitted_since(
+    conn: &Connection,
     since: Timestamp,
 ) -> Result<Vec<(Timestamp, Channel)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT admitted_at, channel FROM touches WHERE admitted_at >= $1 ORDER BY admitted_at",
-    )
-    .bind(millis(since))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
+    sql::fetch_all(
+        conn,
+        "SELECT admitted_at, channel FROM touches WHERE admitted_at >= ?1 ORDER BY admitted_at",
+        params![millis(since)],
+        |row| {
             Ok((
                 timestamp(get(row, "admitted_at")?, "admitted_at")?,
                 parse_channel(&get::<String>(row, "channel")?)?,
             ))
-        })
-        .collect()
+        },
+    )
 }
 
-pub(super) async fn work_log_since(
-    conn: &mut SqliteConnection,
+pub(super) fn work_log_since(
+    conn: &Connection,
     since: Timestamp,
 ) -> Result<Vec<(Timestamp, f64)>, StoreError> {
-    let rows = sqlx::query("SELECT at, delta FROM work_log WHERE at >= $1 ORDER BY at, id")
-        .bind(millis(since))
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
+    sql::fetch_all(
+        conn,
+        "SELECT at, delta FROM work_log WHERE at >= ?1 ORDER BY at, id",
+        params![millis(since)],
+        |row| {
             Ok((
                 timestamp(get(row, "at")?, "work_log at")?,
                 get(row, "delta")?,
             ))
-        })
-        .collect()
+        },
+    )
 }
 
-pub(super) async fn neglect(
-    conn: &mut SqliteConnection,
+pub(super) fn neglect(
+    conn: &Connection,
     max_gaps: &[(i64, i64)],
     limit: u32,
 ) -> Result<Vec<NeglectRow>, StoreError> {
@@ -1598,58 +1500,52 @@ pub(super) async fn neglect(
          ORDER BY deadline, e.id LIMIT ?",
         vec!["?"; max_gaps.len()].join(", ")
     );
-    let mut query = sqlx::query(AssertSqlSafe(sql));
+    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 3 + 1);
     for (process, gap_ms) in max_gaps {
-        query = query.bind(*process).bind(*gap_ms);
+        binds.extend([process as &dyn ToSql, gap_ms]);
     }
-    for (process, _) in max_gaps {
-        query = query.bind(*process);
-    }
-    let rows = query.bind(i64::from(limit)).fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(NeglectRow {
-                contact_id: ContactId(get(row, "contact_id")?),
-                name: get(row, "name")?,
-                email: get(row, "email")?,
-                process_id: get(row, "process_id")?,
-                last_touch_at: opt_timestamp(get(row, "last_touch_at")?, "last_touch_at")?,
-                enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
-                deadline: timestamp(get(row, "deadline")?, "deadline")?,
-            })
+    binds.extend(max_gaps.iter().map(|(process, _)| process as &dyn ToSql));
+    binds.push(&limit);
+    sql::fetch_binds(conn, &sql, &binds, |row| {
+        Ok(NeglectRow {
+            contact_id: ContactId(get(row, "contact_id")?),
+            name: get(row, "name")?,
+            email: get(row, "email")?,
+            process_id: get(row, "process_id")?,
+            last_touch_at: opt_timestamp(get(row, "last_touch_at")?, "last_touch_at")?,
+            enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
+            deadline: timestamp(get(row, "deadline")?, "deadline")?,
         })
-        .collect()
+    })
 }
 
 // --- suppression ---
 
-pub(super) async fn suppress(
-    conn: &mut SqliteConnection,
+pub(super) fn suppress(
+    conn: &Connection,
     id: ContactId,
     reason: &str,
     at: i64,
 ) -> Result<bool, StoreError> {
-    let row = sqlx::query(
-        "UPDATE contacts SET suppressed_at = COALESCE(suppressed_at, $1) WHERE id = $2 \
+    let found = sql::fetch_optional(
+        conn,
+        "UPDATE contacts SET suppressed_at = COALESCE(suppressed_at, ?1) WHERE id = ?2 \
          RETURNING id",
-    )
-    .bind(at)
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if row.is_none() {
+        params![at, id.0],
+        |row| get::<i64>(row, "id"),
+    )?;
+    if found.is_none() {
         return Ok(false);
     }
-    exit(conn, id, None, reason, at).await?;
+    exit(conn, id, None, reason, at)?;
     // Touches of enrollments that already ended (keep-warm, retries) go too, and so do
     // open tasks: nobody calls a person who asked to hear nothing more.
-    sqlx::query(
+    sql::execute(
+        conn,
         "UPDATE touches SET state = 'cancelled', reason = 'suppressed' \
-         WHERE contact_id = $1 AND state IN ('pending', 'queued', 'open')",
-    )
-    .bind(id.0)
-    .execute(&mut *conn)
-    .await?;
+         WHERE contact_id = ?1 AND state IN ('pending', 'queued', 'open')",
+        params![id.0],
+    )?;
     Ok(true)
 }
 
@@ -1661,7 +1557,7 @@ const TASK_SELECT: &str = "SELECT t.id AS id, t.contact_id, c.name AS contact_na
      FROM touches t JOIN contacts c ON c.id = t.contact_id \
      JOIN processes p ON p.id = t.process_id";
 
-fn task_view(row: &SqliteRow) -> Result<TaskView, StoreError> {
+fn task_view(row: &Row<'_>) -> Result<TaskView, StoreError> {
     let id: i64 = get(row, "id")?;
     let what = format!("task {id}");
     let minutes: Option<i64> = get(row, "minutes")?;
@@ -1682,40 +1578,28 @@ fn task_view(row: &SqliteRow) -> Result<TaskView, StoreError> {
     })
 }
 
-pub(super) async fn tasks(
-    conn: &mut SqliteConnection,
+pub(super) fn tasks(
+    conn: &Connection,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<TaskView>, StoreError> {
     let sql = format!(
-        "{TASK_SELECT} WHERE t.channel = 'task' AND t.state = 'open' AND t.due_at < $1 \
+        "{TASK_SELECT} WHERE t.channel = 'task' AND t.state = 'open' AND t.due_at < ?1 \
          UNION ALL {TASK_SELECT} WHERE t.channel = 'task' AND t.state IN ('done', 'skipped') \
-         AND t.completed_at >= $2 AND t.completed_at < $1 \
+         AND t.completed_at >= ?2 AND t.completed_at < ?1 \
          ORDER BY due_at, id"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(millis(to))
-        .bind(millis(from))
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(task_view).collect()
+    sql::fetch_all(conn, &sql, params![millis(to), millis(from)], task_view)
 }
 
-pub(super) async fn task(
-    conn: &mut SqliteConnection,
-    id: TouchId,
-) -> Result<Option<TaskView>, StoreError> {
+pub(super) fn task(conn: &Connection, id: TouchId) -> Result<Option<TaskView>, StoreError> {
     let sql =
-        format!("{TASK_SELECT} WHERE t.id = $1 AND t.channel = 'task' AND t.title IS NOT NULL");
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref().map(task_view).transpose()
+        format!("{TASK_SELECT} WHERE t.id = ?1 AND t.channel = 'task' AND t.title IS NOT NULL");
+    sql::fetch_optional(conn, &sql, params![id.0], task_view)
 }
 
-pub(super) async fn finish_task(
-    conn: &mut SqliteConnection,
+pub(super) fn finish_task(
+    conn: &Connection,
     id: TouchId,
     at: Timestamp,
     end: &TaskEnd,
@@ -1726,42 +1610,35 @@ pub(super) async fn finish_task(
         TaskEnd::Done { outcome, note } => ("done", Some(outcome.as_str()), note.as_deref()),
         TaskEnd::Skipped { note } => ("skipped", None, note.as_deref()),
     };
-    let row = sqlx::query(
-        "UPDATE touches SET state = $1, completed_at = $2, outcome = $3, note = $4, \
-         decision = CASE WHEN $1 = 'skipped' THEN 'skip' ELSE decision END \
-         WHERE id = $5 AND channel = 'task' AND state = 'open' RETURNING enrollment_id",
-    )
-    .bind(state)
-    .bind(at)
-    .bind(outcome)
-    .bind(note)
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let finished = sql::fetch_optional(
+        conn,
+        "UPDATE touches SET state = ?1, completed_at = ?2, outcome = ?3, note = ?4, \
+         decision = CASE WHEN ?1 = 'skipped' THEN 'skip' ELSE decision END \
+         WHERE id = ?5 AND channel = 'task' AND state = 'open' RETURNING enrollment_id",
+        params![state, at, outcome, note, id.0],
+        |row| get::<i64>(row, "enrollment_id"),
+    )?;
+    let Some(enrollment) = finished else {
         return Ok(false);
     };
-    advance(conn, get(&row, "enrollment_id")?, next, at).await?;
+    advance(conn, enrollment, next, at)?;
     Ok(true)
 }
 
 // --- a contact's engine history ---
 
-pub(super) async fn enrollments_of(
-    conn: &mut SqliteConnection,
+pub(super) fn enrollments_of(
+    conn: &Connection,
     contact: ContactId,
 ) -> Result<Vec<EnrollmentView>, StoreError> {
-    let rows = sqlx::query(
+    sql::fetch_all(
+        conn,
         "SELECT e.id, p.key AS process, e.state, e.step, e.enrolled_at, e.touches, \
          e.last_touch_at, e.ended_at, e.end_reason \
          FROM enrollments e JOIN processes p ON p.id = e.process_id \
-         WHERE e.contact_id = $1 ORDER BY e.enrolled_at DESC, e.id DESC",
-    )
-    .bind(contact.0)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
+         WHERE e.contact_id = ?1 ORDER BY e.enrolled_at DESC, e.id DESC",
+        params![contact.0],
+        |row| {
             let id: i64 = get(row, "id")?;
             let what = format!("enrollment {id}");
             Ok(EnrollmentView {
@@ -1775,29 +1652,25 @@ pub(super) async fn enrollments_of(
                 ended_at: opt_timestamp(get(row, "ended_at")?, &what)?,
                 end_reason: get(row, "end_reason")?,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-pub(super) async fn touches_of(
-    conn: &mut SqliteConnection,
+pub(super) fn touches_of(
+    conn: &Connection,
     contact: ContactId,
     limit: u32,
 ) -> Result<Vec<TouchView>, StoreError> {
-    let rows = sqlx::query(
+    sql::fetch_all(
+        conn,
         "SELECT t.id, p.key AS process, t.step, t.kind, t.channel, t.intent, t.state, \
          t.due_at, t.created_at, t.decision, t.reason, t.until_at, t.decided_at, t.deferrals, \
          t.admitted_at, t.probability, t.responded_at, t.sent_at, t.attempts, t.last_error, \
          t.title, t.completed_at, t.outcome \
          FROM touches t JOIN processes p ON p.id = t.process_id \
-         WHERE t.contact_id = $1 ORDER BY t.id DESC LIMIT $2",
-    )
-    .bind(contact.0)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
+         WHERE t.contact_id = ?1 ORDER BY t.id DESC LIMIT ?2",
+        params![contact.0, limit],
+        |row| {
             let id: i64 = get(row, "id")?;
             let what = format!("touch {id}");
             Ok(TouchView {
@@ -1825,60 +1698,48 @@ pub(super) async fn touches_of(
                 completed_at: opt_timestamp(get(row, "completed_at")?, &what)?,
                 outcome: get(row, "outcome")?,
             })
-        })
-        .collect()
+        },
+    )
 }
 
 /// Moves a merged-away contact's enrollments and touches to the record that stays; where
 /// both were active in the same process, the one being merged away exits.
-pub(super) async fn merge_contacts(
-    conn: &mut SqliteConnection,
+pub(super) fn merge_contacts(
+    conn: &Connection,
     keep: i64,
     gone: i64,
     at: i64,
 ) -> Result<(), StoreError> {
-    let rows = sqlx::query(
-        "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = 'merged' \
-         WHERE contact_id = $2 AND state = 'active' AND process_id IN (\
-           SELECT process_id FROM enrollments WHERE contact_id = $3 AND state = 'active') \
+    let ids: Vec<i64> = sql::fetch_all(
+        conn,
+        "UPDATE enrollments SET state = 'exited', ended_at = ?1, end_reason = 'merged' \
+         WHERE contact_id = ?2 AND state = 'active' AND process_id IN (\
+           SELECT process_id FROM enrollments WHERE contact_id = ?3 AND state = 'active') \
          RETURNING id",
-    )
-    .bind(at)
-    .bind(gone)
-    .bind(keep)
-    .fetch_all(&mut *conn)
-    .await?;
-    let ids = rows
-        .iter()
-        .map(|r| get::<i64>(r, "id"))
-        .collect::<Result<Vec<_>, _>>()?;
-    cancel_planned(conn, &ids, "merged").await?;
-    for sql in [
-        "UPDATE enrollments SET contact_id = $1 WHERE contact_id = $2",
-        "UPDATE touches SET contact_id = $1 WHERE contact_id = $2",
+        params![at, gone, keep],
+        |row| get(row, "id"),
+    )?;
+    cancel_planned(conn, &ids, "merged")?;
+    for statement in [
+        "UPDATE enrollments SET contact_id = ?1 WHERE contact_id = ?2",
+        "UPDATE touches SET contact_id = ?1 WHERE contact_id = ?2",
     ] {
-        sqlx::query(sql)
-            .bind(keep)
-            .bind(gone)
-            .execute(&mut *conn)
-            .await?;
+        sql::execute(conn, statement, params![keep, gone])?;
     }
-    let row = sqlx::query("SELECT last_touch_at FROM contacts WHERE id = $1")
-        .bind(gone)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(row) = row
-        && let Some(last) = get::<Option<i64>>(&row, "last_touch_at")?
-    {
-        sqlx::query(
+    let last: Option<Option<i64>> = sql::fetch_optional(
+        conn,
+        "SELECT last_touch_at FROM contacts WHERE id = ?1",
+        params![gone],
+        |row| get(row, "last_touch_at"),
+    )?;
+    if let Some(Some(last)) = last {
+        sql::execute(
+            conn,
             "UPDATE contacts SET last_touch_at = CASE \
-             WHEN last_touch_at IS NULL OR last_touch_at < $1 THEN $1 ELSE last_touch_at END \
-             WHERE id = $2",
-        )
-        .bind(last)
-        .bind(keep)
-        .execute(&mut *conn)
-        .await?;
+             WHEN last_touch_at IS NULL OR last_touch_at < ?1 THEN ?1 ELSE last_touch_at END \
+             WHERE id = ?2",
+            params![last, keep],
+        )?;
     }
     Ok(())
 }

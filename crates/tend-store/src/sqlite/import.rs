@@ -2,14 +2,13 @@
 //! number of multi-row statements, and no write at all for rows that change nothing.
 
 use super::sql::{
-    self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text,
+    self, Binds, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text,
     rows_per_statement, values_list,
 };
 use crate::tokens::hash_email;
 use crate::{ImportOutcome, ImportRow, StageChange, StoreError};
+use rusqlite::{Connection, ToSql};
 use serde_json::{Map, Value};
-use sqlx::AssertSqlSafe;
-use sqlx::sqlite::SqliteConnection;
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 
@@ -27,8 +26,8 @@ struct Imported<'a> {
 }
 
 /// Applies a chunk inside the caller's transaction; the caller commits.
-pub(super) async fn run(
-    conn: &mut SqliteConnection,
+pub(super) fn run(
+    conn: &Connection,
     rows: &[ImportRow],
     default_stage: &StageName,
     at: i64,
@@ -51,14 +50,13 @@ pub(super) async fn run(
             contact_columns!(),
             " FROM contacts WHERE email IN"
         );
-        for row in fetch_in(conn, head, "", &emails).await? {
-            let row = ContactRow::decode(&row)?;
+        for row in fetch_in(conn, head, "", &emails, ContactRow::decode)? {
             if let Some(email) = row.email.clone() {
                 existing.insert(email, row);
             }
         }
     }
-    let suppressed = suppressed_among(conn, rows, &existing).await?;
+    let suppressed = suppressed_among(conn, rows, &existing)?;
 
     for row in rows {
         let email = row.email.as_str();
@@ -101,7 +99,7 @@ pub(super) async fn run(
             person.row.attributes = json_text(attrs);
         }
     }
-    let ids = insert_new(conn, &people).await?;
+    let ids = insert_new(conn, &people)?;
 
     let mut history = Vec::new();
     for person in &mut people {
@@ -136,10 +134,10 @@ pub(super) async fn run(
         .map(|p| &p.row)
         .collect();
     if !changed.is_empty() {
-        sql::update_contacts(conn, &changed).await?;
+        sql::update_contacts(conn, &changed)?;
     }
     if !history.is_empty() {
-        sql::insert_history(conn, &history).await?;
+        sql::insert_history(conn, &history)?;
     }
     Ok(outcome)
 }
@@ -223,8 +221,8 @@ fn merge_row(person: &mut Imported, row: &ImportRow, at: i64) -> Result<bool, St
 }
 
 /// Emails of the chunk that are not contacts yet but are on the suppression list.
-async fn suppressed_among(
-    conn: &mut SqliteConnection,
+fn suppressed_among(
+    conn: &Connection,
     rows: &[ImportRow],
     existing: &HashMap<String, ContactRow>,
 ) -> Result<HashSet<String>, StoreError> {
@@ -239,8 +237,9 @@ async fn suppressed_among(
     }
     let hashes: Vec<&str> = by_hash.keys().map(String::as_str).collect();
     let head = "SELECT email_hash FROM suppressions WHERE email_hash IN";
-    for row in fetch_in(conn, head, "", &hashes).await? {
-        let hash: String = sql::get(&row, "email_hash")?;
+    for hash in fetch_in(conn, head, "", &hashes, |row| {
+        sql::get::<String>(row, "email_hash")
+    })? {
         if let Some(email) = by_hash.get(&hash) {
             suppressed.insert((*email).to_owned());
         }
@@ -249,8 +248,8 @@ async fn suppressed_among(
 }
 
 /// Inserts the new people in multi-row statements; returns their ids by email.
-async fn insert_new(
-    conn: &mut SqliteConnection,
+fn insert_new(
+    conn: &Connection,
     people: &[Imported<'_>],
 ) -> Result<HashMap<String, i64>, StoreError> {
     const COLS: usize = 8;
@@ -262,22 +261,27 @@ async fn insert_new(
              updated_at, suppressed_at) VALUES {} RETURNING id, email",
             values_list(chunk.len(), COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
         for c in chunk {
-            query = query
-                .bind(c.email.clone())
-                .bind(c.name.clone())
-                .bind(c.timezone.clone())
-                .bind(c.stage.clone())
-                .bind(c.attributes.clone())
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .bind(c.suppressed_at);
+            binds.extend([
+                &c.email as &dyn ToSql,
+                &c.name,
+                &c.timezone,
+                &c.stage,
+                &c.attributes,
+                &c.created_at,
+                &c.updated_at,
+                &c.suppressed_at,
+            ]);
         }
         // RETURNING promises no order, hence the map by the unique email.
-        for row in query.fetch_all(&mut *conn).await? {
-            ids.insert(sql::get(&row, "email")?, sql::get(&row, "id")?);
-        }
+        let returned = sql::fetch_binds(conn, &sql, &binds, |row| {
+            Ok((
+                sql::get::<String>(row, "email")?,
+                sql::get::<i64>(row, "id")?,
+            ))
+        })?;
+        ids.extend(returned);
     }
     Ok(ids)
 }

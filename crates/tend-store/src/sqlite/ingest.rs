@@ -6,20 +6,19 @@
 //! events for known users is five round trips to the database, not a hundred.
 
 use super::sql::{
-    self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
+    self, Binds, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
     rows_per_statement, values_list,
 };
 use crate::tokens::hash_email;
 use crate::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
+use rusqlite::{Connection, ToSql, params};
 use serde_json::{Map, Value};
-use sqlx::AssertSqlSafe;
-use sqlx::sqlite::SqliteConnection;
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 
 /// Applies a batch inside the caller's transaction; the caller commits.
-pub(super) async fn run(
-    conn: &mut SqliteConnection,
+pub(super) fn run(
+    conn: &Connection,
     batch: &[IngestMessage],
     new_contact_stage: &StageName,
     received_at: i64,
@@ -30,27 +29,26 @@ pub(super) async fn run(
         .filter(|m| seen.insert(m.message_id()))
         .collect();
     let ids: Vec<&str> = unique.iter().map(|m| m.message_id()).collect();
-    let stored = fetch_in(
+    let stored: HashSet<String> = fetch_in(
         conn,
         "SELECT message_id FROM events WHERE message_id IN",
         "",
         &ids,
-    )
-    .await?
-    .iter()
-    .map(|row| sql::get::<String>(row, "message_id"))
-    .collect::<Result<HashSet<_>, _>>()?;
+        |row| sql::get(row, "message_id"),
+    )?
+    .into_iter()
+    .collect();
     let fresh: Vec<&IngestMessage> = unique
         .into_iter()
         .filter(|m| !stored.contains(m.message_id()))
         .collect();
 
     let mut state = Batch::new(new_contact_stage.as_str(), fresh.len());
-    state.load(conn, &fresh).await?;
+    state.load(conn, &fresh)?;
     for message in &fresh {
-        state.apply(conn, message).await?;
+        state.apply(conn, message)?;
     }
-    let stage_changes = state.write(conn, received_at).await?;
+    let stage_changes = state.write(conn, received_at)?;
     Ok(IngestOutcome {
         accepted: fresh.len(),
         duplicates: batch.len() - fresh.len(),
@@ -123,9 +121,9 @@ impl<'a> Batch<'a> {
 
     /// Loads every contact, alias and suppression the batch can refer to, so that a miss
     /// in memory afterwards means "not in the database" too.
-    async fn load(
+    fn load(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &Connection,
         messages: &[&'a IngestMessage],
     ) -> Result<(), StoreError> {
         let mut user_ids = HashSet::new();
@@ -143,8 +141,14 @@ impl<'a> Batch<'a> {
 
         if !user_ids.is_empty() {
             let keys: Vec<&str> = user_ids.into_iter().collect();
-            for row in fetch_in(conn, &format!("{BY} user_id IN"), "", &keys).await? {
-                self.add(ContactRow::decode(&row)?);
+            for row in fetch_in(
+                conn,
+                &format!("{BY} user_id IN"),
+                "",
+                &keys,
+                ContactRow::decode,
+            )? {
+                self.add(row);
             }
         }
         if !anon_ids.is_empty() {
@@ -154,27 +158,42 @@ impl<'a> Batch<'a> {
                 "SELECT anonymous_id, contact_id FROM contact_aliases WHERE anonymous_id IN",
                 "",
                 &keys,
-            )
-            .await?;
+                |row| {
+                    Ok((
+                        sql::get::<String>(row, "anonymous_id")?,
+                        sql::get::<i64>(row, "contact_id")?,
+                    ))
+                },
+            )?;
             let mut missing = Vec::new();
-            for row in rows {
-                let contact_id: i64 = sql::get(&row, "contact_id")?;
-                self.by_anon
-                    .insert(sql::get(&row, "anonymous_id")?, contact_id);
+            for (anonymous_id, contact_id) in rows {
+                self.by_anon.insert(anonymous_id, contact_id);
                 if !self.contacts.contains_key(&contact_id) {
                     missing.push(contact_id);
                 }
             }
             if !missing.is_empty() {
-                for row in fetch_in(conn, &format!("{BY} id IN"), "", &missing).await? {
-                    self.add(ContactRow::decode(&row)?);
+                for row in fetch_in(
+                    conn,
+                    &format!("{BY} id IN"),
+                    "",
+                    &missing,
+                    ContactRow::decode,
+                )? {
+                    self.add(row);
                 }
             }
         }
         if !emails.is_empty() {
             let keys: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
-            for row in fetch_in(conn, &format!("{BY} email IN"), "", &keys).await? {
-                self.add(ContactRow::decode(&row)?);
+            for row in fetch_in(
+                conn,
+                &format!("{BY} email IN"),
+                "",
+                &keys,
+                ContactRow::decode,
+            )? {
+                self.add(row);
             }
             let by_hash: HashMap<String, &Email> =
                 emails.iter().map(|e| (hash_email(e), *e)).collect();
@@ -184,10 +203,9 @@ impl<'a> Batch<'a> {
                 "SELECT email_hash FROM suppressions WHERE email_hash IN",
                 "",
                 &hashes,
-            )
-            .await?;
-            for row in rows {
-                let hash: String = sql::get(&row, "email_hash")?;
+                |row| sql::get::<String>(row, "email_hash"),
+            )?;
+            for hash in rows {
                 if let Some(email) = by_hash.get(&hash) {
                     self.suppressed.insert(email.as_str().to_owned());
                 }
@@ -222,11 +240,7 @@ impl<'a> Batch<'a> {
             .expect("resolved contacts are loaded")
     }
 
-    async fn apply(
-        &mut self,
-        conn: &mut SqliteConnection,
-        message: &'a IngestMessage,
-    ) -> Result<(), StoreError> {
+    fn apply(&mut self, conn: &Connection, message: &'a IngestMessage) -> Result<(), StoreError> {
         match message {
             IngestMessage::Track {
                 message_id,
@@ -237,7 +251,7 @@ impl<'a> Batch<'a> {
                 stage_change,
             } => {
                 let at = millis(*at);
-                let (id, _) = self.resolve(conn, identity, None, at).await?;
+                let (id, _) = self.resolve(conn, identity, None, at)?;
                 self.events.push(EventRow {
                     message_id,
                     contact_id: id,
@@ -258,7 +272,7 @@ impl<'a> Batch<'a> {
             } => {
                 let at = millis(*at);
                 let email = traits.email.as_ref().map(Email::as_str);
-                let (id, email_is_theirs) = self.resolve(conn, identity, email, at).await?;
+                let (id, email_is_theirs) = self.resolve(conn, identity, email, at)?;
                 self.apply_traits(id, traits, email_is_theirs, at)?;
                 self.events.push(EventRow {
                     message_id,
@@ -276,9 +290,9 @@ impl<'a> Batch<'a> {
     /// Finds or creates the message's contact and links its identifiers to it. Returns
     /// the contact and whether the message's email may be set on it (it may not when the
     /// address already belongs to a different known person).
-    async fn resolve(
+    fn resolve(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &Connection,
         identity: &Identity,
         email: Option<&str>,
         at: i64,
@@ -301,7 +315,7 @@ impl<'a> Batch<'a> {
         let by_email = email.and_then(|e| self.by_email.get(e).copied());
 
         let (id, email_is_theirs) = match (known, by_email) {
-            (None, None) => (self.create(conn, user_id, email, at).await?, true),
+            (None, None) => (self.create(conn, user_id, email, at)?, true),
             (Some(id), None) => (id, true),
             (Some(a), Some(b)) if a == b => (a, true),
             (None, Some(holder)) => {
@@ -313,7 +327,7 @@ impl<'a> Batch<'a> {
                             "identify: email already belongs to a contact with another userId; \
                              keeping them apart"
                         );
-                        (self.create(conn, user_id, None, at).await?, false)
+                        (self.create(conn, user_id, None, at)?, false)
                     }
                     _ => (holder, true),
                 }
@@ -323,7 +337,7 @@ impl<'a> Batch<'a> {
                 // Two records of one person: the one we knew by id has no email yet and
                 // the email's owner has no conflicting user id.
                 if ca.email.is_none() && (ca.user_id.is_none() || cb.user_id.is_none()) {
-                    (self.merge(conn, a, b, at).await?, true)
+                    (self.merge(conn, a, b, at)?, true)
                 } else {
                     tracing::warn!(
                         contact = a,
@@ -358,27 +372,22 @@ impl<'a> Batch<'a> {
     }
 
     /// Inserts a contact right away: its id is needed by the rows that follow.
-    async fn create(
+    fn create(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &Connection,
         user_id: Option<&str>,
         email: Option<&str>,
         at: i64,
     ) -> Result<i64, StoreError> {
         // An erased person who comes back stays suppressed.
         let suppressed_at = email.filter(|e| self.suppressed.contains(*e)).map(|_| at);
-        let row = sqlx::query(
+        let id: i64 = sql::fetch_one(
+            conn,
             "INSERT INTO contacts (email, user_id, stage, attributes, created_at, updated_at, \
-             suppressed_at) VALUES ($1, $2, $3, '{}', $4, $4, $5) RETURNING id",
-        )
-        .bind(email)
-        .bind(user_id)
-        .bind(self.new_stage)
-        .bind(at)
-        .bind(suppressed_at)
-        .fetch_one(&mut *conn)
-        .await?;
-        let id: i64 = sql::get(&row, "id")?;
+             suppressed_at) VALUES (?1, ?2, ?3, '{}', ?4, ?4, ?5) RETURNING id",
+            params![email, user_id, self.new_stage, at, suppressed_at],
+            |row| sql::get(row, "id"),
+        )?;
         self.add(ContactRow {
             id,
             email: email.map(str::to_owned),
@@ -411,26 +420,23 @@ impl<'a> Batch<'a> {
     /// Folds two records of one person into the older one. The stage reached by the
     /// most recent change wins, whichever record it was on; a stage merely given at
     /// creation is no decision, so it never overrides the older record's.
-    async fn merge(
-        &mut self,
-        conn: &mut SqliteConnection,
-        a: i64,
-        b: i64,
-        at: i64,
-    ) -> Result<i64, StoreError> {
+    fn merge(&mut self, conn: &Connection, a: i64, b: i64, at: i64) -> Result<i64, StoreError> {
         let (keep, gone) = (a.min(b), a.max(b));
         let mut last_change: HashMap<i64, i64> = HashMap::new();
-        let rows = sqlx::query(
+        let rows = sql::fetch_all(
+            conn,
             "SELECT contact_id, MAX(at) AS last_at FROM stage_history \
-             WHERE contact_id IN ($1, $2) AND from_stage IS NOT NULL GROUP BY contact_id",
-        )
-        .bind(keep)
-        .bind(gone)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            let last: Option<i64> = sql::get(&row, "last_at")?;
-            last_change.insert(sql::get(&row, "contact_id")?, last.unwrap_or(i64::MIN));
+             WHERE contact_id IN (?1, ?2) AND from_stage IS NOT NULL GROUP BY contact_id",
+            params![keep, gone],
+            |row| {
+                Ok((
+                    sql::get::<i64>(row, "contact_id")?,
+                    sql::get::<Option<i64>>(row, "last_at")?,
+                ))
+            },
+        )?;
+        for (contact_id, last) in rows {
+            last_change.insert(contact_id, last.unwrap_or(i64::MIN));
         }
         for h in self
             .history
@@ -441,19 +447,15 @@ impl<'a> Batch<'a> {
             *entry = (*entry).max(h.at);
         }
 
-        super::engine::merge_contacts(conn, keep, gone, at).await?;
-        for sql in [
-            "UPDATE events SET contact_id = $1 WHERE contact_id = $2",
-            "UPDATE contact_aliases SET contact_id = $1 WHERE contact_id = $2",
-            "UPDATE stage_history SET contact_id = $1 WHERE contact_id = $2",
+        super::engine::merge_contacts(conn, keep, gone, at)?;
+        for statement in [
+            "UPDATE events SET contact_id = ?1 WHERE contact_id = ?2",
+            "UPDATE contact_aliases SET contact_id = ?1 WHERE contact_id = ?2",
+            "UPDATE stage_history SET contact_id = ?1 WHERE contact_id = ?2",
             // Also frees the unique email and user id for the record that keeps them.
-            "DELETE FROM contacts WHERE id = $2",
+            "DELETE FROM contacts WHERE id = ?2",
         ] {
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(keep)
-                .bind(gone)
-                .execute(&mut *conn)
-                .await?;
+            sql::execute(conn, statement, params![keep, gone])?;
         }
 
         let mut old = self
@@ -595,9 +597,9 @@ impl<'a> Batch<'a> {
     }
 
     /// Writes contacts, aliases, events and history, in that order for the foreign keys.
-    async fn write(
+    fn write(
         mut self,
-        conn: &mut SqliteConnection,
+        conn: &Connection,
         received_at: i64,
     ) -> Result<Vec<StageChange>, StoreError> {
         let mut dirty: Vec<&ContactRow> = Vec::new();
@@ -609,14 +611,14 @@ impl<'a> Batch<'a> {
         dirty.extend(self.contacts.values().filter(|c| c.dirty).map(|c| &c.row));
         dirty.sort_by_key(|row| row.id);
         if !dirty.is_empty() {
-            sql::update_contacts(conn, &dirty).await?;
+            sql::update_contacts(conn, &dirty)?;
         }
         if !self.aliases.is_empty() {
-            insert_aliases(conn, &self.aliases).await?;
+            insert_aliases(conn, &self.aliases)?;
         }
-        insert_events(conn, self.events, received_at).await?;
+        insert_events(conn, self.events, received_at)?;
         if !self.history.is_empty() {
-            sql::insert_history(conn, &self.history).await?;
+            sql::insert_history(conn, &self.history)?;
         }
         Ok(self.changes)
     }
@@ -637,10 +639,7 @@ fn identify_properties(traits: &ContactTraits) -> String {
     json_text(&map)
 }
 
-async fn insert_aliases(
-    conn: &mut SqliteConnection,
-    aliases: &[(String, i64, i64)],
-) -> Result<(), StoreError> {
+fn insert_aliases(conn: &Connection, aliases: &[(String, i64, i64)]) -> Result<(), StoreError> {
     const COLS: usize = 3;
     for chunk in aliases.chunks(rows_per_statement(COLS)) {
         let sql = format!(
@@ -648,11 +647,11 @@ async fn insert_aliases(
              ON CONFLICT (anonymous_id) DO NOTHING",
             values_list(chunk.len(), COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
         for (anon, id, at) in chunk {
-            query = query.bind(anon.clone()).bind(*id).bind(*at);
+            binds.extend([anon as &dyn ToSql, id, at]);
         }
-        query.execute(&mut *conn).await?;
+        sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
@@ -663,8 +662,8 @@ const EVENT_COLS: usize = 7;
 /// statement is slower to prepare than two of moderate length.
 const EVENTS_PER_STATEMENT: usize = 500;
 
-async fn insert_events(
-    conn: &mut SqliteConnection,
+fn insert_events(
+    conn: &Connection,
     mut events: Vec<EventRow<'_>>,
     received_at: i64,
 ) -> Result<(), StoreError> {
@@ -676,26 +675,27 @@ async fn insert_events(
              received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING",
             values_list(chunk.len(), EVENT_COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for e in chunk {
-            query = query
-                .bind(e.message_id)
-                .bind(e.contact_id)
-                .bind(e.kind)
-                .bind(e.name)
-                .bind(e.properties)
-                .bind(e.occurred_at)
-                .bind(received_at);
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * EVENT_COLS);
+        for e in &chunk {
+            binds.extend([
+                &e.message_id as &dyn ToSql,
+                &e.contact_id,
+                &e.kind,
+                &e.name,
+                &e.properties,
+                &e.occurred_at,
+                &received_at,
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
 
 /// The baseline for the ingest benchmark: the same event rows in the same multi-row
 /// statement shape, without any of ingest's work.
-pub(super) async fn raw_insert_events(
-    conn: &mut SqliteConnection,
+pub(super) fn raw_insert_events(
+    conn: &Connection,
     rows: &[(String, i64, String, String, i64)],
 ) -> Result<u64, StoreError> {
     let mut inserted = 0;
@@ -705,18 +705,19 @@ pub(super) async fn raw_insert_events(
              received_at) VALUES {}",
             values_list(chunk.len(), EVENT_COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * EVENT_COLS);
         for (message_id, contact_id, name, properties, at) in chunk {
-            query = query
-                .bind(message_id.as_str())
-                .bind(*contact_id)
-                .bind("track")
-                .bind(name.as_str())
-                .bind(properties.as_str())
-                .bind(*at)
-                .bind(*at);
+            binds.extend([
+                message_id as &dyn ToSql,
+                contact_id,
+                &"track",
+                name,
+                properties,
+                at,
+                at,
+            ]);
         }
-        inserted += query.execute(&mut *conn).await?.rows_affected();
+        inserted += sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(inserted)
 }

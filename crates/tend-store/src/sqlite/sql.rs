@@ -1,16 +1,16 @@
-//! SQL text builders and row decoding shared by the SQLite statements.
+//! SQL text builders, statement runners and row decoding shared by the SQLite
+//! statements.
 //!
-//! Fixed statements use `$N` placeholders, so their text also runs on PostgreSQL.
-//! Generated multi-row statements and `IN` lists use anonymous `?` instead: SQLite looks
-//! a named parameter up by walking a list, so binding n `$N` parameters costs O(n²) —
-//! about a tenth of a second for a 1,000-row insert. PostgreSQL's twin of this module
-//! generates `$N` for the same shapes.
+//! Fixed statements number their parameters (`?1`, `?2`), so the order of binding never
+//! depends on the order of first appearance; PostgreSQL's twin of this module spells the
+//! same text `$1`, `$2`. Generated multi-row statements and `IN` lists use anonymous `?`.
+//! Every statement goes through the connection's prepared-statement cache.
 
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, Params, Row, ToSql, params_from_iter};
 use serde_json::{Map, Value};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{AssertSqlSafe, Decode, Encode, Row, Sqlite, Type};
 use tend_core::{ContactId, StageName};
 
 /// Upper bound on bound parameters per statement: under SQLite's 32,766 and PostgreSQL's
@@ -59,42 +59,106 @@ pub(super) fn rows_per_statement(cols: usize) -> usize {
     MAX_PARAMS / cols
 }
 
-/// Runs `{head} ({keys}){tail}` for the keys, in chunks, and returns every row.
+/// Runs a statement that returns no rows; returns how many rows it changed.
+pub(super) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<u64, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)? as u64)
+}
+
+/// Runs a statement and decodes every row it returns.
+pub(super) fn fetch_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    mut decode: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a statement and decodes its first row, if it returns one.
+pub(super) fn fetch_optional<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    match rows.next()? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs a statement that always returns a row (an aggregate) and decodes it.
+pub(super) fn fetch_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    fetch_optional(conn, sql, params, decode)?
+        .ok_or_else(|| StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+}
+
+/// Parameters bound in order, for generated statements.
+pub(super) type Binds<'a> = Vec<&'a dyn ToSql>;
+
+/// Runs a generated statement with parameters bound in order; returns rows changed.
+pub(super) fn execute_binds(
+    conn: &Connection,
+    sql: &str,
+    binds: &Binds<'_>,
+) -> Result<u64, StoreError> {
+    execute(conn, sql, params_from_iter(binds.iter()))
+}
+
+/// Runs a generated statement with parameters bound in order and decodes every row.
+pub(super) fn fetch_binds<T>(
+    conn: &Connection,
+    sql: &str,
+    binds: &Binds<'_>,
+    decode: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    fetch_all(conn, sql, params_from_iter(binds.iter()), decode)
+}
+
+/// Runs `{head} ({keys}){tail}` for the keys, in chunks, and decodes every row.
 ///
 /// Lists are padded to a power of two by repeating the last key, so a handful of
 /// statement shapes stay in the prepared-statement cache whatever the batch size.
-pub(super) async fn fetch_in<K>(
-    conn: &mut SqliteConnection,
+pub(super) fn fetch_in<K: ToSql, T>(
+    conn: &Connection,
     head: &str,
     tail: &str,
     keys: &[K],
-) -> Result<Vec<SqliteRow>, StoreError>
-where
-    K: for<'q> Encode<'q, Sqlite> + Type<Sqlite> + Clone + Send + Sync,
-{
-    let mut rows = Vec::new();
+    mut decode: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
     for chunk in keys.chunks(MAX_IN_KEYS) {
         let padded = chunk.len().next_power_of_two();
         let sql = format!("{head} ({}){tail}", placeholder_list(padded));
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
         let last = chunk.last().expect("chunks are never empty");
-        for _ in chunk.len()..padded {
-            query = query.bind(last.clone());
-        }
-        rows.extend(query.fetch_all(&mut *conn).await?);
+        let binds = chunk
+            .iter()
+            .chain(std::iter::repeat_n(last, padded - chunk.len()));
+        out.extend(fetch_all(conn, &sql, params_from_iter(binds), &mut decode)?);
     }
-    Ok(rows)
+    Ok(out)
 }
 
 /// Reads one column, naming it when the stored value is not what the schema promises.
-pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: Decode<'r, Sqlite> + Type<Sqlite>,
-{
-    row.try_get(column)
+pub(super) fn get<T: FromSql>(row: &Row<'_>, column: &str) -> Result<T, StoreError> {
+    row.get(column)
         .map_err(|e| StoreError::Corrupt(format!("column `{column}`: {e}")))
 }
 
@@ -144,7 +208,7 @@ pub(super) struct ContactRow {
 
 impl ContactRow {
     /// Reads the columns selected by `contact_columns!()`.
-    pub fn decode(row: &SqliteRow) -> Result<Self, StoreError> {
+    pub fn decode(row: &Row<'_>) -> Result<Self, StoreError> {
         Ok(ContactRow {
             id: get(row, "id")?,
             email: get(row, "email")?,
@@ -189,10 +253,7 @@ impl ContactRow {
 ///
 /// `created_at` and `last_touch_at` are left alone: the first never changes and the
 /// second belongs to the engine.
-pub(super) async fn update_contacts(
-    conn: &mut SqliteConnection,
-    rows: &[&ContactRow],
-) -> Result<(), StoreError> {
+pub(super) fn update_contacts(conn: &Connection, rows: &[&ContactRow]) -> Result<(), StoreError> {
     const COLS: usize = 10;
     for chunk in rows.chunks(rows_per_statement(COLS)) {
         let sql = format!(
@@ -204,21 +265,22 @@ pub(super) async fn update_contacts(
              updated_at = excluded.updated_at, suppressed_at = excluded.suppressed_at",
             values_list(chunk.len(), COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
         for c in chunk {
-            query = query
-                .bind(c.id)
-                .bind(c.email.clone())
-                .bind(c.user_id.clone())
-                .bind(c.name.clone())
-                .bind(c.timezone.clone())
-                .bind(c.stage.clone())
-                .bind(c.attributes.clone())
-                .bind(c.created_at)
-                .bind(c.updated_at)
-                .bind(c.suppressed_at);
+            binds.extend([
+                &c.id as &dyn ToSql,
+                &c.email,
+                &c.user_id,
+                &c.name,
+                &c.timezone,
+                &c.stage,
+                &c.attributes,
+                &c.created_at,
+                &c.updated_at,
+                &c.suppressed_at,
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
@@ -236,10 +298,7 @@ pub(super) struct HistoryRow {
 }
 
 /// Appends stage history in multi-row inserts.
-pub(super) async fn insert_history(
-    conn: &mut SqliteConnection,
-    rows: &[HistoryRow],
-) -> Result<(), StoreError> {
+pub(super) fn insert_history(conn: &Connection, rows: &[HistoryRow]) -> Result<(), StoreError> {
     const COLS: usize = 6;
     for chunk in rows.chunks(rows_per_statement(COLS)) {
         let sql = format!(
@@ -247,17 +306,18 @@ pub(super) async fn insert_history(
              at) VALUES {}",
             values_list(chunk.len(), COLS)
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
         for h in chunk {
-            query = query
-                .bind(h.contact_id)
-                .bind(h.from.clone())
-                .bind(h.to.clone())
-                .bind(h.reason.clone())
-                .bind(h.message_id.clone())
-                .bind(h.at);
+            binds.extend([
+                &h.contact_id as &dyn ToSql,
+                &h.from,
+                &h.to,
+                &h.reason,
+                &h.message_id,
+                &h.at,
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }

@@ -1,0 +1,211 @@
+//! SQLite connections for async callers: one writer behind an async lock and a few
+//! readers, each unit of work run to its end, transaction and all, on the calling thread.
+//!
+//! SQLite is a library, not a server: a statement costs microseconds, so handing each
+//! one to another thread (as an async driver must) costs more than running it. A unit of
+//! work here is a whole `Store` call, and on a multi-threaded runtime it runs inside
+//! `block_in_place`, so the worker's other tasks move to another thread meanwhile.
+
+use crate::StoreError;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::sync::Mutex as SyncMutex;
+use std::time::Duration;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::{Mutex, Semaphore};
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Prepared statements kept per connection: every fixed statement and the padded
+/// shapes of the generated ones.
+const STATEMENT_CACHE: usize = 256;
+
+/// Whether a database holds a business's data or a simulation's scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// A file in WAL mode, synced at each commit, erased bytes zeroed.
+    Durable,
+    /// In memory, nothing synced or zeroed: thrown away when the store is dropped.
+    Scratch,
+}
+
+/// The writer and the readers of one database.
+pub(super) struct Pool {
+    writer: Mutex<Connection>,
+    /// `None` for a scratch database, which lives inside its one connection.
+    readers: Option<Readers>,
+}
+
+struct Readers {
+    idle: SyncMutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Pool {
+    /// Opens the writer; `migrate` brings its schema up to date before any reader opens.
+    pub(super) fn open(
+        path: &Path,
+        durability: Durability,
+        readers: usize,
+        migrate: impl FnOnce(&mut Connection) -> Result<(), StoreError>,
+    ) -> Result<Pool, StoreError> {
+        let mut writer = connect(path, durability, Role::Writer)?;
+        migrate(&mut writer)?;
+        let readers = match durability {
+            Durability::Scratch => None,
+            Durability::Durable => {
+                let idle = (0..readers)
+                    .map(|_| connect(path, durability, Role::Reader))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(Readers {
+                    permits: Semaphore::new(idle.len()),
+                    idle: SyncMutex::new(idle),
+                })
+            }
+        };
+        Ok(Pool {
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`, so a reader never has
+    /// to upgrade and fail with `SQLITE_BUSY`); commits if it succeeds.
+    pub(super) async fn write<R>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.writer.lock().await;
+        blocking(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = work(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `work` on the writer outside any transaction: checkpoints.
+    pub(super) async fn on_writer<R>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let conn = self.writer.lock().await;
+        blocking(|| work(&conn))
+    }
+
+    /// Runs `work` in one read transaction, so everything it reads comes from one
+    /// snapshot.
+    pub(super) async fn read<R>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let Some(readers) = &self.readers else {
+            let mut conn = self.writer.lock().await;
+            return blocking(|| read_in(&mut conn, work));
+        };
+        let _permit = readers
+            .permits
+            .acquire()
+            .await
+            .expect("the reader semaphore is never closed");
+        let mut lease = Lease {
+            readers,
+            conn: Some(
+                readers
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .expect("a permit guarantees an idle reader"),
+            ),
+        };
+        let conn = lease.conn.as_mut().expect("leased until dropped");
+        blocking(|| read_in(conn, work))
+    }
+}
+
+fn read_in<R>(
+    conn: &mut Connection,
+    work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let tx = conn.transaction()?;
+    let out = work(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// A reader taken from the idle list, given back when dropped (also on error or panic).
+struct Lease<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+        }
+    }
+}
+
+/// Runs `work` where blocking is allowed: moved off the async worker on a multi-thread
+/// runtime; inline on a current-thread runtime (tests, the simulator), where nothing
+/// else could run meanwhile anyway.
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection, StoreError> {
+    let conn = match durability {
+        Durability::Durable => Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?,
+        Durability::Scratch => Connection::open_in_memory()?,
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let durable = durability == Durability::Durable;
+    if durable {
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the database refused write-ahead logging (journal mode stays `{mode}`)",
+                path.display()
+            )));
+        }
+    }
+    conn.pragma_update(None, "synchronous", if durable { "NORMAL" } else { "OFF" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows are overwritten with zeros, so an erasure leaves no bytes behind.
+    conn.pragma_update(None, "secure_delete", if durable { "ON" } else { "OFF" })?;
+    // A multi-row insert into a table with a foreign key keeps a statement journal of
+    // every page it changes; on disk that was a quarter of ingest's writer time.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    match role {
+        // Each event touches a leaf of every events index; a larger cache for the one
+        // writer keeps those pages in memory as the table grows.
+        Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
+        Role::Reader => conn.pragma_update(None, "query_only", "ON")?,
+    }
+    Ok(conn)
+}
