@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "capacity_held",
         include_str!("../migrations/sqlite/0003_capacity_held.sql"),
     ),
+    (
+        4,
+        "offers_in_flight_covering",
+        include_str!("../migrations/sqlite/0004_offers_in_flight_covering.sql"),
+    ),
 ];
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.

@@ -1583,9 +1583,12 @@ pub(super) fn tasks(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<TaskView>, StoreError> {
+    // Only finishing a task (done or skipped) sets `completed_at`, so the second half
+    // needs no state test; with one, SQLite walks every finished task through the
+    // `(state, due_at)` index instead of the range of `touches_completed`.
     let sql = format!(
         "{TASK_SELECT} WHERE t.channel = 'task' AND t.state = 'open' AND t.due_at < ?1 \
-         UNION ALL {TASK_SELECT} WHERE t.channel = 'task' AND t.state IN ('done', 'skipped') \
+         UNION ALL {TASK_SELECT} WHERE t.channel = 'task' \
          AND t.completed_at >= ?2 AND t.completed_at < ?1 \
          ORDER BY due_at, id"
     );
