@@ -7,6 +7,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 /// The fields templates may read from `contact`; `attributes.<anything>` is also allowed.
 pub const CONTACT_FIELDS: &[&str] = &[
@@ -22,7 +23,8 @@ pub const CONTACT_FIELDS: &[&str] = &[
 /// The fields templates may read from `business`.
 pub const BUSINESS_FIELDS: &[&str] = &["name", "timezone"];
 
-/// One parsed email template; subject and body are still template sources.
+/// One parsed email template: subject and body as template sources, compiled on first
+/// render and kept for the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Template {
     /// The file stem, as steps and `keep_warm` name it.
@@ -31,7 +33,36 @@ pub struct Template {
     pub subject: String,
     /// The Markdown body's template source.
     pub body: String,
+    #[serde(skip)]
+    compiled: Compiled,
 }
+
+/// Subject and body compiled into one environment, shared by the template's clones.
+#[derive(Clone, Default)]
+struct Compiled(Arc<OnceLock<Environment<'static>>>);
+
+/// Made from the sources, which `Template` already compares and prints.
+impl PartialEq for Compiled {
+    fn eq(&self, _: &Compiled) -> bool {
+        true
+    }
+}
+
+impl Eq for Compiled {}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "compiled"
+        } else {
+            "not yet compiled"
+        })
+    }
+}
+
+/// Names of the two parts inside a template's environment.
+const SUBJECT: &str = "subject";
+const BODY: &str = "body";
 
 /// A template rendered for one contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +159,16 @@ pub fn first_name_of(name: &str) -> Option<String> {
 }
 
 impl Template {
+    /// A template from its parts, as a file would give them.
+    pub fn new(name: &str, subject: &str, body: &str) -> Template {
+        Template {
+            name: name.to_owned(),
+            subject: subject.to_owned(),
+            body: body.to_owned(),
+            compiled: Compiled::default(),
+        }
+    }
+
     /// Parses and validates one template file; the template's name is the file stem.
     pub fn parse(path: &str, text: &str) -> Result<Template, Vec<Diagnostic>> {
         let mut report = Report::from_parts(path, text);
@@ -143,17 +184,27 @@ impl Template {
 
     /// Renders subject and body with a context shaped like [`RenderContext`].
     pub fn render(&self, context: &serde_json::Value) -> Result<RenderedEmail, RenderError> {
-        let env = environment();
+        let env = self.compiled.0.get_or_init(|| {
+            let mut env = environment();
+            // A part that does not compile stays out; rendering it from source below
+            // reports the same error as an uncompiled render would.
+            let _ = env.add_template_owned(SUBJECT, self.subject.clone());
+            let _ = env.add_template_owned(BODY, self.body.clone());
+            env
+        });
         let ctx = minijinja::Value::from(minijinja::value::Serde(context));
         let run = |part: &str, source: &str| {
-            env.render_str(source, ctx.clone())
-                .map_err(|e| RenderError {
-                    what: format!("{} {part}", self.name),
-                    message: describe_error(&e),
-                })
+            match env.get_template(part) {
+                Ok(template) => template.render(ctx.clone()),
+                Err(_) => env.render_str(source, ctx.clone()),
+            }
+            .map_err(|e| RenderError {
+                what: format!("{} {part}", self.name),
+                message: describe_error(&e),
+            })
         };
-        let subject = run("subject", &self.subject)?;
-        let body = run("body", &self.body)?;
+        let subject = run(SUBJECT, &self.subject)?;
+        let body = run(BODY, &self.body)?;
         Ok(RenderedEmail {
             subject: one_line(&subject),
             body,
@@ -264,11 +315,7 @@ fn read(report: &mut Report<'_>, name: &str) -> Option<Template> {
             report.error(body_offset + issue.offset, issue.message);
         }
     }
-    Some(Template {
-        name: name.to_owned(),
-        subject: subject.to_owned(),
-        body: body.to_owned(),
-    })
+    Some(Template::new(name, subject, body))
 }
 
 /// Checks a task title written as a TOML string value at `span` in the file.
@@ -682,11 +729,11 @@ mod tests {
         );
         // A subject spanning two lines is a layout error, so build one directly.
         assert!(t.is_err());
-        let t = Template {
-            name: "t".into(),
-            subject: "Hi {{ contact.first_name | default(\"there\") }}\n again".into(),
-            body: "From {{ business.name }}: {{ contact.attributes.missing.deep }}.\n{{ unsubscribe_url }}".into(),
-        };
+        let t = Template::new(
+            "t",
+            "Hi {{ contact.first_name | default(\"there\") }}\n again",
+            "From {{ business.name }}: {{ contact.attributes.missing.deep }}.\n{{ unsubscribe_url }}",
+        );
         let mut ctx = RenderContext::sample();
         ctx.contact.first_name = None;
         let out = t.render(&ctx.to_value()).unwrap();
@@ -698,12 +745,31 @@ mod tests {
     }
 
     #[test]
+    fn a_template_compiled_once_renders_each_contact_its_own_way() {
+        let t = Template::new("t", "Hi {{ contact.name }}", "{{ contact.email }}");
+        let mut ann = RenderContext::sample();
+        let first = t.render(&ann.to_value()).unwrap();
+        ann.contact.name = Some("Bo".into());
+        ann.contact.email = "bo@example.com".into();
+        let copy = t.clone();
+        let second = copy.render(&ann.to_value()).unwrap();
+        assert_eq!(first.subject, "Hi Ann Example");
+        assert_eq!(
+            (second.subject.as_str(), second.body.as_str()),
+            ("Hi Bo", "bo@example.com")
+        );
+        // A part that does not compile fails each render the same way, naming the part.
+        let broken = Template::new("b", "ok", "{% if %}");
+        for _ in 0..2 {
+            let err = broken.render(&ann.to_value()).unwrap_err();
+            assert_eq!(err.what, "b body");
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
     fn render_errors_name_the_part() {
-        let t = Template {
-            name: "t".into(),
-            subject: "ok".into(),
-            body: "{{ 1 + contact }}".into(),
-        };
+        let t = Template::new("t", "ok", "{{ 1 + contact }}");
         let err = t.render(&RenderContext::sample().to_value()).unwrap_err();
         assert_eq!(err.what, "t body");
     }

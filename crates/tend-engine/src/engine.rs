@@ -234,8 +234,46 @@ impl Engine {
                 "applied signals"
             );
         }
+        if outcome.work_closed > 0 {
+            self.wake_held_offers_if_room(now).await?;
+        }
         // A cursor that moved over filtered-out events still counts as progress.
         Ok(batch.signals.len().max(1))
+    }
+
+    /// Work closed: offers held back by capacity are looked at again at once if the load
+    /// now leaves room, instead of at their recheck. Without room the pacer would only
+    /// hold them all again, and a busy team closes work several times a day.
+    async fn wake_held_offers_if_room(&self, now: Timestamp) -> Result<(), EngineError> {
+        let snapshot = self
+            .store
+            .pacing_snapshot(self.in_flight_since(now), now)
+            .await?;
+        let capacity = self.capacity_state(&snapshot);
+        if capacity.load() < capacity.limit() {
+            let woken = self.store.wake_capacity_held(now).await?;
+            tracing::debug!(woken, "work closed with room: held offers looked at again");
+        }
+        Ok(())
+    }
+
+    /// Where offers admitted count as work in flight from: one capacity horizon back.
+    fn in_flight_since(&self, now: Timestamp) -> Timestamp {
+        let horizon = self.project.config.capacity.horizon;
+        now.saturating_sub(SignedDuration::from_millis(horizon.as_millis()))
+            .unwrap_or(now)
+    }
+
+    /// Capacity as configured, with the load the store counts.
+    fn capacity_state(&self, snapshot: &tend_store::PacingSnapshot) -> CapacityState {
+        let capacity = &self.project.config.capacity;
+        CapacityState {
+            per_week: capacity.per_week,
+            target_utilization: capacity.target_utilization,
+            horizon: capacity.horizon,
+            open_work: snapshot.open_work,
+            expected_in_flight: snapshot.expected_in_flight,
+        }
     }
 
     /// Decides one batch of due touches with the pacer and records the decisions.
@@ -250,10 +288,9 @@ impl Engine {
             return Ok(0);
         }
         let config = &self.project.config;
-        let horizon = SignedDuration::from_millis(config.capacity.horizon.as_millis());
         let snapshot = self
             .store
-            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now), now)
+            .pacing_snapshot(self.in_flight_since(now), now)
             .await?;
         let budget: BudgetState = match &snapshot.budget {
             Some(text) => serde_json::from_str(text).map_err(|e| {
@@ -311,13 +348,7 @@ impl Engine {
                 offer_probability: probability,
             });
         }
-        let capacity = CapacityState {
-            per_week: config.capacity.per_week,
-            target_utilization: config.capacity.target_utilization,
-            horizon: config.capacity.horizon,
-            open_work: snapshot.open_work,
-            expected_in_flight: snapshot.expected_in_flight,
-        };
+        let capacity = self.capacity_state(&snapshot);
         let input = PacerInput {
             touches: &due,
             contacts: &states,

@@ -289,7 +289,7 @@ pub async fn neglect(
             keys.insert(s.id, s.key.clone());
         }
     }
-    let rows = store.neglect(&gaps, limit).await?;
+    let rows = store.neglect(&gaps, None, limit).await?;
     let contacts: Vec<NeglectEntry> = rows
         .into_iter()
         .map(|row| NeglectEntry {

@@ -765,12 +765,9 @@ impl Run<'_> {
         let rows = self
             .engine
             .store()
-            .neglect(&self.lead_gaps, 100_000)
+            .neglect(&self.lead_gaps, Some(now), u32::MAX)
             .await?;
         for row in rows {
-            if row.deadline >= now {
-                break;
-            }
             if let Some(n) = row.email.as_deref().and_then(person_of) {
                 self.world.neglect(n);
             }

@@ -172,6 +172,8 @@ pub struct ApplyOutcome {
     pub exited: u64,
     /// Offers marked answered.
     pub responses: u64,
+    /// Work items closed: capacity may have room for offers held back.
+    pub work_closed: u64,
 }
 
 /// A touch that is due, with what its enrollment says.

@@ -255,6 +255,10 @@ pub trait Store: Send + Sync + 'static {
     /// back by capacity are looked at again at once.
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError>;
 
+    /// Makes the offers held back by capacity due at `at`, for when work closed and left
+    /// room. Returns how many.
+    async fn wake_capacity_held(&self, at: Timestamp) -> Result<u64, StoreError>;
+
     /// Contacts per stage now and stage changes in `[from, to)`.
     async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError>;
 
@@ -270,11 +274,13 @@ pub trait Store: Send + Sync + 'static {
     /// Work items opened (+1) and closed (-1) since `since`, as the engine read them.
     async fn work_log_since(&self, since: Timestamp) -> Result<Vec<(Timestamp, f64)>, StoreError>;
 
-    /// The `limit` active enrollments whose `max_gap` deadline comes first; `max_gaps`
-    /// gives each process id's gap in milliseconds (others are left out).
+    /// The `limit` active enrollments whose `max_gap` deadline comes first, only those
+    /// with a deadline before `before` if given; `max_gaps` gives each process id's gap
+    /// in milliseconds (others are left out).
     async fn neglect(
         &self,
         max_gaps: &[(i64, i64)],
+        before: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<NeglectRow>, StoreError>;
 

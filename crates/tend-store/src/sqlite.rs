@@ -743,8 +743,15 @@ impl Store for SqliteStore {
         self.pool
             .write(|tx| {
                 engine::set_value(tx, engine::OPEN_WORK_KEY, &open_work.to_string())?;
-                engine::wake_capacity_held(tx, millis(at))
+                engine::wake_capacity_held(tx, millis(at))?;
+                Ok(())
             })
+            .await
+    }
+
+    async fn wake_capacity_held(&self, at: Timestamp) -> Result<u64, StoreError> {
+        self.pool
+            .write(|tx| engine::wake_capacity_held(tx, millis(at)))
             .await
     }
 
@@ -770,10 +777,11 @@ impl Store for SqliteStore {
     async fn neglect(
         &self,
         max_gaps: &[(i64, i64)],
+        before: Option<Timestamp>,
         limit: u32,
     ) -> Result<Vec<NeglectRow>, StoreError> {
         self.pool
-            .read(|tx| engine::neglect(tx, max_gaps, limit))
+            .read(|tx| engine::neglect(tx, max_gaps, before, limit))
             .await
     }
 

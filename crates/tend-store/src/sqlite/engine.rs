@@ -2,12 +2,12 @@
 //! dispatch leases, tasks. Each public function runs inside the caller's transaction or
 //! on the caller's pool; the `Store` impl decides which.
 
-use super::sql::{self, Binds, ContactRow, contact_columns, get, millis, timestamp};
+use super::sql::{self, Binds, ContactRow, contact_columns, get, get_at, millis, timestamp};
 use crate::engine::*;
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, ToSql, params};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
 
@@ -62,7 +62,10 @@ fn count(row: &Row<'_>) -> Result<u64, StoreError> {
 }
 
 fn step_index(row: &Row<'_>, column: &str) -> Result<u32, StoreError> {
-    let step: i64 = get(row, column)?;
+    step_number(get(row, column)?, column)
+}
+
+fn step_number(step: i64, column: &str) -> Result<u32, StoreError> {
     u32::try_from(step).map_err(|_| StoreError::Corrupt(format!("`{column}` is {step}")))
 }
 
@@ -382,7 +385,6 @@ pub(super) fn apply_signals(
     }
     let at_ms = millis(at);
     let mut outcome = ApplyOutcome::default();
-    let mut freed = false;
     for action in actions {
         match action {
             EngineAction::Enroll {
@@ -412,7 +414,9 @@ pub(super) fn apply_signals(
                 outcome.exited += exit(conn, *contact, *process_id, reason, at_ms)?;
             }
             EngineAction::OpenWork(delta) => {
-                freed |= *delta < 0.0;
+                if *delta < 0.0 {
+                    outcome.work_closed += 1;
+                }
                 let open = match value(conn, OPEN_WORK_KEY)? {
                     Some(text) => text.parse::<f64>().unwrap_or(0.0),
                     None => 0.0,
@@ -448,24 +452,20 @@ pub(super) fn apply_signals(
             }
         }
     }
-    if freed {
-        wake_capacity_held(conn, at_ms)?;
-    }
     let text = serde_json::to_string(&to).expect("a cursor serializes");
     set_value(conn, CURSOR_KEY, &text)?;
     Ok(outcome)
 }
 
-/// Makes offers held back by capacity due now: work was closed, so there may be room,
-/// and they need not wait for the pacer's periodic recheck.
-pub(super) fn wake_capacity_held(conn: &Connection, at: i64) -> Result<(), StoreError> {
+/// Makes offers held back by capacity due now: work was closed or counted anew, so there
+/// may be room, and they need not wait for the pacer's periodic recheck.
+pub(super) fn wake_capacity_held(conn: &Connection, at: i64) -> Result<u64, StoreError> {
     sql::execute(
         conn,
         "UPDATE touches SET due_at = ?1 WHERE state = 'pending' AND reason = 'capacity' \
          AND due_at > ?1",
         params![at],
-    )?;
-    Ok(())
+    )
 }
 
 fn enroll(
@@ -574,19 +574,20 @@ pub(super) fn due_touches(
          FROM touches t JOIN enrollments e ON e.id = t.enrollment_id \
          WHERE t.state = 'pending' AND t.due_at <= ?1 ORDER BY t.due_at, t.id LIMIT ?2",
         params![now_ms, limit],
+        // By position: the pacer's batches are the engine's hottest read.
         |row| {
-            let state: String = get(row, "enrollment_state")?;
+            let text = |i, column| get_at::<String>(row, i, column);
             Ok(DueRow {
-                touch: TouchId(get(row, "id")?),
-                contact: ContactId(get(row, "contact_id")?),
-                process_id: get(row, "process_id")?,
-                step: step_index(row, "step")?,
-                kind: parse_kind(&get::<String>(row, "kind")?)?,
-                channel: parse_channel(&get::<String>(row, "channel")?)?,
-                intent: parse_intent(&get::<String>(row, "intent")?)?,
-                due_at: timestamp(get(row, "due_at")?, "touch due_at")?,
-                enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
-                active: state == "active",
+                touch: TouchId(get_at(row, 0, "id")?),
+                contact: ContactId(get_at(row, 1, "contact_id")?),
+                process_id: get_at(row, 2, "process_id")?,
+                step: step_number(get_at(row, 3, "step")?, "step")?,
+                kind: parse_kind(&text(4, "kind")?)?,
+                channel: parse_channel(&text(5, "channel")?)?,
+                intent: parse_intent(&text(6, "intent")?)?,
+                due_at: timestamp(get_at(row, 7, "due_at")?, "touch due_at")?,
+                enrolled_at: timestamp(get_at(row, 8, "enrolled_at")?, "enrolled_at")?,
+                active: text(9, "enrollment_state")? == "active",
             })
         },
     )?;
@@ -632,26 +633,18 @@ fn recent_touches(
     ids: &[i64],
     since: i64,
 ) -> Result<HashMap<i64, Vec<Timestamp>>, StoreError> {
+    let mut admitted = conn.prepare_cached(
+        "SELECT admitted_at FROM touches WHERE contact_id = ?1 AND admitted_at > ?2",
+    )?;
     let mut recent: HashMap<i64, Vec<Timestamp>> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let mut sql = String::from(
-            "SELECT contact_id, admitted_at FROM touches WHERE admitted_at > ? AND contact_id IN (",
-        );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-        }
-        sql.push(')');
-        let mut binds: Binds<'_> = vec![&since];
-        binds.extend(chunk.iter().map(|id| id as &dyn ToSql));
-        let rows = sql::fetch_binds(conn, &sql, &binds, |row| {
+    for id in ids {
+        let mut rows = admitted.query(params![id, since])?;
+        while let Some(row) = rows.next()? {
             let at: i64 = get(row, "admitted_at")?;
-            Ok((
-                get::<i64>(row, "contact_id")?,
-                timestamp(at, "admitted_at")?,
-            ))
-        })?;
-        for (contact, at) in rows {
-            recent.entry(contact).or_default().push(at);
+            recent
+                .entry(*id)
+                .or_default()
+                .push(timestamp(at, "admitted_at")?);
         }
     }
     Ok(recent)
@@ -824,112 +817,73 @@ pub(super) fn record_decisions(
             }
         }
     }
-    for chunk in deferred.chunks(DEFER_CHUNK) {
-        defer_touches(conn, chunk, at)?;
-    }
-    for chunk in queued.chunks(DEFER_CHUNK) {
-        queue_touches(conn, chunk, at)?;
-    }
+    defer_touches(conn, &deferred, at)?;
+    queue_touches(conn, &queued, at)?;
     set_value(conn, BUDGET_KEY, budget)
 }
 
-/// Admits pending touches to the outbox, `(id, offer probability)` each, in one
-/// statement, and counts them as touches to their contacts.
+// Batches write one cached single-row statement per row: with SQLite in-process a
+// statement costs a bind and a step, while a generated multi-row statement must be
+// parsed anew for every batch size.
+
+/// Admits pending touches to the outbox, `(id, offer probability)` each, and counts them
+/// as touches to their contacts.
 fn queue_touches(
     conn: &Connection,
     rows: &[(i64, Option<f64>)],
     at: i64,
 ) -> Result<(), StoreError> {
-    let values = vec!["(?, ?)"; rows.len()].join(", ");
-    let sql = format!(
+    let mut queue = conn.prepare_cached(&format!(
         "UPDATE touches SET state = 'queued', decision = 'send', reason = NULL, \
-         until_at = NULL, decided_at = ?, admitted_at = ?, next_attempt_at = ?, \
-         probability = v.column2 \
-         FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'pending' \
-         RETURNING {ADMITTED_COLUMNS}"
-    );
-    let mut binds: Binds<'_> = vec![&at, &at, &at];
+         until_at = NULL, decided_at = ?1, admitted_at = ?1, next_attempt_at = ?1, \
+         probability = ?2 WHERE id = ?3 AND state = 'pending' RETURNING {ADMITTED_COLUMNS}"
+    ))?;
+    let mut queued = Vec::with_capacity(rows.len());
     for (id, probability) in rows {
-        binds.extend([id as &dyn ToSql, probability]);
+        let mut returned = queue.query(params![at, probability, id])?;
+        if let Some(row) = returned.next()? {
+            queued.push(admitted(row)?);
+        }
     }
-    let admitted = sql::fetch_binds(conn, &sql, &binds, admitted)?;
-    count_touches(conn, &admitted, at)
+    count_touches(conn, &queued, at)
 }
 
-/// Counts admitted touches to their contacts, enrollments and offer stats, in three
-/// statements.
+/// Counts admitted touches to their contacts, enrollments and offer stats.
 fn count_touches(conn: &Connection, touches: &[Admitted], at: i64) -> Result<(), StoreError> {
-    if touches.is_empty() {
-        return Ok(());
-    }
-    let ids = vec!["?"; touches.len()].join(", ");
-    let sql = format!(
-        "UPDATE contacts SET last_touch_at = CASE \
-         WHEN last_touch_at IS NULL OR last_touch_at < ? THEN ? ELSE last_touch_at END \
-         WHERE id IN ({ids})"
-    );
-    let mut binds: Binds<'_> = vec![&at, &at];
-    binds.extend(touches.iter().map(|t| &t.contact_id as &dyn ToSql));
-    sql::execute_binds(conn, &sql, &binds)?;
-
-    let mut per_enrollment: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut per_offer_step: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut contact = conn.prepare_cached(
+        "UPDATE contacts SET last_touch_at = ?1 \
+         WHERE id = ?2 AND (last_touch_at IS NULL OR last_touch_at < ?1)",
+    )?;
+    let mut enrollment = conn.prepare_cached(
+        "UPDATE enrollments SET touches = touches + 1, last_touch_at = ?1 WHERE id = ?2",
+    )?;
+    let mut offer = conn.prepare_cached(
+        "INSERT INTO offer_stats (process_id, step, sent) VALUES (?1, ?2, 1) \
+         ON CONFLICT (process_id, step) DO UPDATE SET sent = offer_stats.sent + 1",
+    )?;
     for t in touches {
-        *per_enrollment.entry(t.enrollment_id).or_default() += 1;
+        contact.execute(params![at, t.contact_id])?;
+        enrollment.execute(params![at, t.enrollment_id])?;
         if t.intent == "offer" {
-            *per_offer_step.entry((t.process_id, t.step)).or_default() += 1;
+            offer.execute(params![t.process_id, t.step])?;
         }
-    }
-    let values = vec!["(?, ?)"; per_enrollment.len()].join(", ");
-    let sql = format!(
-        "UPDATE enrollments SET touches = touches + v.column2, last_touch_at = ? \
-         FROM (VALUES {values}) AS v WHERE enrollments.id = v.column1"
-    );
-    let mut binds: Binds<'_> = vec![&at];
-    for (enrollment, count) in &per_enrollment {
-        binds.extend([enrollment as &dyn ToSql, count]);
-    }
-    sql::execute_binds(conn, &sql, &binds)?;
-
-    if !per_offer_step.is_empty() {
-        let values = vec!["(?, ?, ?)"; per_offer_step.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO offer_stats (process_id, step, sent) VALUES {values} \
-             ON CONFLICT (process_id, step) DO UPDATE SET sent = offer_stats.sent + excluded.sent"
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(per_offer_step.len() * 3);
-        for ((process, step), count) in &per_offer_step {
-            binds.extend([process as &dyn ToSql, step, count]);
-        }
-        sql::execute_binds(conn, &sql, &binds)?;
     }
     Ok(())
 }
 
-/// Deferrals written per statement: most of a busy tick's decisions are deferrals
-/// (offers waiting for capacity, touches waiting for budget), and one statement per
-/// row cost more than deciding them. Three parameters each stay far below SQLite's
-/// limit of 32,766.
-const DEFER_CHUNK: usize = 500;
-
-/// Defers pending touches, `(id, until ms, reason)` each, in one statement.
+/// Defers pending touches, `(id, until ms, reason)` each.
 fn defer_touches(
     conn: &Connection,
     rows: &[(i64, i64, String)],
     at: i64,
 ) -> Result<(), StoreError> {
-    let values = vec!["(?, ?, ?)"; rows.len()].join(", ");
-    let sql = format!(
-        "UPDATE touches SET due_at = v.column2, decision = 'defer', reason = v.column3, \
-         until_at = v.column2, decided_at = ?, deferrals = deferrals + 1 \
-         FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'pending'"
-    );
-    // Parameters number in text order: `decided_at` comes before the VALUES.
-    let mut binds: Binds<'_> = vec![&at];
+    let mut defer = conn.prepare_cached(
+        "UPDATE touches SET due_at = ?1, decision = 'defer', reason = ?2, until_at = ?1, \
+         decided_at = ?3, deferrals = deferrals + 1 WHERE id = ?4 AND state = 'pending'",
+    )?;
     for (id, until, reason) in rows {
-        binds.extend([id as &dyn ToSql, until, reason]);
+        defer.execute(params![until, reason, at, id])?;
     }
-    sql::execute_binds(conn, &sql, &binds)?;
     Ok(())
 }
 
@@ -964,16 +918,17 @@ pub(super) fn claim_dispatch(
          attempts",
         params![now_ms.saturating_add(lease_ms), now_ms, limit],
         |row| {
+            let text = |i, column| get_at::<String>(row, i, column);
             Ok(Leased {
-                touch: TouchId(get(row, "id")?),
-                enrollment_id: get(row, "enrollment_id")?,
-                contact_id: get(row, "contact_id")?,
-                process_id: get(row, "process_id")?,
-                step: step_index(row, "step")?,
-                kind: parse_kind(&get::<String>(row, "kind")?)?,
-                channel: parse_channel(&get::<String>(row, "channel")?)?,
-                intent: parse_intent(&get::<String>(row, "intent")?)?,
-                attempts: get(row, "attempts")?,
+                touch: TouchId(get_at(row, 0, "id")?),
+                enrollment_id: get_at(row, 1, "enrollment_id")?,
+                contact_id: get_at(row, 2, "contact_id")?,
+                process_id: get_at(row, 3, "process_id")?,
+                step: step_number(get_at(row, 4, "step")?, "step")?,
+                kind: parse_kind(&text(5, "kind")?)?,
+                channel: parse_channel(&text(6, "channel")?)?,
+                intent: parse_intent(&text(7, "intent")?)?,
+                attempts: get_at(row, 8, "attempts")?,
             })
         },
     )?;
@@ -1019,23 +974,11 @@ pub(super) fn claim_dispatch(
 
 /// Contacts by id, for ids that exist.
 fn contacts_by_id(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, Contact>, StoreError> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(DEFER_CHUNK) {
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                contact_columns!(),
-                " FROM contacts WHERE id IN ({})"
-            ),
-            vec!["?"; chunk.len()].join(", ")
-        );
-        let binds: Binds<'_> = chunk.iter().map(|id| id as &dyn ToSql).collect();
-        for row in sql::fetch_binds(conn, &sql, &binds, ContactRow::decode)? {
-            let contact = row.into_contact()?;
-            out.insert(contact.id.0, contact);
-        }
-    }
-    Ok(out)
+    let head = concat!("SELECT ", contact_columns!(), " FROM contacts WHERE id IN");
+    sql::fetch_in(conn, head, "", ids, ContactRow::decode)?
+        .into_iter()
+        .map(|row| Ok((row.id, row.into_contact()?)))
+        .collect()
 }
 
 /// `(step, active)` of each enrollment, by id.
@@ -1043,25 +986,16 @@ fn enrollment_steps(
     conn: &Connection,
     ids: &[i64],
 ) -> Result<HashMap<i64, (u32, bool)>, StoreError> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(DEFER_CHUNK) {
-        let sql = format!(
-            "SELECT id, step, state FROM enrollments WHERE id IN ({})",
-            vec!["?"; chunk.len()].join(", ")
+    let head = "SELECT id, step, state FROM enrollments WHERE id IN";
+    Ok(sql::fetch_in(conn, head, "", ids, |row| {
+        let step = (
+            step_index(row, "step")?,
+            get::<String>(row, "state")? == "active",
         );
-        let binds: Binds<'_> = chunk.iter().map(|id| id as &dyn ToSql).collect();
-        let rows = sql::fetch_binds(conn, &sql, &binds, |row| {
-            Ok((
-                get::<i64>(row, "id")?,
-                (
-                    step_index(row, "step")?,
-                    get::<String>(row, "state")? == "active",
-                ),
-            ))
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+        Ok((get::<i64>(row, "id")?, step))
+    })?
+    .into_iter()
+    .collect())
 }
 
 /// Moves an active enrollment to its next step, or completes it.
@@ -1098,10 +1032,7 @@ pub(super) fn finish_dispatches(
             other => finish_dispatch(conn, *touch, *at, other)?,
         }
     }
-    for chunk in delivered.chunks(DEFER_CHUNK) {
-        deliver_touches(conn, chunk)?;
-    }
-    Ok(())
+    deliver_touches(conn, &delivered)
 }
 
 /// Marks queued touches sent, `(id, sent at, next step)` each, and moves their
@@ -1110,128 +1041,62 @@ fn deliver_touches(
     conn: &Connection,
     rows: &[(i64, i64, Option<NextTouch>)],
 ) -> Result<(), StoreError> {
-    let values = vec!["(?, ?)"; rows.len()].join(", ");
-    let sql = format!(
-        "UPDATE touches SET state = 'sent', sent_at = v.column2, last_error = NULL, \
-         next_attempt_at = NULL, leased = 0 \
-         FROM (VALUES {values}) AS v WHERE touches.id = v.column1 AND touches.state = 'queued' \
-         RETURNING id, enrollment_id, kind"
-    );
-    let mut binds: Binds<'_> = Vec::with_capacity(rows.len() * 2);
-    for (id, at, _) in rows {
-        binds.extend([id as &dyn ToSql, at]);
-    }
-    let mut steps = HashMap::new();
-    let sent = sql::fetch_binds(conn, &sql, &binds, |row| {
-        Ok((
-            get::<i64>(row, "id")?,
-            get::<i64>(row, "enrollment_id")?,
-            get::<String>(row, "kind")? == "step",
-        ))
-    })?;
-    for (id, enrollment, is_step) in sent {
-        if is_step {
-            steps.insert(id, enrollment);
-        }
-    }
+    let mut deliver = conn.prepare_cached(
+        "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
+         next_attempt_at = NULL, leased = 0 WHERE id = ?2 AND state = 'queued' \
+         RETURNING enrollment_id, kind",
+    )?;
     // In the order given, so the next touches get ids in a repeatable order.
     let mut moves = Vec::new();
     let mut completions = Vec::new();
     for (id, at, next) in rows {
-        let Some(enrollment) = steps.get(id) else {
+        let mut returned = deliver.query(params![at, id])?;
+        let Some(row) = returned.next()? else {
+            continue;
+        };
+        let Some(enrollment) = step_enrollment(row)? else {
             continue;
         };
         match next {
-            Some(next) => moves.push((*enrollment, *at, *next)),
-            None => completions.push((*enrollment, *at)),
+            Some(next) => moves.push((enrollment, *at, *next)),
+            None => completions.push((enrollment, *at)),
         }
     }
     advance_many(conn, &moves)?;
-    if !completions.is_empty() {
-        let values = vec!["(?, ?)"; completions.len()].join(", ");
-        let sql = format!(
-            "UPDATE enrollments SET state = 'completed', ended_at = v.column2 \
-             FROM (VALUES {values}) AS v \
-             WHERE enrollments.id = v.column1 AND enrollments.state = 'active'"
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(completions.len() * 2);
-        for (enrollment, at) in &completions {
-            binds.extend([enrollment as &dyn ToSql, at]);
-        }
-        sql::execute_binds(conn, &sql, &binds)?;
+    let mut complete = conn.prepare_cached(
+        "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
+         WHERE id = ?2 AND state = 'active'",
+    )?;
+    for (enrollment, at) in &completions {
+        complete.execute(params![at, enrollment])?;
     }
     Ok(())
 }
 
-/// Moves many active enrollments to their next step and plans it: one update, one
-/// insert.
+/// Moves active enrollments to their next step and plans it, `(enrollment, at, next)`
+/// each.
 fn advance_many(conn: &Connection, moves: &[(i64, i64, NextTouch)]) -> Result<(), StoreError> {
-    if moves.is_empty() {
-        return Ok(());
-    }
-    let values = vec!["(?, ?)"; moves.len()].join(", ");
-    let sql = format!(
-        "UPDATE enrollments SET step = v.column2 FROM (VALUES {values}) AS v \
-         WHERE enrollments.id = v.column1 AND enrollments.state = 'active' \
-         RETURNING id, contact_id, process_id"
-    );
-    let mut binds: Binds<'_> = Vec::with_capacity(moves.len() * 2);
-    for (enrollment, _, next) in moves {
-        binds.extend([enrollment as &dyn ToSql, &next.step.step]);
-    }
-    let active: HashMap<i64, (i64, i64)> = sql::fetch_binds(conn, &sql, &binds, |row| {
-        Ok((
-            get::<i64>(row, "id")?,
-            (
-                get::<i64>(row, "contact_id")?,
-                get::<i64>(row, "process_id")?,
-            ),
-        ))
-    })?
-    .into_iter()
-    .collect();
-    let inserts: Vec<_> = moves
-        .iter()
-        .filter_map(|(enrollment, at, next)| {
-            active.get(enrollment).map(|(contact, process)| {
-                let step = next.step;
-                let due = millis(next.due_at);
-                let (channel, intent) = (channel_str(step.channel), intent_str(step.intent));
-                (
-                    *enrollment,
-                    *contact,
-                    *process,
-                    step.step,
-                    channel,
-                    intent,
-                    due,
-                    *at,
-                )
-            })
-        })
-        .collect();
-    if inserts.is_empty() {
-        return Ok(());
-    }
-    let values = vec!["(?, ?, ?, ?, 'step', ?, ?, 'pending', ?, ?)"; inserts.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, channel, \
-         intent, state, due_at, created_at) VALUES {values}"
-    );
-    let mut binds: Binds<'_> = Vec::with_capacity(inserts.len() * 8);
-    for (enrollment, contact, process, step, channel, intent, due, at) in &inserts {
-        binds.extend([
-            enrollment as &dyn ToSql,
+    let mut step = conn.prepare_cached(
+        "UPDATE enrollments SET step = ?1 WHERE id = ?2 AND state = 'active' \
+         RETURNING contact_id, process_id",
+    )?;
+    for (enrollment, at, next) in moves {
+        let mut returned = step.query(params![next.step.step, enrollment])?;
+        let Some(row) = returned.next()? else {
+            continue;
+        };
+        let (contact, process) = (get(row, "contact_id")?, get(row, "process_id")?);
+        drop(returned);
+        insert_pending(
+            conn,
+            *enrollment,
             contact,
             process,
-            step,
-            channel,
-            intent,
-            due,
-            at,
-        ]);
+            next.step,
+            millis(next.due_at),
+            *at,
+        )?;
     }
-    sql::execute_binds(conn, &sql, &binds)?;
     Ok(())
 }
 
@@ -1481,6 +1346,7 @@ pub(super) fn work_log_since(
 pub(super) fn neglect(
     conn: &Connection,
     max_gaps: &[(i64, i64)],
+    before: Option<Timestamp>,
     limit: u32,
 ) -> Result<Vec<NeglectRow>, StoreError> {
     if max_gaps.is_empty() {
@@ -1492,20 +1358,22 @@ pub(super) fn neglect(
     }
     gap.push_str(" END");
     let sql = format!(
-        "SELECT e.contact_id, e.process_id, e.enrolled_at, c.last_touch_at, c.name, c.email, \
+        "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
+         c.last_touch_at, c.name, c.email, \
          (CASE WHEN c.last_touch_at IS NOT NULL AND c.last_touch_at > e.enrolled_at \
           THEN c.last_touch_at ELSE e.enrolled_at END) + {gap} AS deadline \
          FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
-         WHERE e.state = 'active' AND e.process_id IN ({}) \
-         ORDER BY deadline, e.id LIMIT ?",
+         WHERE e.state = 'active' AND e.process_id IN ({})) AS due \
+         WHERE deadline < ? ORDER BY deadline, id LIMIT ?",
         vec!["?"; max_gaps.len()].join(", ")
     );
-    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 3 + 1);
+    let before = before.map_or(i64::MAX, millis);
+    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 3 + 2);
     for (process, gap_ms) in max_gaps {
         binds.extend([process as &dyn ToSql, gap_ms]);
     }
     binds.extend(max_gaps.iter().map(|(process, _)| process as &dyn ToSql));
-    binds.push(&limit);
+    binds.extend([&before as &dyn ToSql, &limit]);
     sql::fetch_binds(conn, &sql, &binds, |row| {
         Ok(NeglectRow {
             contact_id: ContactId(get(row, "contact_id")?),
