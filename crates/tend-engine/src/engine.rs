@@ -33,6 +33,9 @@ const SIGNING_KEY: &str = "unsubscribe_key";
 const INSTANCE_KEY: &str = "instance_id";
 /// How strongly the configured offer probability is believed, in pseudo-observations.
 const PRIOR_STRENGTH: f64 = 10.0;
+/// Floor of the offer probability used to count how many held offers room could admit,
+/// so a step nobody ever answers does not wake every held offer.
+const MIN_OFFER_PROBABILITY: f64 = 0.01;
 
 /// What can stop a unit of work.
 #[derive(Debug, thiserror::Error)]
@@ -241,19 +244,28 @@ impl Engine {
         Ok(batch.signals.len().max(1))
     }
 
-    /// Work closed: offers held back by capacity are looked at again at once if the load
-    /// now leaves room, instead of at their recheck. Without room the pacer would only
-    /// hold them all again, and a busy team closes work several times a day.
+    /// Work closed: offers held back by capacity are looked at again at once, as many as
+    /// the room left could admit, the longest-waiting contacts first; the rest wait for
+    /// their recheck. Waking them all would make the pacer hold nearly all of them again,
+    /// several times a day on a busy team.
     async fn wake_held_offers_if_room(&self, now: Timestamp) -> Result<(), EngineError> {
         let snapshot = self
             .store
             .pacing_snapshot(self.in_flight_since(now), now)
             .await?;
         let capacity = self.capacity_state(&snapshot);
-        if capacity.load() < capacity.limit() {
-            let woken = self.store.wake_capacity_held(now).await?;
-            tracing::debug!(woken, "work closed with room: held offers looked at again");
+        let smallest = self
+            .offer_probabilities(&snapshot.offer_stats)?
+            .into_values()
+            .fold(self.project.config.capacity.offer_probability, f64::min)
+            .max(MIN_OFFER_PROBABILITY);
+        let room = capacity.limit() - capacity.load();
+        if room < smallest {
+            return Ok(());
         }
+        let fits = (room / smallest).ceil().min(f64::from(u32::MAX)) as u32;
+        let woken = self.store.wake_capacity_held(now, fits).await?;
+        tracing::debug!(woken, room, "work closed: held offers looked at again");
         Ok(())
     }
 

@@ -255,9 +255,10 @@ pub trait Store: Send + Sync + 'static {
     /// back by capacity are looked at again at once.
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError>;
 
-    /// Makes the offers held back by capacity due at `at`, for when work closed and left
-    /// room. Returns how many.
-    async fn wake_capacity_held(&self, at: Timestamp) -> Result<u64, StoreError>;
+    /// Makes up to `limit` offers held back by capacity due at `at`, those whose
+    /// contacts have waited longest for a touch first: work closed and left room for
+    /// about that many. Returns how many.
+    async fn wake_capacity_held(&self, at: Timestamp, limit: u32) -> Result<u64, StoreError>;
 
     /// Contacts per stage now and stage changes in `[from, to)`.
     async fn funnel(&self, from: Timestamp, to: Timestamp) -> Result<FunnelCounts, StoreError>;

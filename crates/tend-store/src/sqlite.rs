@@ -749,9 +749,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn wake_capacity_held(&self, at: Timestamp) -> Result<u64, StoreError> {
+    async fn wake_capacity_held(&self, at: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.pool
-            .write(|tx| engine::wake_capacity_held(tx, millis(at)))
+            .write(|tx| engine::wake_longest_waiting_held(tx, millis(at), limit))
             .await
     }
 

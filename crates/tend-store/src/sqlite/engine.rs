@@ -468,6 +468,25 @@ pub(super) fn wake_capacity_held(conn: &Connection, at: i64) -> Result<u64, Stor
     )
 }
 
+/// Makes up to `limit` offers held back by capacity due now, those whose contacts have
+/// waited longest since their last touch (or enrollment) first, as the pacer ranks them.
+pub(super) fn wake_longest_waiting_held(
+    conn: &Connection,
+    at: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    sql::execute(
+        conn,
+        "UPDATE touches SET due_at = ?1 WHERE id IN (\
+           SELECT t.id FROM touches t JOIN enrollments e ON e.id = t.enrollment_id \
+           JOIN contacts c ON c.id = t.contact_id \
+           WHERE t.state = 'pending' AND t.reason = 'capacity' AND t.due_at > ?1 \
+           ORDER BY MAX(COALESCE(c.last_touch_at, e.enrolled_at), e.enrolled_at), t.id \
+           LIMIT ?2)",
+        params![at, limit],
+    )
+}
+
 fn enroll(
     conn: &Connection,
     contact: ContactId,

@@ -26,7 +26,8 @@ const STATEMENT_CACHE: usize = 256;
 pub(super) enum Durability {
     /// A file in WAL mode, synced at each commit, erased bytes zeroed.
     Durable,
-    /// In memory, nothing synced or zeroed: thrown away when the store is dropped.
+    /// In memory, no rollback journal, nothing synced or zeroed: thrown away when the
+    /// store is dropped, and useless after a failed write.
     Scratch,
 }
 
@@ -193,6 +194,10 @@ fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection
                 path.display()
             )));
         }
+    }
+    if !durable {
+        // Nothing to roll back to: a failed simulation throws its database away.
+        conn.pragma_update_and_check(None, "journal_mode", "OFF", |row| row.get::<_, String>(0))?;
     }
     conn.pragma_update(None, "synchronous", if durable { "NORMAL" } else { "OFF" })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
