@@ -213,6 +213,60 @@ async fn with_capacity_full_an_offer_waits_while_its_nurture_sibling_goes_out() 
 }
 
 #[tokio::test]
+async fn closing_a_job_wakes_only_the_held_offers_its_room_can_admit_longest_waiting_first() {
+    let extra = "[capacity]\nper_week = 2\ntarget_utilization = 1.0\nhorizon = \"1w\"\n\
+                 offer_probability = 0.5\n[work]\nopened = \"Job Opened\"\n\
+                 closed = \"Job Completed\"\n[limits]\nmin_gap = \"0m\"\n\
+                 per_contact_per_week = 10\nquiet_hours = \"none\"";
+    let config = config(extra).replace("Mon-Fri 09:00-18:00", "Mon-Sun 00:00-24:00");
+    let s = Server::start(&config, &[("offer", OFFER)], TEMPLATES).await;
+    // Two jobs open: capacity (two a week over one week) is full.
+    for job in 0..2 {
+        s.post_segment(
+            "track",
+            json!({"userId": "customer", "event": "Job Opened", "messageId": format!("open-{job}")}),
+        )
+        .await;
+    }
+    for n in 1..=4 {
+        lead(&s, n, "Europe/Rome").await;
+        s.after(1).await;
+    }
+    for contact in 2..=5 {
+        let offer = &touches(&s, contact).await[0];
+        assert_eq!(
+            (&offer["state"], &offer["reason"]),
+            (&json!("pending"), &json!("capacity"))
+        );
+    }
+
+    // One job done: room for two offers at 0.5 each. The two leads who have waited
+    // longest get theirs; the other two are not even looked at until their recheck.
+    s.post_segment(
+        "track",
+        json!({"userId": "customer", "event": "Job Completed", "messageId": "close-0"}),
+    )
+    .await;
+    s.after(0).await;
+    let sent: Vec<bool> = offers_sent(&s).await;
+    assert_eq!(sent, [true, true, false, false]);
+    for contact in 4..=5 {
+        let offer = &touches(&s, contact).await[0];
+        assert_eq!(offer["reason"], "capacity");
+        assert_eq!(offer["deferrals"], 1, "{offer}");
+    }
+}
+
+/// Whether each of the four leads' offers (contacts 2 to 5) was sent.
+async fn offers_sent(s: &Server) -> Vec<bool> {
+    let mut sent = Vec::new();
+    for contact in 2..=5 {
+        sent.push(touches(s, contact).await[0]["state"] == "sent");
+    }
+    sent
+}
+
+#[tokio::test]
 async fn capacity_input_is_validated_and_named() {
     let s = Server::start(&config(""), &[("welcome", WELCOME_ONLY)], TEMPLATES).await;
     for (body, field) in [
