@@ -7,6 +7,7 @@
 //! `block_in_place`, so the worker's other tasks move to another thread meanwhile.
 
 use crate::StoreError;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex as SyncMutex;
@@ -184,6 +185,11 @@ fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans must not depend on the values bound: a plan that did would be compiled
+    // again at every reuse of its cached statement (SQLite marks such statements
+    // expired whenever their parameters are cleared). Every partial index condition is
+    // written out in the statements that use it, so nothing is lost.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     let durable = durability == Durability::Durable;
     if durable {
         let mode: String =
