@@ -9,6 +9,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tend_core::check::Project;
 use tend_core::config::Config;
@@ -42,8 +43,8 @@ pub enum SimError {
 /// Called with the number of simulated days just completed, for a progress bar.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// Simulates every strategy on the same population and seed, concurrently, and
-/// returns their results in [`Strategy::ALL`] order.
+/// Simulates every strategy on the same population and seed, as many at a time as
+/// there are cores, and returns their results in [`Strategy::ALL`] order.
 pub async fn simulate(
     scenario: &Scenario,
     name: &str,
@@ -51,27 +52,40 @@ pub async fn simulate(
     progress: Progress,
 ) -> Result<SimReport, SimError> {
     let setting = Arc::new(Setting::new(scenario, project)?);
-    // One OS thread and one single-threaded runtime per strategy: each strategy is a
-    // chain of database round trips, and a shared runtime made them queue behind one
-    // another's work.
-    let mut handles = Vec::new();
-    for strategy in Strategy::ALL {
-        let setting = Arc::clone(&setting);
-        let progress = Arc::clone(&progress);
-        handles.push(std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
+    // One OS thread and one single-threaded runtime per running strategy: each is a
+    // chain of synchronous database calls. No more threads than cores: a third
+    // strategy sharing two cores would only slow the longest one down, and the
+    // strategies start longest first (the pacer's makes the most decisions).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..cores.min(Strategy::ALL.len()) {
+        let (setting, progress, next) = (
+            Arc::clone(&setting),
+            Arc::clone(&progress),
+            Arc::clone(&next),
+        );
+        workers.push(std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()?
-                .block_on(run_strategy(&setting, strategy, progress))
+                .build()?;
+            let mut done = Vec::new();
+            while let Some(&strategy) = Strategy::ALL.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let run =
+                    runtime.block_on(run_strategy(&setting, strategy, Arc::clone(&progress)))?;
+                done.push(run);
+            }
+            Ok::<_, SimError>(done)
         }));
     }
     let mut runs = Vec::new();
-    for handle in handles {
-        let joined = tokio::task::spawn_blocking(move || handle.join())
+    for worker in workers {
+        let joined = tokio::task::spawn_blocking(move || worker.join())
             .await
             .map_err(|e| SimError::Join(e.to_string()))?;
-        runs.push(joined.map_err(|_| SimError::Join("a strategy panicked".into()))??);
+        runs.extend(joined.map_err(|_| SimError::Join("a strategy panicked".into()))??);
     }
+    runs.sort_by_key(|run| Strategy::ALL.iter().position(|s| *s == run.strategy));
     Ok(SimReport {
         scenario: name.to_owned(),
         seed: scenario.simulation.seed,
