@@ -1008,3 +1008,70 @@ async fn a_merge_within_one_batch_reports_no_change_for_the_record_it_removes() 
     );
     assert_eq!(event_names(&s.timeline(dee.id).await.unwrap()).len(), 2);
 }
+
+/// A database as the releases built on sqlx left it: migrations 1 to 3 applied and
+/// recorded in `_sqlx_migrations`, `user_version` never set, and a contact in it.
+fn database_from_an_sqlx_release(path: &Path) {
+    let conn = raw(path);
+    conn.execute_batch(include_str!(
+        "../migrations/sqlite/0001_contacts_events_tokens.sql"
+    ))
+    .unwrap();
+    conn.execute_batch(include_str!("../migrations/sqlite/0002_engine.sql"))
+        .unwrap();
+    conn.execute_batch(include_str!("../migrations/sqlite/0003_capacity_held.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+         checksum BLOB NOT NULL, execution_time BIGINT NOT NULL); \
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (1, 'contacts_events_tokens', 1, x'00', 1), (2, 'engine', 1, x'00', 1), \
+         (3, 'capacity_held', 1, x'00', 1); \
+         INSERT INTO contacts (email, stage, created_at, updated_at) \
+         VALUES ('kept@example.com', 'customer', 1, 1);",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_database_from_an_earlier_release_opens_with_its_data_and_only_new_migrations() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    database_from_an_sqlx_release(&path);
+
+    // Re-running migration 1 would fail on its existing tables: only 4 may run.
+    let store = SqliteStore::open(&path).await.unwrap();
+    let page = store.list_contacts(&all(10)).await.unwrap();
+    assert_eq!(page.contacts.len(), 1);
+    assert_eq!(page.contacts[0].email.as_deref(), Some("kept@example.com"));
+    drop(store);
+    let conn = raw(&path);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let covering: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'touches_offers_in_flight'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(covering.contains("probability"), "{covering}");
+    drop(conn);
+    // And again: nothing left to apply.
+    SqliteStore::open(&path).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_release_is_refused_untouched() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    raw(&path).pragma_update(None, "user_version", 99).unwrap();
+    let err = SqliteStore::open(&path).await.err().expect("refused");
+    assert!(matches!(err, StoreError::Migrate(_)), "{err}");
+    assert!(err.to_string().contains("99"), "{err}");
+    assert!(err.to_string().contains("newer Tend"), "{err}");
+}

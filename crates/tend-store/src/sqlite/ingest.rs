@@ -3,7 +3,7 @@
 //! A batch costs a fixed handful of statements whatever its size: one look-up of already
 //! stored message ids, one per kind of identity (user ids, anonymous ids, emails), then
 //! multi-row writes. Contacts are resolved in memory in between, so a batch of 100 track
-//! events for known users is five round trips to the database, not a hundred.
+//! events for known users is five statements, not a hundred.
 
 use super::sql::{
     self, Binds, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
