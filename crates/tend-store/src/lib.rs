@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The contact was erased, but its bytes could not yet be purged from every file.
     #[error("erasure incomplete: {0}")]
     EraseIncomplete(String),
+    /// The store's own threads could not be started or stopped abnormally.
+    #[error("database threads: {0}")]
+    Threads(String),
     /// Another writer changed what the caller read before writing; nothing was written.
     #[error("conflict: {0}")]
     Conflict(String),

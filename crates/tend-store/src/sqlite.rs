@@ -63,7 +63,7 @@ impl SqliteStore {
             Pool::open(&path, Durability::Durable, READERS, migrate)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("opening the database stopped: {e}")))??;
+        .map_err(|e| StoreError::Threads(format!("opening the database stopped: {e}")))??;
         Ok(SqliteStore { pool })
     }
 
@@ -88,9 +88,10 @@ impl SqliteStore {
             .await
     }
 
-    /// Truncates the write-ahead log, so that pages rewritten by an erasure are the only
-    /// copies left. Readers that hold an old snapshot make it wait, up to the busy timeout.
-    async fn truncate_wal(&self) -> Result<(), StoreError> {
+    /// Copies the whole write-ahead log into the database file and empties it. Returns
+    /// `false` if readers holding an older snapshot kept part of it, after waiting for
+    /// them up to the busy timeout.
+    pub async fn checkpoint(&self) -> Result<bool, StoreError> {
         let busy: i64 = self
             .pool
             .on_writer(|conn| {
@@ -99,7 +100,13 @@ impl SqliteStore {
                 })
             })
             .await?;
-        if busy != 0 {
+        Ok(busy == 0)
+    }
+
+    /// Truncates the write-ahead log, so that pages rewritten by an erasure are the only
+    /// copies left.
+    async fn truncate_wal(&self) -> Result<(), StoreError> {
+        if !self.checkpoint().await? {
             return Err(StoreError::EraseIncomplete(
                 "the write-ahead log could not be truncated because readers were busy; \
                  erasing the same contact again completes it"
@@ -517,13 +524,7 @@ impl Store for SqliteStore {
             // A large backfill grows the write-ahead log file by hundreds of megabytes, and
             // SQLite never shrinks it on its own; fold it back and truncate it now. Busy
             // readers only make this a partial checkpoint.
-            self.pool
-                .on_writer(|conn| {
-                    sql::fetch_one(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                        get::<i64>(row, "busy")
-                    })
-                })
-                .await?;
+            self.checkpoint().await?;
         }
         Ok(outcome)
     }

@@ -1075,3 +1075,33 @@ async fn a_database_from_a_newer_release_is_refused_untouched() {
     assert!(err.to_string().contains("99"), "{err}");
     assert!(err.to_string().contains("newer Tend"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_of_writes_keeps_the_write_ahead_log_bounded() {
+    let db = db().await;
+    let wal = db.path.with_extension("db-wal");
+    let mut largest = 0;
+    // Scattered message ids, as Segment's libraries send them, touch pages all over
+    // the `message_id` index: far more log than the bound below, if nothing bounds it.
+    for round in 0..80u64 {
+        let batch: Vec<IngestMessage> = (0..500u64)
+            .map(|i| {
+                let scattered = (round * 500 + i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                track(
+                    &format!("{scattered:016x}-{round}-{i}"),
+                    user(&format!("u{}", i % 97)),
+                    "Tick",
+                    i as i64,
+                )
+            })
+            .collect();
+        db.store.ingest(&batch, &prospect()).await.unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert_eq!(count(&db.path, "SELECT COUNT(*) FROM events").await, 40_000);
+    let database = std::fs::metadata(&db.path).unwrap().len();
+    assert!(
+        largest < 24 << 20,
+        "the log reached {largest} bytes beside a {database}-byte database"
+    );
+}

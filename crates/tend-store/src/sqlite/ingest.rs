@@ -656,68 +656,45 @@ fn insert_aliases(conn: &Connection, aliases: &[(String, i64, i64)]) -> Result<(
     Ok(())
 }
 
-const EVENT_COLS: usize = 7;
-
-/// Rows per events statement: far below the parameter limit, because one very long
-/// statement is slower to prepare than two of moderate length.
-const EVENTS_PER_STATEMENT: usize = 500;
-
+/// Inserts the batch's events with one cached single-row statement: a multi-row insert
+/// may fail halfway, so SQLite keeps a statement journal of every page it touches; a
+/// one-row insert needs none.
 fn insert_events(
     conn: &Connection,
-    mut events: Vec<EventRow<'_>>,
+    events: Vec<EventRow<'_>>,
     received_at: i64,
 ) -> Result<(), StoreError> {
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(EVENTS_PER_STATEMENT));
-        let chunk = std::mem::replace(&mut events, rest);
-        let sql = format!(
-            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
-             received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING",
-            values_list(chunk.len(), EVENT_COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * EVENT_COLS);
-        for e in &chunk {
-            binds.extend([
-                &e.message_id as &dyn ToSql,
-                &e.contact_id,
-                &e.kind,
-                &e.name,
-                &e.properties,
-                &e.occurred_at,
-                &received_at,
-            ]);
-        }
-        sql::execute_binds(conn, &sql, &binds)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+         received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id) DO NOTHING",
+    )?;
+    for e in &events {
+        insert.execute(params![
+            e.message_id,
+            e.contact_id,
+            e.kind,
+            e.name,
+            e.properties,
+            e.occurred_at,
+            received_at
+        ])?;
     }
     Ok(())
 }
 
-/// The baseline for the ingest benchmark: the same event rows in the same multi-row
-/// statement shape, without any of ingest's work.
+/// The baseline for the ingest benchmark: the same event rows written the way ingest
+/// writes them, without any of ingest's work.
 pub(super) fn raw_insert_events(
     conn: &Connection,
     rows: &[(String, i64, String, String, i64)],
 ) -> Result<u64, StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+         received_at) VALUES (?1, ?2, 'track', ?3, ?4, ?5, ?5)",
+    )?;
     let mut inserted = 0;
-    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
-             received_at) VALUES {}",
-            values_list(chunk.len(), EVENT_COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * EVENT_COLS);
-        for (message_id, contact_id, name, properties, at) in chunk {
-            binds.extend([
-                message_id as &dyn ToSql,
-                contact_id,
-                &"track",
-                name,
-                properties,
-                at,
-                at,
-            ]);
-        }
-        inserted += sql::execute_binds(conn, &sql, &binds)?;
+    for (message_id, contact_id, name, properties, at) in rows {
+        inserted += insert.execute(params![message_id, contact_id, name, properties, at])? as u64;
     }
     Ok(inserted)
 }

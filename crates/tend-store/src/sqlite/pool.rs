@@ -54,6 +54,9 @@ impl Pool {
     ) -> Result<Pool, StoreError> {
         let mut writer = connect(path, durability, Role::Writer)?;
         migrate(&mut writer)?;
+        if durability == Durability::Durable {
+            checkpoint_in_background(&mut writer, connect(path, durability, Role::Checkpointer)?)?;
+        }
         let readers = match durability {
             Durability::Scratch => None,
             Durability::Durable => {
@@ -171,6 +174,49 @@ fn blocking<R>(work: impl FnOnce() -> R) -> R {
 enum Role {
     Writer,
     Reader,
+    Checkpointer,
+}
+
+/// Write-ahead log size, in pages, past which a checkpoint is due (SQLite's default).
+const CHECKPOINT_PAGES: i32 = 1_000;
+
+/// Log size past which the writer checkpoints itself, as SQLite would on its own.
+const CHECKPOINT_PAGES_INLINE: i32 = 4 * CHECKPOINT_PAGES;
+
+/// Moves most checkpoint work off the writer. Past [`CHECKPOINT_PAGES`] a thread of its
+/// own copies the log back into the database on its own connection, while writes go on.
+/// The log can only start over once a checkpoint has caught up with the last write,
+/// which under a steady stream of writes the thread never does; so past
+/// [`CHECKPOINT_PAGES_INLINE`] the writer checkpoints the remainder itself, as SQLite's
+/// automatic checkpoint would, and the log stays bounded. The thread ends with the
+/// writer.
+fn checkpoint_in_background(writer: &mut Connection, own: Connection) -> Result<(), StoreError> {
+    let (due, wait) = std::sync::mpsc::sync_channel::<()>(1);
+    // Replaces SQLite's automatic checkpoint: it runs one or the other.
+    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+        if pages >= CHECKPOINT_PAGES_INLINE {
+            // Busy only while the thread is mid-checkpoint; the next commit tries again.
+            if let Err(error) = wal.checkpoint() {
+                tracing::debug!(%error, pages, "inline checkpoint deferred");
+            }
+        } else if pages >= CHECKPOINT_PAGES {
+            // Full means a request is already waiting: one is enough.
+            let _ = due.try_send(());
+        }
+        Ok(())
+    }))?;
+    std::thread::Builder::new()
+        .name("tend-checkpoint".into())
+        .spawn(move || {
+            while wait.recv().is_ok() {
+                // Passive: it copies what no reader still needs and never blocks anyone.
+                if let Err(error) = own.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%error, "checkpointing the write-ahead log failed; retrying later");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Threads(format!("starting the checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection, StoreError> {
@@ -217,6 +263,7 @@ fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection
         // writer keeps those pages in memory as the table grows.
         Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
         Role::Reader => conn.pragma_update(None, "query_only", "ON")?,
+        Role::Checkpointer => {}
     }
     Ok(conn)
 }
