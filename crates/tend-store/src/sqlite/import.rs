@@ -1,13 +1,10 @@
 //! `Store::import_contacts` on SQLite: a chunk of CSV rows upserted by email with a fixed
 //! number of multi-row statements, and no write at all for rows that change nothing.
 
-use super::sql::{
-    self, Binds, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text,
-    rows_per_statement, values_list,
-};
+use super::sql::{self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text};
 use crate::tokens::hash_email;
 use crate::{ImportOutcome, ImportRow, StageChange, StoreError};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
@@ -247,41 +244,30 @@ fn suppressed_among(
     Ok(suppressed)
 }
 
-/// Inserts the new people in multi-row statements; returns their ids by email.
+/// Inserts the new people; returns their ids by email.
 fn insert_new(
     conn: &Connection,
     people: &[Imported<'_>],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    const COLS: usize = 8;
-    let new: Vec<&ContactRow> = people.iter().filter(|p| p.is_new).map(|p| &p.row).collect();
-    let mut ids = HashMap::with_capacity(new.len());
-    for chunk in new.chunks(rows_per_statement(COLS)) {
-        let sql = format!(
-            "INSERT INTO contacts (email, name, timezone, stage, attributes, created_at, \
-             updated_at, suppressed_at) VALUES {} RETURNING id, email",
-            values_list(chunk.len(), COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
-        for c in chunk {
-            binds.extend([
-                &c.email as &dyn ToSql,
-                &c.name,
-                &c.timezone,
-                &c.stage,
-                &c.attributes,
-                &c.created_at,
-                &c.updated_at,
-                &c.suppressed_at,
-            ]);
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO contacts (email, name, timezone, stage, attributes, created_at, \
+         updated_at, suppressed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut ids = HashMap::new();
+    for c in people.iter().filter(|p| p.is_new).map(|p| &p.row) {
+        insert.execute(params![
+            c.email,
+            c.name,
+            c.timezone,
+            c.stage,
+            c.attributes,
+            c.created_at,
+            c.updated_at,
+            c.suppressed_at
+        ])?;
+        if let Some(email) = &c.email {
+            ids.insert(email.clone(), conn.last_insert_rowid());
         }
-        // RETURNING promises no order, hence the map by the unique email.
-        let returned = sql::fetch_binds(conn, &sql, &binds, |row| {
-            Ok((
-                sql::get::<String>(row, "email")?,
-                sql::get::<i64>(row, "id")?,
-            ))
-        })?;
-        ids.extend(returned);
     }
     Ok(ids)
 }

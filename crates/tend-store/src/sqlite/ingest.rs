@@ -6,12 +6,11 @@
 //! events for known users is five statements, not a hundred.
 
 use super::sql::{
-    self, Binds, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
-    rows_per_statement, values_list,
+    self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
 };
 use crate::tokens::hash_email;
 use crate::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
-use rusqlite::{Connection, ToSql, params};
+use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
@@ -640,18 +639,12 @@ fn identify_properties(traits: &ContactTraits) -> String {
 }
 
 fn insert_aliases(conn: &Connection, aliases: &[(String, i64, i64)]) -> Result<(), StoreError> {
-    const COLS: usize = 3;
-    for chunk in aliases.chunks(rows_per_statement(COLS)) {
-        let sql = format!(
-            "INSERT INTO contact_aliases (anonymous_id, contact_id, created_at) VALUES {} \
-             ON CONFLICT (anonymous_id) DO NOTHING",
-            values_list(chunk.len(), COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
-        for (anon, id, at) in chunk {
-            binds.extend([anon as &dyn ToSql, id, at]);
-        }
-        sql::execute_binds(conn, &sql, &binds)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO contact_aliases (anonymous_id, contact_id, created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (anonymous_id) DO NOTHING",
+    )?;
+    for (anon, id, at) in aliases {
+        insert.execute(params![anon, id, at])?;
     }
     Ok(())
 }

@@ -9,13 +9,9 @@
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
 use rusqlite::types::FromSql;
-use rusqlite::{Connection, Params, Row, ToSql, params_from_iter};
+use rusqlite::{Connection, Params, Row, ToSql, params, params_from_iter};
 use serde_json::{Map, Value};
 use tend_core::{ContactId, StageName};
-
-/// Upper bound on bound parameters per statement: under SQLite's 32,766 and PostgreSQL's
-/// 65,535, so every generated statement runs on both.
-pub(super) const MAX_PARAMS: usize = 30_000;
 
 /// Largest key list sent in one `IN (…)`; bigger lists are split.
 const MAX_IN_KEYS: usize = 512;
@@ -29,19 +25,6 @@ macro_rules! contact_columns {
 }
 pub(super) use contact_columns;
 
-/// `(?, ?), (?, ?)`: `rows` groups of `cols` placeholders, bound in order.
-pub(super) fn values_list(rows: usize, cols: usize) -> String {
-    let group = format!("({})", placeholder_list(cols));
-    let mut sql = String::with_capacity(rows * (group.len() + 2));
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&group);
-    }
-    sql
-}
-
 /// `?, ?, …` for `count` placeholders.
 fn placeholder_list(count: usize) -> String {
     let mut sql = String::with_capacity(count * 3);
@@ -52,11 +35,6 @@ fn placeholder_list(count: usize) -> String {
         sql.push('?');
     }
     sql
-}
-
-/// Rows per multi-row statement of `cols` columns.
-pub(super) fn rows_per_statement(cols: usize) -> usize {
-    MAX_PARAMS / cols
 }
 
 /// Runs a statement that returns no rows; returns how many rows it changed.
@@ -112,15 +90,6 @@ pub(super) fn fetch_one<T>(
 
 /// Parameters bound in order, for generated statements.
 pub(super) type Binds<'a> = Vec<&'a dyn ToSql>;
-
-/// Runs a generated statement with parameters bound in order; returns rows changed.
-pub(super) fn execute_binds(
-    conn: &Connection,
-    sql: &str,
-    binds: &Binds<'_>,
-) -> Result<u64, StoreError> {
-    execute(conn, sql, params_from_iter(binds.iter()))
-}
 
 /// Runs a generated statement with parameters bound in order and decodes every row.
 pub(super) fn fetch_binds<T>(
@@ -261,38 +230,27 @@ impl ContactRow {
     }
 }
 
-/// Writes back changed contacts in multi-row upserts by id.
+/// Writes back changed contacts by id.
 ///
 /// `created_at` and `last_touch_at` are left alone: the first never changes and the
 /// second belongs to the engine.
 pub(super) fn update_contacts(conn: &Connection, rows: &[&ContactRow]) -> Result<(), StoreError> {
-    const COLS: usize = 10;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = format!(
-            "INSERT INTO contacts (id, email, user_id, name, timezone, stage, attributes, \
-             created_at, updated_at, suppressed_at) VALUES {} \
-             ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
-             user_id = excluded.user_id, name = excluded.name, timezone = excluded.timezone, \
-             stage = excluded.stage, attributes = excluded.attributes, \
-             updated_at = excluded.updated_at, suppressed_at = excluded.suppressed_at",
-            values_list(chunk.len(), COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
-        for c in chunk {
-            binds.extend([
-                &c.id as &dyn ToSql,
-                &c.email,
-                &c.user_id,
-                &c.name,
-                &c.timezone,
-                &c.stage,
-                &c.attributes,
-                &c.created_at,
-                &c.updated_at,
-                &c.suppressed_at,
-            ]);
-        }
-        execute_binds(conn, &sql, &binds)?;
+    let mut update = conn.prepare_cached(
+        "UPDATE contacts SET email = ?2, user_id = ?3, name = ?4, timezone = ?5, stage = ?6, \
+         attributes = ?7, updated_at = ?8, suppressed_at = ?9 WHERE id = ?1",
+    )?;
+    for c in rows {
+        update.execute(params![
+            c.id,
+            c.email,
+            c.user_id,
+            c.name,
+            c.timezone,
+            c.stage,
+            c.attributes,
+            c.updated_at,
+            c.suppressed_at
+        ])?;
     }
     Ok(())
 }
@@ -309,27 +267,21 @@ pub(super) struct HistoryRow {
     pub at: i64,
 }
 
-/// Appends stage history in multi-row inserts.
+/// Appends stage history.
 pub(super) fn insert_history(conn: &Connection, rows: &[HistoryRow]) -> Result<(), StoreError> {
-    const COLS: usize = 6;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = format!(
-            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, \
-             at) VALUES {}",
-            values_list(chunk.len(), COLS)
-        );
-        let mut binds: Binds<'_> = Vec::with_capacity(chunk.len() * COLS);
-        for h in chunk {
-            binds.extend([
-                &h.contact_id as &dyn ToSql,
-                &h.from,
-                &h.to,
-                &h.reason,
-                &h.message_id,
-                &h.at,
-            ]);
-        }
-        execute_binds(conn, &sql, &binds)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for h in rows {
+        insert.execute(params![
+            h.contact_id,
+            h.from,
+            h.to,
+            h.reason,
+            h.message_id,
+            h.at
+        ])?;
     }
     Ok(())
 }
@@ -339,15 +291,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_list_numbers_placeholders_in_order() {
-        assert_eq!(values_list(2, 3), "(?, ?, ?), (?, ?, ?)");
-        assert_eq!(placeholder_list(2), "?, ?");
+    fn placeholder_lists_are_comma_separated() {
+        assert_eq!(placeholder_list(1), "?");
+        assert_eq!(placeholder_list(3), "?, ?, ?");
     }
 
     #[test]
-    fn statements_stay_under_the_parameter_limit() {
-        for cols in 1..=12 {
-            assert!(rows_per_statement(cols) * cols <= MAX_PARAMS);
-        }
+    fn padded_key_lists_return_each_row_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3), (4);",
+        )
+        .unwrap();
+        // Three keys run as a list of four, the last repeated.
+        let mut found = fetch_in(
+            &conn,
+            "SELECT id FROM t WHERE id IN",
+            "",
+            &[3_i64, 1, 2],
+            |row| get::<i64>(row, "id"),
+        )
+        .unwrap();
+        found.sort_unstable();
+        assert_eq!(found, [1, 2, 3]);
     }
 }
