@@ -1,5 +1,6 @@
-//! `Store::import_contacts` on SQLite: a chunk of CSV rows upserted by email with a fixed
-//! number of multi-row statements, and no write at all for rows that change nothing.
+//! `Store::import_contacts` on SQLite: a chunk of CSV rows upserted by email, read with a
+//! fixed number of look-ups, written by cached one-row statements, and not written at
+//! all where a row changes nothing.
 
 use super::sql::{self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text};
 use crate::tokens::hash_email;
