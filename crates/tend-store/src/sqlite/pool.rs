@@ -25,7 +25,8 @@ const STATEMENT_CACHE: usize = 256;
 /// Whether a database holds a business's data or a simulation's scratch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Durability {
-    /// A file in WAL mode, synced at each commit, erased bytes zeroed.
+    /// A file in WAL mode with `synchronous = NORMAL` (a commit survives the process
+    /// crashing; only a power cut can take the last ones), erased bytes zeroed.
     Durable,
     /// In memory, no rollback journal, nothing synced or zeroed: thrown away when the
     /// store is dropped, and useless after a failed write.
