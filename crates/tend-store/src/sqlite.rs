@@ -744,7 +744,8 @@ impl Store for SqliteStore {
         self.pool
             .write(|tx| {
                 engine::set_value(tx, engine::OPEN_WORK_KEY, &open_work.to_string())?;
-                engine::wake_capacity_held(tx, millis(at))?;
+                // Counted by hand: every held offer is looked at again.
+                engine::wake_capacity_held(tx, millis(at), u32::MAX)?;
                 Ok(())
             })
             .await
@@ -752,7 +753,7 @@ impl Store for SqliteStore {
 
     async fn wake_capacity_held(&self, at: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.pool
-            .write(|tx| engine::wake_longest_waiting_held(tx, millis(at), limit))
+            .write(|tx| engine::wake_capacity_held(tx, millis(at), limit))
             .await
     }
 

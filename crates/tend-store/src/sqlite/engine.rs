@@ -457,20 +457,9 @@ pub(super) fn apply_signals(
     Ok(outcome)
 }
 
-/// Makes offers held back by capacity due now: work was closed or counted anew, so there
-/// may be room, and they need not wait for the pacer's periodic recheck.
-pub(super) fn wake_capacity_held(conn: &Connection, at: i64) -> Result<u64, StoreError> {
-    sql::execute(
-        conn,
-        "UPDATE touches SET due_at = ?1 WHERE state = 'pending' AND reason = 'capacity' \
-         AND due_at > ?1",
-        params![at],
-    )
-}
-
 /// Makes up to `limit` offers held back by capacity due now, those whose contacts have
 /// waited longest since their last touch (or enrollment) first, as the pacer ranks them.
-pub(super) fn wake_longest_waiting_held(
+pub(super) fn wake_capacity_held(
     conn: &Connection,
     at: i64,
     limit: u32,
