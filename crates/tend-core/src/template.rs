@@ -1,6 +1,7 @@
 //! Email templates (`templates/*.md`): a `Subject: …` line, a blank line, then a
 //! Markdown body. Subject, body and task titles are MiniJinja templates over
-//! `contact.*`, `business.*` and `unsubscribe_url`.
+//! `contact.*`, `business.*` and `unsubscribe_url`. In a body every interpolated value
+//! is escaped for Markdown, so contact data is text and only the author writes markup.
 
 use crate::check::{Diagnostic, Report, closest};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
@@ -192,7 +193,7 @@ impl Template {
             let _ = env.add_template_owned(BODY, self.body.clone());
             env
         });
-        let ctx = minijinja::Value::from(minijinja::value::Serde(context));
+        let ctx = template_context(context);
         let run = |part: &str, source: &str| {
             match env.get_template(part) {
                 Ok(template) => template.render(ctx.clone()),
@@ -212,18 +213,37 @@ impl Template {
     }
 }
 
+/// The context as templates see it: everything as given, except `unsubscribe_url`,
+/// which the engine builds (the public URL and a signed token) and authors put inside
+/// link destinations and `<…>` autolinks, so it is marked as markup, not escaped.
+fn template_context(context: &serde_json::Value) -> minijinja::Value {
+    let Some(object) = context.as_object() else {
+        return minijinja::Value::from(minijinja::value::Serde(context));
+    };
+    object
+        .iter()
+        .map(|(key, value)| {
+            let value = match (key.as_str(), value) {
+                ("unsubscribe_url", serde_json::Value::String(url)) => {
+                    minijinja::Value::from_safe_string(url.clone())
+                }
+                _ => minijinja::Value::from(minijinja::value::Serde(value)),
+            };
+            (key.clone(), value)
+        })
+        .collect::<std::collections::BTreeMap<String, minijinja::Value>>()
+        .into()
+}
+
 /// Renders a one-line template such as a task title.
 pub fn render_text(source: &str, context: &serde_json::Value) -> Result<String, RenderError> {
     let env = environment();
-    env.render_str(
-        source,
-        minijinja::Value::from(minijinja::value::Serde(context)),
-    )
-    .map(|s| one_line(&s))
-    .map_err(|e| RenderError {
-        what: "title".into(),
-        message: describe_error(&e),
-    })
+    env.render_str(source, template_context(context))
+        .map(|s| one_line(&s))
+        .map_err(|e| RenderError {
+            what: "title".into(),
+            message: describe_error(&e),
+        })
 }
 
 /// Subjects and titles are single header-like lines; collapsing newlines there also
@@ -239,9 +259,58 @@ fn environment() -> Environment<'static> {
     // A missing attribute (`contact.attributes.company`) renders empty instead of
     // failing the touch; `default(...)` still applies.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    // The body is Markdown, not HTML; escaping belongs to the Markdown-to-HTML step.
-    env.set_auto_escape_callback(|_| AutoEscape::None);
+    // Contact data is text. Everything a body interpolates (names, traits, event
+    // properties, a `default(...)` literal) goes through `escape_markdown`, so only
+    // what the author wrote as template text is Markdown. Escaping at interpolation is
+    // chosen over opaque placeholders swapped in after rendering: one formatter sees
+    // every `{{ … }}` (filters, loops, macros and `set` blocks included), and a value
+    // an author puts inside a link destination still goes through the Markdown link
+    // parser and its scheme check, where a placeholder would land unchecked in an
+    // `href`. Subjects and titles are not Markdown and are left as they are; header
+    // safety is the email builder's job.
+    env.set_auto_escape_callback(|name| {
+        if name == BODY {
+            AutoEscape::Custom(MARKDOWN.into())
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_formatter(|out, state, value| {
+        if value.is_undefined() {
+            return Ok(());
+        }
+        let text = match value.as_str() {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => std::borrow::Cow::Owned(value.to_string()),
+        };
+        let verbatim = value.is_safe()
+            || !matches!(state.auto_escape(), AutoEscape::Custom(name) if name == MARKDOWN);
+        let written = if verbatim {
+            out.write_str(&text)
+        } else {
+            out.write_str(&escape_markdown(&text))
+        };
+        written.map_err(minijinja::Error::from)
+    });
     env
+}
+
+/// The custom auto-escape mode of template bodies.
+const MARKDOWN: &str = "markdown";
+
+/// Makes `text` read as itself in CommonMark: every ASCII punctuation character gets
+/// a backslash (CommonMark lets any of them be escaped, and only they start markup),
+/// so a value cannot open a link, image, emphasis, code span, HTML tag, entity,
+/// heading, list or quote.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn describe_error(err: &minijinja::Error) -> String {
@@ -756,7 +825,7 @@ mod tests {
         assert_eq!(first.subject, "Hi Ann Example");
         assert_eq!(
             (second.subject.as_str(), second.body.as_str()),
-            ("Hi Bo", "bo@example.com")
+            ("Hi Bo", "bo\\@example\\.com")
         );
         // A part that does not compile fails each render the same way, naming the part.
         let broken = Template::new("b", "ok", "{% if %}");
@@ -772,6 +841,66 @@ mod tests {
         let t = Template::new("t", "ok", "{{ 1 + contact }}");
         let err = t.render(&RenderContext::sample().to_value()).unwrap_err();
         assert_eq!(err.what, "t body");
+    }
+
+    #[test]
+    fn contact_data_in_a_body_is_escaped_text_and_the_author_s_markup_is_not() {
+        let t = Template::new(
+            "t",
+            "Hi {{ contact.name }}",
+            "**Hi** {{ contact.name }}, [book]({{ unsubscribe_url }}) <{{ unsubscribe_url }}> \
+             {{ contact.attributes.note | upper }} {{ contact.first_name | default(\"[x](y)\") }}",
+        );
+        let mut ctx = RenderContext::sample();
+        ctx.contact.name = Some("[Click here](https://evil.example)".into());
+        ctx.contact.first_name = None;
+        ctx.contact.attributes = serde_json::json!({ "note": "<script>_a_ & ![p](q)" });
+        let out = t.render(&ctx.to_value()).unwrap();
+        assert_eq!(
+            out.body,
+            "**Hi** \\[Click here\\]\\(https\\:\\/\\/evil\\.example\\), \
+             [book](https://example.com/unsubscribe/sample) <https://example.com/unsubscribe/sample> \
+             \\<SCRIPT\\>\\_A\\_ \\& \\!\\[P\\]\\(Q\\) \\[x\\]\\(y\\)"
+        );
+        // The subject is one plain line, not Markdown: nothing to escape there.
+        assert_eq!(out.subject, "Hi [Click here](https://evil.example)");
+    }
+
+    #[test]
+    fn every_way_of_printing_a_value_in_a_body_escapes_it() {
+        let mut ctx = RenderContext::sample();
+        ctx.contact.name = Some("*x*".into());
+        ctx.contact.attributes = serde_json::json!({ "tags": ["[a]", "<b>"] });
+        let render = |body: &str| {
+            Template::new("t", "s", body)
+                .render(&ctx.to_value())
+                .unwrap()
+                .body
+        };
+        assert_eq!(render("{{ contact.name | e }}"), "\\*x\\*");
+        assert_eq!(
+            render("{% set n %}{{ contact.name }}{% endset %}{{ n }}"),
+            "\\*x\\*"
+        );
+        assert_eq!(
+            render("{% for t in contact.attributes.tags %}{{ t }} {% endfor %}"),
+            "\\[a\\] \\<b\\> "
+        );
+        assert_eq!(render("{{ contact.name ~ '!' }}"), "\\*x\\*\\!");
+        assert_eq!(
+            render("{{ contact.attributes.tags | join(', ') }}"),
+            "\\[a\\]\\, \\<b\\>"
+        );
+        assert_eq!(
+            render("{{ 3 }} {{ none }} {{ contact.missing }}."),
+            "3 None ."
+        );
+    }
+
+    #[test]
+    fn escaped_markdown_keeps_every_character() {
+        assert_eq!(escape_markdown("Ann O'Brien"), "Ann O\\'Brien");
+        assert_eq!(escape_markdown("Zoë 東京 \\"), "Zoë 東京 \\\\");
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub fn build_message(
     let from_name = from
         .name
         .as_deref()
-        .map(single_line)
+        .map(|name| header_text(name, MAX_DISPLAY_NAME_CHARS))
         .filter(|n| !n.is_empty());
     let from = LettreMailbox::new(from_name, from_address);
     let to_address: Address = email.to_email.trim().parse().map_err(|e| {
@@ -133,7 +133,10 @@ pub fn build_message(
             email.to_email
         ))
     })?;
-    let to_name = email.to_name.map(single_line).filter(|n| !n.is_empty());
+    let to_name = email
+        .to_name
+        .map(|name| header_text(name, MAX_DISPLAY_NAME_CHARS))
+        .filter(|n| !n.is_empty());
     let to = LettreMailbox::new(to_name, to_address);
 
     let unsubscribe_url = email.unsubscribe_url.trim();
@@ -156,7 +159,7 @@ pub fn build_message(
         format!("<{unsubscribe_url}>, <{mailto}>")
     };
 
-    let subject = single_line(email.subject);
+    let subject = header_text(email.subject, MAX_SUBJECT_CHARS);
     let text = format!(
         "{}\n\n-- \nTo stop receiving these emails, unsubscribe: {unsubscribe_url}\n",
         markdown::to_text(email.markdown_body)
@@ -207,13 +210,47 @@ fn html_document(subject: &str, body_html: &str, unsubscribe_url: &str) -> Strin
     )
 }
 
-/// Replaces line breaks and other control characters, which have no place in a header.
-fn single_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
+/// The longest display name put in `From`/`To`: no one's name is longer, and a
+/// contact-supplied one should not grow the header without bound.
+const MAX_DISPLAY_NAME_CHARS: usize = 256;
+
+/// The longest subject line, in characters, before it is cut.
+const MAX_SUBJECT_CHARS: usize = 998;
+
+/// Makes text (often contact data) fit for one header value: line breaks, control
+/// characters and other whitespace become single spaces, bidirectional overrides
+/// (which can make a name read as someone else's) are dropped, and the result is
+/// trimmed and cut at `max_chars`. lettre then quotes or RFC 2047-encodes what is
+/// left, so nothing in it can end the header or add an address.
+fn header_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut chars = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = !out.is_empty();
+            continue;
+        }
+        if is_bidi_control(c) {
+            continue;
+        }
+        if chars + usize::from(space) + 1 > max_chars {
+            break;
+        }
+        if space {
+            out.push(' ');
+            chars += 1;
+            space = false;
+        }
+        out.push(c);
+        chars += 1;
+    }
+    out
+}
+
+/// Marks and overrides that reorder how text is displayed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Whether `uri` can sit between `<` and `>` in a header without ending it early.

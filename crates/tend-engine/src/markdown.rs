@@ -1,9 +1,10 @@
 //! Email bodies from Markdown: an HTML part and a plain-text part.
 //!
 //! Templates interpolate contact data (names, notes, anything a contact typed into a
-//! form), so the Markdown handed here is partly attacker-controlled. Raw HTML is
-//! therefore shown as text, never passed through, and links may only use schemes a
-//! mail client can follow safely.
+//! form). MiniJinja escapes each interpolated value for Markdown
+//! ([`tend_core::template::escape_markdown`]), so it reaches here as literal text;
+//! as a second line of defence raw HTML is shown as text, never passed through, and
+//! links may only use schemes a mail client can follow safely.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
@@ -447,6 +448,47 @@ mod tests {
         );
         assert_eq!(to_text("a\n\n---\n\nb"), "a\n\n---\n\nb");
         assert_eq!(to_text("line  \nbreak"), "line\nbreak");
+    }
+
+    /// What a template body holds once MiniJinja has interpolated a contact's value.
+    fn interpolated(value: &str) -> String {
+        tend_core::template::escape_markdown(value)
+    }
+
+    #[test]
+    fn interpolated_contact_data_is_never_a_link_image_or_html() {
+        let html = to_html(&format!(
+            "Hi {}, welcome.",
+            interpolated(
+                "[Click here](https://evil.example) ![x](https://evil.example/p.gif) <script>"
+            )
+        ));
+        assert_eq!(
+            html,
+            "<p>Hi [Click here](https://evil.example) ![x](https://evil.example/p.gif) &lt;script&gt;, welcome.</p>\n"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a contact typed, interpolated into a paragraph it renders as text:
+        /// no element but paragraphs, line breaks and (for indented lines) code
+        /// blocks, and on one line the plain-text part reads exactly as typed.
+        #[test]
+        fn interpolated_text_renders_as_itself(value in "[ -~\\n\\t\\u{a0}é東]{0,40}") {
+            let html = to_html(&format!("Dear {}", interpolated(&value)));
+            let stripped = html
+                .replace("<p>", "")
+                .replace("</p>", "")
+                .replace("<br />", "")
+                .replace("<pre><code>", "")
+                .replace("</code></pre>", "");
+            proptest::prop_assert!(!stripped.contains('<'), "{value:?} gave {html}");
+            if !value.contains(['\n', '\t']) {
+                let text = to_text(&format!("Dear {}", interpolated(&value)));
+                let typed = format!("Dear {value}");
+                proptest::prop_assert_eq!(text.as_str(), typed.trim_end());
+            }
+        }
     }
 
     #[test]
