@@ -1,13 +1,19 @@
 //! Tend's simulator: the real engine and pacer on a virtual clock, against a model of
 //! a population of leads and a business that serves the work they bring.
 
+pub mod charts;
+mod delivery;
+mod metrics;
 pub mod outcome;
 pub mod report;
 mod run;
 pub mod scenario;
+mod setup;
 pub mod table;
+mod verdict;
 mod world;
 
-pub use outcome::{DayRow, SimReport, Strategy, StrategyRun, Summary};
-pub use run::{Progress, SimError, simulate};
+pub use outcome::{DayRow, SeedRun, SimReport, Spread, Strategy, StrategyRun, Summary};
+pub use run::{Plan, Progress, SimError, simulate};
 pub use scenario::{Scenario, ScenarioError};
+pub use verdict::{net, verdict};

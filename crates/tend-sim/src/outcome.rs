@@ -105,44 +105,174 @@ pub struct StrategyRun {
     pub touches_to_conversion: Vec<u64>,
 }
 
-/// The whole simulation: the setting and every strategy's result.
+/// One seed's population run through each strategy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeedRun {
+    /// The random seed.
+    pub seed: u64,
+    /// Each strategy's result, in [`Strategy::ALL`] order.
+    pub runs: Vec<StrategyRun>,
+}
+
+/// A figure over the seeds: its mean and its range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Mean over the seeds.
+    pub mean: f64,
+    /// Lowest seed.
+    pub min: f64,
+    /// Highest seed.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; all NaN when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let (mut n, mut sum, mut min, mut max) = (0usize, 0.0, f64::INFINITY, f64::NEG_INFINITY);
+        for v in values {
+            n += 1;
+            sum += v;
+            min = min.min(v);
+            max = max.max(v);
+        }
+        if n == 0 {
+            return Spread {
+                mean: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        Spread {
+            mean: sum / n as f64,
+            min,
+            max,
+        }
+    }
+
+    /// Whether the seeds disagree at all.
+    pub fn varies(&self) -> bool {
+        self.max > self.min
+    }
+}
+
+/// The whole simulation: the setting and, for each seed, every strategy's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimReport {
     /// The scenario's name (its file stem unless it names itself).
     pub scenario: String,
-    /// The random seed used.
-    pub seed: u64,
     /// First simulated day.
     pub start: String,
     /// Days simulated.
     pub days: u32,
     /// Work items the team serves per week.
     pub capacity_per_week: f64,
-    /// Backlog above which a day counts as over capacity: a week's capacity times
-    /// the horizon, in weeks.
-    pub backlog_limit: f64,
-    /// Each strategy's result, in [`Strategy::ALL`] order.
-    pub runs: Vec<StrategyRun>,
+    /// Work items open above which a day counts as over capacity: the team's own
+    /// capacity over `business.capacity_line`, the same for every strategy.
+    pub capacity_line: f64,
+    /// Written beside money, from `business.currency`.
+    pub currency: String,
+    /// One entry per seed, in seed order.
+    pub seeds: Vec<SeedRun>,
 }
 
 impl SimReport {
-    /// `summary.json`: `{"scenario", "seed", "days", "strategies": {name: summary}}`.
-    pub fn summary_json(&self) -> serde_json::Value {
-        let strategies: serde_json::Map<String, serde_json::Value> = self
-            .runs
+    /// The strategies run, in report order.
+    pub fn strategies(&self) -> Vec<Strategy> {
+        self.seeds
+            .first()
+            .map(|s| s.runs.iter().map(|r| r.strategy).collect())
+            .unwrap_or_default()
+    }
+
+    /// The seeds run, in order.
+    pub fn seed_list(&self) -> Vec<u64> {
+        self.seeds.iter().map(|s| s.seed).collect()
+    }
+
+    /// `strategy`'s run on every seed, in seed order.
+    pub fn runs_of(&self, strategy: Strategy) -> Vec<&StrategyRun> {
+        self.seeds
             .iter()
-            .map(|run| {
-                (
-                    run.strategy.name().to_owned(),
-                    serde_json::to_value(&run.summary).unwrap_or_default(),
-                )
+            .filter_map(|s| s.runs.iter().find(|r| r.strategy == strategy))
+            .collect()
+    }
+
+    /// Mean and range over the seeds of one figure of `strategy`.
+    pub fn spread(&self, strategy: Strategy, figure: impl Fn(&Summary) -> f64) -> Spread {
+        Spread::of(self.runs_of(strategy).iter().map(|r| figure(&r.summary)))
+    }
+
+    /// `summary.json`: `scenario`, `days`, `currency`, `seed` (with one seed), and
+    /// `strategies` (each figure's mean over the seeds: with one seed, its figures),
+    /// `spread` (per strategy and figure: mean, min, max) and `seeds` (per seed, each
+    /// strategy's figures).
+    pub fn summary_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let figures = |summary: &Summary| match serde_json::to_value(summary) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let mut means = Map::new();
+        let mut spreads = Map::new();
+        for strategy in self.strategies() {
+            let per_seed: Vec<Map<String, Value>> = self
+                .runs_of(strategy)
+                .iter()
+                .map(|r| figures(&r.summary))
+                .collect();
+            let Some(first) = per_seed.first() else {
+                continue;
+            };
+            let (mut mean, mut spread) = (Map::new(), Map::new());
+            for key in first.keys() {
+                let values = per_seed.iter().filter_map(|m| m.get(key)?.as_f64());
+                let s = Spread::of(values);
+                let round = |v: f64| (v * 100.0).round() / 100.0;
+                mean.insert(
+                    key.clone(),
+                    if per_seed.len() == 1 {
+                        first[key].clone()
+                    } else {
+                        json!(round(s.mean))
+                    },
+                );
+                spread.insert(
+                    key.clone(),
+                    json!({"mean": round(s.mean), "min": s.min, "max": s.max}),
+                );
+            }
+            means.insert(strategy.name().to_owned(), Value::Object(mean));
+            spreads.insert(strategy.name().to_owned(), Value::Object(spread));
+        }
+        let seeds: Vec<Value> = self
+            .seeds
+            .iter()
+            .map(|s| {
+                let strategies: Map<String, Value> = s
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.strategy.name().to_owned(),
+                            Value::Object(figures(&r.summary)),
+                        )
+                    })
+                    .collect();
+                json!({"seed": s.seed, "strategies": strategies})
             })
             .collect();
-        serde_json::json!({
+        let mut out = json!({
             "scenario": self.scenario,
-            "seed": self.seed,
             "days": self.days,
-            "strategies": strategies,
-        })
+            "currency": self.currency,
+            "capacity_line": self.capacity_line,
+            "strategies": means,
+            "spread": spreads,
+            "seeds": seeds,
+        });
+        if let [only] = self.seeds.as_slice() {
+            out["seed"] = json!(only.seed);
+        }
+        out
     }
 }

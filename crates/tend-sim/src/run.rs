@@ -1,23 +1,19 @@
 //! Runs the real engine, one instance per strategy over its own SQLite file, against
 //! the model on a virtual clock that jumps from one due instant to the next.
 
-use crate::outcome::{DayRow, SimReport, Strategy, StrategyRun, Summary};
+use crate::delivery::{DeliveredKind, SimDelivery, email_of, person_of};
+use crate::metrics::{self, Counters, Days, count_on};
+use crate::outcome::{SeedRun, SimReport, Strategy, StrategyRun};
 use crate::scenario::Scenario;
-use crate::world::{self, Arrival, Response, Signal, TouchKind, World, earliest};
-use async_trait::async_trait;
-use jiff::tz::TimeZone;
+use crate::setup::{BLAST_EVENT, Setting};
+use crate::world::{Response, Signal, TouchKind, World, earliest};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value};
-use std::collections::HashSet;
+use serde_json::Map;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use tend_core::check::Project;
-use tend_core::config::Config;
-use tend_core::process::Channel as StepChannel;
-use tend_core::{Email, Enroll, Intent, StageName, TimeZoneName};
-use tend_engine::{
-    Clock, Delivery, EmailTouch, Engine, EngineError, EngineSettings, ManualClock, SendError,
-};
+use tend_core::{Email, Intent, StageName};
+use tend_engine::{Clock, Delivery, Engine, EngineError, EngineSettings, ManualClock};
 use tend_store::{ContactTraits, Identity, IngestMessage, SqliteStore, Store, StoreError, TaskEnd};
 
 /// What can stop a simulation.
@@ -43,25 +39,69 @@ pub enum SimError {
 /// Called with the number of simulated days just completed, for a progress bar.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// Simulates every strategy on the same population and seed, as many at a time as
-/// there are cores, and returns their results in [`Strategy::ALL`] order.
+/// Which seeds and strategies one simulation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Each seed gives its own population; every strategy meets the same one.
+    pub seeds: Vec<u64>,
+    /// The strategies compared, in report order.
+    pub strategies: Vec<Strategy>,
+}
+
+impl Plan {
+    /// Every strategy on the scenario's own seed.
+    pub fn of(scenario: &Scenario) -> Plan {
+        Plan::seeds(scenario.simulation.seed..=scenario.simulation.seed)
+    }
+
+    /// Every strategy on each of `seeds`.
+    pub fn seeds(seeds: impl IntoIterator<Item = u64>) -> Plan {
+        Plan {
+            seeds: seeds.into_iter().collect(),
+            strategies: Strategy::ALL.to_vec(),
+        }
+    }
+}
+
+/// Simulates each seed × strategy of `plan`, as many at a time as there are cores, and
+/// returns the results by seed, each seed's strategies in `plan` order.
 pub async fn simulate(
     scenario: &Scenario,
     name: &str,
     project: &Project,
+    plan: &Plan,
     progress: Progress,
 ) -> Result<SimReport, SimError> {
-    let setting = Arc::new(Setting::new(scenario, project)?);
-    // One OS thread and one single-threaded runtime per running strategy: each is a
-    // chain of synchronous database calls. No more threads than cores: a third
-    // strategy sharing two cores would only slow the longest one down, and the
-    // strategies start longest first (the pacer's makes the most decisions).
+    if plan.seeds.is_empty() || plan.strategies.is_empty() {
+        return Err(SimError::Setup(
+            "nothing to simulate: no seed or no strategy".into(),
+        ));
+    }
+    let mut settings = Vec::with_capacity(plan.seeds.len());
+    for &seed in &plan.seeds {
+        let mut seeded = scenario.clone();
+        seeded.simulation.seed = seed;
+        settings.push(Arc::new(Setting::new(&seeded, project)?));
+    }
+    // Longest first: the pacer's strategy makes the most decisions, so every seed's
+    // background run starts before any other, and the last to finish are short ones.
+    let mut jobs: Vec<(usize, Strategy)> = Vec::new();
+    for &strategy in &plan.strategies {
+        jobs.extend((0..settings.len()).map(|i| (i, strategy)));
+    }
+    jobs.sort_by_key(|(i, strategy)| (*strategy != Strategy::Background, *i));
+    let jobs = Arc::new(jobs);
+    let settings = Arc::new(settings);
+    // One OS thread and one single-threaded runtime per running job: each is a chain
+    // of synchronous database calls. No more threads than cores: more would only slow
+    // the longest one down.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..cores.min(Strategy::ALL.len()) {
-        let (setting, progress, next) = (
-            Arc::clone(&setting),
+    for _ in 0..cores.min(jobs.len()) {
+        let (settings, jobs, progress, next) = (
+            Arc::clone(&settings),
+            Arc::clone(&jobs),
             Arc::clone(&progress),
             Arc::clone(&next),
         );
@@ -70,10 +110,13 @@ pub async fn simulate(
                 .enable_all()
                 .build()?;
             let mut done = Vec::new();
-            while let Some(&strategy) = Strategy::ALL.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let run =
-                    runtime.block_on(run_strategy(&setting, strategy, Arc::clone(&progress)))?;
-                done.push(run);
+            while let Some(&(i, strategy)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let run = runtime.block_on(run_strategy(
+                    &settings[i],
+                    strategy,
+                    Arc::clone(&progress),
+                ))?;
+                done.push((i, run));
             }
             Ok::<_, SimError>(done)
         }));
@@ -85,318 +128,29 @@ pub async fn simulate(
             .map_err(|e| SimError::Join(e.to_string()))?;
         runs.extend(joined.map_err(|_| SimError::Join("a strategy panicked".into()))??);
     }
-    runs.sort_by_key(|run| Strategy::ALL.iter().position(|s| *s == run.strategy));
+    let order = |s: Strategy| plan.strategies.iter().position(|p| *p == s);
+    runs.sort_by_key(|(i, run)| (*i, order(run.strategy)));
+    let mut seeds: Vec<SeedRun> = plan
+        .seeds
+        .iter()
+        .map(|&seed| SeedRun {
+            seed,
+            runs: Vec::new(),
+        })
+        .collect();
+    for (i, run) in runs {
+        seeds[i].runs.push(run);
+    }
+    let first = &settings[0];
     Ok(SimReport {
         scenario: name.to_owned(),
-        seed: scenario.simulation.seed,
         start: scenario.simulation.start.to_string(),
         days: scenario.simulation.days,
-        capacity_per_week: setting.capacity_per_week,
-        backlog_limit: setting.backlog_limit,
-        runs,
+        capacity_per_week: first.capacity_per_week,
+        capacity_line: first.capacity_line,
+        currency: scenario.business.currency.clone(),
+        seeds,
     })
-}
-
-/// Everything the strategies share.
-struct Setting {
-    scenario: Scenario,
-    project: Project,
-    arrivals: Vec<Arrival>,
-    tz: TimeZone,
-    start: Timestamp,
-    end: Timestamp,
-    capacity_per_week: f64,
-    backlog_limit: f64,
-    lead_max_gap: Option<SignedDuration>,
-    lead_timezone: Option<TimeZoneName>,
-    arrival_stage: Option<StageName>,
-    conversion_stage: Option<StageName>,
-    /// Whether completing a task with `booked_outcome` records the conversion event.
-    call_books: bool,
-    offer_templates: HashSet<String>,
-    /// Ids of the processes new leads enter.
-    lead_processes: Vec<String>,
-    /// The process the `campaign` strategy's blasts enroll every open lead in.
-    blast: Option<tend_core::Process>,
-}
-
-/// The event a campaign blast records for every open lead.
-const BLAST_EVENT: &str = "Campaign Sent";
-
-impl Setting {
-    fn new(scenario: &Scenario, project: &Project) -> Result<Setting, SimError> {
-        let config = &project.config;
-        let tz = config.business.timezone.time_zone();
-        let start = scenario
-            .simulation
-            .start
-            .to_zoned_datetime(tz.clone())
-            .map_err(|e| SimError::Setup(format!("simulation.start: {e}")))?
-            .timestamp();
-        let end = start
-            .checked_add(SignedDuration::from_hours(
-                24 * i64::from(scenario.simulation.days),
-            ))
-            .map_err(|e| SimError::Setup(format!("simulation.days: {e}")))?;
-        let population = &scenario.population;
-        let arrival_stage = config.stage_for_event(&population.arrival_event).cloned();
-        let enrolls = |p: &&tend_core::Process| match &p.enroll {
-            Enroll::Stage(stage) => Some(stage) == arrival_stage.as_ref(),
-            Enroll::Event(event) => *event == population.arrival_event,
-        };
-        let lead_processes: Vec<_> = project.processes.iter().filter(enrolls).collect();
-        if lead_processes.is_empty() {
-            return Err(SimError::Setup(format!(
-                "no process enrolls the leads: `population.arrival_event` is `{}`, which no \
-                 process's `enroll` matches (directly or through [stages.on_event])",
-                population.arrival_event
-            )));
-        }
-        let lead_max_gap = lead_processes.iter().map(|p| p.max_gap.to_signed()).min();
-        let business = &scenario.business;
-        let conversion_stage = config.stage_for_event(&business.conversion_event).cloned();
-        let call_books =
-            config.tasks.outcomes.get(&business.booked_outcome) == Some(&business.conversion_event);
-        let lead_timezone = match &population.timezone {
-            Some(name) => Some(
-                TimeZoneName::parse(name)
-                    .map_err(|e| SimError::Setup(format!("population.timezone: {e}")))?,
-            ),
-            None => None,
-        };
-        let capacity_per_week = business
-            .capacity_per_week
-            .unwrap_or(config.capacity.per_week);
-        if capacity_per_week <= 0.0 {
-            return Err(SimError::Setup(
-                "the team serves no work: set `business.capacity_per_week` or [capacity] \
-                 per_week in tend.toml"
-                    .into(),
-            ));
-        }
-        let horizon_weeks = config.capacity.horizon.as_secs() as f64 / (7.0 * 86_400.0);
-        let offer_templates = project
-            .processes
-            .iter()
-            .flat_map(|p| &p.steps)
-            .filter(|s| s.intent == Intent::Offer)
-            .filter_map(|s| match &s.channel {
-                StepChannel::Email { template } => Some(template.clone()),
-                _ => None,
-            })
-            .collect();
-        let blast = lead_processes.first().and_then(|lead| blast_process(lead));
-        let lead_processes = lead_processes.iter().map(|p| p.id.clone()).collect();
-        Ok(Setting {
-            arrivals: world::arrivals(scenario, start, end),
-            scenario: scenario.clone(),
-            project: project.clone(),
-            tz,
-            start,
-            end,
-            capacity_per_week,
-            backlog_limit: capacity_per_week * horizon_weeks.max(1.0 / 7.0),
-            lead_max_gap,
-            lead_timezone,
-            arrival_stage,
-            conversion_stage,
-            call_books,
-            offer_templates,
-            lead_processes,
-            blast,
-        })
-    }
-
-    /// The project as this strategy runs it: the scenario's own for `background`;
-    /// with no budget, capacity, frequency or quiet-hour limit for the others.
-    fn project_for(&self, strategy: Strategy) -> Project {
-        let mut project = self.project.clone();
-        if strategy != Strategy::Background {
-            unpace(&mut project.config);
-        }
-        if strategy == Strategy::Campaign
-            && let Some(blast) = &self.blast
-        {
-            project.processes.push(blast.clone());
-        }
-        project
-    }
-
-    /// The simulated day `at` falls on, in the business's time zone.
-    fn day_of(&self, at: Timestamp) -> usize {
-        let date = at.to_zoned_datetime(self.tz.clone()).date();
-        let days = date
-            .duration_since(self.scenario.simulation.start)
-            .as_secs()
-            / 86_400;
-        usize::try_from(days.max(0)).unwrap_or(0)
-    }
-}
-
-/// A one-step process sending the lead process's first offer email to whoever records
-/// [`BLAST_EVENT`], again at every blast: the `campaign` strategy's promotion.
-fn blast_process(lead: &tend_core::Process) -> Option<tend_core::Process> {
-    let template = lead.steps.iter().find_map(|s| match &s.channel {
-        StepChannel::Email { template } if s.intent == Intent::Offer => Some(template.clone()),
-        _ => None,
-    })?;
-    Some(tend_core::Process {
-        id: "campaign-blast".into(),
-        name: "Campaign blast".into(),
-        enroll: Enroll::Event(BLAST_EVENT.into()),
-        exit: lead.exit.clone(),
-        max_gap: lead.max_gap,
-        keep_warm: None,
-        reenroll: true,
-        steps: vec![tend_core::Step {
-            wait: tend_core::Duration::from_secs(0),
-            channel: StepChannel::Email { template },
-            intent: Intent::Offer,
-        }],
-    })
-}
-
-/// Lifts every pacing limit; business hours still bound tasks, since people do them.
-fn unpace(config: &mut Config) {
-    config.budget.clear();
-    config.limits.quiet_hours = None;
-    config.limits.per_contact_per_week = 1_000;
-    config.limits.min_gap = tend_core::Duration::from_secs(0);
-    config.capacity.per_week = 1e12;
-}
-
-/// Delivered touches, collected for the model to answer.
-#[derive(Default)]
-struct SimDelivery {
-    delivered: Mutex<Vec<Delivered>>,
-}
-
-struct Delivered {
-    person: Option<usize>,
-    kind: DeliveredKind,
-    /// The unsubscribe token, which names the contact id.
-    token: Option<String>,
-}
-
-enum DeliveredKind {
-    Email { template: String },
-    Webhook { offer: bool },
-}
-
-#[async_trait]
-impl Delivery for SimDelivery {
-    async fn email(&self, email: &EmailTouch<'_>) -> Result<(), SendError> {
-        let delivered = Delivered {
-            person: person_of(email.to_email),
-            kind: DeliveredKind::Email {
-                template: email.template.to_owned(),
-            },
-            token: Some(email.unsubscribe_token.to_owned()),
-        };
-        self.delivered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(delivered);
-        Ok(())
-    }
-
-    async fn webhook(
-        &self,
-        _url: &str,
-        _id: &str,
-        body: &Value,
-        _at: Timestamp,
-    ) -> Result<(), SendError> {
-        let email = body["contact"]["email"].as_str().unwrap_or_default();
-        let delivered = Delivered {
-            person: person_of(email),
-            kind: DeliveredKind::Webhook {
-                offer: body["step"]["intent"] == "offer",
-            },
-            token: None,
-        };
-        self.delivered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(delivered);
-        Ok(())
-    }
-}
-
-impl SimDelivery {
-    fn take(&self) -> Vec<Delivered> {
-        std::mem::take(&mut *self.delivered.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-fn email_of(person: usize) -> String {
-    format!("p{person}@sim.example")
-}
-
-fn person_of(email: &str) -> Option<usize> {
-    email
-        .strip_prefix('p')?
-        .strip_suffix("@sim.example")?
-        .parse()
-        .ok()
-}
-
-/// Per-day counters for the charts.
-struct Days {
-    touches: Vec<u32>,
-    work_opened: Vec<u32>,
-    backlog_peak: Vec<Option<u32>>,
-    neglected: Vec<u64>,
-    conversions: Vec<u64>,
-    satisfaction: Vec<Option<f64>>,
-}
-
-impl Days {
-    fn new(days: usize) -> Days {
-        Days {
-            touches: vec![0; days],
-            work_opened: vec![0; days],
-            backlog_peak: vec![None; days],
-            neglected: vec![0; days],
-            conversions: vec![0; days],
-            satisfaction: vec![None; days],
-        }
-    }
-
-    fn observe(&mut self, day: usize, world: &World) {
-        if let Some(peak) = self.backlog_peak.get_mut(day) {
-            *peak = Some(peak.unwrap_or(0).max(world.backlog()));
-            self.satisfaction[day] = Some(world.satisfaction);
-        }
-    }
-
-    fn rows(self, setting: &Setting) -> Vec<DayRow> {
-        let mut rows = Vec::with_capacity(self.touches.len());
-        let (mut backlog, mut satisfaction) = (0, 1.0);
-        let (mut neglected, mut conversions) = (0, 0);
-        for day in 0..self.touches.len() {
-            backlog = self.backlog_peak[day].unwrap_or(backlog);
-            satisfaction = self.satisfaction[day].unwrap_or(satisfaction);
-            neglected += self.neglected[day];
-            conversions += self.conversions[day];
-            let date = setting
-                .scenario
-                .simulation
-                .start
-                .checked_add(jiff::Span::new().days(i64::try_from(day).unwrap_or(0)))
-                .map_or_else(|_| String::new(), |d| d.to_string());
-            rows.push(DayRow {
-                date,
-                backlog_peak: backlog,
-                touches: self.touches[day],
-                work_opened: self.work_opened[day],
-                neglected_total: neglected,
-                conversions_total: conversions,
-                satisfaction,
-            });
-        }
-        rows
-    }
 }
 
 /// One strategy's engine, model and counters.
@@ -409,11 +163,7 @@ struct Run<'a> {
     world: World,
     days: Days,
     signals: Vec<Signal>,
-    touches: u64,
-    emails: u64,
-    webhooks: u64,
-    tasks: u64,
-    task_minutes: u64,
+    counters: Counters,
     first_stage: StageName,
     lead_gaps: Vec<(i64, i64)>,
     blasts: u32,
@@ -464,18 +214,14 @@ async fn run_strategy(
         delivery,
         days: Days::new(days),
         signals: Vec::new(),
-        touches: 0,
-        emails: 0,
-        webhooks: 0,
-        tasks: 0,
-        task_minutes: 0,
+        counters: Counters::default(),
         first_stage,
         lead_gaps,
         blasts: 0,
         neglect_booked: 0,
     };
     run.play(&progress).await?;
-    let result = run.finish();
+    let result = metrics::finish(setting, strategy, &run.counters, run.days, &run.world);
     drop(store);
     Ok(result)
 }
@@ -667,11 +413,11 @@ impl Run<'_> {
             return Ok(false);
         }
         for touch in delivered {
-            self.touches += 1;
+            self.counters.touches += 1;
             count_on(&mut self.days.touches, day, 1);
             let (kind, email) = match &touch.kind {
                 DeliveredKind::Email { template } => {
-                    self.emails += 1;
+                    self.counters.emails += 1;
                     let offer = self.setting.offer_templates.contains(template);
                     (
                         if offer {
@@ -683,7 +429,7 @@ impl Run<'_> {
                     )
                 }
                 DeliveredKind::Webhook { offer } => {
-                    self.webhooks += 1;
+                    self.counters.webhooks += 1;
                     (
                         if *offer {
                             TouchKind::Offer
@@ -731,9 +477,9 @@ impl Run<'_> {
         }
         let weight = self.setting.scenario.population.call_weight;
         for task in open {
-            self.touches += 1;
-            self.tasks += 1;
-            self.task_minutes += u64::from(task.minutes);
+            self.counters.touches += 1;
+            self.counters.tasks += 1;
+            self.counters.task_minutes += u64::from(task.minutes);
             count_on(&mut self.days.touches, day, 1);
             let intent = self
                 .engine
@@ -797,55 +543,6 @@ impl Run<'_> {
         count_on(&mut self.days.neglected, day, total - self.neglect_booked);
         self.neglect_booked = total;
     }
-
-    fn finish(self) -> StrategyRun {
-        let config = &self.setting.project.config;
-        let tally = &self.world.tally;
-        let mut conversions = tally.touches_to_conversion.clone();
-        conversions.sort_unstable();
-        let mut waits = tally.waits_days.clone();
-        waits.sort_by(f64::total_cmp);
-        let limit = self.setting.backlog_limit;
-        let days_over_capacity = self
-            .days
-            .backlog_peak
-            .iter()
-            .filter(|peak| peak.is_some_and(|p| f64::from(p) > limit))
-            .count();
-        let cost = self.emails as f64 * config.cost("email")
-            + self.webhooks as f64 * config.cost("webhook")
-            + self.tasks as f64 * config.cost("task")
-            + self.task_minutes as f64 / 60.0 * self.setting.scenario.business.staff_cost_per_hour;
-        let mut histogram = vec![0u64; conversions.last().map_or(0, |m| *m as usize + 1)];
-        for n in &conversions {
-            histogram[*n as usize] += 1;
-        }
-        let summary = Summary {
-            conversions: conversions.len() as u64,
-            revenue: round2(tally.revenue),
-            peak_backlog: tally.peak_backlog,
-            mean_wait_days: round2(mean(&waits)),
-            p90_wait_days: round2(percentile(&waits, 0.9)),
-            days_over_capacity: u32::try_from(days_over_capacity).unwrap_or(u32::MAX),
-            neglected_leads: tally.neglected,
-            touches_per_conversion_median: percentile_u32(&conversions, 0.5),
-            touches_per_conversion_p90: percentile_u32(&conversions, 0.9),
-            cost: round2(cost),
-            leads: tally.leads,
-            touches: self.touches,
-            work_opened: tally.work_opened,
-            work_done: tally.work_done,
-            unsubscribes: tally.unsubscribes,
-            referrals: tally.referrals,
-            final_satisfaction: round2(self.world.satisfaction),
-        };
-        StrategyRun {
-            strategy: self.strategy,
-            summary,
-            days: self.days.rows(self.setting),
-            touches_to_conversion: histogram,
-        }
-    }
 }
 
 fn identity(person: usize) -> Identity {
@@ -880,37 +577,4 @@ fn signal_at(signal: &Signal) -> Timestamp {
         | Signal::WorkClosed { at, .. }
         | Signal::Blast { at, .. } => *at,
     }
-}
-
-/// Adds `n` to a day's counter; days past the end of the run are not counted.
-fn count_on<T: std::ops::AddAssign>(counts: &mut [T], day: usize, n: T) {
-    if let Some(count) = counts.get_mut(day) {
-        *count += n;
-    }
-}
-
-fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
-}
-
-/// Nearest-rank percentile of sorted values; 0 for none.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn percentile_u32(sorted: &[u32], q: f64) -> f64 {
-    let values: Vec<f64> = sorted.iter().map(|v| f64::from(*v)).collect();
-    percentile(&values, q)
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }

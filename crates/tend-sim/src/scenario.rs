@@ -160,6 +160,11 @@ pub struct BusinessModel {
     pub conversion_event: String,
     /// The task outcome recorded when a call books work.
     pub booked_outcome: String,
+    /// A day is over capacity when the work open exceeds this much of the team's
+    /// capacity (`capacity_per_week` × weeks): one line for every strategy.
+    pub capacity_line: Duration,
+    /// Written beside money in the reports (`EUR`, `$`).
+    pub currency: String,
 }
 
 impl Default for BusinessModel {
@@ -171,6 +176,8 @@ impl Default for BusinessModel {
             wait_tolerance: Duration::from_secs(14 * 86_400),
             conversion_event: "Order Completed".into(),
             booked_outcome: "booked".into(),
+            capacity_line: Duration::from_secs(14 * 86_400),
+            currency: String::new(),
         }
     }
 }
@@ -229,7 +236,7 @@ impl Scenario {
     fn problem(&self) -> Option<(&'static str, String)> {
         let p = &self.population;
         let share = |v: f64| (0.0..=1.0).contains(&v);
-        let checks: [(&'static str, bool, &str); 13] = [
+        let checks: [(&'static str, bool, &str); 14] = [
             (
                 "simulation.days",
                 self.simulation.days >= 1,
@@ -293,6 +300,11 @@ impl Scenario {
                     .capacity_per_week
                     .is_none_or(|c| c.is_finite() && c > 0.0),
                 "must be more than 0",
+            ),
+            (
+                "business.capacity_line",
+                self.business.capacity_line.as_secs() > 0,
+                "must be longer than 0",
             ),
             (
                 "campaign.low_backlog",

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
-use tend_sim::{Scenario, SimReport, Strategy, Summary, simulate};
+use tend_sim::{Plan, Scenario, SimReport, Strategy, Summary, simulate};
 
 fn starter_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tend/starter")
@@ -42,13 +42,19 @@ fn starter_scenario(edit: impl Fn(&str) -> String) -> Scenario {
 }
 
 async fn run(scenario: &Scenario, project: &Project) -> SimReport {
-    simulate(scenario, "test", project, Arc::new(|_| {}))
-        .await
-        .unwrap()
+    simulate(
+        scenario,
+        "test",
+        project,
+        &Plan::of(scenario),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap()
 }
 
 fn summary(report: &SimReport, strategy: Strategy) -> &Summary {
-    &report
+    &report.seeds[0]
         .runs
         .iter()
         .find(|r| r.strategy == strategy)
@@ -57,24 +63,49 @@ fn summary(report: &SimReport, strategy: Strategy) -> &Summary {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_seed_gives_the_same_summary() {
+async fn the_same_seed_gives_the_same_summary_alone_or_among_others() {
     let project = starter_project(str::to_owned);
     let scenario = starter_scenario(|s| s.replace("days = 365", "days = 60"));
-    let first = run(&scenario, &project).await;
-    let second = run(&scenario, &project).await;
-    assert_eq!(first.summary_json(), second.summary_json());
-    assert!(summary(&first, Strategy::Background).touches > 0);
-
-    let other = starter_scenario(|s| {
-        s.replace("days = 365", "days = 60")
-            .replace("seed = 7", "seed = 8")
-    });
-    let third = run(&other, &project).await;
+    let alone = run(&scenario, &project).await;
+    let both = simulate(
+        &scenario,
+        "test",
+        &project,
+        &Plan::seeds([8, 7]),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(both.seed_list(), [8, 7]);
+    assert_eq!(
+        alone.seeds[0], both.seeds[1],
+        "seed 7 alone and among others"
+    );
+    assert!(summary(&alone, Strategy::Background).touches > 0);
     assert_ne!(
-        first.summary_json()["strategies"],
-        third.summary_json()["strategies"],
+        both.seeds[0].runs[0].summary, both.seeds[1].runs[0].summary,
         "another seed must give another population"
     );
+
+    // summary.json: means and ranges over the seeds, and every seed's own figures.
+    let json = both.summary_json();
+    let revenue = |seed: usize| {
+        json["seeds"][seed]["strategies"]["background"]["revenue"]
+            .as_f64()
+            .unwrap()
+    };
+    let spread = &json["spread"]["background"]["revenue"];
+    assert_eq!(spread["min"].as_f64().unwrap(), revenue(0).min(revenue(1)));
+    assert_eq!(spread["max"].as_f64().unwrap(), revenue(0).max(revenue(1)));
+    let mean = json["strategies"]["background"]["revenue"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (mean - (revenue(0) + revenue(1)) / 2.0).abs() < 0.01,
+        "{json}"
+    );
+    assert!(json.get("seed").is_none());
+    assert_eq!(alone.summary_json()["seed"], 7);
 }
 
 /// The starter year: Tend's pacer keeps the team within capacity, bursts do not, and
@@ -101,7 +132,7 @@ async fn the_starter_year_stays_within_capacity_only_with_the_pacer() {
         "\n{table}"
     );
     // One row per day, and the backlog chart agrees with the summary.
-    for run in &report.runs {
+    for run in &report.seeds[0].runs {
         assert_eq!(run.days.len(), 365);
         let peak = run.days.iter().map(|d| d.backlog_peak).max().unwrap();
         assert_eq!(peak, run.summary.peak_backlog, "{:?}", run.strategy);

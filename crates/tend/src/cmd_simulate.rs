@@ -1,22 +1,59 @@
-//! `tend simulate`: a year of the business's marketing, three ways, before living it.
+//! `tend simulate`: the business's marketing, three ways, before living it — on one
+//! seed or on many, to tell a difference from chance.
 
 use crate::project;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tend_sim::{Scenario, Strategy};
+use tend_sim::{Plan, Scenario};
+
+/// The most seeds one run accepts: each is a full simulation per strategy.
+const MAX_SEEDS: u64 = 1_000;
+
+/// Parses `--seeds A..B` (both included; `A..=B` is read the same way).
+pub fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let (first, last) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{text}` is not a range of seeds; write it as 1..8"))?;
+    let last = last.strip_prefix('=').unwrap_or(last);
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{part}` in `{text}` is not a seed (a whole number ≥ 0)"))
+    };
+    let (first, last) = (number(first)?, number(last)?);
+    if last < first {
+        return Err(format!(
+            "`{text}` is empty: the last seed comes before the first"
+        ));
+    }
+    if last - first >= MAX_SEEDS {
+        return Err(format!("`{text}` has more than {MAX_SEEDS} seeds"));
+    }
+    Ok(first..=last)
+}
 
 /// Runs the scenario and writes `summary.json` and `report.html` into `out`.
-pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    scenario_path: &Path,
+    out: &Path,
+    seed: Option<u64>,
+    seeds: Option<RangeInclusive<u64>>,
+) -> anyhow::Result<ExitCode> {
     // Quiet by default: the engine's own log would drown the progress bar.
     crate::init_tracing_at("warn");
     let mut scenario = Scenario::load(scenario_path)?;
     if let Some(seed) = seed {
         scenario.simulation.seed = seed;
     }
+    let plan = match seeds {
+        Some(seeds) => Plan::seeds(seeds),
+        None => Plan::of(&scenario),
+    };
     let scenario_dir = project::project_dir(scenario_path);
     let project_dir = match &scenario.project {
         Some(dir) => scenario_dir.join(dir),
@@ -29,7 +66,13 @@ pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Resul
             .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
     });
 
-    let total = u64::from(scenario.simulation.days) * Strategy::ALL.len() as u64;
+    let runs = (plan.seeds.len() * plan.strategies.len()) as u64;
+    let total = u64::from(scenario.simulation.days) * runs;
+    let seeds_text = match plan.seeds.as_slice() {
+        [one] => format!("seed {one}"),
+        [first, .., last] => format!("seeds {first}–{last}"),
+        [] => "no seed".into(),
+    };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(total);
         bar.set_style(
@@ -43,8 +86,8 @@ pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Resul
         bar
     } else {
         eprintln!(
-            "simulating {} days of `{name}` three ways (seed {})…",
-            scenario.simulation.days, scenario.simulation.seed
+            "simulating {} days of `{name}` three ways ({seeds_text})…",
+            scenario.simulation.days
         );
         ProgressBar::hidden()
     };
@@ -53,7 +96,9 @@ pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Resul
 
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = runtime.block_on(tend_sim::simulate(&scenario, &name, &project, progress))?;
+    let report = runtime.block_on(tend_sim::simulate(
+        &scenario, &name, &project, &plan, progress,
+    ))?;
     bar.finish_and_clear();
 
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -70,12 +115,27 @@ pub fn run(scenario_path: &Path, out: &Path, seed: Option<u64>) -> anyhow::Resul
 
     print!("{}", tend_sim::table::render_table(&report));
     println!(
-        "\n{} simulated days × {} strategies in {:.1} s; wrote {} and {}",
+        "\n{} simulated days × {} runs ({seeds_text}) in {:.1} s; wrote {} and {}",
         scenario.simulation.days,
-        Strategy::ALL.len(),
+        runs,
         started.elapsed().as_secs_f64(),
         summary_path.display(),
         html_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seeds;
+
+    #[test]
+    fn seed_ranges_include_both_ends() {
+        assert_eq!(parse_seeds("1..8"), Ok(1..=8));
+        assert_eq!(parse_seeds("3..=3"), Ok(3..=3));
+        assert!(parse_seeds("8..1").unwrap_err().contains("empty"));
+        assert!(parse_seeds("1-8").unwrap_err().contains("write it as 1..8"));
+        assert!(parse_seeds("a..3").unwrap_err().contains("`a`"));
+        assert!(parse_seeds("0..5000").unwrap_err().contains("more than"));
+    }
 }

@@ -67,8 +67,8 @@ enum Command {
         #[arg(long, default_value = "tend.toml")]
         config: PathBuf,
     },
-    /// Simulate a year of marketing three ways (Tend's pacer, campaign bursts,
-    /// unthrottled) on the real engine; writes summary.json and report.html.
+    /// Simulate your marketing three ways (Tend's pacer, campaign bursts, unthrottled)
+    /// on the real engine, on one seed or many; writes summary.json and report.html.
     Simulate {
         /// The scenario file (`tend init` writes a starter scenario.toml).
         scenario: PathBuf,
@@ -76,8 +76,12 @@ enum Command {
         #[arg(long, default_value = "simulation")]
         out: PathBuf,
         /// Random seed, overriding the scenario's; the same seed gives the same result.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
+        /// Several seeds, `A..B` (both included): every figure is reported as its mean
+        /// and its range over them.
+        #[arg(long, value_parser = cmd_simulate::parse_seeds)]
+        seeds: Option<std::ops::RangeInclusive<u64>>,
     },
     /// Import records from a file.
     Import {
@@ -163,7 +167,8 @@ fn main() -> ExitCode {
             scenario,
             out,
             seed,
-        } => cmd_simulate::run(&scenario, &out, seed),
+            seeds,
+        } => cmd_simulate::run(&scenario, &out, seed, seeds),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

@@ -87,6 +87,59 @@ fn simulate_writes_the_summary_and_the_report() {
 }
 
 #[test]
+fn several_seeds_report_means_and_ranges() {
+    let tmp = TempDir::new().unwrap();
+    assert!(tend(&["init"], tmp.path()).status.success());
+    shorten(tmp.path(), 14);
+    let out = tend(
+        &[
+            "simulate",
+            "scenario.toml",
+            "--out",
+            "sim",
+            "--seeds",
+            "1..2",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("means over 2 seeds"), "{stdout}");
+    assert!(stdout.contains("earns most after cost"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(tmp.path().join("sim/summary.json")).unwrap())
+            .unwrap();
+    let seeds: Vec<_> = summary["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, [1, 2]);
+    for strategy in ["background", "campaign", "unthrottled"] {
+        let revenue = &summary["spread"][strategy]["revenue"];
+        assert!(
+            revenue["min"].as_f64() <= revenue["max"].as_f64(),
+            "{summary}"
+        );
+        assert!(summary["seeds"][1]["strategies"][strategy]["revenue"].is_number());
+    }
+    let html = fs::read_to_string(tmp.path().join("sim/report.html")).unwrap();
+    assert!(html.contains("seeds 1–2"));
+
+    let bad = tend(
+        &["simulate", "scenario.toml", "--seeds", "5..2"],
+        tmp.path(),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("`5..2` is empty"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
 fn a_bad_scenario_is_refused_with_its_position() {
     let tmp = TempDir::new().unwrap();
     assert!(tend(&["init"], tmp.path()).status.success());
