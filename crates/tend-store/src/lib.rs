@@ -89,6 +89,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ImportOutcome, StoreError>;
 
     /// Stores a new API token by its hash; the clear token is never stored.
+    /// [`StoreError::Conflict`] if a token of that name exists.
     async fn create_token(
         &self,
         name: &str,
@@ -99,6 +100,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finds a token by the hash of what a client presented.
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Every token, by name.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Deletes the token of that name; it stops working at once. Returns `false` if
+    /// there is no such token.
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Records that a token was used at `at` (never moving its last use backwards).
+    async fn record_token_use(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
 
     // --- The engine's state (see `engine` for the records) ---
 

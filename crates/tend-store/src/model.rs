@@ -57,6 +57,19 @@ pub enum IngestMessage {
         /// The stage `[stages.on_event]` maps this event to, if any.
         stage_change: Option<StageName>,
     },
+    /// Segment `alias`: `previous_id` (an anonymousId or an earlier userId) and `user_id`
+    /// are one person. Their records merge, unless both hold different addresses; the
+    /// merged record answers to `user_id`, and `previous_id` stays linked as an alias.
+    Alias {
+        /// Segment `messageId`; a message already stored is skipped.
+        message_id: String,
+        /// The identity the person was known by.
+        previous_id: String,
+        /// The identity the person is known by from now on.
+        user_id: String,
+        /// When it happened, per the sender.
+        at: Timestamp,
+    },
 }
 
 impl IngestMessage {
@@ -64,16 +77,8 @@ impl IngestMessage {
     pub fn message_id(&self) -> &str {
         match self {
             IngestMessage::Identify { message_id, .. }
-            | IngestMessage::Track { message_id, .. } => message_id,
-        }
-    }
-
-    /// Who the message is about.
-    pub fn identity(&self) -> &Identity {
-        match self {
-            IngestMessage::Identify { identity, .. } | IngestMessage::Track { identity, .. } => {
-                identity
-            }
+            | IngestMessage::Track { message_id, .. }
+            | IngestMessage::Alias { message_id, .. } => message_id,
         }
     }
 }
@@ -257,4 +262,6 @@ pub struct ApiToken {
     pub scope: TokenScope,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it was last presented, to the minute; `None` if never.
+    pub last_used_at: Option<Timestamp>,
 }

@@ -8,6 +8,7 @@
 //! `Store` call is one transaction run to its end without awaiting in between, so no
 //! transaction is ever held open across an await.
 
+mod api_tokens;
 mod engine;
 mod import;
 mod ingest;
@@ -43,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "offers_in_flight_covering",
         include_str!("../migrations/sqlite/0004_offers_in_flight_covering.sql"),
+    ),
+    (
+        5,
+        "token_names_last_used",
+        include_str!("../migrations/sqlite/0005_token_names_last_used.sql"),
     ),
 ];
 
@@ -466,51 +472,26 @@ impl Store for SqliteStore {
         token_hash: &str,
         at: Timestamp,
     ) -> Result<ApiToken, StoreError> {
-        let id = self
-            .pool
-            .write(|tx| {
-                sql::fetch_one(
-                    tx,
-                    "INSERT INTO api_tokens (name, scope, token_hash, created_at) \
-                     VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                    params![name, scope.as_str(), token_hash, millis(at)],
-                    |row| get(row, "id"),
-                )
-            })
-            .await?;
-        Ok(ApiToken {
-            id,
-            name: name.to_owned(),
-            scope,
-            // What a later read returns: the instant at millisecond precision.
-            created_at: timestamp(millis(at), "token created_at")?,
-        })
+        self.pool
+            .write(|tx| api_tokens::create(tx, name, scope, token_hash, at))
+            .await
     }
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.pool.read(|tx| api_tokens::find(tx, token_hash)).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        self.pool.read(|tx| api_tokens::list(tx)).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        self.pool.write(|tx| api_tokens::revoke(tx, name)).await
+    }
+
+    async fn record_token_use(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
         self.pool
-            .read(|tx| {
-                sql::fetch_optional(
-                    tx,
-                    "SELECT id, name, scope, created_at FROM api_tokens WHERE token_hash = ?1",
-                    params![token_hash],
-                    |row| {
-                        let id: i64 = get(row, "id")?;
-                        let scope: String = get(row, "scope")?;
-                        Ok(ApiToken {
-                            id,
-                            name: get(row, "name")?,
-                            scope: TokenScope::parse(&scope).ok_or_else(|| {
-                                StoreError::Corrupt(format!("token {id}: unknown scope `{scope}`"))
-                            })?,
-                            created_at: timestamp(
-                                get(row, "created_at")?,
-                                &format!("token {id} created_at"),
-                            )?,
-                        })
-                    },
-                )
-            })
+            .write(|tx| api_tokens::record_use(tx, id, at))
             .await
     }
 

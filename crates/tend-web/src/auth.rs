@@ -1,64 +1,127 @@
-//! Who is calling: Segment write keys (HTTP Basic user name) and REST bearer tokens.
+//! Who is calling: Segment write keys (HTTP Basic user name, a Bearer token or `writeKey`
+//! in the body) and REST bearer tokens.
+//!
+//! Every route group is wrapped in one of the guards below by [`crate::router`], so a
+//! handler cannot forget to check, and the check runs before its body is read.
 
 use crate::AppState;
 use crate::error::AppError;
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use jiff::Timestamp;
 use tend_store::{ApiToken, TokenScope, tokens::hash_token};
 
-/// Resolves the token a Segment client presents: the Basic-auth user name, as Segment's
-/// libraries send it (`base64(writeKey + ":")`), or a Bearer token.
-pub async fn write_key(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, AppError> {
-    let presented = match authorization(headers)? {
-        Some(Credentials::Basic(user)) | Some(Credentials::Bearer(user)) => user,
-        None => return Err(AppError::Unauthorized),
-    };
-    let token = lookup(state, &presented).await?;
+/// How often a token's last use is written back: a busy write key costs one write a
+/// minute, not one per request.
+const LAST_USED_PRECISION_MS: i64 = 60_000;
+
+/// The token a guard let through, for handlers that need to know who called.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiToken);
+
+/// Guard of the REST API under `/api`: admin tokens only.
+pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(&state, request, next, |headers| {
+        bearer(headers).map(|t| (t, &[TokenScope::Admin][..]))
+    })
+    .await
+}
+
+/// Guard of `/metrics`: metrics or admin tokens.
+pub async fn metrics_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    guard(&state, request, next, |headers| {
+        bearer(headers).map(|t| (t, &[TokenScope::Metrics, TokenScope::Admin][..]))
+    })
+    .await
+}
+
+/// Guard of `/agenda.ics`: a calendar token in the URL (calendar apps cannot send
+/// headers), or a calendar or admin token as a Bearer header. An admin token in a URL is
+/// refused: URLs end up in logs, histories and Referer headers.
+pub async fn calendar_only(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let in_query = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == "token")
+            .map(|(_, value)| value.to_owned())
+    });
+    guard(&state, request, next, move |headers| match in_query {
+        Some(token) => Ok((token, &[TokenScope::Calendar][..])),
+        None => bearer(headers).map(|t| (t, &[TokenScope::Calendar, TokenScope::Admin][..])),
+    })
+    .await
+}
+
+/// Guard of Segment ingest under `/v1`: a write key in the Authorization header is
+/// checked here, before the body is read. A request without one may still carry
+/// `writeKey` in its JSON body, as Segment's clients allow; the ingest extractor then
+/// resolves it from a body read under the route's size and time limits, and refuses the
+/// request if it has none.
+pub async fn write_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authorization(request.headers()) {
+        Ok(None) => next.run(request).await,
+        Ok(Some(Credentials::Basic(key) | Credentials::Bearer(key))) => {
+            match ingest_token(&state, &key).await {
+                Ok(token) => {
+                    request.extensions_mut().insert(Caller(token));
+                    next.run(request).await
+                }
+                Err(err) => err.into_response(),
+            }
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Resolves a write key presented in a body (`writeKey`): write and admin tokens may
+/// send events.
+pub async fn ingest_token(state: &AppState, presented: &str) -> Result<ApiToken, AppError> {
     // An admin token is a superset of a write key; a calendar token reads one feed only.
-    match token.scope {
-        TokenScope::Write | TokenScope::Admin => Ok(token),
-        TokenScope::Calendar | TokenScope::Metrics => Err(AppError::Forbidden),
-    }
+    lookup(state, presented, &[TokenScope::Write, TokenScope::Admin]).await
 }
 
-/// Resolves a REST bearer token and requires the admin scope.
-pub async fn admin(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, AppError> {
-    let Some(Credentials::Bearer(presented)) = authorization(headers)? else {
-        return Err(AppError::Unauthorized);
+async fn guard(
+    state: &AppState,
+    mut request: Request,
+    next: Next,
+    presented: impl FnOnce(&HeaderMap) -> Result<(String, &'static [TokenScope]), AppError>,
+) -> Response {
+    let checked = match presented(request.headers()) {
+        Ok((token, scopes)) => lookup(state, &token, scopes).await,
+        Err(err) => Err(err),
     };
-    let token = lookup(state, &presented).await?;
-    match token.scope {
-        TokenScope::Admin => Ok(token),
-        TokenScope::Write | TokenScope::Calendar | TokenScope::Metrics => Err(AppError::Forbidden),
-    }
-}
-
-/// Resolves a scraper's bearer token: metrics and admin tokens may read `/metrics`.
-pub async fn metrics(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, AppError> {
-    let Some(Credentials::Bearer(presented)) = authorization(headers)? else {
-        return Err(AppError::Unauthorized);
-    };
-    let token = lookup(state, &presented).await?;
-    match token.scope {
-        TokenScope::Metrics | TokenScope::Admin => Ok(token),
-        TokenScope::Write | TokenScope::Calendar => Err(AppError::Forbidden),
-    }
-}
-
-/// Resolves the token a calendar app keeps in the feed's URL (`?token=`); calendar and
-/// admin tokens may read the feed.
-pub async fn calendar(state: &AppState, presented: Option<&str>) -> Result<ApiToken, AppError> {
-    let token = lookup(state, presented.unwrap_or_default()).await?;
-    match token.scope {
-        TokenScope::Calendar | TokenScope::Admin => Ok(token),
-        TokenScope::Write | TokenScope::Metrics => Err(AppError::Forbidden),
+    match checked {
+        Ok(token) => {
+            request.extensions_mut().insert(Caller(token));
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
     }
 }
 
 enum Credentials {
     Basic(String),
     Bearer(String),
+}
+
+fn bearer(headers: &HeaderMap) -> Result<String, AppError> {
+    match authorization(headers)? {
+        Some(Credentials::Bearer(token)) => Ok(token),
+        Some(Credentials::Basic(_)) | None => Err(AppError::Unauthorized),
+    }
 }
 
 fn authorization(headers: &HeaderMap) -> Result<Option<Credentials>, AppError> {
@@ -82,20 +145,54 @@ fn authorization(headers: &HeaderMap) -> Result<Option<Credentials>, AppError> {
     }
 }
 
-async fn lookup(state: &AppState, presented: &str) -> Result<ApiToken, AppError> {
+/// Looks the token up in the store on every request: one indexed read, so a token
+/// revoked by `tend token revoke` (another process) stops working at once, which no
+/// cache in this process could promise.
+async fn lookup(
+    state: &AppState,
+    presented: &str,
+    scopes: &[TokenScope],
+) -> Result<ApiToken, AppError> {
     if presented.is_empty() {
         return Err(AppError::Unauthorized);
     }
-    let hash = hash_token(presented);
-    if let Some(token) = state.token_cache.read().await.get(&hash) {
-        return Ok(token.clone());
-    }
     let token = state
         .store
-        .find_token(&hash)
+        .find_token(&hash_token(presented))
         .await?
         .ok_or(AppError::Unauthorized)?;
-    // Only known tokens are cached, so a token created while the server runs still works.
-    state.token_cache.write().await.insert(hash, token.clone());
+    if !scopes.contains(&token.scope) {
+        return Err(AppError::Forbidden);
+    }
+    note_use(state, &token).await;
     Ok(token)
+}
+
+/// Records when a token was last used, at most once a minute per token: one small write
+/// a minute for a busy write key, instead of one per request.
+async fn note_use(state: &AppState, token: &ApiToken) {
+    let now = Timestamp::now().as_millisecond();
+    let stored = token.last_used_at.map_or(i64::MIN, |t| t.as_millisecond());
+    if now.saturating_sub(stored) < LAST_USED_PRECISION_MS {
+        return;
+    }
+    {
+        let mut written = state
+            .token_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Another request is already writing this minute's use.
+        if written
+            .get(&token.id)
+            .is_some_and(|at| now - at < LAST_USED_PRECISION_MS)
+        {
+            return;
+        }
+        written.insert(token.id, now);
+    }
+    let at = Timestamp::from_millisecond(now).unwrap_or_else(|_| Timestamp::now());
+    if let Err(err) = state.store.record_token_use(token.id, at).await {
+        // Bookkeeping only: the request goes on.
+        tracing::warn!(token = token.id, error = %err, "could not record a token's last use");
+    }
 }

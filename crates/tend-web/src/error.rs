@@ -24,6 +24,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{what} is larger than the limit of {limit} bytes")]
     TooLarge { what: String, limit: usize },
+    /// The client sent its body too slowly.
+    #[error("the body did not arrive within {0} ms")]
+    BodyTimeout(u128),
     #[error("internal error")]
     Internal(#[from] tend_store::StoreError),
 }
@@ -64,6 +67,7 @@ impl IntoResponse for AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             AppError::Internal(err) => {
                 // Logged here, once; the client sees no internals.
                 tracing::error!(error = %err, "request failed");
@@ -71,8 +75,14 @@ impl IntoResponse for AppError {
             }
         };
         let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
-        if let AppError::Invalid { field, .. } = &self {
-            body["error"]["field"] = json!(field);
+        match &self {
+            AppError::Invalid { field, .. } => body["error"]["field"] = json!(field),
+            // What was wrong is the body as a whole.
+            AppError::Malformed(_) | AppError::BodyTimeout(_) => {
+                body["error"]["field"] = json!("body")
+            }
+            AppError::TooLarge { what, .. } => body["error"]["field"] = json!(what),
+            _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

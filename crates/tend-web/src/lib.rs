@@ -3,26 +3,28 @@
 
 mod api;
 mod auth;
+mod body;
 mod error;
 mod pace;
 mod reports;
+mod security;
 mod segment;
+mod serve;
 mod tasks;
 mod unsubscribe;
 
 pub use error::AppError;
+pub use serve::{HttpLimits, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::routing::{get, post, put};
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tend_core::StageName;
 use tend_engine::Engine;
-use tend_store::{ApiToken, IngestMessage, IngestOutcome, Store, StoreError};
-use tokio::net::TcpListener;
-use tokio::sync::RwLock;
+use tend_store::{IngestMessage, IngestOutcome, Store, StoreError};
 
 /// The parts of the business's configuration that ingest applies to every message.
 #[derive(Debug, Clone)]
@@ -47,9 +49,11 @@ pub struct AppState {
     rules: Arc<IngestRules>,
     /// `GET /api/processes` answers with this, serialized once at start.
     processes: Arc<serde_json::Value>,
-    /// Hash → token for tokens already seen; there is no revocation yet, so a cached
-    /// token cannot go stale.
-    token_cache: Arc<RwLock<HashMap<String, ApiToken>>>,
+    /// Token id → when its last use was last written (Unix ms), so uses are written at
+    /// most once a minute per token.
+    token_uses: Arc<Mutex<HashMap<i64, i64>>>,
+    /// Timeouts and connection bounds.
+    limits: HttpLimits,
     /// The engine, when one runs: tasks, unsubscribe links, enrollments.
     engine: Option<Arc<Engine>>,
 }
@@ -61,9 +65,16 @@ impl AppState {
             store,
             rules: Arc::new(rules),
             processes: Arc::new(processes),
-            token_cache: Arc::default(),
+            token_uses: Arc::default(),
+            limits: HttpLimits::default(),
             engine: None,
         }
+    }
+
+    /// Replaces the default timeouts and connection bounds.
+    pub fn with_limits(mut self, limits: HttpLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Adds the engine: ingest wakes it, and its routes (tasks, the agenda feed,
@@ -93,12 +104,20 @@ impl AppState {
     }
 }
 
-/// Every route Tend serves.
+/// Every route Tend serves. Each group of routes is wrapped in its guard, which checks
+/// the caller's token before a handler runs or a body is read; only `/healthz` and the
+/// signed unsubscribe links are public.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let ingest = Router::new()
         .route("/v1/identify", post(segment::identify))
         .route("/v1/track", post(segment::track))
+        .route("/v1/page", post(segment::page))
+        .route("/v1/screen", post(segment::screen))
+        .route("/v1/group", post(segment::group))
+        .route("/v1/alias", post(segment::alias))
         .route("/v1/batch", post(segment::batch))
+        .route_layer(from_fn_with_state(state.clone(), auth::write_key));
+    let api = Router::new()
         .route("/api/contacts", get(api::list_contacts))
         .route(
             "/api/contacts/{id}",
@@ -106,8 +125,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/processes", get(api::list_processes))
         .route("/api/pace", get(pace::pace))
-        .route("/api/capacity", axum::routing::put(pace::set_capacity))
-        .route("/metrics", get(pace::metrics))
+        .route("/api/capacity", put(pace::set_capacity))
         .route("/api/reports/funnel", get(reports::funnel))
         .route(
             "/api/reports/touches-to-conversion",
@@ -118,24 +136,28 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks", get(tasks::agenda))
         .route("/api/tasks/{id}/complete", post(tasks::complete))
         .route("/api/tasks/{id}/skip", post(tasks::skip))
+        .route_layer(from_fn_with_state(state.clone(), auth::admin_only));
+    let metrics = Router::new()
+        .route("/metrics", get(pace::metrics))
+        .route_layer(from_fn_with_state(state.clone(), auth::metrics_only));
+    let calendar = Router::new()
         .route("/agenda.ics", get(tasks::calendar_feed))
+        .route_layer(from_fn_with_state(state.clone(), auth::calendar_only));
+    let public = Router::new()
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::page).post(unsubscribe::one_click),
         )
-        .route("/healthz", get(api::healthz))
-        // Ingest reads its bodies itself, to answer over-limit requests with a JSON 413.
-        .layer(DefaultBodyLimit::disable())
+        .route("/healthz", get(api::healthz));
+    Router::new()
+        .merge(ingest)
+        .merge(api)
+        .merge(metrics)
+        .merge(calendar)
+        .merge(public)
+        // Handlers read bodies through `body::Limited`, which sets each route's own limit;
+        // this one bounds any extractor that does not.
+        .layer(DefaultBodyLimit::max(body::COMMAND_BYTES))
+        .layer(map_response(security::headers))
         .with_state(state)
-}
-
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }

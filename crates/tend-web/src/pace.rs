@@ -1,23 +1,19 @@
 //! The pacer made visible: `GET /api/pace`, `PUT /api/capacity` and `/metrics` in
 //! Prometheus text format.
 
+use crate::AppState;
+use crate::body::{COMMAND_BYTES, Limited};
 use crate::error::AppError;
-use crate::{AppState, auth};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::fmt::Write;
 use tend_engine::PaceReport;
 
 /// `GET /api/pace`: budgets, capacity, held-back touches by reason, the deficit.
-pub async fn pace(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<PaceReport>, AppError> {
-    auth::admin(&state, &headers).await?;
+pub async fn pace(State(state): State<AppState>) -> Result<Json<PaceReport>, AppError> {
     Ok(Json(state.engine()?.pace().await?))
 }
 
@@ -25,10 +21,8 @@ pub async fn pace(
 /// that do not send `[work]` events. Answers with the capacity after the change.
 pub async fn set_capacity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Limited(body): Limited<COMMAND_BYTES>,
 ) -> Result<Json<Value>, AppError> {
-    auth::admin(&state, &headers).await?;
     let engine = state.engine()?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::Malformed(format!("body is not a JSON object: {e}")))?;
@@ -68,11 +62,7 @@ pub async fn set_capacity(
 }
 
 /// `GET /metrics`: the pace report as Prometheus gauges, for metrics or admin tokens.
-pub async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    auth::metrics(&state, &headers).await?;
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let report = state.engine()?.pace().await?;
     let mut response = prometheus(&report).into_response();
     response.headers_mut().insert(

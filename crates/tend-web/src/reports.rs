@@ -1,10 +1,9 @@
 //! `GET /api/reports/*`: the funnel, touches to conversion, pace per day, neglect.
 
+use crate::AppState;
 use crate::error::AppError;
-use crate::{AppState, auth};
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -21,10 +20,8 @@ pub struct FunnelParams {
 /// `GET /api/reports/funnel?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the last 30 days).
 pub async fn funnel(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<FunnelParams>,
 ) -> Result<Json<Value>, AppError> {
-    auth::admin(&state, &headers).await?;
     let engine = state.engine()?;
     let project = engine.project();
     let tz = project.config.business.timezone.time_zone();
@@ -63,10 +60,8 @@ pub struct ConversionParams {
 /// `GET /api/reports/touches-to-conversion?stage=customer`.
 pub async fn touches_to_conversion(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<ConversionParams>,
 ) -> Result<Json<Value>, AppError> {
-    auth::admin(&state, &headers).await?;
     let engine = state.engine()?;
     let project = engine.project();
     let stage = match params.stage.as_deref().filter(|s| !s.is_empty()) {
@@ -91,10 +86,8 @@ pub struct PaceParams {
 /// against capacity.
 pub async fn pace(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PaceParams>,
 ) -> Result<Json<Value>, AppError> {
-    auth::admin(&state, &headers).await?;
     let engine = state.engine()?;
     let days = number_param(params.days.as_deref(), "days", 30, 366)?;
     let report = reports::pace_history(
@@ -116,10 +109,8 @@ pub struct NeglectParams {
 /// `GET /api/reports/neglect?limit=50`: the contacts closest to or past `max_gap`.
 pub async fn neglect(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<NeglectParams>,
 ) -> Result<Json<Value>, AppError> {
-    auth::admin(&state, &headers).await?;
     let engine = state.engine()?;
     let limit = number_param(params.limit.as_deref(), "limit", 50, 500)?;
     let report = reports::neglect(

@@ -4,6 +4,7 @@
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::security::PAGE_STYLE;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -79,9 +80,7 @@ fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>body{{font-family:system-ui,sans-serif;\
-         max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}\
-         button{{font-size:1rem;padding:.5rem 1.25rem}}</style></head>\
+         <title>{title}</title><style>{PAGE_STYLE}</style></head>\
          <body>{body}</body></html>"
     )
 }

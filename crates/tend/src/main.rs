@@ -122,6 +122,20 @@ enum TokenAction {
         #[arg(long, default_value = "tend.toml")]
         config: PathBuf,
     },
+    /// List tokens: name, scope, when created, when last used.
+    List {
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
+    /// Revoke a token by name; a running server refuses it at once.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.
@@ -180,6 +194,12 @@ fn main() -> ExitCode {
                     config,
                 },
         } => cmd_token::create(&config, &name, &scope),
+        Command::Token {
+            action: TokenAction::List { config },
+        } => cmd_token::list(&config),
+        Command::Token {
+            action: TokenAction::Revoke { name, config },
+        } => cmd_token::revoke(&config, &name),
     };
     match result {
         Ok(code) => code,

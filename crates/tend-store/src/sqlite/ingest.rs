@@ -130,12 +130,27 @@ impl<'a> Batch<'a> {
         let mut anon_ids = HashSet::new();
         let mut emails: HashSet<&Email> = HashSet::new();
         for message in messages {
-            let identity = message.identity();
+            let identity = match message {
+                IngestMessage::Identify {
+                    identity, traits, ..
+                } => {
+                    emails.extend(traits.email.as_ref());
+                    identity
+                }
+                IngestMessage::Track { identity, .. } => identity,
+                IngestMessage::Alias {
+                    previous_id,
+                    user_id,
+                    ..
+                } => {
+                    // An earlier id may be either kind.
+                    user_ids.extend([previous_id.as_str(), user_id.as_str()]);
+                    anon_ids.insert(previous_id.as_str());
+                    continue;
+                }
+            };
             user_ids.extend(identity.user_id.as_deref());
             anon_ids.extend(identity.anonymous_id.as_deref());
-            if let IngestMessage::Identify { traits, .. } = message {
-                emails.extend(traits.email.as_ref());
-            }
         }
         const BY: &str = concat!("SELECT ", contact_columns!(), " FROM contacts WHERE");
 
@@ -283,8 +298,88 @@ impl<'a> Batch<'a> {
                     occurred_at: at,
                 });
             }
+            IngestMessage::Alias {
+                message_id,
+                previous_id,
+                user_id,
+                at,
+            } => {
+                let at = millis(*at);
+                let id = self.alias(conn, previous_id, user_id, at)?;
+                let mut properties = Map::new();
+                properties.insert("previousId".into(), previous_id.as_str().into());
+                self.events.push(EventRow {
+                    message_id,
+                    contact_id: id,
+                    kind: "identify",
+                    name: None,
+                    properties: json_text(&properties),
+                    occurred_at: at,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Links `previous` to `user_id`: the records known by each merge into one that
+    /// answers to `user_id` (unless they hold different addresses: two people then, kept
+    /// apart), and `previous` stays an alias of it for anonymous messages.
+    fn alias(
+        &mut self,
+        conn: &Connection,
+        previous: &str,
+        user_id: &str,
+        at: i64,
+    ) -> Result<i64, StoreError> {
+        let prior = self
+            .by_user
+            .get(previous)
+            .or_else(|| self.by_anon.get(previous))
+            .copied();
+        let current = self.by_user.get(user_id).copied();
+        let id = match (prior, current) {
+            (Some(p), Some(c)) if p != c => {
+                let (a, b) = (&self.contacts[&p].row, &self.contacts[&c].row);
+                if a.email.is_some() && b.email.is_some() && a.email != b.email {
+                    tracing::warn!(
+                        contact = c,
+                        other = p,
+                        "alias: both records have different addresses; keeping them apart"
+                    );
+                    return Ok(c);
+                }
+                self.merge(conn, p, c, at)?
+            }
+            (Some(p), None) => {
+                let owner = self.contacts[&p].row.user_id.as_deref();
+                if owner.is_some() && owner != Some(previous) {
+                    tracing::warn!(
+                        contact = p,
+                        "alias: previousId belongs to a contact with another userId; \
+                         keeping them apart"
+                    );
+                    self.create(conn, Some(user_id), None, at)?
+                } else {
+                    p
+                }
+            }
+            (None, Some(c)) | (Some(c), Some(_)) => c,
+            (None, None) => self.create(conn, Some(user_id), None, at)?,
+        };
+        let contact = self.contact(id);
+        if contact.row.user_id.as_deref() != Some(user_id) {
+            let old = contact.row.user_id.replace(user_id.to_owned());
+            contact.touch(at);
+            if let Some(old) = old {
+                self.by_user.remove(&old);
+            }
+            self.by_user.insert(user_id.to_owned(), id);
+        }
+        if !self.by_anon.contains_key(previous) {
+            self.by_anon.insert(previous.to_owned(), id);
+            self.aliases.push((previous.to_owned(), id, at));
+        }
+        Ok(id)
     }
 
     /// Finds or creates the message's contact and links its identifiers to it. Returns
