@@ -23,42 +23,123 @@ pub struct Email(String);
 /// Why an email address was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
-    #[error("`{0}` is not an email address")]
-    Invalid(String),
-    #[error("email address is longer than 254 characters")]
+    /// Not of the shape the sender accepts; `reason` says which part is wrong.
+    #[error("`{address}` is not an email address: {reason}")]
+    Invalid {
+        /// The address as given, trimmed.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Longer than SMTP allows.
+    #[error("email address is longer than {MAX_EMAIL_BYTES} characters")]
     TooLong,
 }
 
+/// The longest address SMTP carries (RFC 5321's 256-byte path less its brackets).
+const MAX_EMAIL_BYTES: usize = 254;
+/// The longest local part (before the `@`), RFC 5321 section 4.5.3.1.1.
+const MAX_LOCAL_BYTES: usize = 64;
+/// The longest domain label, RFC 1035.
+const MAX_LABEL_BYTES: usize = 63;
+
 impl Email {
-    /// Checks the shape `local@domain.tld` without spaces or control characters.
+    /// Accepts `local@domain.tld` by the rules the sender (lettre, via the
+    /// `email_address` crate) applies, narrowed to what people actually use, so an
+    /// address accepted here is never one the sender rejects later: the local part is
+    /// dot-separated atoms (RFC 5322 `atext`, or letters of any script) with no empty
+    /// piece — so `.x`, `x.` and `x..y` are refused — and at most 64 bytes; the domain
+    /// has at least two labels of letters, digits and inner hyphens, each at most 63
+    /// bytes. Quoted local parts and IP literals, which the sender would take, are
+    /// refused as almost always typing mistakes. Checked after trimming and
+    /// lower-casing, on the very text that is stored and sent.
     pub fn parse(text: &str) -> Result<Self, EmailError> {
         let normalized = text.trim().to_lowercase();
-        if normalized.len() > 254 {
+        if normalized.len() > MAX_EMAIL_BYTES {
             return Err(EmailError::TooLong);
         }
-        let invalid = || EmailError::Invalid(text.trim().to_owned());
-        let (local, domain) = normalized.rsplit_once('@').ok_or_else(invalid)?;
-        let bad_char = |c: char| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        let invalid = |reason| EmailError::Invalid {
+            address: text.trim().to_owned(),
+            reason,
         };
-        if local.is_empty()
-            || local.len() > 64
-            || local.contains('@')
-            || normalized.chars().any(bad_char)
-            || domain.len() < 3
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || domain.contains("..")
-        {
-            return Err(invalid());
-        }
+        let (local, domain) = normalized
+            .rsplit_once('@')
+            .ok_or_else(|| invalid("it has no `@`"))?;
+        check_local_part(local).map_err(invalid)?;
+        check_domain(domain).map_err(invalid)?;
         Ok(Email(normalized))
     }
 
     /// The normalized address.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+fn check_local_part(local: &str) -> Result<(), &'static str> {
+    if local.is_empty() {
+        return Err("nothing before the `@`");
+    }
+    if local.len() > MAX_LOCAL_BYTES {
+        return Err("the part before the `@` is longer than 64 characters");
+    }
+    if local.split('.').any(str::is_empty) {
+        return Err("the part before the `@` starts or ends with a dot, or has two in a row");
+    }
+    if !local.chars().all(|c| c == '.' || is_atext(c)) {
+        return Err(
+            "the part before the `@` has a character addresses cannot hold (a space, `@`, quote, bracket, comma, …)",
+        );
+    }
+    Ok(())
+}
+
+fn check_domain(domain: &str) -> Result<(), &'static str> {
+    if domain.is_empty() {
+        return Err("nothing after the `@`");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err("the domain has no dot (e.g. `example.com`)");
+    }
+    for label in labels {
+        if label.is_empty() {
+            return Err("the domain starts or ends with a dot, or has two in a row");
+        }
+        if label.len() > MAX_LABEL_BYTES {
+            return Err("a part of the domain is longer than 63 characters");
+        }
+        let edges_fine =
+            label.starts_with(char::is_alphanumeric) && label.ends_with(char::is_alphanumeric);
+        if !edges_fine || !label.chars().all(|c| c == '-' || c.is_alphanumeric()) {
+            return Err(
+                "the domain may hold only letters, digits, dots and hyphens, and each part must start and end with a letter or digit",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// RFC 5322 `atext`, and any non-ASCII character except spacing, control and
+/// invisible formatting ones (the sender takes all non-ASCII; these never belong in
+/// an address and can disguise one).
+fn is_atext(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
+    } else {
+        !c.is_whitespace()
+            && !c.is_control()
+            && !matches!(
+                c,
+                '\u{AD}'
+                    | '\u{61C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{206F}'
+                    | '\u{FEFF}'
+                    | '\u{FFF9}'..='\u{FFFB}'
+            )
     }
 }
 
@@ -160,6 +241,41 @@ mod tests {
             "ann@example..com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn addresses_the_sender_would_refuse_are_refused_with_a_reason() {
+        let reason = |text: &str| Email::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            reason(".dot..x@example.com"),
+            "`.dot..x@example.com` is not an email address: the part before the `@` starts or ends with a dot, or has two in a row"
+        );
+        for bad in [
+            "x.@example.com",
+            "a..b@example.com",
+            "a(b)@example.com",
+            "a\\b@example.com",
+            "\"a b\"@example.com",
+            "a@-example.com",
+            "a@example-.com",
+            "a@exa_mple.com",
+            "a@ex!ample.com",
+            "a\u{200B}b@example.com",
+            "a@[127.0.0.1]",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(reason(&format!("{}@example.com", "a".repeat(65))).contains("longer than 64"));
+        assert!(reason(&format!("a@{}.com", "b".repeat(64))).contains("longer than 63"));
+        for good in [
+            "o'brien+tag@example.com",
+            "a.b-c_d@sub.example.co.uk",
+            "josé@exämple.com",
+            "x{y}|z~@example.com",
+            "1@2.3",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good} should be accepted");
         }
     }
 

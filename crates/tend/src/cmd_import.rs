@@ -15,6 +15,9 @@ use tend_store::{ImportOutcome, ImportRow, Store};
 /// keep the progress bar moving and memory flat.
 const CHUNK_ROWS: usize = 2_000;
 const KNOWN_COLUMNS: [&str; 4] = ["email", "name", "stage", "timezone"];
+/// The most one field may hold: a whole Segment message (`/v1/identify`) is capped at
+/// 32 KiB, so no single trait that ingest could take in is longer.
+const MAX_FIELD_BYTES: usize = 32 * 1024;
 
 /// Imports the file; exits non-zero if any row was rejected (the good rows still land).
 pub fn run(config_path: &Path, file: &Path) -> anyhow::Result<ExitCode> {
@@ -31,11 +34,11 @@ async fn import(store: &dyn Store, config: &Config, file: &Path) -> anyhow::Resu
     let size = std::fs::metadata(file)
         .with_context(|| format!("reading {shown}"))?
         .len();
+    let opened = std::fs::File::open(file).with_context(|| format!("opening {shown}"))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_path(file)
-        .with_context(|| format!("opening {shown}"))?;
+        .from_reader(CrlfAsLf::new(std::io::BufReader::new(opened)));
     let headers = reader
         .headers()
         .with_context(|| format!("{shown}:1: cannot read the header row"))?
@@ -77,6 +80,17 @@ async fn import(store: &dyn Store, config: &Config, file: &Path) -> anyhow::Resu
         let line = record.position().map_or(line, |p| p.line());
         let cell = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
         let row = (|| -> Result<ImportRow, String> {
+            if let Some((i, field)) = record
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.len() > MAX_FIELD_BYTES)
+            {
+                return Err(format!(
+                    "`{}` is {} bytes long; a field may hold at most {MAX_FIELD_BYTES}",
+                    headers.get(i).unwrap_or("?"),
+                    field.len()
+                ));
+            }
             let email = Email::parse(record.get(email_col).unwrap_or_default())
                 .map_err(|e| e.to_string())?;
             if let Some(first) = first_line_of.get(&email) {
@@ -175,6 +189,67 @@ fn csv_reason(err: &csv::Error) -> String {
     }
 }
 
+/// Reads a file with its CRLF line ends as LF. csv ends a record at the `\r` of a
+/// CRLF and counts the line at the `\n`, which it reads with the next record, so the
+/// next record's position is one line early; with plain `\n` ends every position is
+/// the line the record starts on, quoted multi-line fields included.
+struct CrlfAsLf<R> {
+    inner: R,
+    /// A `\r` ended the last buffer: whether it starts a CRLF is not known yet.
+    pending_cr: bool,
+}
+
+impl<R: std::io::BufRead> CrlfAsLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfAsLf {
+            inner,
+            pending_cr: false,
+        }
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for CrlfAsLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let buf = self.inner.fill_buf()?;
+        if self.pending_cr {
+            self.pending_cr = false;
+            if buf.first() != Some(&b'\n') {
+                out[0] = b'\r';
+                return Ok(1);
+            }
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let (mut read, mut written) = (0, 0);
+        while read < buf.len() && written < out.len() {
+            let byte = buf[read];
+            read += 1;
+            if byte == b'\r' {
+                match buf.get(read) {
+                    Some(b'\n') => continue,
+                    Some(_) => {}
+                    None => {
+                        self.pending_cr = true;
+                        break;
+                    }
+                }
+            }
+            out[written] = byte;
+            written += 1;
+        }
+        self.inner.consume(read);
+        if written == 0 {
+            // Only a `\r` at the end of the buffer was taken: look past it.
+            return self.read(out);
+        }
+        Ok(written)
+    }
+}
+
 /// A progress bar on a terminal; plain periodic lines otherwise (logs, CI, pipes).
 struct Progress {
     bar: Option<ProgressBar>,
@@ -223,6 +298,33 @@ impl Progress {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CrlfAsLf;
+    use std::io::{BufReader, Read};
+
+    /// Reads through buffers of `capacity` bytes, so a `\r` can end one.
+    fn normalized(input: &[u8], capacity: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        CrlfAsLf::new(BufReader::with_capacity(capacity, input))
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_a_lone_cr_stays() {
+        let input = b"a,b\r\nc,\"d\r\ne\"\r\nf\rg\r";
+        for capacity in [1, 2, 3, 4, 1024] {
+            assert_eq!(
+                normalized(input, capacity),
+                b"a,b\nc,\"d\ne\"\nf\rg\r",
+                "buffers of {capacity}"
+            );
         }
     }
 }

@@ -238,7 +238,7 @@ fn wrong_types_and_ranges_are_reported() {
             "tend.toml:6:22: `target_utilization` must be above 0 and at most 1 (e.g. 0.85), found 1.5",
             "tend.toml:8:24: `per_contact_per_week` must be at least 1, or no contact could ever be touched",
             "tend.toml:10:9: `email` must not be negative",
-            "tend.toml:12:8: `from`: `not an address` is not an email address",
+            "tend.toml:12:8: `from`: `not an address` is not an email address: it has no `@`",
             "tend.toml:13:12: `smtp_url` must start with smtp:// or smtps:// (e.g. `smtp://127.0.0.1:2525`)",
         ]
     );

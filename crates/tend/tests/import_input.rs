@@ -1,0 +1,227 @@
+//! Bad input at the two doors contacts come in by — `tend import contacts` and the
+//! Segment API of `tend serve` — named by file and line or by field, with nothing
+//! half-written. Real files, the real binary.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn tend(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run tend")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A business from `tend init`.
+struct Business {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Business {
+    fn new() -> Business {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("studio");
+        let init = tend(tmp.path(), &["init", "studio"]);
+        assert!(init.status.success(), "init failed: {}", stderr(&init));
+        Business { _tmp: tmp, dir }
+    }
+
+    fn import(&self, name: &str, contents: &[u8]) -> Output {
+        std::fs::write(self.dir.join(name), contents).unwrap();
+        tend(&self.dir, &["import", "contacts", name])
+    }
+
+    fn token(&self, scope: &str) -> String {
+        let out = tend(
+            &self.dir,
+            &["token", "create", "--name", scope, "--scope", scope],
+        );
+        assert!(out.status.success(), "token create: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    }
+}
+
+/// `tend serve` on port 0; killed on drop.
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(business: &Business) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(&business.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("serve prints its address")
+            .to_owned();
+        Running { child, base }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines of stderr that name a place in `file`.
+fn rejections(output: &Output, file: &str) -> Vec<String> {
+    stderr(output)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{file}:")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn errors_in_a_crlf_file_name_the_right_lines() {
+    let business = Business::new();
+    let out = business.import(
+        "crlf.csv",
+        b"email,name,stage\r\nann@example.com,Ann,lead\r\nnot-an-email,Bob,lead\r\ncat@example.com,Cat,wizard\r\n",
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        rejections(&out, "crlf.csv"),
+        [
+            "crlf.csv:3: `not-an-email` is not an email address: it has no `@`",
+            "crlf.csv:4: unknown stage `wizard` (known: prospect, lead, customer, loyal, lapsed)",
+        ]
+    );
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+}
+
+#[test]
+fn errors_after_a_quoted_multi_line_field_name_the_line_the_row_starts_on() {
+    let business = Business::new();
+    for (file, newline) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        let text = [
+            "email,name,notes",
+            "ann@example.com,Ann,\"first line",
+            "second line",
+            "third line\"",
+            "bad@,Bob,one line",
+            "cat@example.com,\"Cat",
+            "Smith\",x",
+            "dan@example.com,Dan,\"a,b\"\"c\",extra",
+            "",
+        ]
+        .join(newline);
+        let out = business.import(file, text.as_bytes());
+        assert!(!out.status.success());
+        assert_eq!(
+            rejections(&out, file),
+            [
+                format!("{file}:5: `bad@` is not an email address: nothing after the `@`"),
+                format!("{file}:8: expected 3 fields, found 4"),
+            ],
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn addresses_the_sender_would_refuse_are_rejected_at_import() {
+    let business = Business::new();
+    let out = business.import(
+        "people.csv",
+        b"email,name\n.dot..x@example.com,Dot\nok@example.com,Ok\nx@exa_mple.com,Underscore\n",
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        rejections(&out, "people.csv"),
+        [
+            "people.csv:2: `.dot..x@example.com` is not an email address: the part before the `@` starts or ends with a dot, or has two in a row",
+            "people.csv:4: `x@exa_mple.com` is not an email address: the domain may hold only letters, digits, dots and hyphens, and each part must start and end with a letter or digit",
+        ]
+    );
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+}
+
+#[test]
+fn an_oversized_field_rejects_its_row_and_writes_nothing_of_it() {
+    let business = Business::new();
+    let huge = "x".repeat(40 * 1024);
+    let text = format!(
+        "email,name,notes\nann@example.com,Ann,{huge}\nbob@example.com,{huge},short\ncat@example.com,Cat,short\n"
+    );
+    let out = business.import("big.csv", text.as_bytes());
+    assert!(!out.status.success());
+    assert_eq!(
+        rejections(&out, "big.csv"),
+        [
+            "big.csv:2: `notes` is 40960 bytes long; a field may hold at most 32768",
+            "big.csv:3: `name` is 40960 bytes long; a field may hold at most 32768",
+        ]
+    );
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+    // Re-importing with the fields fixed adds Ann and Bob as new contacts: nothing of
+    // theirs was written the first time.
+    let out = business.import(
+        "fixed.csv",
+        b"email,name,notes\nann@example.com,Ann,ok\nbob@example.com,Bob,ok\ncat@example.com,Cat,short\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 new, 0 updated, 1 unchanged"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn segment_ingest_refuses_an_address_the_sender_would_refuse() {
+    let business = Business::new();
+    let write_key = business.token("write");
+    let admin = business.token("admin");
+    let server = Running::start(&business);
+    tend_engine::webhook::install_crypto_provider();
+    let client = reqwest::Client::new();
+    for address in [".dot..x@example.com", "a..b@example.com", "x@exa_mple.com"] {
+        let response = client
+            .post(format!("{}/v1/identify", server.base))
+            .basic_auth(&write_key, Some(""))
+            .json(&json!({ "userId": "u-1", "traits": { "email": address } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{address}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["field"], "traits.email", "{address}: {body}");
+    }
+    let page: Value = client
+        .get(format!("{}/api/contacts", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["contacts"], json!([]), "nothing was written");
+}
