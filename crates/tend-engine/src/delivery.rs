@@ -44,6 +44,12 @@ pub trait Delivery: Send + Sync + 'static {
         body: &serde_json::Value,
         at: Timestamp,
     ) -> Result<(), SendError>;
+
+    /// Deletes every copy the channel kept of these email touches (the outbox's
+    /// `.eml` files), for an erasure. Channels that keep nothing have nothing to do.
+    async fn erase_copies(&self, _touch_ids: &[i64]) -> Result<(), SendError> {
+        Ok(())
+    }
 }
 
 /// What can stop the real channels from starting.
@@ -159,5 +165,12 @@ impl Delivery for ChannelDelivery {
         at: Timestamp,
     ) -> Result<(), SendError> {
         self.webhook.send(url, id, body, at).await
+    }
+
+    async fn erase_copies(&self, touch_ids: &[i64]) -> Result<(), SendError> {
+        match &self.email {
+            Some(sender) => sender.erase_copies(touch_ids).await,
+            None => Ok(()),
+        }
     }
 }

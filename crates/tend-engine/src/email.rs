@@ -7,6 +7,7 @@
 //! both collapse the duplicates.
 
 use crate::markdown;
+use crate::outbox::{erase_outbox, write_outbox};
 use crate::send::{SendError, error_chain};
 use crate::smtp_pool::{Endpoint, PoolError, SmtpPool, TlsMode};
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -17,8 +18,7 @@ use lettre::{Address, Message};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use std::fmt;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tend_core::config::Mailbox;
@@ -364,6 +364,19 @@ impl EmailSender {
         }
     }
 
+    /// Deletes the outbox copies of these touches' emails; a missing file is fine.
+    pub async fn erase_copies(&self, touch_ids: &[i64]) -> Result<(), SendError> {
+        let Transport::Outbox(dir) = &self.transport else {
+            return Ok(());
+        };
+        let dir = dir.clone();
+        let ids = touch_ids.to_vec();
+        tokio::task::spawn_blocking(move || erase_outbox(&dir, &ids))
+            .await
+            .map_err(|e| SendError::Retryable(format!("outbox eraser stopped: {e}")))?
+            .map_err(|e| SendError::Retryable(format!("cannot erase from the outbox: {e}")))
+    }
+
     /// Closes pooled SMTP connections politely (QUIT); sends after this fail.
     pub async fn shutdown(&self) {
         if let Transport::Smtp(smtp) = &self.transport {
@@ -487,31 +500,6 @@ fn redact_url(url: &str) -> String {
         shown.push_str(&format!("?tls={tls}"));
     }
     shown
-}
-
-/// Writes `{dir}/{touch_id}.eml` whole or not at all: a temporary file in the same
-/// folder is renamed over the target, so a repeated send replaces the earlier copy.
-fn write_outbox(dir: &Path, touch_id: i64, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let target = dir.join(format!("{touch_id}.eml"));
-    // Unique per attempt, so two concurrent sends of one touch never share a temp file.
-    let temp = dir.join(format!(
-        ".{touch_id}.eml.{}.{:016x}.tmp",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        // The rename only counts once the data is on disk, or a crash could leave an
-        // empty file under the final name.
-        file.sync_all()?;
-        std::fs::rename(&temp, &target)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// Maps an SMTP client error to what the dispatcher should do.
@@ -909,18 +897,5 @@ mod tests {
         assert_eq!(enhanced_status("5.1.10 null MX"), Some((5, 1, 10)));
         assert_eq!(enhanced_status("User unknown"), None);
         assert_eq!(enhanced_status(""), None);
-    }
-
-    #[test]
-    fn outbox_write_replaces_the_previous_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        write_outbox(dir.path(), 7, b"first").unwrap();
-        write_outbox(dir.path(), 7, b"second").unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("7.eml")]);
-        assert_eq!(std::fs::read(dir.path().join("7.eml")).unwrap(), b"second");
     }
 }

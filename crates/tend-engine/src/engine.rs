@@ -20,15 +20,21 @@ use tend_core::pacer::{
 use tend_core::process::Channel as StepChannel;
 use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
 use tend_core::{ContactId, StageName, TimeZoneName};
+use tend_store::suppression::{self, AddressKeys};
 use tend_store::{
-    ClaimedTouch, Contact, DecisionRecord, DispatchResult, PacingContact, ProcessSync, Store,
-    StoreError, TaskEnd, TaskView, TouchKind,
+    ClaimedTouch, Contact, DecisionRecord, DispatchResult, OutcomeEvent, PacingContact,
+    ProcessSync, Store, StoreError, TaskEnd, TaskView, TouchKind,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Engine value holding the unsubscribe-link signing key (hex).
-const SIGNING_KEY: &str = "unsubscribe_key";
+mod consent;
+pub use consent::{Unsubscribed, instance_id};
+use consent::{catch_panic, secret};
+
+/// Engine value holding the install's secret (hex): signs unsubscribe links and keys
+/// suppressed addresses.
+const SIGNING_KEY: &str = suppression::SECRET_KEY;
 /// Engine value holding a random id of this installation, part of every Message-ID.
 const INSTANCE_KEY: &str = "instance_id";
 /// How strongly the configured offer probability is believed, in pseudo-observations.
@@ -52,6 +58,14 @@ pub enum EngineError {
     /// A task that does not exist.
     #[error("no task {0}")]
     NoSuchTask(i64),
+    /// A task outcome that `[tasks.outcomes]` does not list; nothing was completed.
+    #[error("unknown outcome `{given}`: the configured outcomes are {}", known.join(", "))]
+    UnknownOutcome {
+        /// What was given.
+        given: String,
+        /// What `[tasks.outcomes]` lists.
+        known: Vec<String>,
+    },
 }
 
 /// Tuning knobs; the defaults suit `tend serve`.
@@ -125,6 +139,7 @@ pub struct Engine {
     policy: PacerPolicy,
     delivery: Arc<dyn Delivery>,
     signer: UnsubscribeSigner,
+    keys: AddressKeys,
     settings: EngineSettings,
     zones: Mutex<Zones>,
     wake_decide: Notify,
@@ -154,7 +169,9 @@ impl Engine {
         // sync's backfill already turns into enrollments.
         store.start_signal_cursor().await?;
         let (book, report) = sync_processes(store.as_ref(), &project, now).await?;
-        let signer = UnsubscribeSigner::new(&secret(store.as_ref(), SIGNING_KEY, 32).await?);
+        let secret = secret(store.as_ref(), SIGNING_KEY).await?;
+        let signer = UnsubscribeSigner::new(&secret);
+        let keys = AddressKeys::new(&secret);
         // One engine per database: any lease still held belongs to a run that stopped.
         store.release_all_claims(now).await?;
         Ok((
@@ -166,6 +183,7 @@ impl Engine {
                 policy,
                 delivery,
                 signer,
+                keys,
                 settings,
                 zones: Mutex::new(Zones::default()),
                 wake_decide: Notify::new(),
@@ -467,7 +485,18 @@ impl Engine {
 
     /// Sends one claimed touch and says how it ended, ready to record.
     async fn send(&self, touch: &ClaimedTouch) -> (pacer::TouchId, Timestamp, DispatchResult) {
-        let result = self.dispatch_one(touch).await;
+        // A panic in a channel must not lose the send: it is logged and retried with
+        // backoff like any temporary failure.
+        let result = match catch_panic(self.dispatch_one(touch)).await {
+            Ok(result) => result,
+            Err(panic) => {
+                tracing::error!(touch = touch.touch.0, %panic, "the send panicked; trying again later");
+                Err((
+                    SendError::Retryable(format!("the send panicked: {panic}")),
+                    None,
+                ))
+            }
+        };
         let at = self.clock.now();
         let result = match result {
             Ok(next) => DispatchResult::Delivered { next },
@@ -590,7 +619,9 @@ impl Engine {
     }
 
     /// Completes or skips an open task, moves its enrollment on, and records the
-    /// outcome's event (per `[tasks.outcomes]`) for the contact.
+    /// outcome's event (per `[tasks.outcomes]`) for the contact, in one transaction.
+    /// Outcomes match the configured ones whatever their case; when some are configured,
+    /// any other is refused and nothing is written.
     pub async fn finish_task(&self, id: i64, end: TaskEnd) -> Result<TaskView, EngineError> {
         let touch = pacer::TouchId(id);
         let Some(task) = self.store.task(touch).await? else {
@@ -599,30 +630,48 @@ impl Engine {
         if task.state != "open" {
             return Err(EngineError::TaskNotOpen(id));
         }
+        let outcomes = &self.project.config.tasks.outcomes;
+        let (end, event_name) = match end {
+            TaskEnd::Done { outcome, note } if !outcomes.is_empty() => {
+                let Some((known, event)) = outcomes
+                    .iter()
+                    .find(|(known, _)| known.to_lowercase() == outcome.trim().to_lowercase())
+                else {
+                    return Err(EngineError::UnknownOutcome {
+                        given: outcome,
+                        known: outcomes.keys().cloned().collect(),
+                    });
+                };
+                let end = TaskEnd::Done {
+                    outcome: known.clone(),
+                    note,
+                };
+                (end, Some(event.as_str()))
+            }
+            other => (other, None),
+        };
         let now = self.clock.now();
         let next = self
             .book
             .iter()
             .find(|b| b.process.id == task.process)
             .and_then(|b| book::next_touch(&b.process, task.step, now));
-        if !self.store.finish_task(touch, now, &end, next).await? {
-            return Err(EngineError::TaskNotOpen(id));
-        }
-        if let TaskEnd::Done { outcome, .. } = &end
-            && let Some(event) = self.project.config.tasks.outcomes.get(outcome)
+        let stage = event_name.and_then(|event| self.project.config.stage_for_event(event));
+        let event = match (&end, event_name) {
+            (TaskEnd::Done { outcome, .. }, Some(name)) => Some(OutcomeEvent {
+                name,
+                message_id: format!("tend-task-{id}"),
+                properties: serde_json::json!({ "task": id, "outcome": outcome }),
+                stage,
+            }),
+            _ => None,
+        };
+        if !self
+            .store
+            .finish_task(touch, now, &end, next, event.as_ref())
+            .await?
         {
-            let stage = self.project.config.stage_for_event(event).cloned();
-            self.store
-                .track_for_contact(
-                    task.contact_id,
-                    event,
-                    &format!("tend-task-{id}"),
-                    serde_json::json!({ "task": id, "outcome": outcome }),
-                    stage.as_ref(),
-                    now,
-                )
-                .await?;
-            self.wake();
+            return Err(EngineError::TaskNotOpen(id));
         }
         self.wake_decide.notify_one();
         self.store
@@ -638,15 +687,6 @@ impl Engine {
             .store
             .suppress_contact(contact, "unsubscribed", self.clock.now())
             .await?)
-    }
-
-    /// The public unsubscribe link for a contact.
-    pub fn unsubscribe_url(&self, contact: ContactId) -> String {
-        format!(
-            "{}/unsubscribe/{}",
-            self.project.config.public_url,
-            self.signer.token(contact.0)
-        )
     }
 
     fn retry_at(&self, at: Timestamp, attempts: u32) -> Timestamp {
@@ -729,7 +769,10 @@ impl Engine {
                 name: config.business.name.clone(),
                 timezone: config.business.timezone.as_str().to_owned(),
             },
-            unsubscribe_url: self.unsubscribe_url(contact.id),
+            unsubscribe_url: contact
+                .email
+                .map(|email| self.unsubscribe_url(email))
+                .unwrap_or_default(),
         }
         .to_value()
     }
@@ -829,7 +872,7 @@ impl Engine {
         let rendered = template
             .render(&self.render_context(contact))
             .map_err(|e| SendError::Fatal(format!("rendering {}: {}", e.what, e.message)))?;
-        let token = self.signer.token(contact.id.0);
+        let token = self.signer.token(&self.keys.key_bytes(to));
         let unsubscribe_url = format!("{}/unsubscribe/{token}", self.project.config.public_url);
         let email = EmailTouch {
             touch_id: claimed.touch.0,
@@ -933,37 +976,4 @@ async fn sync_processes(
         .map(|s| s.key.clone())
         .collect();
     Ok((ProcessBook::new(bound), report))
-}
-
-/// This installation's random id, made on first use: part of every Message-ID, so two
-/// installations sending from one domain never share one.
-pub async fn instance_id(store: &dyn Store) -> Result<String, EngineError> {
-    Ok(hex(&secret(store, INSTANCE_KEY, 6).await?))
-}
-
-/// A random secret kept in the store, made on first use.
-async fn secret(store: &dyn Store, key: &str, bytes: usize) -> Result<Vec<u8>, EngineError> {
-    if let Some(text) = store.engine_value(key).await?
-        && let Some(value) = unhex(&text)
-    {
-        return Ok(value);
-    }
-    let mut value = vec![0u8; bytes];
-    rand::rng().fill(&mut value[..]);
-    store.set_engine_value(key, &hex(&value)).await?;
-    Ok(value)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

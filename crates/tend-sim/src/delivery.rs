@@ -19,7 +19,7 @@ pub(crate) struct Delivered {
     pub person: Option<usize>,
     /// What it was.
     pub kind: DeliveredKind,
-    /// The unsubscribe token, which names the contact id.
+    /// The unsubscribe token, which names the address.
     pub token: Option<String>,
 }
 

@@ -445,12 +445,8 @@ impl Run<'_> {
                 Response::None => {}
                 Response::Booked => self.world.follow_up(person, now, false),
                 Response::Unsubscribed => {
-                    let contact = touch
-                        .token
-                        .as_deref()
-                        .and_then(|t| self.engine.signer().verify(t));
-                    if let Some(id) = contact {
-                        self.engine.unsubscribe(tend_core::ContactId(id)).await?;
+                    if let Some(token) = touch.token.as_deref() {
+                        self.engine.unsubscribe_token(token).await?;
                     }
                 }
             }
@@ -499,23 +495,22 @@ impl Run<'_> {
                 None => Response::None,
             };
             let booked_lead = response == Response::Booked && was_lead && self.setting.call_books;
-            let outcome = if booked_lead {
-                self.setting.scenario.business.booked_outcome.clone()
+            // Only a configured outcome completes a task; a call nobody answered is
+            // skipped, and the process moves on all the same.
+            let end = if booked_lead {
+                TaskEnd::Done {
+                    outcome: self.setting.scenario.business.booked_outcome.clone(),
+                    note: None,
+                }
             } else {
-                "no-answer".to_owned()
+                TaskEnd::Skipped {
+                    note: Some("no answer".into()),
+                }
             };
             if let (Some(n), Response::Booked) = (person, response) {
                 self.world.follow_up(n, now, booked_lead);
             }
-            self.engine
-                .finish_task(
-                    task.id.0,
-                    TaskEnd::Done {
-                        outcome,
-                        note: None,
-                    },
-                )
-                .await?;
+            self.engine.finish_task(task.id.0, end).await?;
         }
         Ok(true)
     }

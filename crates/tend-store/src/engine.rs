@@ -446,6 +446,26 @@ pub enum TaskEnd {
     },
 }
 
+/// The event a finished task records for its contact, as `[tasks.outcomes]` maps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeEvent<'a> {
+    /// The event name.
+    pub name: &'a str,
+    /// Its id; a repeat changes nothing.
+    pub message_id: String,
+    /// Its properties.
+    pub properties: Value,
+    /// The stage the event moves the contact to, if the config maps one.
+    pub stage: Option<&'a StageName>,
+}
+
+/// What an erasure leaves to clean outside the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erasure {
+    /// The erased contact's email touches: a copy of each may sit in the outbox.
+    pub email_touches: Vec<TouchId>,
+}
+
 /// An enrollment as a contact's page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnrollmentView {

@@ -6,6 +6,7 @@
 pub mod engine;
 mod model;
 mod sqlite;
+pub mod suppression;
 pub mod tokens;
 
 pub use engine::*;
@@ -46,6 +47,10 @@ pub enum StoreError {
     /// Another writer changed what the caller read before writing; nothing was written.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The install's secret (which keys suppressions and signs unsubscribe links) is
+    /// missing or unreadable; says what to do.
+    #[error("the install's secret is unusable: {0}")]
+    Secret(String),
 }
 
 /// The one storage interface; each backend implements all of it.
@@ -72,12 +77,26 @@ pub trait Store: Send + Sync + 'static {
     async fn timeline(&self, id: ContactId) -> Result<Vec<TimelineEntry>, StoreError>;
 
     /// Erases a contact and every personal datum, keeps a suppression record of the
-    /// hashed email, and makes sure the deleted bytes leave the database files.
-    /// Returns `false` if there was no such contact.
-    async fn erase_contact(&self, id: ContactId, at: Timestamp) -> Result<bool, StoreError>;
+    /// keyed address, and makes sure the deleted bytes leave the database files.
+    /// Returns what is left to clean outside the database, or `None` if there was no
+    /// such contact.
+    async fn erase_contact(
+        &self,
+        id: ContactId,
+        at: Timestamp,
+    ) -> Result<Option<Erasure>, StoreError>;
 
     /// Whether this email was erased or otherwise suppressed.
     async fn is_email_suppressed(&self, email: &Email) -> Result<bool, StoreError>;
+
+    /// Records the address with this key (see [`suppression::AddressKeys`]) as
+    /// unsubscribed and suppresses the contacts it was mailed to that still hold it.
+    /// Returns whether anything changed.
+    async fn unsubscribe_address(
+        &self,
+        address_key: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Upserts validated CSV rows by email in one transaction; rows that change nothing
     /// leave the contact untouched.
@@ -232,14 +251,16 @@ pub trait Store: Send + Sync + 'static {
     /// One task.
     async fn task(&self, id: TouchId) -> Result<Option<TaskView>, StoreError>;
 
-    /// Completes or skips an open task and moves its enrollment to `next` (completes it
-    /// when `None`). Returns `false` if the task is not open.
+    /// Completes or skips an open task, moves its enrollment to `next` (completes it
+    /// when `None`) and records `event` for its contact, in one transaction. Returns
+    /// `false` if the task is not open; then nothing is written.
     async fn finish_task(
         &self,
         id: TouchId,
         at: Timestamp,
         end: &TaskEnd,
         next: Option<NextTouch>,
+        event: Option<&OutcomeEvent<'_>>,
     ) -> Result<bool, StoreError>;
 
     /// A contact's enrollments, newest first.
@@ -252,9 +273,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<TouchView>, StoreError>;
 
-    /// Suppresses a contact (unsubscribed, bounced): nothing is sent to it again, its
-    /// enrollments end and its planned touches are cancelled. Returns `false` if there is
-    /// no such contact.
+    /// Suppresses a contact (unsubscribed, bounced) and its address: nothing is sent to
+    /// it again, its enrollments end and its planned touches are cancelled. Returns
+    /// `false` if there is no such contact.
     async fn suppress_contact(
         &self,
         id: ContactId,

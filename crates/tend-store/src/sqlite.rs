@@ -14,12 +14,14 @@ mod import;
 mod ingest;
 mod pool;
 mod sql;
+mod suppress;
 
 use crate::*;
 use pool::{Durability, Pool};
 use rusqlite::{Connection, TransactionBehavior, params};
 use sql::{ContactRow, contact_columns, get, millis, timestamp};
 use std::collections::HashMap;
+use suppression::AddressKeys;
 
 /// Migrations, embedded so the binary carries its schema, applied in order; the
 /// database's `user_version` is the last one applied. Every file of
@@ -50,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_names_last_used",
         include_str!("../migrations/sqlite/0005_token_names_last_used.sql"),
     ),
+    (
+        6,
+        "address_suppression",
+        include_str!("../migrations/sqlite/0006_address_suppression.sql"),
+    ),
 ];
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
@@ -58,6 +65,8 @@ const READERS: usize = 4;
 /// Tend's embedded default: one SQLite file in WAL mode.
 pub struct SqliteStore {
     pool: Pool,
+    /// Keys suppression records under the install's secret.
+    keys: AddressKeys,
 }
 
 impl SqliteStore {
@@ -65,19 +74,36 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
         // Opening and migrating can take a while on a big file; not on an async worker.
-        let pool = tokio::task::spawn_blocking(move || {
-            Pool::open(&path, Durability::Durable, READERS, migrate)
+        tokio::task::spawn_blocking(move || {
+            owner_only(&path)?;
+            let mut keys = None;
+            let pool = Pool::open(&path, Durability::Durable, READERS, |conn| {
+                migrate(conn)?;
+                keys = Some(suppress::load_keys(conn)?);
+                Ok(())
+            })?;
+            owner_only(&path)?;
+            Ok(SqliteStore {
+                pool,
+                keys: keys.expect("set when the pool opened"),
+            })
         })
         .await
-        .map_err(|e| StoreError::Threads(format!("opening the database stopped: {e}")))??;
-        Ok(SqliteStore { pool })
+        .map_err(|e| StoreError::Threads(format!("opening the database stopped: {e}")))?
     }
 
     /// Opens a scratch database for the simulator: in memory, never synced, gone when
     /// the store is dropped. Never for a business's data.
     pub fn open_scratch() -> Result<Self, StoreError> {
+        let mut keys = None;
+        let pool = Pool::open(Path::new(":memory:"), Durability::Scratch, 0, |conn| {
+            migrate(conn)?;
+            keys = Some(suppress::load_keys(conn)?);
+            Ok(())
+        })?;
         Ok(SqliteStore {
-            pool: Pool::open(Path::new(":memory:"), Durability::Scratch, 0, migrate)?,
+            pool,
+            keys: keys.expect("set when the pool opened"),
         })
     }
 
@@ -123,6 +149,43 @@ impl SqliteStore {
     }
 }
 
+/// Makes the database file and its write-ahead log and shared-memory files readable by
+/// the owner only: a new file is created so before SQLite opens it (SQLite gives the
+/// files it adds the database's mode), an existing one is narrowed.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| {
+            StoreError::Corrupt(format!(
+                "{}: setting owner-only access: {e}",
+                path.display()
+            ))
+        };
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if let Ok(meta) = std::fs::metadata(file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Brings the schema up to date, each migration in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let mut applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -140,6 +203,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(text)
             .map_err(|e| StoreError::Migrate(format!("{version:04}_{description}: {e}")))?;
+        if *version == 6 {
+            suppress::rekey_legacy(&tx).map_err(|e| {
+                StoreError::Migrate(format!("{version:04}_{description}: re-keying: {e}"))
+            })?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
@@ -224,7 +292,7 @@ impl Store for SqliteStore {
         }
         let received_at = millis(Timestamp::now());
         self.pool
-            .write(|tx| ingest::run(tx, batch, new_contact_stage, received_at))
+            .write(|tx| ingest::run(tx, &self.keys, batch, new_contact_stage, received_at))
             .await
     }
 
@@ -389,7 +457,12 @@ impl Store for SqliteStore {
         Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     }
 
-    async fn erase_contact(&self, id: ContactId, at: Timestamp) -> Result<bool, StoreError> {
+    async fn erase_contact(
+        &self,
+        id: ContactId,
+        at: Timestamp,
+    ) -> Result<Option<Erasure>, StoreError> {
+        let keys = &self.keys;
         let erased = self
             .pool
             .write(|tx| {
@@ -400,8 +473,15 @@ impl Store for SqliteStore {
                     |row| get::<Option<String>>(row, "email"),
                 )?
                 else {
-                    return Ok(false);
+                    return Ok(None);
                 };
+                let email_touches = sql::fetch_all(
+                    tx,
+                    "SELECT id FROM touches WHERE contact_id = ?1 AND channel = 'email' \
+                     ORDER BY id",
+                    params![id.0],
+                    |row| Ok(TouchId(get(row, "id")?)),
+                )?;
                 for statement in [
                     "DELETE FROM touches WHERE contact_id = ?1",
                     "DELETE FROM enrollments WHERE contact_id = ?1",
@@ -413,21 +493,16 @@ impl Store for SqliteStore {
                     sql::execute(tx, statement, params![id.0])?;
                 }
                 if let Some(email) = email {
-                    // Stored addresses were normalized on the way in. One that no longer
-                    // parses must not block an erasure: it gets the same SHA-256 of its
-                    // stored text.
-                    let hash = match Email::parse(&email) {
-                        Ok(parsed) => tokens::hash_email(&parsed),
-                        Err(_) => tokens::hash_token(&email),
-                    };
+                    suppress::record(tx, &keys.key(&email), "erased", millis(at))?;
+                    // A bare hash an earlier release kept for the same address goes: the
+                    // keyed record replaces it.
                     sql::execute(
                         tx,
-                        "INSERT INTO suppressions (email_hash, reason, created_at) \
-                         VALUES (?1, ?2, ?3) ON CONFLICT (email_hash) DO NOTHING",
-                        params![hash, "erased", millis(at)],
+                        "DELETE FROM legacy_suppressions WHERE email_hash = ?1",
+                        params![suppression::legacy_hash(&email)],
                     )?;
                 }
-                Ok(true)
+                Ok(Some(Erasure { email_touches }))
             })
             .await?;
         // Also after finding no contact: a retry after `EraseIncomplete` finishes the job.
@@ -436,18 +511,29 @@ impl Store for SqliteStore {
     }
 
     async fn is_email_suppressed(&self, email: &Email) -> Result<bool, StoreError> {
-        let hash = tokens::hash_email(email);
         self.pool
             .read(|tx| {
+                if suppress::address_suppressed(tx, &self.keys, email.as_str())? {
+                    return Ok(true);
+                }
                 sql::fetch_one(
                     tx,
-                    "SELECT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ?1) \
-                     OR EXISTS (SELECT 1 FROM contacts WHERE email = ?2 \
+                    "SELECT EXISTS (SELECT 1 FROM contacts WHERE email = ?1 \
                      AND suppressed_at IS NOT NULL) AS suppressed",
-                    params![hash, email.as_str()],
+                    params![email.as_str()],
                     |row| get(row, "suppressed"),
                 )
             })
+            .await
+    }
+
+    async fn unsubscribe_address(
+        &self,
+        address_key: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.pool
+            .write(|tx| suppress::unsubscribe_address(tx, &self.keys, address_key, millis(at)))
             .await
     }
 
@@ -461,7 +547,7 @@ impl Store for SqliteStore {
             return Ok(ImportOutcome::default());
         }
         self.pool
-            .write(|tx| import::run(tx, rows, default_stage, millis(at)))
+            .write(|tx| import::run(tx, &self.keys, rows, default_stage, millis(at)))
             .await
     }
 
@@ -575,7 +661,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError> {
         self.pool
-            .write(|tx| engine::claim_dispatch(tx, now, lease_ms, limit))
+            .write(|tx| engine::claim_dispatch(tx, &self.keys, now, lease_ms, limit))
             .await
     }
 
@@ -586,7 +672,7 @@ impl Store for SqliteStore {
         result: &DispatchResult,
     ) -> Result<(), StoreError> {
         self.pool
-            .write(|tx| engine::finish_dispatch(tx, touch, at, result))
+            .write(|tx| engine::finish_dispatch(tx, &self.keys, touch, at, result))
             .await
     }
 
@@ -599,9 +685,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClaimedTouch>, StoreError> {
         self.pool
             .write(|tx| {
-                engine::finish_dispatches(tx, finished)?;
+                engine::finish_dispatches(tx, &self.keys, finished)?;
                 if limit > 0 {
-                    engine::claim_dispatch(tx, now, lease_ms, limit)
+                    engine::claim_dispatch(tx, &self.keys, now, lease_ms, limit)
                 } else {
                     Ok(Vec::new())
                 }
@@ -684,9 +770,10 @@ impl Store for SqliteStore {
         at: Timestamp,
         end: &TaskEnd,
         next: Option<NextTouch>,
+        event: Option<&OutcomeEvent<'_>>,
     ) -> Result<bool, StoreError> {
         self.pool
-            .write(|tx| engine::finish_task(tx, id, at, end, next))
+            .write(|tx| engine::finish_task(tx, id, at, end, next, event))
             .await
     }
 
@@ -713,7 +800,7 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         self.pool
-            .write(|tx| engine::suppress(tx, id, reason, millis(at)))
+            .write(|tx| suppress::suppress(tx, &self.keys, id, reason, millis(at)))
             .await
     }
 

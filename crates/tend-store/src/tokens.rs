@@ -20,11 +20,6 @@ pub fn hash_token(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// The hash kept in the suppression list for an erased or unsubscribed address.
-pub fn hash_email(email: &tend_core::Email) -> String {
-    hex(&Sha256::digest(email.as_str().as_bytes()))
-}
-
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes

@@ -670,7 +670,7 @@ async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
         "the test must see the address before erasing it"
     );
 
-    assert!(s.erase_contact(id, at(100)).await.unwrap());
+    assert!(s.erase_contact(id, at(100)).await.unwrap().is_some());
     for (file, bytes) in files(&db.path) {
         for secret in [email, name, user_id, "anon-zq", "Zeb Q"] {
             assert!(!contains(&bytes, secret), "`{secret}` is still in {file}");
@@ -678,7 +678,7 @@ async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
     }
     assert!(s.contact(id).await.unwrap().is_none());
     assert!(s.timeline(id).await.unwrap().is_empty());
-    assert!(!s.erase_contact(id, at(101)).await.unwrap());
+    assert!(s.erase_contact(id, at(101)).await.unwrap().is_none());
     let parsed = Email::parse(email).unwrap();
     assert!(s.is_email_suppressed(&parsed).await.unwrap());
     assert!(
@@ -706,7 +706,7 @@ async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
     assert_eq!(again.suppressed_at, Some(at(5)));
 
     // And through an import, after a second erasure.
-    assert!(s.erase_contact(new_id, at(200)).await.unwrap());
+    assert!(s.erase_contact(new_id, at(200)).await.unwrap().is_some());
     let imported = s
         .import_contacts(
             &[import_row(email, "Zeb", None, json!({}))],
@@ -1155,6 +1155,154 @@ async fn a_database_from_an_earlier_release_opens_with_its_data_and_only_new_mig
     drop(conn);
     // And again: nothing left to apply.
     SqliteStore::open(&path).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_earlier_releases_bare_hashes_are_rekeyed_or_still_checked() {
+    use tend_store::suppression::legacy_hash;
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    database_from_an_sqlx_release(&path);
+    let conn = raw(&path);
+    // An erased person (only the bare hash is left) and a suppressed contact.
+    conn.execute(
+        "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?1, 'erased', 1), \
+         (?2, 'erased', 1)",
+        rusqlite::params![
+            legacy_hash("gone@example.com"),
+            legacy_hash("back@example.com")
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO contacts (email, stage, created_at, updated_at, suppressed_at) \
+         VALUES ('back@example.com', 'lead', 1, 1, 5)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    for address in ["gone@example.com", "back@example.com"] {
+        let email = Email::parse(address).unwrap();
+        assert!(
+            store.is_email_suppressed(&email).await.unwrap(),
+            "{address}"
+        );
+    }
+    assert!(
+        !store
+            .is_email_suppressed(&Email::parse("kept@example.com").unwrap())
+            .await
+            .unwrap()
+    );
+    // The erased person who comes back is recognised by the bare hash.
+    let back = store
+        .ingest(
+            &[identify(
+                "i1",
+                user("u-gone"),
+                traits(Some("gone@example.com"), None, json!({})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    let again = store
+        .contact(back.stage_changes[0].contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.suppressed_at.is_some());
+    drop(store);
+
+    let conn = raw(&path);
+    let legacy: Vec<String> = conn
+        .prepare("SELECT email_hash FROM legacy_suppressions")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        legacy,
+        [legacy_hash("gone@example.com")],
+        "only what cannot be re-keyed"
+    );
+    let keyed: Vec<(String, String)> = conn
+        .prepare("SELECT address_key, reason FROM suppressions")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(keyed.len(), 1, "{keyed:?}");
+    assert_eq!(keyed[0].1, "erased", "the re-keyed record keeps its reason");
+    assert_ne!(keyed[0].0, legacy_hash("back@example.com"));
+}
+
+#[tokio::test]
+async fn a_missing_or_unreadable_secret_stops_the_store_instead_of_being_replaced() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let secret: String = raw(&path)
+        .query_row(
+            "SELECT value FROM engine_state WHERE key = 'unsubscribe_key'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(secret.len(), 64, "a new database gets a 32-byte secret");
+    for broken in [
+        "UPDATE engine_state SET value = 'not hex' WHERE key = 'unsubscribe_key'",
+        "DELETE FROM engine_state WHERE key = 'unsubscribe_key'",
+    ] {
+        raw(&path).execute(broken, []).unwrap();
+        let err = SqliteStore::open(&path).await.err().expect("refused");
+        assert!(matches!(err, StoreError::Secret(_)), "{err}");
+        assert!(err.to_string().contains("unsubscribe_key"), "{err}");
+        assert!(err.to_string().contains("backup"), "{err}");
+    }
+    // Nothing was made in its place.
+    let left: i64 = raw(&path)
+        .query_row(
+            "SELECT COUNT(*) FROM engine_state WHERE key = 'unsubscribe_key'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_log_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("tend.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .ingest(
+            &[identify(
+                "p1",
+                user("u1"),
+                traits(Some("p@example.com"), None, json!({})),
+            )],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    drop(store);
+    // A file an earlier release left readable by everyone is narrowed at open.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(mode(&path), 0o600);
 }
 
 #[tokio::test]

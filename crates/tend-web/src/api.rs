@@ -81,13 +81,22 @@ pub async fn get_contact(
     Ok(Json(body))
 }
 
-/// `DELETE /api/contacts/{id}`: erases the person, keeps only a hashed suppression.
+/// `DELETE /api/contacts/{id}`: erases the person and every copy Tend kept (outbox
+/// files included); only the keyed suppression record of the address remains.
 pub async fn erase_contact(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
-    if state.store.erase_contact(id, Timestamp::now()).await? {
+    let erased = match &state.engine {
+        Some(engine) => engine.erase_contact(id).await?,
+        None => state
+            .store
+            .erase_contact(id, Timestamp::now())
+            .await?
+            .is_some(),
+    };
+    if erased {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound("contact"))

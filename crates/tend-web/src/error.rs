@@ -40,6 +40,7 @@ impl From<tend_engine::EngineError> for AppError {
             EngineError::TaskNotOpen(id) => {
                 AppError::Conflict(format!("task {id} is already completed or skipped"))
             }
+            EngineError::UnknownOutcome { .. } => AppError::invalid("outcome", err.to_string()),
             EngineError::Policy(e) => {
                 AppError::Internal(tend_store::StoreError::Corrupt(e.to_string()))
             }

@@ -8,7 +8,7 @@ use crate::security::PAGE_STYLE;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use tend_core::ContactId;
+use tend_engine::Unsubscribed;
 use tend_engine::markdown::escape_html as escape;
 
 /// `GET /unsubscribe/{token}`: asks before acting, since link scanners follow GETs.
@@ -34,8 +34,9 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
     .into_response()
 }
 
-/// `POST /unsubscribe/{token}`: suppresses the contact at once, whatever the body
-/// (RFC 8058 clients send `List-Unsubscribe=One-Click`).
+/// `POST /unsubscribe/{token}`: suppresses the address the link was mailed to at once,
+/// whatever the body (RFC 8058 clients send `List-Unsubscribe=One-Click`), and says
+/// truthfully whether that changed anything.
 pub async fn one_click(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -43,20 +44,27 @@ pub async fn one_click(
     let Ok(engine) = state.engine() else {
         return Ok(not_found(&state));
     };
-    let Some(contact) = engine.signer().verify(&token) else {
+    let Some(done) = engine.unsubscribe_token(&token).await? else {
         return Ok(not_found(&state));
     };
-    // An erased contact is already suppressed by its hashed address; say so all the same.
-    engine.unsubscribe(ContactId(contact)).await?;
     let business = escape(&engine.project().config.business.name);
-    Ok(Html(layout(
-        &business,
-        &format!(
+    let body = match done {
+        Unsubscribed::Now => format!(
             "<h1>You are unsubscribed</h1>\
              <p>{business} will not send you anything again.</p>"
         ),
-    ))
-    .into_response())
+        Unsubscribed::Already => format!(
+            "<h1>Nothing to do</h1>\
+             <p>This address was already removed: {business} sends it nothing.</p>"
+        ),
+        Unsubscribed::NoLongerOnFile => format!(
+            "<h1>This link no longer matches anyone</h1>\
+             <p>The record it was sent for is gone, so nothing was changed. Use the \
+             unsubscribe link of a recent email from {business}, or reply to it and ask \
+             to be removed.</p>"
+        ),
+    };
+    Ok(Html(layout(&business, &body)).into_response())
 }
 
 fn not_found(state: &AppState) -> Response {

@@ -20,6 +20,7 @@ hours = "Mon-Sun 08:00-20:00"
 "Order Completed" = "customer"
 [tasks.outcomes]
 booked = "Order Completed"
+replied = "Replied"
 [channels.email]
 from = "Studio Rossi <hello@studio.example>"
 "#;

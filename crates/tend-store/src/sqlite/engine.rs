@@ -3,11 +3,13 @@
 //! on the caller's pool; the `Store` impl decides which.
 
 use super::sql::{self, Binds, ContactRow, contact_columns, get, get_at, millis, timestamp};
+use super::suppress;
 use crate::engine::*;
+use crate::suppression::AddressKeys;
 use crate::{Contact, StoreError};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, ToSql, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
 
@@ -897,12 +899,38 @@ fn defer_touches(
 
 // --- dispatch ---
 
+/// Leases up to `limit` queued touches. Every email is checked against the
+/// suppression list in this same transaction, by the address it would go to now:
+/// a suppressed one is skipped (reason `suppressed`) and its contact suppressed, so no
+/// merge, address change or import can route a send around an unsubscribe.
 pub(super) fn claim_dispatch(
     conn: &Connection,
+    keys: &AddressKeys,
     now: Timestamp,
     lease_ms: i64,
     limit: u32,
 ) -> Result<Vec<ClaimedTouch>, StoreError> {
+    let mut claimed = Vec::new();
+    // Skipped touches leave room: claim again until the batch is full or none are left.
+    while (claimed.len() as u32) < limit {
+        let (leased, sendable) =
+            claim_once(conn, keys, now, lease_ms, limit - claimed.len() as u32)?;
+        claimed.extend(sendable);
+        if leased == 0 {
+            break;
+        }
+    }
+    Ok(claimed)
+}
+
+/// One lease round: how many touches it leased, and those that may be sent.
+fn claim_once(
+    conn: &Connection,
+    keys: &AddressKeys,
+    now: Timestamp,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<(usize, Vec<ClaimedTouch>), StoreError> {
     let now_ms = millis(now);
     // A claimed touch before its contact and enrollment are attached.
     struct Leased {
@@ -940,14 +968,61 @@ pub(super) fn claim_dispatch(
             })
         },
     )?;
+    if rows.is_empty() {
+        return Ok((0, Vec::new()));
+    }
     // Each claimed touch needs its contact and enrollment: two reads per batch, not
     // two per touch.
     let contact_ids: Vec<i64> = rows.iter().map(|r| r.contact_id).collect();
     let enrollment_ids: Vec<i64> = rows.iter().map(|r| r.enrollment_id).collect();
     let contacts = contacts_by_id(conn, &contact_ids)?;
     let enrollments = enrollment_steps(conn, &enrollment_ids)?;
+
+    // The suppression check, by the address each email goes to now.
+    let mut silenced: HashSet<i64> = HashSet::new();
+    let mut mark_address =
+        conn.prepare_cached("UPDATE touches SET address_key = ?1 WHERE id = ?2")?;
+    for row in rows.iter().filter(|r| r.channel == Channel::Email) {
+        let Some(contact) = contacts.get(&row.contact_id) else {
+            continue;
+        };
+        if silenced.contains(&row.contact_id) {
+            continue;
+        }
+        let Some(email) = contact.email.as_deref() else {
+            continue;
+        };
+        if contact.suppressed_at.is_some() || suppress::address_suppressed(conn, keys, email)? {
+            silenced.insert(row.contact_id);
+        } else {
+            mark_address.execute(params![keys.key(email), row.touch.0])?;
+        }
+    }
+    if !silenced.is_empty() {
+        // The claim counted no attempt: nothing was tried.
+        let mut skip = conn.prepare_cached(
+            "UPDATE touches SET state = 'skipped', decision = 'skip', reason = 'suppressed', \
+             decided_at = ?1, leased = 0, next_attempt_at = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+             WHERE id = ?2 AND state = 'queued'",
+        )?;
+        for row in rows
+            .iter()
+            .filter(|r| r.channel == Channel::Email && silenced.contains(&r.contact_id))
+        {
+            skip.execute(params![now_ms, row.touch.0])?;
+        }
+        for contact in &silenced {
+            suppress::suppress(conn, keys, ContactId(*contact), "suppressed", now_ms)?;
+        }
+    }
+
+    let leased = rows.len();
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
+        if silenced.contains(&row.contact_id) {
+            continue;
+        }
         let (contact_id, enrollment_id) = (&row.contact_id, &row.enrollment_id);
         let contact = match contacts.get(contact_id) {
             Some(c) => c.clone(),
@@ -977,7 +1052,7 @@ pub(super) fn claim_dispatch(
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
         });
     }
-    Ok(claimed)
+    Ok((leased, claimed))
 }
 
 /// Contacts by id, for ids that exist.
@@ -1031,13 +1106,14 @@ fn advance(
 /// per batch instead of three per touch.
 pub(super) fn finish_dispatches(
     conn: &Connection,
+    keys: &AddressKeys,
     finished: &[(TouchId, Timestamp, DispatchResult)],
 ) -> Result<(), StoreError> {
     let mut delivered = Vec::new();
     for (touch, at, result) in finished {
         match result {
             DispatchResult::Delivered { next } => delivered.push((touch.0, millis(*at), *next)),
-            other => finish_dispatch(conn, *touch, *at, other)?,
+            other => finish_dispatch(conn, keys, *touch, *at, other)?,
         }
     }
     deliver_touches(conn, &delivered)
@@ -1110,6 +1186,7 @@ fn advance_many(conn: &Connection, moves: &[(i64, i64, NextTouch)]) -> Result<()
 
 pub(super) fn finish_dispatch(
     conn: &Connection,
+    keys: &AddressKeys,
     touch: TouchId,
     at: Timestamp,
     result: &DispatchResult,
@@ -1153,12 +1230,21 @@ pub(super) fn finish_dispatch(
             let bounced = sql::fetch_optional(
                 conn,
                 "UPDATE touches SET state = 'failed', last_error = ?1, next_attempt_at = NULL, \
-                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING contact_id",
+                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING contact_id, address_key",
                 params![error, touch.0],
-                |row| get::<i64>(row, "contact_id"),
+                |row| {
+                    Ok((
+                        get::<i64>(row, "contact_id")?,
+                        get::<Option<String>>(row, "address_key")?,
+                    ))
+                },
             )?;
-            if let Some(contact) = bounced {
-                suppress(conn, ContactId(contact), "bounced", at)?;
+            if let Some((contact, address_key)) = bounced {
+                // The address it was sent to, even if the record has moved on since.
+                if let Some(key) = address_key {
+                    suppress::record(conn, &key, "bounced", at)?;
+                }
+                suppress::suppress(conn, keys, ContactId(contact), "bounced", at)?;
             }
         }
     }
@@ -1395,36 +1481,6 @@ pub(super) fn neglect(
     })
 }
 
-// --- suppression ---
-
-pub(super) fn suppress(
-    conn: &Connection,
-    id: ContactId,
-    reason: &str,
-    at: i64,
-) -> Result<bool, StoreError> {
-    let found = sql::fetch_optional(
-        conn,
-        "UPDATE contacts SET suppressed_at = COALESCE(suppressed_at, ?1) WHERE id = ?2 \
-         RETURNING id",
-        params![at, id.0],
-        |row| get::<i64>(row, "id"),
-    )?;
-    if found.is_none() {
-        return Ok(false);
-    }
-    exit(conn, id, None, reason, at)?;
-    // Touches of enrollments that already ended (keep-warm, retries) go too, and so do
-    // open tasks: nobody calls a person who asked to hear nothing more.
-    sql::execute(
-        conn,
-        "UPDATE touches SET state = 'cancelled', reason = 'suppressed' \
-         WHERE contact_id = ?1 AND state IN ('pending', 'queued', 'open')",
-        params![id.0],
-    )?;
-    Ok(true)
-}
-
 // --- tasks ---
 
 const TASK_SELECT: &str = "SELECT t.id AS id, t.contact_id, c.name AS contact_name, \
@@ -1483,6 +1539,7 @@ pub(super) fn finish_task(
     at: Timestamp,
     end: &TaskEnd,
     next: Option<NextTouch>,
+    event: Option<&OutcomeEvent<'_>>,
 ) -> Result<bool, StoreError> {
     let at = millis(at);
     let (state, outcome, note) = match end {
@@ -1493,14 +1550,32 @@ pub(super) fn finish_task(
         conn,
         "UPDATE touches SET state = ?1, completed_at = ?2, outcome = ?3, note = ?4, \
          decision = CASE WHEN ?1 = 'skipped' THEN 'skip' ELSE decision END \
-         WHERE id = ?5 AND channel = 'task' AND state = 'open' RETURNING enrollment_id",
+         WHERE id = ?5 AND channel = 'task' AND state = 'open' \
+         RETURNING enrollment_id, contact_id",
         params![state, at, outcome, note, id.0],
-        |row| get::<i64>(row, "enrollment_id"),
+        |row| {
+            Ok((
+                get::<i64>(row, "enrollment_id")?,
+                get::<i64>(row, "contact_id")?,
+            ))
+        },
     )?;
-    let Some(enrollment) = finished else {
+    let Some((enrollment, contact)) = finished else {
         return Ok(false);
     };
     advance(conn, enrollment, next, at)?;
+    // In the same transaction: a crash never completes the task without its outcome.
+    if let Some(event) = event {
+        track_for_contact(
+            conn,
+            ContactId(contact),
+            event.name,
+            &event.message_id,
+            &event.properties,
+            event.stage,
+            at,
+        )?;
+    }
     Ok(true)
 }
 

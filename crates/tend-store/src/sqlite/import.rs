@@ -3,7 +3,7 @@
 //! all where a row changes nothing.
 
 use super::sql::{self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text};
-use crate::tokens::hash_email;
+use crate::suppression::AddressKeys;
 use crate::{ImportOutcome, ImportRow, StageChange, StoreError};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
@@ -26,6 +26,7 @@ struct Imported<'a> {
 /// Applies a chunk inside the caller's transaction; the caller commits.
 pub(super) fn run(
     conn: &Connection,
+    keys: &AddressKeys,
     rows: &[ImportRow],
     default_stage: &StageName,
     at: i64,
@@ -54,7 +55,7 @@ pub(super) fn run(
             }
         }
     }
-    let suppressed = suppressed_among(conn, rows, &existing)?;
+    let suppressed = suppressed_among(conn, keys, rows, &existing)?;
 
     for row in rows {
         let email = row.email.as_str();
@@ -221,28 +222,15 @@ fn merge_row(person: &mut Imported, row: &ImportRow, at: i64) -> Result<bool, St
 /// Emails of the chunk that are not contacts yet but are on the suppression list.
 fn suppressed_among(
     conn: &Connection,
+    keys: &AddressKeys,
     rows: &[ImportRow],
     existing: &HashMap<String, ContactRow>,
 ) -> Result<HashSet<String>, StoreError> {
-    let by_hash: HashMap<String, &str> = rows
+    let new = rows
         .iter()
-        .filter(|r| !existing.contains_key(r.email.as_str()))
-        .map(|r| (hash_email(&r.email), r.email.as_str()))
-        .collect();
-    let mut suppressed = HashSet::new();
-    if by_hash.is_empty() {
-        return Ok(suppressed);
-    }
-    let hashes: Vec<&str> = by_hash.keys().map(String::as_str).collect();
-    let head = "SELECT email_hash FROM suppressions WHERE email_hash IN";
-    for hash in fetch_in(conn, head, "", &hashes, |row| {
-        sql::get::<String>(row, "email_hash")
-    })? {
-        if let Some(email) = by_hash.get(&hash) {
-            suppressed.insert((*email).to_owned());
-        }
-    }
-    Ok(suppressed)
+        .map(|r| r.email.as_str())
+        .filter(|email| !existing.contains_key(*email));
+    super::suppress::suppressed_among(conn, keys, new)
 }
 
 /// Inserts the new people; returns their ids by email.

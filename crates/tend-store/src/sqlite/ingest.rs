@@ -9,7 +9,7 @@
 use super::sql::{
     self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
 };
-use crate::tokens::hash_email;
+use crate::suppression::AddressKeys;
 use crate::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
@@ -19,6 +19,7 @@ use tend_core::{ContactId, Email, StageName};
 /// Applies a batch inside the caller's transaction; the caller commits.
 pub(super) fn run(
     conn: &Connection,
+    keys: &AddressKeys,
     batch: &[IngestMessage],
     new_contact_stage: &StageName,
     received_at: i64,
@@ -44,7 +45,7 @@ pub(super) fn run(
         .collect();
 
     let mut state = Batch::new(new_contact_stage.as_str(), fresh.len());
-    state.load(conn, &fresh)?;
+    state.load(conn, keys, &fresh)?;
     for message in &fresh {
         state.apply(conn, message)?;
     }
@@ -124,6 +125,7 @@ impl<'a> Batch<'a> {
     fn load(
         &mut self,
         conn: &Connection,
+        keys: &AddressKeys,
         messages: &[&'a IngestMessage],
     ) -> Result<(), StoreError> {
         let mut user_ids = HashSet::new();
@@ -200,31 +202,18 @@ impl<'a> Batch<'a> {
             }
         }
         if !emails.is_empty() {
-            let keys: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
+            let addresses: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
             for row in fetch_in(
                 conn,
                 &format!("{BY} email IN"),
                 "",
-                &keys,
+                &addresses,
                 ContactRow::decode,
             )? {
                 self.add(row);
             }
-            let by_hash: HashMap<String, &Email> =
-                emails.iter().map(|e| (hash_email(e), *e)).collect();
-            let hashes: Vec<&str> = by_hash.keys().map(String::as_str).collect();
-            let rows = fetch_in(
-                conn,
-                "SELECT email_hash FROM suppressions WHERE email_hash IN",
-                "",
-                &hashes,
-                |row| sql::get::<String>(row, "email_hash"),
-            )?;
-            for hash in rows {
-                if let Some(email) = by_hash.get(&hash) {
-                    self.suppressed.insert(email.as_str().to_owned());
-                }
-            }
+            self.suppressed =
+                super::suppress::suppressed_among(conn, keys, addresses.iter().copied())?;
         }
         Ok(())
     }
