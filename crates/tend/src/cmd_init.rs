@@ -124,9 +124,14 @@ fn write_all(dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         // create_new: never clobber a file that appeared since the check above.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // `tend.toml` is where SMTP passwords and webhook secrets go: the owner's only.
+        #[cfg(unix)]
+        if *relative == "tend.toml" {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        }
+        let mut file = options
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
         written.push(path.clone());

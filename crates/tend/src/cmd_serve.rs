@@ -2,6 +2,7 @@
 //! Ctrl-C or SIGTERM; then in-flight requests and sends finish before it exits.
 
 use crate::project::{load_valid_project, project_dir};
+use crate::server_lock::ServerLock;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +16,11 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
     crate::init_tracing();
     let project = Arc::new(load_valid_project(config_path)?);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Before the store opens: a second engine would give back the first one's leases.
+    let mut lock = match project.config.database_url.strip_prefix("sqlite://") {
+        Some(path) => Some(ServerLock::acquire(&project_dir(config_path).join(path))?),
+        None => None,
+    };
     runtime.block_on(async {
         let store = crate::open_store(config_path, &project.config).await?;
         let instance = tend_engine::instance_id(store.as_ref())
@@ -58,6 +64,9 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
+        if let Some(lock) = &mut lock {
+            lock.announce(address)?;
+        }
         tracing::info!(%address, processes = project.processes.len(), "tend is serving");
         // On stdout too, so scripts and tests that asked for port 0 learn the port.
         println!("listening on http://{address}");

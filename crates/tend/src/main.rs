@@ -10,6 +10,7 @@ mod cmd_serve;
 mod cmd_simulate;
 mod cmd_token;
 mod project;
+mod server_lock;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
