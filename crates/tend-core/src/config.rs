@@ -30,6 +30,13 @@
 //! | `[dispatch] workers` | `8` sends in flight at once |
 //! | `[dispatch] retry_after` / `retry_max` | `30s` doubling up to `1h` after a temporary failure |
 //! | `[dispatch] lease` | `2m`: how long a send may take before another try takes it over |
+//! | `[http] header_timeout` | `10s`: to send a request's headers; also the keep-alive idle time |
+//! | `[http] body_timeout` | `30s`: to send a request's body |
+//! | `[http] max_connections` | `512` open at once |
+//! | `[http] shutdown_grace` | `10s` for requests in progress after SIGTERM |
+
+mod http;
+pub use http::Http;
 
 use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
 use crate::domain::{Email, StageName, TimeZoneName};
@@ -83,6 +90,8 @@ pub struct Config {
     pub tasks: Tasks,
     /// `[dispatch]`.
     pub dispatch: Dispatch,
+    /// `[http]`.
+    pub http: Http,
 }
 
 /// `[dispatch]`: how admitted touches are sent.
@@ -407,6 +416,7 @@ const TOP_KEYS: &[&str] = &[
     "channels",
     "tasks",
     "dispatch",
+    "http",
 ];
 
 /// Walks a parsed `tend.toml`, reporting every problem.
@@ -426,6 +436,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let channels = read_channels(report, &top);
     let tasks = read_tasks(report, &top);
     let dispatch = read_dispatch(report, &top);
+    let http = http::read_http(report, &top);
 
     let stage_order = stages.as_ref().map(|s| s.order.clone());
     let config = match (database_url, public_url, business, stages) {
@@ -445,6 +456,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
                 channels,
                 tasks,
                 dispatch,
+                http,
             })
         }
         _ => None,

@@ -33,14 +33,25 @@ pub struct HttpLimits {
 }
 
 impl Default for HttpLimits {
+    /// `[http]`'s defaults: 512 connections stay well under the usual 1,024 open
+    /// files, leaving room for the database, SMTP and webhook connections.
     fn default() -> Self {
+        HttpLimits::from_http(&tend_core::config::Http::default())
+    }
+}
+
+impl HttpLimits {
+    /// The limits `[http]` in `tend.toml` sets.
+    pub fn from_config(config: &tend_core::config::Config) -> Self {
+        HttpLimits::from_http(&config.http)
+    }
+
+    fn from_http(http: &tend_core::config::Http) -> Self {
         HttpLimits {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            // Well under the usual 1,024 open files, leaving room for the database,
-            // SMTP and webhook connections.
-            max_connections: 512,
-            shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(http.header_timeout.as_secs()),
+            body_timeout: Duration::from_secs(http.body_timeout.as_secs()),
+            max_connections: http.max_connections as usize,
+            shutdown_grace: Duration::from_secs(http.shutdown_grace.as_secs()),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, SystemClock};
-use tend_web::{AppState, IngestRules};
+use tend_web::{AppState, HttpLimits, IngestRules};
 use tokio_util::sync::CancellationToken;
 
 /// Starts the server and the engine and blocks until a shutdown signal.
@@ -73,7 +73,9 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
 
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
-        let state = AppState::new(store, rules, processes).with_engine(engine);
+        let state = AppState::new(store, rules, processes)
+            .with_engine(engine)
+            .with_limits(HttpLimits::from_config(&project.config));
         let stop = shutdown.clone();
         let served = tend_web::serve(listener, state, async move {
             shutdown_signal().await;

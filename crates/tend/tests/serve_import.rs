@@ -272,3 +272,96 @@ fn a_hundred_thousand_rows_import_and_reimport_unchanged() {
         stdout(&again)
     );
 }
+
+#[tokio::test]
+async fn tokens_are_listed_refused_twice_and_revoked_while_the_server_runs() {
+    let business = Business::new();
+    let again = tend(
+        &business.dir,
+        &["token", "create", "--name", "write", "--scope", "admin"],
+    );
+    assert!(!again.status.success(), "a second token named `write`");
+    assert!(stdout(&again).is_empty());
+    assert!(stderr(&again).contains("`write`"), "{}", stderr(&again));
+
+    let server = business.serve();
+    tend_engine::webhook::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let track = |key: &str| {
+        client
+            .post(format!("{}/v1/track", server.base))
+            .basic_auth(key, Some(""))
+            .json(&json!({ "userId": "u-1", "event": "Clicked" }))
+            .send()
+    };
+    assert_eq!(track(&business.write_key).await.unwrap().status(), 200);
+
+    let listed = tend(&business.dir, &["token", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let lines: Vec<Vec<String>> = stdout(&listed)
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines[0], ["NAME", "SCOPE", "CREATED", "LAST USED"]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(&lines[1][..2], ["admin", "admin"]);
+    assert_eq!(lines[1][3], "never");
+    assert_eq!(&lines[2][..2], ["write", "write"]);
+    assert!(lines[2][3].ends_with("UTC"), "used just now: {lines:?}");
+    assert!(
+        !stdout(&listed).contains(&business.write_key),
+        "no secret is shown"
+    );
+
+    let revoked = tend(&business.dir, &["token", "revoke", "write"]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    // The running server refuses it on the very next request.
+    assert_eq!(track(&business.write_key).await.unwrap().status(), 401);
+    let unknown = tend(&business.dir, &["token", "revoke", "write"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("no token named `write`"));
+}
+
+#[test]
+fn sigterm_stops_the_server_within_its_grace_while_clients_hold_sockets_open() {
+    use std::io::Write;
+    let business = Business::new();
+    let config = business.dir.join("tend.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("header_timeout = \"10s\"", "header_timeout = \"1h\"")
+        .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"1s\"");
+    assert!(
+        text.contains("shutdown_grace = \"1s\""),
+        "the starter sets [http]"
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut server = business.serve();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let _idle = std::net::TcpStream::connect(&address).unwrap();
+    let mut half_sent = std::net::TcpStream::connect(&address).unwrap();
+    half_sent
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
+        .unwrap();
+
+    let signalled = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let (done, exited) = std::sync::mpsc::channel();
+    let mut child = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = exited
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("tend serve exits within its grace period after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
