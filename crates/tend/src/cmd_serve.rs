@@ -67,6 +67,7 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         if let Some(lock) = &mut lock {
             lock.announce(address)?;
         }
+        let signalled = shutdown_signal()?;
         tracing::info!(%address, processes = project.processes.len(), "tend is serving");
         // On stdout too, so scripts and tests that asked for port 0 learn the port.
         println!("listening on http://{address}");
@@ -78,7 +79,7 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
             .with_limits(HttpLimits::from_config(&project.config));
         let stop = shutdown.clone();
         let served = tend_web::serve(listener, state, async move {
-            shutdown_signal().await;
+            signalled.await;
             stop.cancel();
         })
         .await;
@@ -110,24 +111,29 @@ fn log_sync(report: &tend_engine::SyncReport) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and SIGINT handlers at once, before the address is announced,
+/// so a signal sent the moment a script learns the port still stops the server
+/// gracefully; the future resolves when one arrives.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests and sends");
+        tracing::info!("shutting down: finishing in-flight requests and sends");
+    })
+}
+
+/// Ctrl-C, where there are no Unix signals.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests and sends");
+    })
 }
