@@ -134,6 +134,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
                 exited: rng.below(100) == 0,
                 expected_value: rng.below(10_000) as f64 / 100.0,
                 offer_probability: rng.below(40) as f64 / 100.0,
+                first: false,
             }
         })
         .collect();

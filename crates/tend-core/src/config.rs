@@ -16,10 +16,12 @@
 //! | `[capacity] horizon` | `2w` |
 //! | `[capacity] offer_probability` | `0.2`: prior chance that an offer creates work |
 //! | `[budget]` | no limits |
+//! | `[budget] <resource>.reserve` | a twentieth of the resource's smallest limit: what first touches may spend ahead of the accrual |
 //! | `[costs]` | every channel costs 0 |
 //! | `[limits] per_contact_per_week` | `3` |
 //! | `[limits] min_gap` | `1d` |
 //! | `[limits] quiet_hours` | `21:00-08:00` (`"none"`: no quiet hours) |
+//! | `[limits] channels` | `["email"]`: the channels the two limits above count and hold |
 //! | `[stages] order` | `prospect, lead, customer, loyal, lapsed` |
 //! | `[stages.on_event]` | no event moves a stage |
 //! | `[work] opened` / `closed` | `Job Opened` / `Job Completed` |
@@ -173,6 +175,23 @@ pub struct BudgetLimits {
     pub per_week: Option<f64>,
     /// Per calendar month.
     pub per_month: Option<f64>,
+    /// How far ahead of the accrual the first touch of an enrollment may spend (never
+    /// past a window's limit); `None`: [`default_reserve`] of the limits.
+    pub reserve: Option<f64>,
+}
+
+/// The first-touch reserve when `reserve` is not set: a twentieth of the smallest
+/// limit, in whole units for countable resources.
+pub fn default_reserve(limits: &BudgetLimits, countable: bool) -> f64 {
+    let smallest = [limits.per_day, limits.per_week, limits.per_month]
+        .into_iter()
+        .flatten()
+        .fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return 0.0;
+    }
+    let share = smallest / 20.0;
+    if countable { share.ceil() } else { share }
 }
 
 /// `[limits]`: how often one contact may be touched.
@@ -184,6 +203,9 @@ pub struct Limits {
     pub min_gap: Duration,
     /// No touches in this window of the contact's local time; `None` when set to `"none"`.
     pub quiet_hours: Option<DailyWindow>,
+    /// The channels `per_contact_per_week` and `min_gap` count and hold: the ones that
+    /// reach the person.
+    pub channels: Vec<crate::pacer::Channel>,
 }
 
 impl Default for Limits {
@@ -192,6 +214,7 @@ impl Default for Limits {
             per_contact_per_week: 3,
             min_gap: Duration::from_secs(86_400),
             quiet_hours: Some(DailyWindow::parse("21:00-08:00").expect("valid default")),
+            channels: vec![crate::pacer::Channel::Email],
         }
     }
 }
@@ -375,6 +398,10 @@ impl Config {
                 target.set(Period::Day, limits.per_day);
                 target.set(Period::Week, limits.per_week);
                 target.set(Period::Month, limits.per_month);
+                let reserve = limits
+                    .reserve
+                    .unwrap_or_else(|| default_reserve(limits, resource.is_countable()));
+                policy.first_touch_reserve.set(resource, reserve);
             }
         }
         policy.costs = ChannelCosts {
@@ -384,6 +411,7 @@ impl Config {
         };
         policy.per_contact_per_week = Some(self.limits.per_contact_per_week);
         policy.min_gap = self.limits.min_gap;
+        policy.limited_channels = crate::pacer::ChannelSet::of(&self.limits.channels);
         // The engine looks at held offers again as soon as work closes; the recheck
         // only catches capacity freed by offers whose expected work faded meanwhile.
         policy.capacity_recheck = CAPACITY_RECHECK;
@@ -633,7 +661,7 @@ fn read_budget(report: &mut Report<'_>, top: &Fields<'_, '_>) -> BTreeMap<String
             report,
             item,
             format!("budget `{resource}`"),
-            &["per_day", "per_week", "per_month"],
+            &["per_day", "per_week", "per_month", "reserve"],
         ) else {
             continue;
         };
@@ -648,6 +676,7 @@ fn read_budget(report: &mut Report<'_>, top: &Fields<'_, '_>) -> BTreeMap<String
             per_day: read("per_day"),
             per_week: read("per_week"),
             per_month: read("per_month"),
+            reserve: read("reserve"),
         };
         budget.insert(resource.to_owned(), parsed);
     }
@@ -684,7 +713,7 @@ fn read_limits(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Limits {
             report,
             item,
             "[limits]",
-            &["per_contact_per_week", "min_gap", "quiet_hours"],
+            &["per_contact_per_week", "min_gap", "quiet_hours", "channels"],
         )
     }) else {
         return limits;
@@ -707,6 +736,32 @@ fn read_limits(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Limits {
     };
     if let Some(window) = fields.parsed(report, "quiet_hours", quiet) {
         limits.quiet_hours = window.into_inner();
+    }
+    if fields.has("channels")
+        && let Some(list) = fields.str_list(report, "channels")
+    {
+        let mut channels = Vec::new();
+        for name in list {
+            let channel = match name.get_ref().trim() {
+                "email" => crate::pacer::Channel::Email,
+                "webhook" => crate::pacer::Channel::Webhook,
+                "task" => crate::pacer::Channel::Task,
+                other => {
+                    report.error(
+                        name.span().start,
+                        format!(
+                            "unknown channel `{other}` in `channels`; expected one of {}",
+                            CHANNELS.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
+        limits.channels = channels;
     }
     limits
 }

@@ -376,6 +376,7 @@ impl Engine {
                     pacer::Intent::Nurture => 0.0,
                 },
                 offer_probability: probability,
+                first: row.step == 0 && row.kind == TouchKind::Step,
             });
         }
         let capacity = self.capacity_state(&snapshot);
@@ -432,6 +433,16 @@ impl Engine {
                     DecisionRecord::Substitute {
                         touch: touch.touch,
                         retry_at: offer_retry_at,
+                    }
+                }
+                Decision::Replace { .. } => {
+                    queued = true;
+                    DecisionRecord::Replace {
+                        touch: touch.touch,
+                        next: self
+                            .book
+                            .get(touch.process.0)
+                            .and_then(|b| book::next_touch(&b.process, touch.step, now)),
                     }
                 }
                 Decision::Skip { reason } => DecisionRecord::Skip {
@@ -726,6 +737,7 @@ impl Engine {
         &self,
         contacts: &[PacingContact],
     ) -> (HashMap<ContactId, ContactState>, ZoneTable) {
+        let limited = self.policy.limited_channels;
         let mut zones = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         let Zones { table, by_name } = &mut *zones;
         let states = contacts
@@ -745,7 +757,12 @@ impl Engine {
                         suppressed: c.suppressed,
                         zone,
                         last_touch: c.last_touch_at,
-                        recent: c.recent.clone(),
+                        recent: c
+                            .recent
+                            .iter()
+                            .filter(|(_, channel)| limited.contains(*channel))
+                            .map(|(at, _)| *at)
+                            .collect(),
                     },
                 )
             })

@@ -275,7 +275,8 @@ async fn budget_usage_holds_across_a_restart() {
         )
         .replace(
             "[capacity]",
-            "[budget]\nemails = { per_day = 24 }\n[capacity]",
+            // No reserve: the welcomes wait for the accrual like any other email.
+            "[budget]\nemails = { per_day = 24, reserve = 0 }\n[capacity]",
         );
     let mut b = Business::with(&config, &[("new-inquiry", INQUIRY), ("customer", CUSTOMER)]).await;
     for n in 0..20 {

@@ -212,8 +212,9 @@ pub struct PacingContact {
     pub timezone: Option<String>,
     /// The last touch admitted for the contact.
     pub last_touch_at: Option<Timestamp>,
-    /// Touches admitted in the 7 days before the batch's `now`.
-    pub recent: Vec<Timestamp>,
+    /// Touches admitted in the 7 days before the batch's `now`, with their channel (a
+    /// keep-warm is an email).
+    pub recent: Vec<(Timestamp, Channel)>,
     /// Address, for rendering.
     pub email: Option<String>,
     /// Display name, for rendering.
@@ -299,6 +300,15 @@ pub enum DecisionRecord {
         touch: TouchId,
         /// When to present it again.
         retry_at: Timestamp,
+    },
+    /// An offer held back by capacity whose contact is about to be neglected, given up:
+    /// queue the process's keep-warm email now in its place, mark the offer skipped for
+    /// capacity, and move the enrollment on to `next` (complete it when `None`).
+    Replace {
+        /// The offer given up.
+        touch: TouchId,
+        /// The step after the offer.
+        next: Option<NextTouch>,
     },
     /// Never send it; with `end_enrollment`, the contact's enrollment ends too.
     Skip {

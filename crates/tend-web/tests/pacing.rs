@@ -66,9 +66,10 @@ async fn touches(s: &Server, contact: i64) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_small_budget_defers_with_reason_budget_and_spreads_over_the_day() {
+async fn a_small_budget_defers_while_it_accrues_and_spreads_over_the_day() {
+    // No reserve: first touches wait for the accrual like any other.
     let s = Server::start(
-        &config("[budget]\nemails = { per_day = 9 }"),
+        &config("[budget]\nemails = { per_day = 9, reserve = 0 }"),
         &[("welcome", WELCOME_ONLY)],
         TEMPLATES,
     )
@@ -83,12 +84,15 @@ async fn a_small_budget_defers_with_reason_budget_and_spreads_over_the_day() {
     let deferred = touches(&s, 20).await;
     assert_eq!(deferred[0]["state"], "pending");
     assert_eq!(deferred[0]["decision"], "defer");
+    // The last lead waits for tomorrow: today's nine are all spoken for.
     assert_eq!(deferred[0]["reason"], "budget");
     let until: Timestamp = deferred[0]["until"].as_str().unwrap().parse().unwrap();
     assert!(until > s.engine.clock().now());
 
+    // Eight more fit today as the budget accrues; eleven wait for tomorrow's.
     let (_, pace) = s.get("/api/pace", &s.admin).await;
-    assert_eq!(pace["held"]["budget"], 19, "{pace}");
+    assert_eq!(pace["held"]["budget_accruing"], 8, "{pace}");
+    assert_eq!(pace["held"]["budget"], 11, "{pace}");
     let emails_day = pace["budgets"]
         .as_array()
         .unwrap()
@@ -172,7 +176,7 @@ async fn with_capacity_full_an_offer_waits_while_its_nurture_sibling_goes_out() 
     assert!(mails[0].contains("Subject: Ideas"));
 
     // A day later the offer's contact is about to pass its two-day gap: the keep-warm
-    // email goes instead, and the offer stays pending.
+    // email goes in the offer's place, and the offer is given up, not held for ever.
     s.after(25).await;
     let ann = touches(&s, 1).await;
     let keep_warm = ann
@@ -184,15 +188,17 @@ async fn with_capacity_full_an_offer_waits_while_its_nurture_sibling_goes_out() 
         .iter()
         .find(|t| t["process"] == "offer" && t["kind"] == "step")
         .unwrap();
-    assert_eq!(offer["state"], "pending");
+    assert_eq!(offer["state"], "skipped");
     assert_eq!(offer["decision"], "substitute");
+    assert_eq!(offer["reason"], "capacity");
     assert!(
         s.outbox_mails()
             .iter()
             .any(|m| m.contains("Subject: Still here"))
     );
 
-    // Work is done: room opens and the offer goes out at its next look.
+    // Work is done: room opens. The given-up offer stays given up; a new lead's offer
+    // goes out at once.
     let response = s
         .client
         .put(format!("{}/api/capacity", s.base))
@@ -204,10 +210,18 @@ async fn with_capacity_full_an_offer_waits_while_its_nurture_sibling_goes_out() 
     assert_eq!(response.status(), StatusCode::OK);
     s.after(2).await;
     assert!(
-        s.outbox_mails()
+        !s.outbox_mails()
             .iter()
             .any(|m| m.contains("Subject: Book a free visit"))
     );
+    lead(&s, 2, "Europe/Rome").await;
+    s.after(0).await;
+    let visits = s
+        .outbox_mails()
+        .iter()
+        .filter(|m| m.contains("Subject: Book a free visit"))
+        .count();
+    assert_eq!(visits, 1);
     let (_, pace) = s.get("/api/pace", &s.admin).await;
     assert_eq!(pace["capacity"]["expected_in_flight"], 0.5, "{pace}");
 }
@@ -326,7 +340,9 @@ async fn a_contact_at_three_in_the_morning_waits_for_the_end_of_quiet_hours() {
 #[tokio::test]
 async fn the_deficit_names_the_budget_that_would_keep_the_promise() {
     let s = Server::start(
-        &config("[budget]\nemails = { per_day = 2 }\n[limits]\nquiet_hours = \"none\""),
+        &config(
+            "[budget]\nemails = { per_day = 2, reserve = 0 }\n[limits]\nquiet_hours = \"none\"",
+        ),
         &[(
             "welcome",
             WELCOME_ONLY
@@ -398,4 +414,48 @@ async fn the_deficit_names_the_budget_that_would_keep_the_promise() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A lead who writes on Friday evening gets the welcome at once, not on Monday: the
+/// first touch of an enrollment spends from the budget's small reserve. The process's
+/// second email, due on Saturday, waits for Monday and says the business is closed.
+#[tokio::test]
+async fn a_friday_evening_inquiry_is_answered_at_once_and_the_next_step_waits_for_monday() {
+    const TWO_STEPS: &str = r#"
+name = "Welcome"
+enroll = { stage = "lead" }
+max_gap = "10d"
+[[steps]]
+wait = "0d"
+email = "welcome"
+intent = "nurture"
+[[steps]]
+wait = "20h"
+email = "ideas"
+intent = "nurture"
+"#;
+    let extra = "[budget]\nemails = { per_day = 200, per_week = 800 }\n[limits]\nmin_gap = \"0m\"";
+    // Friday 19:40 in Rome.
+    let friday_evening: Timestamp = "2026-11-27T18:40:00Z".parse().unwrap();
+    let s = Server::start_at(
+        &config(extra),
+        &[("welcome", TWO_STEPS)],
+        TEMPLATES,
+        friday_evening,
+    )
+    .await;
+    lead(&s, 1, "Europe/Rome").await;
+    s.after(0).await;
+    let mails = s.outbox_mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("Subject: Welcome"));
+
+    // Saturday 15:40: the second email is due, but no budget accrues until Monday.
+    s.after(20).await;
+    assert_eq!(s.outbox_mails().len(), 1);
+    let ann = touches(&s, 1).await;
+    let second = ann.iter().find(|t| t["state"] == "pending").unwrap();
+    assert_eq!(second["reason"], "business_hours", "{second}");
+    let until: Timestamp = second["until"].as_str().unwrap().parse().unwrap();
+    assert!(until >= "2026-11-30T08:00:00Z".parse().unwrap(), "{until}");
 }

@@ -197,7 +197,7 @@ fn unknown_config_keys_are_reported_at_the_key() {
         [
             "tend.toml:1:1: unknown key `databse_url` in tend.toml; did you mean `database_url`?",
             "tend.toml:4:1: unknown key `nmae` in [business]; did you mean `name`?",
-            "tend.toml:6:3: unknown key `per_week` in [limits]; expected one of `per_contact_per_week`, `min_gap`, `quiet_hours`",
+            "tend.toml:6:3: unknown key `per_week` in [limits]; expected one of `per_contact_per_week`, `min_gap`, `quiet_hours`, `channels`",
         ]
     );
     assert_eq!(
@@ -205,7 +205,7 @@ fn unknown_config_keys_are_reported_at_the_key() {
             "[business]\nname = \"X\"\n[budget]\nemails = { per_day = 1, per_year = 5 }\nsms = { per_day = 1 }\n"
         ),
         [
-            "tend.toml:4:25: unknown key `per_year` in budget `emails`; expected one of `per_day`, `per_week`, `per_month`",
+            "tend.toml:4:25: unknown key `per_year` in budget `emails`; expected one of `per_day`, `per_week`, `per_month`, `reserve`",
             "tend.toml:5:1: unknown key `sms` in [budget]; expected one of `emails`, `webhooks`, `staff_minutes`, `money`",
         ]
     );

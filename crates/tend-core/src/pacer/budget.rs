@@ -200,6 +200,16 @@ impl Spend {
         self.as_array()[resource.index()]
     }
 
+    /// Sets the amount of one resource.
+    pub fn set(&mut self, resource: Resource, amount: f64) {
+        match resource {
+            Resource::Emails => self.emails = amount,
+            Resource::Webhooks => self.webhooks = amount,
+            Resource::StaffMinutes => self.staff_minutes = amount,
+            Resource::Money => self.money = amount,
+        }
+    }
+
     pub(crate) fn as_array(&self) -> [f64; 4] {
         [self.emails, self.webhooks, self.staff_minutes, self.money]
     }
@@ -517,6 +527,15 @@ pub(crate) struct Budgeter<'p> {
     any_limit: bool,
 }
 
+/// Why a spend must wait, and until when.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shortfall {
+    /// From when the spend should fit.
+    pub(crate) until: i64,
+    /// Whether some window's limit is spent, as opposed to not accrued yet.
+    pub(crate) spent: bool,
+}
+
 /// Rank of a hold: deadline, then higher expected value, then touch id.
 pub(crate) type HoldRank = (i64, std::cmp::Reverse<u64>, i64);
 
@@ -673,11 +692,18 @@ impl<'p> Budgeter<'p> {
         live
     }
 
-    /// Spends `cost` if every limited window has accrued enough; otherwise reserves what
-    /// it can and returns the instant from which the spend should fit.
-    pub(crate) fn try_spend(&mut self, cost: &[f64; 4], now_ms: i64) -> Result<(), i64> {
-        if self.any_limit && !self.fits(cost) {
-            return Err(self.defer(cost, now_ms));
+    /// Spends `cost` if every limited window has accrued enough, or, with `ahead`, will
+    /// have accrued enough within that much more; never past a window's limit.
+    /// Otherwise reserves what it can and says from when the spend should fit.
+    pub(crate) fn try_spend(
+        &mut self,
+        cost: &[f64; 4],
+        ahead: Option<&[f64; 4]>,
+        now_ms: i64,
+    ) -> Result<(), Shortfall> {
+        let ahead = ahead.copied().unwrap_or([0.0; 4]);
+        if self.any_limit && !self.fits(cost, &ahead) {
+            return Err(self.defer(cost, &ahead, now_ms));
         }
         for (r, c) in cost.iter().enumerate() {
             if *c > 0.0 {
@@ -689,7 +715,7 @@ impl<'p> Budgeter<'p> {
         Ok(())
     }
 
-    fn fits(&self, cost: &[f64; 4]) -> bool {
+    fn fits(&self, cost: &[f64; 4], ahead: &[f64; 4]) -> bool {
         for (r, c) in cost.iter().enumerate() {
             if *c <= 0.0 {
                 continue;
@@ -697,7 +723,7 @@ impl<'p> Budgeter<'p> {
             for p in 0..3 {
                 if let Some(limit) = self.limits[r][p]
                     && self.used[r][p] + self.reserved[r][p] + self.held[r][p] + c
-                        > limit * self.fraction[p]
+                        > (limit * self.fraction[p] + ahead[r].max(0.0)).min(limit)
                 {
                     return false;
                 }
@@ -706,8 +732,9 @@ impl<'p> Budgeter<'p> {
         true
     }
 
-    fn defer(&mut self, cost: &[f64; 4], now_ms: i64) -> i64 {
+    fn defer(&mut self, cost: &[f64; 4], ahead: &[f64; 4], now_ms: i64) -> Shortfall {
         let mut until = now_ms + 1;
+        let mut spent = false;
         for (r, c) in cost.iter().enumerate() {
             if *c <= 0.0 {
                 continue;
@@ -717,11 +744,14 @@ impl<'p> Budgeter<'p> {
                     continue;
                 };
                 let needed = self.used[r][p] + self.reserved[r][p] + self.held[r][p] + c;
-                if needed <= limit * self.fraction[p] {
+                let allowed = (limit * self.fraction[p] + ahead[r].max(0.0)).min(limit);
+                if needed <= allowed {
                     continue;
                 }
+                spent |= needed > limit;
                 let in_this_window = if needed <= limit {
-                    self.windows[p][0].time_at_fraction(needed / limit)
+                    let share = (needed - ahead[r].max(0.0)).max(0.0) / limit;
+                    self.windows[p][0].time_at_fraction(share)
                 } else {
                     None
                 };
@@ -737,7 +767,7 @@ impl<'p> Budgeter<'p> {
                 until = until.max(at);
             }
         }
-        until
+        Shortfall { until, spent }
     }
 
     fn in_later_window(&mut self, p: usize, limit: f64, cost: f64, spill: f64) -> i64 {

@@ -8,7 +8,8 @@
 //! Per touch, in priority order (most urgent first, see [`DueTouch`]):
 //! 1. suppressed contact → `skip(suppressed)`; exited enrollment or erased contact →
 //!    `skip(exited)`;
-//! 2. frequency cap (touches in the rolling 7 days) or `min_gap` since the last touch →
+//! 2. on the channels the limits count ([`PacerPolicy::limited_channels`]), frequency
+//!    cap (touches in the rolling 7 days) or `min_gap` since the last touch →
 //!    `defer(frequency_cap)` until both allow it and the channel's hours are open
 //!    (reported as `quiet_hours`/`business_hours` instead when those bind longer);
 //! 3. offers that would push expected work past the capacity limit →
@@ -16,8 +17,12 @@
 //! 4. emails and webhooks inside the contact's quiet hours (in the contact's own zone)
 //!    → `defer(quiet_hours)` until they end; tasks outside the business's hours →
 //!    `defer(business_hours)` until it opens;
-//! 5. touches whose cost has not accrued yet in every limited budget window →
-//!    `defer(budget)` until it will have (and the channel's hours are open).
+//! 5. touches whose cost has not accrued yet in every limited budget window → deferred
+//!    until it will have (and the channel's hours are open), with reason `budget` when
+//!    a window's limit is spent, `business_hours` when the business is closed so
+//!    nothing accrues, `budget_accruing` otherwise. The first touch of an enrollment
+//!    (email or webhook) may spend ahead of the accrual by
+//!    [`PacerPolicy::first_touch_reserve`], never past a window's limit.
 //!
 //! Priority: a contact's deadline is its last touch (or its enrollment, if later) plus
 //! the process's `max_gap`. Deadlines within the neglect horizon
@@ -36,15 +41,18 @@
 //! Keep-warm contract: when an offer is held back by capacity, its process has a
 //! keep-warm template, and the contact's `max_gap` deadline falls before
 //! `now + neglect_horizon` (see [`PacerPolicy::neglect_horizon`]), the decision is
-//! [`Decision::Substitute`]. The engine then sends the keep-warm template to the contact
+//! [`Decision::Replace`]. The engine then sends the keep-warm template to the contact
 //! now, as a nurture email (the pacer has already charged it to the email and money
 //! budgets and counted it against the contact's frequency limits), records it as a touch
-//! to the contact, and leaves the offer pending with its due time set to
-//! `offer_retry_at`. A keep-warm that itself cannot go now (quiet hours, budget) turns
-//! the decision into a deferral with that reason. The same holds for an offer that is
-//! not an email (a call, a webhook) and waits for its own budget (staff minutes, say):
-//! if the keep-warm email fits now, it goes, and the offer is retried when its budget
-//! should allow.
+//! to the contact, and moves the enrollment past the offer, which is not sent: the offer
+//! waited as long as its contact could, and keeping it pending would keep its contact
+//! in a pool of held leads that only grows while capacity stays short, each of them
+//! costing a keep-warm per `max_gap` for ever. A keep-warm that itself cannot go now
+//! (quiet hours, budget) turns the decision into a deferral with that reason. An offer
+//! that is not an email (a call, a webhook) and waits for its own budget (staff
+//! minutes, say) is different, since that budget does come: if the keep-warm email
+//! fits now, it goes as [`Decision::Substitute`], and the offer stays pending until
+//! `offer_retry_at`, when its budget should allow.
 
 mod budget;
 mod capacity;
@@ -64,7 +72,7 @@ pub use zones::{ZoneId, ZoneTable};
 use crate::domain::{ContactId, TimeZoneName};
 use crate::duration::Duration;
 use crate::hours::{DailyWindow, WeeklyHours};
-use budget::{Budgeter, HoldRank, ts};
+use budget::{Budgeter, HoldRank, Shortfall, ts};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::cmp::Reverse;
@@ -120,6 +128,40 @@ impl std::fmt::Display for Channel {
     }
 }
 
+/// A set of channels, such as those `[limits] channels` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ChannelSet(u8);
+
+impl ChannelSet {
+    /// Email only: what reaches the person in the default configuration.
+    pub const EMAIL: ChannelSet = ChannelSet(1);
+    /// Every channel.
+    pub const ALL: ChannelSet = ChannelSet(0b111);
+
+    fn bit(channel: Channel) -> u8 {
+        match channel {
+            Channel::Email => 1,
+            Channel::Webhook => 2,
+            Channel::Task => 4,
+        }
+    }
+
+    /// The set of these channels.
+    pub fn of(channels: &[Channel]) -> Self {
+        ChannelSet(channels.iter().fold(0, |bits, c| bits | Self::bit(*c)))
+    }
+
+    /// Whether `channel` is in the set.
+    pub fn contains(self, channel: Channel) -> bool {
+        self.0 & Self::bit(channel) != 0
+    }
+
+    /// Whether every channel is in the set.
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+}
+
 /// Whether a touch asks for something that creates work.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -138,13 +180,16 @@ pub enum Intent {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Not enough budget has accrued.
+    /// A budget window's limit is spent; the touch waits for the next window.
     Budget,
+    /// The budget is still accruing over business hours; the touch waits for its share.
+    BudgetAccruing,
     /// The business cannot take on the work an offer may create.
     Capacity,
     /// The contact's local quiet hours.
     QuietHours,
-    /// A task outside the business's opening hours.
+    /// The business is closed: a task outside opening hours, or a touch whose budget
+    /// accrues only once it opens.
     BusinessHours,
     /// The per-contact weekly cap or minimum gap.
     FrequencyCap,
@@ -159,6 +204,7 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Reason::Budget => "budget",
+            Reason::BudgetAccruing => "budget_accruing",
             Reason::Capacity => "capacity",
             Reason::QuietHours => "quiet_hours",
             Reason::BusinessHours => "business_hours",
@@ -171,8 +217,9 @@ impl std::fmt::Display for Reason {
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Budget,
+        Reason::BudgetAccruing,
         Reason::Capacity,
         Reason::QuietHours,
         Reason::BusinessHours,
@@ -212,6 +259,14 @@ pub enum Decision {
         with: Substitution,
         /// When to present the held-back offer again.
         offer_retry_at: Timestamp,
+    },
+    /// Send the substitute now in the offer's place: the offer is not sent and the
+    /// contact's sequence moves on past it, as if it had been. Given to an offer held
+    /// back by capacity when its contact needs a touch, so held offers never pile up
+    /// into a pool that keep-warm emails must serve for ever.
+    Replace {
+        /// What to send instead.
+        with: Substitution,
     },
     /// Drop the touch; it must never be sent.
     Skip {
@@ -270,6 +325,10 @@ pub struct DueTouch {
     pub expected_value: f64,
     /// Probability that an offer creates work (see [`BetaPosterior`]).
     pub offer_probability: f64,
+    /// The first touch of its enrollment: an email or webhook goes at any hour the
+    /// contact's quiet hours allow, spending ahead of the accrual from
+    /// [`PacerPolicy::first_touch_reserve`], since a first reply is what a new lead waits for.
+    pub first: bool,
 }
 
 /// What the pacer knows about a contact.
@@ -282,7 +341,8 @@ pub struct ContactState {
     pub zone: ZoneId,
     /// The last touch to the contact from any process.
     pub last_touch: Option<Timestamp>,
-    /// Every touch to the contact in the last 7 days, any order (older ones are ignored).
+    /// Every touch to the contact in the last 7 days on a channel the frequency limits
+    /// count ([`PacerPolicy::limited_channels`]), any order (older ones are ignored).
     pub recent: Vec<Timestamp>,
 }
 
@@ -333,6 +393,13 @@ pub struct PacerPolicy {
     pub per_contact_per_week: Option<u32>,
     /// Least time between two touches to one contact, across processes.
     pub min_gap: Duration,
+    /// The channels `per_contact_per_week` and `min_gap` count and hold: those that
+    /// reach the person. A webhook to the team's own systems or a task for a person
+    /// neither counts nor waits for them unless listed.
+    pub limited_channels: ChannelSet,
+    /// How far ahead of a budget's accrual the first touch of an enrollment may spend,
+    /// per resource (never past a window's limit).
+    pub first_touch_reserve: Spend,
     /// How close to its `max_gap` deadline a capacity-held offer is swapped for keep-warm.
     pub keep_warm_margin: Duration,
     /// How long a capacity-held offer waits before it is presented again; capacity frees
@@ -391,6 +458,8 @@ impl PacerPolicy {
             costs: ChannelCosts::default(),
             per_contact_per_week: None,
             min_gap: Duration::ZERO,
+            limited_channels: ChannelSet::EMAIL,
+            first_touch_reserve: Spend::default(),
             keep_warm_margin: Duration::from_secs(86_400),
             capacity_recheck: Duration::from_secs(3_600),
         }
@@ -476,8 +545,11 @@ pub struct PacerInput<'a, C: ?Sized> {
 /// Counts of held-back touches per reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReasonCounts {
-    /// Held for budget.
+    /// Held because a budget window's limit is spent.
     pub budget: u32,
+    /// Held while the budget accrues.
+    #[serde(default)]
+    pub budget_accruing: u32,
     /// Held for capacity.
     pub capacity: u32,
     /// Held for the contact's quiet hours.
@@ -497,6 +569,7 @@ impl ReasonCounts {
     pub fn get(&self, reason: Reason) -> u32 {
         match reason {
             Reason::Budget => self.budget,
+            Reason::BudgetAccruing => self.budget_accruing,
             Reason::Capacity => self.capacity,
             Reason::QuietHours => self.quiet_hours,
             Reason::BusinessHours => self.business_hours,
@@ -510,6 +583,7 @@ impl ReasonCounts {
     pub fn add(&mut self, reason: Reason) {
         let slot = match reason {
             Reason::Budget => &mut self.budget,
+            Reason::BudgetAccruing => &mut self.budget_accruing,
             Reason::Capacity => &mut self.capacity,
             Reason::QuietHours => &mut self.quiet_hours,
             Reason::BusinessHours => &mut self.business_hours,
@@ -574,7 +648,7 @@ pub fn decide<C: ContactStates + ?Sized>(
     let mut order: Vec<(PriorityKey, u32)> = Vec::with_capacity(touches.len());
     for (i, (t, view)) in touches.iter().zip(&mut seen).enumerate() {
         if let Some(view) = view {
-            view.scan_recent(now_ms);
+            view.scan_recent(now_ms, policy.limited_channels.is_all());
         }
         order.push((
             priority_key(t, view.as_ref(), now_ms, critical_horizon),
@@ -601,7 +675,7 @@ pub fn decide<C: ContactStates + ?Sized>(
         let decision = batch.decide_one(&touches[i], seen[i].as_ref());
         match decision {
             Decision::Send => sent += 1,
-            Decision::Substitute { .. } => substituted += 1,
+            Decision::Substitute { .. } | Decision::Replace { .. } => substituted += 1,
             Decision::Defer { reason, .. } => deferred.add(reason),
             Decision::Skip { reason } => skipped.add(reason),
         }
@@ -736,7 +810,9 @@ struct Seen<'s> {
     zone: ZoneId,
     /// Last touch from any process.
     last: Option<i64>,
-    /// Touches in the rolling week ending at `now`.
+    /// Last touch on a channel the frequency limits count.
+    last_limited: Option<i64>,
+    /// Touches in the rolling week ending at `now` on a channel the limits count.
     in_week: u32,
 }
 
@@ -748,16 +824,22 @@ impl<'s> Seen<'s> {
             suppressed: c.suppressed,
             zone: c.zone,
             last: c.last_touch.map(|t| t.as_millisecond()),
+            last_limited: None,
             in_week: 0,
         }
     }
 
-    /// Reads the recent touches the state points to.
-    fn scan_recent(&mut self, now_ms: i64) {
+    /// Reads the recent touches the state points to; with `all_limited`, every touch
+    /// counts for the limits, the last one of any channel too.
+    fn scan_recent(&mut self, now_ms: i64, all_limited: bool) {
         let from = now_ms - WEEK_MS;
+        if all_limited {
+            self.last_limited = self.last;
+        }
         for t in self.recent {
             let t = t.as_millisecond();
             self.last = self.last.max(Some(t));
+            self.last_limited = self.last_limited.max(Some(t));
             self.in_week += u32::from(t > from);
         }
     }
@@ -900,7 +982,7 @@ impl<'a> Batch<'a> {
         let mut until = None;
         let gap = self.policy.min_gap.as_millis();
         if gap > 0 {
-            let last = c.last.max((admitted > 0).then_some(now));
+            let last = c.last_limited.max((admitted > 0).then_some(now));
             if let Some(last) = last
                 && now < last.saturating_add(gap)
             {
@@ -963,8 +1045,9 @@ impl<'a> Batch<'a> {
         let rank = critical.then(|| hold_rank(t, deadline));
         self.budget.advance(rank);
         let cost = self.policy.cost_of(t.channel, t.minutes).as_array();
+        let limited = self.policy.limited_channels.contains(t.channel);
         let admitted = self.admitted.get(&t.contact).copied().unwrap_or(0);
-        if let Some(f) = self.frequency_until(c, admitted) {
+        if limited && let Some(f) = self.frequency_until(c, admitted) {
             let (reason, until) = match self.time_block_now(t.channel, c.zone) {
                 Some((reason, end)) if f < end => (reason, end),
                 _ => (
@@ -972,7 +1055,7 @@ impl<'a> Batch<'a> {
                     self.next_allowed(t.channel, c.zone, f),
                 ),
             };
-            return self.defer_holding(rank, &cost, reason, until);
+            return self.defer_holding(rank, &cost, reason, until, false);
         }
 
         // Capacity comes before the offer's own hours: a held offer is not sent anyway,
@@ -993,30 +1076,35 @@ impl<'a> Batch<'a> {
         }
 
         if let Some((reason, end)) = self.time_block_now(t.channel, c.zone) {
-            return self.defer_holding(rank, &cost, reason, end);
+            return self.defer_holding(rank, &cost, reason, end, false);
         }
 
-        match self.budget.try_spend(&cost, self.now_ms) {
+        let ahead = (t.first && t.channel != Channel::Task)
+            .then(|| self.policy.first_touch_reserve.as_array());
+        match self.budget.try_spend(&cost, ahead.as_ref(), self.now_ms) {
             Ok(()) => {
-                self.admit(t.contact);
+                if limited {
+                    self.admit(t.contact);
+                }
                 if counts_for_capacity {
                     self.capacity_admitted += probability;
                 }
                 Decision::Send
             }
-            Err(until) => {
-                let mut until = self.next_allowed(t.channel, c.zone, until);
+            Err(short) => {
+                let reason = self.budget_reason(short);
+                let mut until = self.next_allowed(t.channel, c.zone, short.until);
                 // A call waiting for staff time must not leave its contact untouched
                 // past `max_gap` when an email can still go.
                 if t.intent == Intent::Offer && t.keep_warm && t.channel != Channel::Email {
                     if rank.is_some() {
-                        return match self.keep_warm_now(t, c, until) {
+                        return match self.keep_warm_now(t, c, Some(until)) {
                             Ok(decision) => decision,
                             // Look again as soon as the keep-warm could go, not only
                             // once the offer's own budget allows: that may be too late.
-                            Err((reason, at)) => {
+                            Err((reason, at, by_budget)) => {
                                 let email = self.policy.cost_of(Channel::Email, 0).as_array();
-                                self.defer_holding(rank, &email, reason, at.min(until))
+                                self.defer_holding(rank, &email, reason, at.min(until), by_budget)
                             }
                         };
                     }
@@ -1028,30 +1116,40 @@ impl<'a> Batch<'a> {
                         until = until.min(urgent_at);
                     }
                 }
-                self.defer_holding(rank, &cost, Reason::Budget, until)
+                self.defer_holding(rank, &cost, reason, until, true)
             }
         }
     }
 
     /// Sends keep-warm in place of an offer that is retried at `retry_ms` (at least
-    /// `min_gap` from now); if the email cannot go now, says why and from when it could.
+    /// `min_gap` from now), or that gives its place to the keep-warm when `retry_ms` is
+    /// `None`; if the email cannot go now, says why, from when it could, and whether
+    /// the budget held it.
     fn keep_warm_now(
         &mut self,
         t: &DueTouch,
         c: &Seen<'_>,
-        retry_ms: i64,
-    ) -> Result<Decision, (Reason, i64)> {
+        retry_ms: Option<i64>,
+    ) -> Result<Decision, (Reason, i64, bool)> {
         if let Some(end) = self.quiet_until_now(c.zone) {
-            return Err((Reason::QuietHours, end));
+            return Err((Reason::QuietHours, end, false));
         }
         let cost = self.policy.cost_of(Channel::Email, 0).as_array();
-        if let Err(at) = self.budget.try_spend(&cost, self.now_ms) {
+        if let Err(short) = self.budget.try_spend(&cost, None, self.now_ms) {
             return Err((
-                Reason::Budget,
-                self.next_allowed(Channel::Email, c.zone, at),
+                self.budget_reason(short),
+                self.next_allowed(Channel::Email, c.zone, short.until),
+                true,
             ));
         }
-        self.admit(t.contact);
+        if self.policy.limited_channels.contains(Channel::Email) {
+            self.admit(t.contact);
+        }
+        let Some(retry_ms) = retry_ms else {
+            return Ok(Decision::Replace {
+                with: Substitution::KeepWarm,
+            });
+        };
         let retry = retry_ms.max(self.now_ms + self.policy.min_gap.as_millis());
         Ok(Decision::Substitute {
             with: Substitution::KeepWarm,
@@ -1059,16 +1157,28 @@ impl<'a> Batch<'a> {
         })
     }
 
+    /// What a budget shortfall is called: spent, the business closed, or accruing.
+    fn budget_reason(&self, short: Shortfall) -> Reason {
+        if short.spent {
+            Reason::Budget
+        } else if self.business_opens.is_some() {
+            Reason::BusinessHours
+        } else {
+            Reason::BudgetAccruing
+        }
+    }
+
     /// Defers a touch; if its contact is about to be neglected, holds the touch's cost so
     /// the allowance accruing meanwhile waits for it instead of going to less urgent
-    /// contacts. A budget deferral already queues the touch within this batch, so its
-    /// hold starts counting from the next batch.
+    /// contacts. A budget deferral (`by_budget`) already queues the touch within this
+    /// batch, so its hold starts counting from the next batch.
     fn defer_holding(
         &mut self,
         rank: Option<HoldRank>,
         cost: &[f64; 4],
         reason: Reason,
         until: i64,
+        by_budget: bool,
     ) -> Decision {
         let decision = self.defer(reason, until);
         if let Some(rank) = rank
@@ -1076,8 +1186,7 @@ impl<'a> Batch<'a> {
         {
             let until = until.as_millisecond();
             let expires = until.saturating_add(RESERVATION_GRACE_MS);
-            self.budget
-                .reserve(rank, cost, until, expires, reason != Reason::Budget);
+            self.budget.reserve(rank, cost, until, expires, !by_budget);
         }
         decision
     }
@@ -1095,11 +1204,11 @@ impl<'a> Batch<'a> {
             let until = self.next_allowed(t.channel, c.zone, self.now_ms + recheck);
             return self.defer(Reason::Capacity, until);
         }
-        match self.keep_warm_now(t, c, self.now_ms + recheck) {
+        match self.keep_warm_now(t, c, None) {
             Ok(decision) => decision,
-            Err((reason, at)) => {
+            Err((reason, at, by_budget)) => {
                 let email = self.policy.cost_of(Channel::Email, 0).as_array();
-                self.defer_holding(rank, &email, reason, at)
+                self.defer_holding(rank, &email, reason, at, by_budget)
             }
         }
     }

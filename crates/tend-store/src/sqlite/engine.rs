@@ -637,24 +637,25 @@ pub(super) fn due_touches(
     Ok(DueBatch { touches, contacts })
 }
 
-/// Touches admitted after `since` for each contact.
+/// Touches admitted after `since` for each contact, with their channel.
 fn recent_touches(
     conn: &Connection,
     ids: &[i64],
     since: i64,
-) -> Result<HashMap<i64, Vec<Timestamp>>, StoreError> {
+) -> Result<HashMap<i64, Vec<(Timestamp, Channel)>>, StoreError> {
     let mut admitted = conn.prepare_cached(
-        "SELECT admitted_at FROM touches WHERE contact_id = ?1 AND admitted_at > ?2",
+        "SELECT admitted_at, channel FROM touches WHERE contact_id = ?1 AND admitted_at > ?2",
     )?;
-    let mut recent: HashMap<i64, Vec<Timestamp>> = HashMap::new();
+    let mut recent: HashMap<i64, Vec<(Timestamp, Channel)>> = HashMap::new();
     for id in ids {
         let mut rows = admitted.query(params![id, since])?;
         while let Some(row) = rows.next()? {
             let at: i64 = get(row, "admitted_at")?;
+            let channel = parse_channel(&get::<String>(row, "channel")?)?;
             recent
                 .entry(*id)
                 .or_default()
-                .push(timestamp(at, "admitted_at")?);
+                .push((timestamp(at, "admitted_at")?, channel));
         }
     }
     Ok(recent)
@@ -775,33 +776,26 @@ pub(super) fn record_decisions(
                      deferrals = deferrals + 1 WHERE id = ?3 AND state = 'pending' \
                      RETURNING enrollment_id, contact_id, process_id, step",
                     params![millis(*retry_at), at, touch.0],
-                    |row| {
-                        Ok(Admitted {
-                            contact_id: get(row, "contact_id")?,
-                            enrollment_id: get(row, "enrollment_id")?,
-                            process_id: get(row, "process_id")?,
-                            step: get(row, "step")?,
-                            intent: "nurture".into(),
-                        })
-                    },
+                    keep_warm_for,
                 )?;
-                let Some(keep_warm) = held else { continue };
-                sql::execute(
+                if let Some(keep_warm) = held {
+                    queue_keep_warm(conn, &keep_warm, at)?;
+                }
+            }
+            DecisionRecord::Replace { touch, next } => {
+                let given_up = sql::fetch_optional(
                     conn,
-                    "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, \
-                     channel, intent, state, due_at, created_at, decision, decided_at, \
-                     admitted_at, next_attempt_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'keep_warm', 'email', 'nurture', 'queued', ?5, ?5, \
-                     'send', ?5, ?5, ?5)",
-                    params![
-                        keep_warm.enrollment_id,
-                        keep_warm.contact_id,
-                        keep_warm.process_id,
-                        keep_warm.step,
-                        at
-                    ],
+                    "UPDATE touches SET state = 'skipped', decision = 'substitute', \
+                     reason = 'capacity', until_at = NULL, decided_at = ?1 \
+                     WHERE id = ?2 AND state = 'pending' \
+                     RETURNING enrollment_id, contact_id, process_id, step",
+                    params![at, touch.0],
+                    keep_warm_for,
                 )?;
-                count_touches(conn, std::slice::from_ref(&keep_warm), at)?;
+                if let Some(keep_warm) = given_up {
+                    queue_keep_warm(conn, &keep_warm, at)?;
+                    advance(conn, keep_warm.enrollment_id, *next, at)?;
+                }
             }
             DecisionRecord::Skip {
                 touch,
@@ -830,6 +824,37 @@ pub(super) fn record_decisions(
     defer_touches(conn, &deferred, at)?;
     queue_touches(conn, &queued, at)?;
     set_value(conn, BUDGET_KEY, budget)
+}
+
+/// The keep-warm email for the enrollment of a held offer's row.
+fn keep_warm_for(row: &Row<'_>) -> Result<Admitted, StoreError> {
+    Ok(Admitted {
+        contact_id: get(row, "contact_id")?,
+        enrollment_id: get(row, "enrollment_id")?,
+        process_id: get(row, "process_id")?,
+        step: get(row, "step")?,
+        intent: "nurture".into(),
+    })
+}
+
+/// Queues a keep-warm email now and counts it as a touch to its contact.
+fn queue_keep_warm(conn: &Connection, keep_warm: &Admitted, at: i64) -> Result<(), StoreError> {
+    sql::execute(
+        conn,
+        "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, \
+         channel, intent, state, due_at, created_at, decision, decided_at, \
+         admitted_at, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, 'keep_warm', 'email', 'nurture', 'queued', ?5, ?5, \
+         'send', ?5, ?5, ?5)",
+        params![
+            keep_warm.enrollment_id,
+            keep_warm.contact_id,
+            keep_warm.process_id,
+            keep_warm.step,
+            at
+        ],
+    )?;
+    count_touches(conn, std::slice::from_ref(keep_warm), at)
 }
 
 // Batches write one cached single-row statement per row: with SQLite in-process a
