@@ -10,10 +10,11 @@ mod run;
 pub mod scenario;
 mod setup;
 pub mod table;
+mod team;
 mod verdict;
 mod world;
 
 pub use outcome::{DayRow, SeedRun, SimReport, Spread, Strategy, StrategyRun, Summary};
 pub use run::{Plan, Progress, SimError, simulate};
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::{Congestion, Scenario, ScenarioError};
 pub use verdict::{net, verdict};

@@ -25,6 +25,8 @@ pub(crate) struct Days {
     pub neglected: Vec<u64>,
     pub conversions: Vec<u64>,
     pub satisfaction: Vec<Option<f64>>,
+    pub reputation: Vec<Option<f64>>,
+    pub revenue: Vec<Option<f64>>,
 }
 
 impl Days {
@@ -37,6 +39,8 @@ impl Days {
             neglected: vec![0; days],
             conversions: vec![0; days],
             satisfaction: vec![None; days],
+            reputation: vec![None; days],
+            revenue: vec![None; days],
         }
     }
 
@@ -44,17 +48,25 @@ impl Days {
     pub fn observe(&mut self, day: usize, world: &World) {
         if let Some(peak) = self.backlog_peak.get_mut(day) {
             *peak = Some(peak.unwrap_or(0).max(world.backlog()));
-            self.satisfaction[day] = Some(world.satisfaction);
+            self.satisfaction[day] = Some(world.satisfaction());
+            self.reputation[day] = Some(world.reputation());
+            self.revenue[day] = Some(world.tally.revenue);
         }
     }
 
-    fn rows(self, setting: &Setting) -> Vec<DayRow> {
+    fn rows(self, setting: &Setting, busy: &[f64]) -> Vec<DayRow> {
         let mut rows = Vec::with_capacity(self.touches.len());
-        let (mut backlog, mut satisfaction) = (0, 1.0);
-        let (mut neglected, mut conversions) = (0, 0);
+        let (mut backlog, mut satisfaction, mut reputation) = (0, 1.0, 1.0);
+        let (mut neglected, mut conversions, mut revenue) = (0, 0, 0.0);
         for day in 0..self.touches.len() {
             backlog = self.backlog_peak[day].unwrap_or(backlog);
             satisfaction = self.satisfaction[day].unwrap_or(satisfaction);
+            reputation = self.reputation[day].unwrap_or(reputation);
+            revenue = self.revenue[day].unwrap_or(revenue);
+            // The past week's share, since one day of a one-job-at-a-time team is
+            // all or nothing.
+            let week = &busy[day.saturating_sub(6)..=day];
+            let utilisation = week.iter().sum::<f64>() / week.len() as f64;
             neglected += self.neglected[day];
             conversions += self.conversions[day];
             let date = setting
@@ -71,6 +83,9 @@ impl Days {
                 neglected_total: neglected,
                 conversions_total: conversions,
                 satisfaction,
+                reputation,
+                revenue_total: revenue,
+                utilisation,
             });
         }
         rows
@@ -89,7 +104,7 @@ pub(crate) fn finish(
     let tally = &world.tally;
     let mut conversions = tally.touches_to_conversion.clone();
     conversions.sort_unstable();
-    let mut waits = tally.waits_days.clone();
+    let mut waits = world.team.work.waits_days.clone();
     waits.sort_by(f64::total_cmp);
     let line = setting.capacity_line;
     let days_over_capacity = days
@@ -97,10 +112,22 @@ pub(crate) fn finish(
         .iter()
         .filter(|peak| peak.is_some_and(|p| f64::from(p) > line))
         .count();
+    let business = &setting.scenario.business;
+    let work = &world.team.work;
+    let overtime_cost = work.overtime_hours
+        * business.staff_cost_per_hour
+        * setting.scenario.congestion.overtime_premium;
     let cost = counters.emails as f64 * config.cost("email")
         + counters.webhooks as f64 * config.cost("webhook")
         + counters.tasks as f64 * config.cost("task")
-        + counters.task_minutes as f64 / 60.0 * setting.scenario.business.staff_cost_per_hour;
+        + counters.task_minutes as f64 / 60.0 * business.staff_cost_per_hour
+        + overtime_cost;
+    let busy = busy_by_day(setting, &work.busy, days.touches.len());
+    let utilisation = if busy.is_empty() {
+        0.0
+    } else {
+        busy.iter().sum::<f64>() / busy.len() as f64
+    };
     let mut histogram = vec![0u64; conversions.last().map_or(0, |m| *m as usize + 1)];
     for n in &conversions {
         histogram[*n as usize] += 1;
@@ -122,14 +149,45 @@ pub(crate) fn finish(
         work_done: tally.work_done,
         unsubscribes: tally.unsubscribes,
         referrals: tally.referrals,
-        final_satisfaction: round2(world.satisfaction),
+        final_satisfaction: round2(world.satisfaction()),
+        final_reputation: round2(world.reputation()),
+        cancelled_jobs: tally.cancelled,
+        rushed_jobs: work.rushed,
+        overtime_cost: round2(overtime_cost),
+        lost_to_competitors: tally.lost_to_competitors,
+        chase_hours: round2(work.chase_hours),
+        utilisation: round2(utilisation),
     };
     StrategyRun {
         strategy,
         summary,
-        days: days.rows(setting),
+        days: days.rows(setting, &busy),
         touches_to_conversion: histogram,
     }
+}
+
+/// Share of each day's normal working time the team worked (above 1 with overtime),
+/// from its jobs' start, end and pace.
+fn busy_by_day(
+    setting: &Setting,
+    busy: &[(jiff::Timestamp, jiff::Timestamp, f64)],
+    days: usize,
+) -> Vec<f64> {
+    const DAY: f64 = 86_400.0;
+    let mut share = vec![0.0; days];
+    let origin = setting.start;
+    for &(from, to, pace) in busy {
+        let a = from.duration_since(origin).as_secs_f64() / DAY;
+        let b = to.duration_since(origin).as_secs_f64() / DAY;
+        let mut t = a.max(0.0);
+        while t < b && (t as usize) < days {
+            let day = t as usize;
+            let end = b.min(day as f64 + 1.0);
+            share[day] += (end - t) * pace;
+            t = end;
+        }
+    }
+    share
 }
 
 /// Adds `n` to a day's counter; days past the end of the run are not counted.

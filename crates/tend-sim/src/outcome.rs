@@ -47,7 +47,7 @@ pub struct Summary {
     pub mean_wait_days: f64,
     /// 90th percentile of those waits.
     pub p90_wait_days: f64,
-    /// Days on which the backlog exceeded what the team can serve within the horizon.
+    /// Days on which the backlog exceeded the team's capacity line.
     pub days_over_capacity: u32,
     /// Leads left without a touch for longer than their process's `max_gap`.
     pub neglected_leads: u64,
@@ -55,7 +55,7 @@ pub struct Summary {
     pub touches_per_conversion_median: f64,
     /// 90th percentile of touches before converting.
     pub touches_per_conversion_p90: f64,
-    /// Money spent: touches at `[costs]` plus staff time on tasks.
+    /// Money spent: touches at `[costs]`, staff time on tasks, and overtime.
     pub cost: f64,
     /// Leads who arrived (including those present on day one and referrals).
     pub leads: u64,
@@ -69,8 +69,23 @@ pub struct Summary {
     pub unsubscribes: u64,
     /// Leads who came by referral.
     pub referrals: u64,
-    /// Customer satisfaction at the end, 0–1; long waits lower it.
+    /// Mean satisfaction of the customers at the end, 0–1; long waits, rushed work
+    /// and cancelled jobs lower it.
     pub final_satisfaction: f64,
+    /// Public reputation at the end, 0–1: the quality of the recent jobs.
+    pub final_reputation: f64,
+    /// Jobs their customers cancelled while waiting (their revenue is lost).
+    pub cancelled_jobs: u64,
+    /// Jobs started while the backlog was over the capacity line.
+    pub rushed_jobs: u64,
+    /// Overtime paid while over the capacity line (part of `cost`).
+    pub overtime_cost: f64,
+    /// Leads who went to a competitor: forgotten past `max_gap`, or pressed too hard.
+    pub lost_to_competitors: u64,
+    /// Staff hours spent on customers chasing jobs overdue past their tolerance.
+    pub chase_hours: f64,
+    /// Share of the team's normal working time spent on jobs (above 1 with overtime).
+    pub utilisation: f64,
 }
 
 /// One simulated day, for the charts.
@@ -88,8 +103,15 @@ pub struct DayRow {
     pub neglected_total: u64,
     /// Conversions so far (cumulative).
     pub conversions_total: u64,
-    /// Customer satisfaction at the end of the day, 0–1.
+    /// Mean customer satisfaction at the end of the day, 0–1.
     pub satisfaction: f64,
+    /// Public reputation at the end of the day, 0–1.
+    pub reputation: f64,
+    /// Revenue so far (cumulative).
+    pub revenue_total: f64,
+    /// Share of the team's normal working time spent on jobs over the past seven days
+    /// (above 1 with overtime).
+    pub utilisation: f64,
 }
 
 /// One strategy's full result.

@@ -176,14 +176,46 @@ struct TimeFigure {
     with_line: bool,
 }
 
-const TIME_CHARTS: [TimeFigure; 4] = [
+const TIME_CHARTS: [TimeFigure; 7] = [
+    TimeFigure {
+        title: "Revenue so far",
+        unit: "revenue",
+        caption: "Value of the work completed since the first day; a steeper line earns \
+                  faster.",
+        value: |d| d.revenue_total,
+        with_line: false,
+    },
     TimeFigure {
         title: "Backlog against the team's capacity",
         unit: "work items open",
         caption: "The most work items open on each day; above the dashed line the team has \
-                  more work than it can serve within the scenario's capacity line.",
+                  more work than it can serve within the scenario's capacity line, and rushes.",
         value: |d| f64::from(d.backlog_peak),
         with_line: true,
+    },
+    TimeFigure {
+        title: "Utilisation of the team",
+        unit: "% of normal hours",
+        caption: "Share of the team's normal working time spent on jobs over the past week; \
+                  above 100% is overtime, well below it is capacity left unsold.",
+        value: |d| d.utilisation * 100.0,
+        with_line: false,
+    },
+    TimeFigure {
+        title: "Customer satisfaction",
+        unit: "%",
+        caption: "Mean satisfaction of the customers so far: long waits, rushed work and \
+                  cancelled jobs lower it, and with it their repeat work and referrals.",
+        value: |d| d.satisfaction * 100.0,
+        with_line: false,
+    },
+    TimeFigure {
+        title: "Public reputation",
+        unit: "%",
+        caption: "Quality of the jobs finished or cancelled in the recent window, as reviews \
+                  and word of mouth carry it; it moves every new lead's decision to buy.",
+        value: |d| d.reputation * 100.0,
+        with_line: false,
     },
     TimeFigure {
         title: "Touches per day",
@@ -191,13 +223,6 @@ const TIME_CHARTS: [TimeFigure; 4] = [
         caption: "Emails, webhooks and tasks that went out each day; tall spikes mean \
                   contacts hear from you in bursts.",
         value: |d| f64::from(d.touches),
-        with_line: false,
-    },
-    TimeFigure {
-        title: "Customer satisfaction",
-        unit: "%",
-        caption: "How satisfied customers are, from the waits they were given.",
-        value: |d| d.satisfaction * 100.0,
         with_line: false,
     },
     TimeFigure {
@@ -389,7 +414,7 @@ struct Row {
     better: Better,
 }
 
-const ROWS: [Row; 18] = [
+const ROWS: [Row; 25] = [
     Row {
         label: "Revenue minus cost",
         hint: "What the marketing leaves the business",
@@ -426,9 +451,37 @@ const ROWS: [Row; 18] = [
         better: Better::Higher,
     },
     Row {
+        label: "Overtime",
+        hint: "Paid while over the capacity line (part of the cost)",
+        value: |s| s.overtime_cost,
+        format: Format::Money,
+        better: Better::Lower,
+    },
+    Row {
+        label: "Jobs cancelled",
+        hint: "Customers gave up waiting; their revenue is lost",
+        value: |s| s.cancelled_jobs as f64,
+        format: Format::Count,
+        better: Better::Lower,
+    },
+    Row {
+        label: "Utilisation",
+        hint: "Share of the team's normal hours spent on jobs",
+        value: |s| s.utilisation,
+        format: Format::Percent,
+        better: Better::Neither,
+    },
+    Row {
         label: "Customer satisfaction at the end",
-        hint: "Long waits lower it",
+        hint: "Long waits, rushed jobs and cancellations lower it",
         value: |s| s.final_satisfaction,
+        format: Format::Percent,
+        better: Better::Higher,
+    },
+    Row {
+        label: "Reputation at the end",
+        hint: "Quality of the recent jobs, as new leads hear of it",
+        value: |s| s.final_reputation,
         format: Format::Percent,
         better: Better::Higher,
     },
@@ -464,6 +517,27 @@ const ROWS: [Row; 18] = [
         label: "Neglected leads",
         hint: "Left without a touch for too long",
         value: |s| s.neglected_leads as f64,
+        format: Format::Count,
+        better: Better::Lower,
+    },
+    Row {
+        label: "Rushed jobs",
+        hint: "Started over the capacity line: slower, and less satisfying",
+        value: |s| s.rushed_jobs as f64,
+        format: Format::Count,
+        better: Better::Lower,
+    },
+    Row {
+        label: "Hours lost to chasing",
+        hint: "Team time spent on customers chasing overdue jobs",
+        value: |s| s.chase_hours,
+        format: Format::Count,
+        better: Better::Lower,
+    },
+    Row {
+        label: "Leads lost to competitors",
+        hint: "Forgotten past max_gap, or pressed too hard",
+        value: |s| s.lost_to_competitors as f64,
         format: Format::Count,
         better: Better::Lower,
     },

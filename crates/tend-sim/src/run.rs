@@ -207,6 +207,7 @@ async fn run_strategy(
             &setting.scenario,
             &setting.arrivals,
             setting.capacity_per_week,
+            setting.capacity_line,
             setting.lead_max_gap,
         ),
         engine,
@@ -329,7 +330,7 @@ impl Run<'_> {
         let config = &self.engine.project().config;
         let mut batch = Vec::with_capacity(self.signals.len() * 2);
         for signal in self.signals.drain(..) {
-            let day = self.setting.day_of(signal_at(&signal));
+            let day = self.setting.day_of(signal.at());
             match signal {
                 Signal::Arrived { person, at } => {
                     let identity = identity(person);
@@ -396,6 +397,17 @@ impl Run<'_> {
                         at,
                     ));
                 }
+                // A cancelled job leaves the team's backlog as a closed one does; the
+                // customer's stage does not move.
+                Signal::WorkCancelled { job, person, at } => {
+                    batch.push(track(
+                        person,
+                        &format!("cancel-{job}"),
+                        &config.work.closed,
+                        None,
+                        at,
+                    ));
+                }
             }
         }
         self.engine
@@ -443,7 +455,7 @@ impl Run<'_> {
             let Some(person) = touch.person else { continue };
             match self.world.touch(person, kind, 1.0, email, now) {
                 Response::None => {}
-                Response::Booked => self.world.follow_up(person, now, false),
+                Response::Booked => self.world.follow_up(person, now, false, false),
                 Response::Unsubscribed => {
                     if let Some(token) = touch.token.as_deref() {
                         self.engine.unsubscribe_token(token).await?;
@@ -508,7 +520,7 @@ impl Run<'_> {
                 }
             };
             if let (Some(n), Response::Booked) = (person, response) {
-                self.world.follow_up(n, now, booked_lead);
+                self.world.follow_up(n, now, true, booked_lead);
             }
             self.engine.finish_task(task.id.0, end).await?;
         }
@@ -561,15 +573,5 @@ fn track(
         properties: Map::new(),
         at,
         stage_change,
-    }
-}
-
-fn signal_at(signal: &Signal) -> Timestamp {
-    match signal {
-        Signal::Arrived { at, .. }
-        | Signal::Converted { at, .. }
-        | Signal::WorkOpened { at, .. }
-        | Signal::WorkClosed { at, .. }
-        | Signal::Blast { at, .. } => *at,
     }
 }

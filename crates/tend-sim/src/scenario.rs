@@ -51,6 +51,9 @@ pub struct Scenario {
     /// The business serving them.
     #[serde(default)]
     pub business: BusinessModel,
+    /// What overload costs the business.
+    #[serde(default)]
+    pub congestion: Congestion,
     /// How the `campaign` strategy bursts.
     #[serde(default)]
     pub campaign: CampaignModel,
@@ -119,6 +122,22 @@ pub struct Population {
     pub repeat_take_up: f64,
     /// New leads a completed job brings by word of mouth, at full satisfaction.
     pub referrals_per_job: f64,
+    /// How much of a new lead's take-up rides on the public reputation: at reputation
+    /// r, take-up is scaled by `1 - weight + weight × r`.
+    pub reputation_weight: f64,
+    /// The reputation is the mean quality of the jobs finished or cancelled this
+    /// recently.
+    pub reputation_window: Duration,
+    /// Median time between an email offer and the answer to it.
+    pub response_delay: Duration,
+    /// Spread of those delays: the standard deviation of their logarithm.
+    pub response_spread: f64,
+    /// Chance that a lead left past `max_gap` has gone to a competitor.
+    pub lost_when_neglected: f64,
+    /// Touches in a week a lead accepts without feeling pressed.
+    pub pressure_free_per_week: u32,
+    /// Chance, per touch beyond those in the past week, that a lead goes elsewhere.
+    pub lost_per_pressing_touch: f64,
 }
 
 impl Default for Population {
@@ -140,6 +159,13 @@ impl Default for Population {
             repeat_per_year: 0.3,
             repeat_take_up: 0.05,
             referrals_per_job: 0.1,
+            reputation_weight: 1.0,
+            reputation_window: Duration::from_secs(30 * 86_400),
+            response_delay: Duration::from_secs(2 * 86_400),
+            response_spread: 1.0,
+            lost_when_neglected: 0.2,
+            pressure_free_per_week: 2,
+            lost_per_pressing_touch: 0.01,
         }
     }
 }
@@ -154,6 +180,8 @@ pub struct BusinessModel {
     pub job_value: f64,
     /// Cost of one hour of staff time spent on tasks.
     pub staff_cost_per_hour: f64,
+    /// Staff hours one job takes, for the cost of overtime.
+    pub job_hours: f64,
     /// Waits up to this long keep customers satisfied; longer ones lower satisfaction.
     pub wait_tolerance: Duration,
     /// The event a lead who accepts an offer sends (it should make them a customer).
@@ -173,11 +201,62 @@ impl Default for BusinessModel {
             capacity_per_week: None,
             job_value: 1_000.0,
             staff_cost_per_hour: 30.0,
+            job_hours: 16.0,
             wait_tolerance: Duration::from_secs(14 * 86_400),
             conversion_event: "Order Completed".into(),
             booked_outcome: "booked".into(),
             capacity_line: Duration::from_secs(14 * 86_400),
             currency: String::new(),
+        }
+    }
+}
+
+/// What overload costs: cancelled jobs, rushed work and overtime. Each mechanism is
+/// off at 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Congestion {
+    /// How fast a waiting customer's chance of cancelling rises past their
+    /// `wait_tolerance`: by this rate per week, every week (zero within tolerance).
+    pub cancel_rate: f64,
+    /// Share of extra time a job started while the backlog is over the capacity line
+    /// takes (rework), and the share of its customer's satisfaction it loses.
+    pub rework: f64,
+    /// Extra pace the team finds by overtime while over the capacity line.
+    pub overtime: f64,
+    /// An overtime hour costs this many times `staff_cost_per_hour`.
+    pub overtime_premium: f64,
+    /// Staff hours a week each customer waiting past `wait_tolerance` takes from the
+    /// team by chasing (calls, apologies, rescheduling).
+    pub chase_hours: f64,
+    /// Share of a customer's satisfaction with a job lost for each `wait_tolerance`
+    /// they waited past it.
+    pub wait_penalty: f64,
+}
+
+impl Default for Congestion {
+    fn default() -> Self {
+        Congestion {
+            cancel_rate: 0.25,
+            rework: 0.1,
+            overtime: 0.2,
+            overtime_premium: 1.5,
+            chase_hours: 0.5,
+            wait_penalty: 0.5,
+        }
+    }
+}
+
+impl Congestion {
+    /// No consequence of overload at all: the model before congestion had a cost.
+    pub fn off() -> Congestion {
+        Congestion {
+            cancel_rate: 0.0,
+            rework: 0.0,
+            overtime: 0.0,
+            overtime_premium: 1.5,
+            chase_hours: 0.0,
+            wait_penalty: 0.0,
         }
     }
 }
@@ -236,7 +315,7 @@ impl Scenario {
     fn problem(&self) -> Option<(&'static str, String)> {
         let p = &self.population;
         let share = |v: f64| (0.0..=1.0).contains(&v);
-        let checks: [(&'static str, bool, &str); 14] = [
+        let checks: [(&'static str, bool, &str); 20] = [
             (
                 "simulation.days",
                 self.simulation.days >= 1,
@@ -300,6 +379,47 @@ impl Scenario {
                     .capacity_per_week
                     .is_none_or(|c| c.is_finite() && c > 0.0),
                 "must be more than 0",
+            ),
+            (
+                "population.reputation_weight",
+                share(p.reputation_weight)
+                    && share(p.lost_when_neglected)
+                    && share(p.lost_per_pressing_touch),
+                "and `lost_when_neglected`, `lost_per_pressing_touch` must be between 0 and 1",
+            ),
+            (
+                "population.reputation_window",
+                p.reputation_window.as_secs() > 0 && p.response_delay.as_secs() > 0,
+                "and `response_delay` must be longer than 0",
+            ),
+            (
+                "population.response_spread",
+                p.response_spread.is_finite() && (0.0..=3.0).contains(&p.response_spread),
+                "must be between 0 and 3",
+            ),
+            (
+                "business.job_hours",
+                self.business.job_hours.is_finite() && self.business.job_hours >= 0.0,
+                "must be ≥ 0",
+            ),
+            (
+                "congestion.cancel_rate",
+                self.congestion.cancel_rate.is_finite() && self.congestion.cancel_rate >= 0.0,
+                "must be ≥ 0",
+            ),
+            (
+                "congestion.rework",
+                share(self.congestion.rework)
+                    && self.congestion.overtime.is_finite()
+                    && self.congestion.overtime >= 0.0
+                    && self.congestion.overtime_premium.is_finite()
+                    && self.congestion.overtime_premium >= 0.0
+                    && self.congestion.chase_hours.is_finite()
+                    && self.congestion.chase_hours >= 0.0
+                    && self.congestion.wait_penalty.is_finite()
+                    && self.congestion.wait_penalty >= 0.0,
+                "must be between 0 and 1, and `overtime`, `overtime_premium`, `chase_hours`, \
+                 `wait_penalty` ≥ 0",
             ),
             (
                 "business.capacity_line",

@@ -12,6 +12,7 @@ const ROWS: &[Row] = &[
     ("revenue minus cost", net, 0),
     ("revenue", |s| s.revenue, 0),
     ("cost", |s| s.cost, 0),
+    ("  of which overtime", |s| s.overtime_cost, 0),
     ("leads", |s| s.leads as f64, 0),
     ("conversions", |s| s.conversions as f64, 0),
     ("jobs completed", |s| s.work_done as f64, 0),
@@ -27,14 +28,20 @@ const ROWS: &[Row] = &[
         0,
     ),
     ("work opened", |s| s.work_opened as f64, 0),
+    ("jobs cancelled", |s| s.cancelled_jobs as f64, 0),
+    ("jobs rushed", |s| s.rushed_jobs as f64, 0),
+    ("hours lost to chasing", |s| s.chase_hours, 0),
+    ("utilisation", |s| s.utilisation, 2),
     ("peak backlog", |s| f64::from(s.peak_backlog), 0),
     ("mean wait (days)", |s| s.mean_wait_days, 1),
     ("p90 wait (days)", |s| s.p90_wait_days, 1),
     ("days over capacity", |s| f64::from(s.days_over_capacity), 0),
     ("neglected leads", |s| s.neglected_leads as f64, 0),
+    ("lost to competitors", |s| s.lost_to_competitors as f64, 0),
     ("unsubscribes", |s| s.unsubscribes as f64, 0),
     ("referrals", |s| s.referrals as f64, 0),
     ("final satisfaction", |s| s.final_satisfaction, 2),
+    ("final reputation", |s| s.final_reputation, 2),
 ];
 
 /// The strategies side by side, one figure per line, then the verdict.

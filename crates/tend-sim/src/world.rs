@@ -1,9 +1,11 @@
 //! The model the engine runs against: people whose interest fades without touches and
-//! grows with them, who take up offers, unsubscribe when pressed, and come back as
-//! customers; and a team that serves work at its capacity, whose waits drive
-//! satisfaction and, through it, referrals and conversions.
+//! grows with them, who answer offers days later, unsubscribe or go to a competitor
+//! when pressed or forgotten, and come back as customers as far as their own
+//! satisfaction allows; and a team (see [`crate::team`]) whose waits and rushed work set
+//! that satisfaction, cancel jobs, and, through a public reputation, move new leads.
 
 use crate::scenario::Scenario;
+use crate::team::{Job, Team};
 use jiff::{SignedDuration, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -102,6 +104,8 @@ enum Standing {
     Customer,
     /// Unsubscribed.
     Gone,
+    /// Went to a competitor; Tend does not know and still counts them as a lead.
+    Lost,
 }
 
 struct Person {
@@ -114,6 +118,8 @@ struct Person {
     touches: u32,
     recent: VecDeque<Timestamp>,
     neglected: bool,
+    /// As a customer, 0–1: moved by each of their jobs.
+    satisfaction: f64,
     rng: StdRng,
 }
 
@@ -136,6 +142,8 @@ enum Happening {
     /// Customer `person` comes back with more work: on their own (and then again
     /// later), or answering an offer.
     Repeat { person: usize, spontaneous: bool },
+    /// The customer of a waiting job gives up on it.
+    Cancel { job: u64 },
 }
 
 /// A message for Tend, in the model's words; the runner turns it into Segment calls.
@@ -167,6 +175,26 @@ pub enum Signal {
         person: usize,
         at: Timestamp,
     },
+    /// A waiting work item was cancelled by its customer: it leaves the backlog.
+    WorkCancelled {
+        job: u64,
+        person: usize,
+        at: Timestamp,
+    },
+}
+
+impl Signal {
+    /// When it happened.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Signal::Arrived { at, .. }
+            | Signal::Converted { at, .. }
+            | Signal::WorkOpened { at, .. }
+            | Signal::WorkClosed { at, .. }
+            | Signal::WorkCancelled { at, .. }
+            | Signal::Blast { at, .. } => *at,
+        }
+    }
 }
 
 /// What a touch led to.
@@ -180,11 +208,49 @@ pub enum Response {
     Unsubscribed,
 }
 
-struct Job {
-    id: u64,
-    person: usize,
-    opened: Timestamp,
+/// The public reputation: the mean quality of the jobs finished or cancelled within a
+/// window, as reviews and word of mouth carry it.
+struct Reputation {
+    window: SignedDuration,
+    recent: VecDeque<(Timestamp, f64)>,
+    sum: f64,
 }
+
+impl Reputation {
+    fn record(&mut self, at: Timestamp, quality: f64) {
+        self.recent.push_back((at, quality));
+        self.sum += quality;
+    }
+
+    fn forget_before(&mut self, now: Timestamp) {
+        let Ok(since) = now.checked_sub(self.window) else {
+            return;
+        };
+        while let Some((at, q)) = self.recent.front().copied() {
+            if at >= since {
+                break;
+            }
+            self.recent.pop_front();
+            self.sum -= q;
+        }
+        if self.recent.is_empty() {
+            self.sum = 0.0;
+        }
+    }
+
+    /// 0–1; a business nobody has reviewed yet starts with a clean name.
+    fn value(&self) -> f64 {
+        if self.recent.is_empty() {
+            1.0
+        } else {
+            (self.sum / self.recent.len() as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// How much a customer's latest job weighs in their satisfaction: as much as all the
+/// earlier ones together.
+const LATEST_JOB_WEIGHT: f64 = 0.5;
 
 /// The population and the business, for one strategy.
 pub struct World {
@@ -192,14 +258,14 @@ pub struct World {
     queue: BinaryHeap<Reverse<(Timestamp, u64, Happening)>>,
     sequence: u64,
     rng: StdRng,
-    // The team.
-    service: SignedDuration,
-    waiting: VecDeque<Job>,
-    current: Option<(Job, Timestamp)>,
+    /// The team serving the work.
+    pub team: Team,
     next_job: u64,
-    /// Satisfaction 0–1, moved by every wait.
-    pub satisfaction: f64,
+    reputation: Reputation,
+    satisfaction_sum: f64,
+    customers: u64,
     params: crate::scenario::Population,
+    congestion: crate::scenario::Congestion,
     half_life_secs: f64,
     lead_max_gap: Option<SignedDuration>,
     tolerance_secs: f64,
@@ -213,12 +279,12 @@ pub struct World {
 pub struct Tally {
     /// Touches each converted lead received before saying yes.
     pub touches_to_conversion: Vec<u32>,
-    /// Wait of every started work item, in days.
-    pub waits_days: Vec<f64>,
     /// Leads left untouched past `max_gap`.
     pub neglected: u64,
     /// Unsubscribes.
     pub unsubscribes: u64,
+    /// Leads who went to a competitor: forgotten past `max_gap`, or pressed too hard.
+    pub lost_to_competitors: u64,
     /// Leads who came by referral.
     pub referrals: u64,
     /// Leads who arrived.
@@ -227,6 +293,8 @@ pub struct Tally {
     pub work_opened: u64,
     /// Work items completed.
     pub work_done: u64,
+    /// Work items their customers cancelled while waiting.
+    pub cancelled: u64,
     /// Revenue of completed work.
     pub revenue: f64,
     /// Most work open at once.
@@ -235,11 +303,13 @@ pub struct Tally {
 
 impl World {
     /// The world at `start`, with the known arrivals queued. `lead_max_gap` is the
-    /// `max_gap` of the process new leads enter, if any.
+    /// `max_gap` of the process new leads enter, if any; `line` the capacity line in
+    /// work items open.
     pub fn new(
         scenario: &Scenario,
         arrivals: &[Arrival],
         capacity_per_week: f64,
+        line: f64,
         lead_max_gap: Option<SignedDuration>,
     ) -> World {
         let mut world = World {
@@ -247,12 +317,17 @@ impl World {
             queue: BinaryHeap::new(),
             sequence: 0,
             rng: StdRng::seed_from_u64(scenario.simulation.seed ^ 0x005e_ed0f_7e4d),
-            service: SignedDuration::from_secs_f64(7.0 * 86_400.0 / capacity_per_week),
-            waiting: VecDeque::new(),
-            current: None,
+            team: Team::new(scenario, capacity_per_week, line),
             next_job: 1,
-            satisfaction: 1.0,
+            reputation: Reputation {
+                window: scenario.population.reputation_window.to_signed(),
+                recent: VecDeque::new(),
+                sum: 0.0,
+            },
+            satisfaction_sum: 0.0,
+            customers: 0,
             params: scenario.population.clone(),
+            congestion: scenario.congestion.clone(),
             half_life_secs: scenario.population.interest_half_life.as_secs() as f64,
             lead_max_gap,
             tolerance_secs: scenario.business.wait_tolerance.as_secs() as f64,
@@ -275,6 +350,7 @@ impl World {
             touches: 0,
             recent: VecDeque::new(),
             neglected: false,
+            satisfaction: 1.0,
             rng: StdRng::seed_from_u64(arrival.seed),
         });
         self.schedule(arrival.at, Happening::Arrive(n));
@@ -289,13 +365,26 @@ impl World {
     /// When the model next does something on its own.
     pub fn next_at(&self) -> Option<Timestamp> {
         let happening = self.queue.peek().map(|Reverse((at, _, _))| *at);
-        let finish = self.current.as_ref().map(|(_, ends)| *ends);
-        earliest(happening, finish)
+        earliest(happening, self.team.next_finish())
     }
 
     /// Work items open now: waiting or in progress.
     pub fn backlog(&self) -> u32 {
-        u32::try_from(self.waiting.len() + usize::from(self.current.is_some())).unwrap_or(u32::MAX)
+        self.team.backlog()
+    }
+
+    /// Mean satisfaction of the customers so far, 0–1 (1 before the first).
+    pub fn satisfaction(&self) -> f64 {
+        if self.customers == 0 {
+            1.0
+        } else {
+            (self.satisfaction_sum / self.customers as f64).clamp(0.0, 1.0)
+        }
+    }
+
+    /// The public reputation as of the last [`World::advance`], 0–1.
+    pub fn reputation(&self) -> f64 {
+        self.reputation.value()
     }
 
     /// Plays everything due up to `now`, in time order, and returns what Tend must hear.
@@ -306,11 +395,7 @@ impl World {
                 .peek()
                 .map(|Reverse((at, _, _))| *at)
                 .filter(|at| *at <= now);
-            let finish = self
-                .current
-                .as_ref()
-                .map(|(_, ends)| *ends)
-                .filter(|at| *at <= now);
+            let finish = self.team.next_finish().filter(|at| *at <= now);
             match (happening, finish) {
                 (Some(h), Some(f)) if f <= h => self.finish_job(out),
                 (None, Some(_)) => self.finish_job(out),
@@ -323,6 +408,7 @@ impl World {
                 (None, None) => break,
             }
         }
+        self.reputation.forget_before(now);
     }
 
     fn happen(&mut self, at: Timestamp, what: Happening, out: &mut Vec<Signal>) {
@@ -337,6 +423,8 @@ impl World {
                     return;
                 }
                 self.people[person].standing = Standing::Customer;
+                self.customers += 1;
+                self.satisfaction_sum += self.people[person].satisfaction;
                 out.push(Signal::Converted {
                     person,
                     send_event: !event_sent,
@@ -356,6 +444,18 @@ impl World {
                     }
                 }
             }
+            Happening::Cancel { job } => {
+                if let Some(job) = self.team.cancel(job) {
+                    self.tally.cancelled += 1;
+                    out.push(Signal::WorkCancelled {
+                        job: job.id,
+                        person: job.person,
+                        at,
+                    });
+                    // Giving up on a job is the worst experience a customer can have.
+                    self.judge(job.person, at, 0.0);
+                }
+            }
         }
     }
 
@@ -372,50 +472,63 @@ impl World {
             person,
             at,
         });
-        if self.current.is_none() {
-            self.start_job(job, at);
-        } else {
-            self.waiting.push_back(job);
+        if let Some(patience) = self.patience(person) {
+            let deadline = at.saturating_add(patience).unwrap_or(at);
+            self.schedule(deadline, Happening::Cancel { job: job.id });
         }
+        self.team.open(job, at);
         self.tally.peak_backlog = self.tally.peak_backlog.max(self.backlog());
     }
 
-    fn start_job(&mut self, job: Job, at: Timestamp) {
-        let wait = at.duration_since(job.opened).as_secs_f64().max(0.0);
-        self.tally.waits_days.push(wait / 86_400.0);
-        // Waits within tolerance satisfy; beyond it satisfaction falls, reaching zero
-        // at three times the tolerance.
-        let quality = if wait <= self.tolerance_secs {
-            1.0
-        } else {
-            (1.0 - (wait - self.tolerance_secs) / (2.0 * self.tolerance_secs)).max(0.0)
-        };
-        self.satisfaction = 0.9 * self.satisfaction + 0.1 * quality;
-        let ends = at.saturating_add(self.service).unwrap_or(at);
-        self.current = Some((job, ends));
+    /// How long this customer would wait for a job before cancelling it. The hazard
+    /// is zero within their tolerance and then rises by `cancel_rate` per week for
+    /// every week past it: how fast people act once unhappy depends on how hard it is
+    /// to find someone else, not on how patient they were. `None` when nobody cancels.
+    fn patience(&mut self, person: usize) -> Option<SignedDuration> {
+        const WEEK: f64 = 7.0 * 86_400.0;
+        let slope = self.congestion.cancel_rate / (WEEK * WEEK);
+        if slope <= 0.0 {
+            return None;
+        }
+        // Cumulative hazard slope·(w − T)²/2 against an exponential draw.
+        let draw = exponential(&mut self.people[person].rng, 1.0);
+        let past = (2.0 * draw / slope).sqrt();
+        Some(SignedDuration::from_secs_f64(
+            (self.tolerance_secs + past).min(1e10),
+        ))
     }
 
     fn finish_job(&mut self, out: &mut Vec<Signal>) {
-        let Some((job, ends)) = self.current.take() else {
+        let Some(done) = self.team.finish() else {
             return;
         };
         self.tally.work_done += 1;
         self.tally.revenue += self.job_value;
         out.push(Signal::WorkClosed {
-            job: job.id,
-            person: job.person,
-            at: ends,
+            job: done.job.id,
+            person: done.job.person,
+            at: done.at,
         });
-        if let Some(next) = self.waiting.pop_front() {
-            self.start_job(next, ends);
-        }
-        self.refer(ends);
+        self.judge(done.job.person, done.at, done.quality);
+        self.refer(done.job.person, done.at);
     }
 
-    /// Word of mouth: a finished job brings a new lead now and then, more often when
-    /// customers are satisfied.
-    fn refer(&mut self, at: Timestamp) {
-        let chance = self.params.referrals_per_job * self.satisfaction;
+    /// A job ended for `person` with `quality`: their own satisfaction and the public
+    /// reputation move.
+    fn judge(&mut self, person: usize, at: Timestamp, quality: f64) {
+        let p = &mut self.people[person];
+        let before = p.satisfaction;
+        p.satisfaction = (1.0 - LATEST_JOB_WEIGHT) * before + LATEST_JOB_WEIGHT * quality;
+        if p.standing == Standing::Customer {
+            self.satisfaction_sum += p.satisfaction - before;
+        }
+        self.reputation.record(at, quality);
+    }
+
+    /// Word of mouth: a finished job brings a new lead now and then, more often the
+    /// more satisfied its customer is.
+    fn refer(&mut self, person: usize, at: Timestamp) {
+        let chance = self.params.referrals_per_job * self.people[person].satisfaction;
         if self.rng.random::<f64>() < chance {
             let delay = exponential(&mut self.rng, 7.0 * 86_400.0);
             let arrival = Arrival {
@@ -435,8 +548,9 @@ impl World {
         if self.params.repeat_per_year <= 0.0 {
             return;
         }
-        let rate = self.params.repeat_per_year * self.satisfaction.max(0.05);
-        let gap = exponential(&mut self.people[person].rng, 365.0 * 86_400.0 / rate);
+        let p = &mut self.people[person];
+        let rate = self.params.repeat_per_year * p.satisfaction.max(0.05);
+        let gap = exponential(&mut p.rng, 365.0 * 86_400.0 / rate);
         if let Ok(at) = from.checked_add(SignedDuration::from_secs_f64(gap.min(1e10))) {
             self.schedule(
                 at,
@@ -449,13 +563,18 @@ impl World {
     }
 
     /// A lead left untouched past its process's `max_gap` loses part of its interest,
-    /// once.
+    /// once, and may go to a competitor meanwhile.
     pub fn neglect(&mut self, person: usize) {
+        let lost = self.params.lost_when_neglected;
         let p = &mut self.people[person];
         if p.standing == Standing::Lead && !p.neglected {
             p.neglected = true;
             p.interest *= self.params.neglect_keeps;
             self.tally.neglected += 1;
+            if p.rng.random::<f64>() < lost {
+                p.standing = Standing::Lost;
+                self.tally.lost_to_competitors += 1;
+            }
         }
     }
 
@@ -481,14 +600,13 @@ impl World {
         {
             self.neglect(person);
         }
-        let satisfaction = self.satisfaction;
-        let (take_up, repeat_take_up, unsubscribe_rate) = (
-            self.params.take_up,
-            self.params.repeat_take_up,
-            self.params.unsubscribe_rate,
-        );
+        let reputation = self.reputation.value();
+        let params = &self.params;
         let half_life = self.half_life_secs;
         let p = &mut self.people[person];
+        if p.standing == Standing::Lost {
+            return Response::None;
+        }
         let elapsed = now.duration_since(p.interest_at).as_secs_f64().max(0.0);
         p.interest *= 0.5f64.powf(elapsed / half_life);
         p.interest_at = now;
@@ -503,18 +621,31 @@ impl World {
         if p.standing == Standing::Lead {
             p.touches += 1;
         }
-        if email && p.rng.random::<f64>() < unsubscribe_rate * p.recent.len() as f64 {
+        if email && p.rng.random::<f64>() < params.unsubscribe_rate * p.recent.len() as f64 {
             p.standing = Standing::Gone;
             self.tally.unsubscribes += 1;
             return Response::Unsubscribed;
         }
+        if p.standing == Standing::Lead {
+            // Pressed harder than people accept, some leads go elsewhere.
+            let beyond = p
+                .recent
+                .len()
+                .saturating_sub(params.pressure_free_per_week as usize);
+            if p.rng.random::<f64>() < params.lost_per_pressing_touch * beyond as f64 {
+                p.standing = Standing::Lost;
+                self.tally.lost_to_competitors += 1;
+                return Response::None;
+            }
+        }
         let mut response = Response::None;
         if kind == TouchKind::Offer {
-            // Reputation scales every decision to buy.
-            let reputation = 0.5 + 0.5 * satisfaction;
             match p.standing {
                 Standing::Lead => {
-                    let chance = take_up * weight * p.interest * p.interest * reputation;
+                    // The public reputation scales every new lead's decision to buy.
+                    let weight_of_name = params.reputation_weight;
+                    let name = 1.0 - weight_of_name + weight_of_name * reputation;
+                    let chance = params.take_up * weight * p.interest * p.interest * name;
                     if p.rng.random::<f64>() < chance {
                         p.standing = Standing::Booked;
                         self.tally.touches_to_conversion.push(p.touches);
@@ -522,7 +653,7 @@ impl World {
                     }
                 }
                 Standing::Customer
-                    if p.rng.random::<f64>() < repeat_take_up * weight * satisfaction =>
+                    if p.rng.random::<f64>() < params.repeat_take_up * weight * p.satisfaction =>
                 {
                     response = Response::Booked;
                 }
@@ -530,37 +661,27 @@ impl World {
             }
         }
         let lift = match kind {
-            TouchKind::Nurture => self.params.nurture_lift,
-            TouchKind::Offer => self.params.offer_lift,
+            TouchKind::Nurture => params.nurture_lift,
+            TouchKind::Offer => params.offer_lift,
         };
-        let p = &mut self.people[person];
         p.interest += lift * (1.0 - p.interest);
         response
     }
 
-    /// After a `Booked` response: the lead buys after a short while (at once when
-    /// booked on a call, whose outcome already told Tend); a customer's repeat work
-    /// opens.
-    pub fn follow_up(&mut self, person: usize, now: Timestamp, on_call: bool) {
+    /// After a `Booked` response: a lead buys and a customer's repeat work opens — at
+    /// once when they said yes on a call (`event_sent` when its outcome already told
+    /// Tend), otherwise after a response delay of days.
+    pub fn follow_up(&mut self, person: usize, now: Timestamp, on_call: bool, event_sent: bool) {
+        let at = if on_call {
+            now
+        } else {
+            let delay = self.response_delay(person);
+            now.saturating_add(delay).unwrap_or(now)
+        };
         match self.people[person].standing {
-            Standing::Booked => {
-                let at = if on_call {
-                    now
-                } else {
-                    let hours = self.people[person].rng.random_range(1.0..48.0);
-                    now.saturating_add(SignedDuration::from_secs_f64(hours * 3_600.0))
-                        .unwrap_or(now)
-                };
-                self.schedule(
-                    at,
-                    Happening::Convert {
-                        person,
-                        event_sent: on_call,
-                    },
-                );
-            }
+            Standing::Booked => self.schedule(at, Happening::Convert { person, event_sent }),
             Standing::Customer => self.schedule(
-                now,
+                at,
                 Happening::Repeat {
                     person,
                     spontaneous: false,
@@ -570,6 +691,17 @@ impl World {
         }
     }
 
+    /// A log-normal delay with the scenario's median and spread.
+    fn response_delay(&mut self, person: usize) -> SignedDuration {
+        let median = self.params.response_delay.as_secs() as f64;
+        let rng = &mut self.people[person].rng;
+        // Box–Muller: one standard normal draw from two uniform ones.
+        let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+        let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+        let secs = median * (self.params.response_spread * normal).exp();
+        SignedDuration::from_secs_f64(secs.clamp(60.0, 1e9))
+    }
+
     /// Whether this person is a lead who has not decided yet.
     pub fn is_open_lead(&self, person: usize) -> bool {
         self.people
@@ -577,10 +709,11 @@ impl World {
             .is_some_and(|p| p.standing == Standing::Lead)
     }
 
-    /// Leads who arrived and have not decided, in arrival order.
+    /// Leads Tend still counts as open (undecided, or gone to a competitor without a
+    /// word), in arrival order.
     pub fn open_leads(&self) -> Vec<usize> {
         (0..self.people.len())
-            .filter(|n| self.people[*n].standing == Standing::Lead)
+            .filter(|n| matches!(self.people[*n].standing, Standing::Lead | Standing::Lost))
             .collect()
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
-use tend_sim::{Plan, Scenario, SimReport, Strategy, Summary, simulate};
+use tend_sim::{Congestion, Plan, Scenario, SimReport, Strategy, Summary, simulate};
 
 fn starter_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tend/starter")
@@ -166,4 +166,103 @@ async fn no_lead_is_neglected_when_the_budget_covers_them() {
     let table = tend_sim::table::render_table(&report);
     assert!(background.leads > 100, "\n{table}");
     assert_eq!(background.neglected_leads, 0, "\n{table}");
+}
+
+/// Runs `plan` on the starter project and scenario, the scenario edited by `edit`.
+async fn run_plan(plan: Plan, edit: impl Fn(&mut Scenario)) -> SimReport {
+    run_on(starter_project(str::to_owned), plan, edit).await
+}
+
+async fn run_on(project: Project, plan: Plan, edit: impl Fn(&mut Scenario)) -> SimReport {
+    let mut scenario = starter_scenario(str::to_owned);
+    edit(&mut scenario);
+    simulate(&scenario, "test", &project, &plan, Arc::new(|_| {}))
+        .await
+        .unwrap()
+}
+
+fn plan(seeds: &[u64], strategies: &[Strategy]) -> Plan {
+    Plan {
+        seeds: seeds.to_vec(),
+        strategies: strategies.to_vec(),
+    }
+}
+
+/// Summed over the seeds of a report.
+fn total(report: &SimReport, strategy: Strategy, figure: fn(&Summary) -> f64) -> f64 {
+    report
+        .runs_of(strategy)
+        .iter()
+        .map(|r| figure(&r.summary))
+        .sum()
+}
+
+/// Customers who accept shorter waits cost a flooding strategy revenue: overload has
+/// consequences in the model, so waits are not free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impatient_customers_cost_unthrottled_revenue() {
+    let unthrottled = plan(&[7], &[Strategy::Unthrottled]);
+    let (patient, impatient) = tokio::join!(
+        run_plan(unthrottled.clone(), |_| {}),
+        run_plan(unthrottled, |s| {
+            let half = s.business.wait_tolerance.as_secs() / 2;
+            s.business.wait_tolerance = tend_core::Duration::from_secs(half);
+        }),
+    );
+    let revenue = |r: &SimReport| total(r, Strategy::Unthrottled, |s| s.revenue);
+    assert!(
+        revenue(&impatient) <= 0.97 * revenue(&patient),
+        "halving wait_tolerance: {} against {}\n{}\n{}",
+        revenue(&impatient),
+        revenue(&patient),
+        tend_sim::table::render_table(&patient),
+        tend_sim::table::render_table(&impatient)
+    );
+}
+
+/// With every consequence of overload switched off, flooding cannot lose revenue to
+/// the pacer: the model is not a foregone conclusion in the pacer's favour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_congestion_unthrottled_earns_at_least_as_much_as_background() {
+    let report = run_plan(
+        plan(&[7], &[Strategy::Background, Strategy::Unthrottled]),
+        |s| s.congestion = Congestion::off(),
+    )
+    .await;
+    let revenue = |s| total(&report, s, |s| s.revenue);
+    assert!(
+        revenue(Strategy::Unthrottled) >= revenue(Strategy::Background),
+        "\n{}",
+        tend_sim::table::render_table(&report)
+    );
+    assert_eq!(
+        total(&report, Strategy::Unthrottled, |s| s.cancelled_jobs as f64),
+        0.0
+    );
+}
+
+/// A team twice as large completes more jobs, whatever the strategy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doubling_capacity_completes_more_jobs_in_every_strategy() {
+    let short = |s: &mut Scenario| s.simulation.days = 120;
+    let (base, doubled) = tokio::join!(
+        run_plan(plan(&[7], &Strategy::ALL), short),
+        // The team and the pacer both know it: tend.toml's capacity doubles.
+        run_on(
+            starter_project(|c| c.replace("per_week = 6\n", "per_week = 12\n")),
+            plan(&[7], &Strategy::ALL),
+            short
+        ),
+    );
+    for strategy in Strategy::ALL {
+        let done = |r: &SimReport| total(r, strategy, |s| s.work_done as f64);
+        assert!(
+            done(&doubled) > done(&base),
+            "{strategy:?}: {} jobs with twice the team, {} without\n{}\n{}",
+            done(&doubled),
+            done(&base),
+            tend_sim::table::render_table(&base),
+            tend_sim::table::render_table(&doubled)
+        );
+    }
 }

@@ -20,6 +20,13 @@ fn summary(scale: u64) -> Summary {
         unsubscribes: 7 * scale,
         referrals: 9,
         final_satisfaction: 0.9 / scale as f64,
+        final_reputation: 0.8,
+        cancelled_jobs: scale,
+        rushed_jobs: 2 * scale,
+        overtime_cost: 0.0,
+        lost_to_competitors: 4,
+        chase_hours: 0.0,
+        utilisation: 0.7,
     }
 }
 
@@ -37,6 +44,9 @@ fn run(strategy: Strategy, scale: u64, days: usize) -> StrategyRun {
             neglected_total: (i as u64 / 10) * scale,
             conversions_total: i as u64,
             satisfaction: 0.9,
+            reputation: 0.8,
+            revenue_total: i as f64 * 100.0,
+            utilisation: 0.5,
         })
         .collect();
     StrategyRun {
