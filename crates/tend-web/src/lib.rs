@@ -14,6 +14,7 @@ mod tasks;
 mod unsubscribe;
 
 pub use error::AppError;
+pub use segment::validate_body as validate_segment_body;
 pub use serve::{HttpLimits, serve};
 
 use axum::Router;

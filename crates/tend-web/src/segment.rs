@@ -21,7 +21,7 @@ use parse::{Kind, as_object, parse_message};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::io::Read;
-use tend_store::ApiToken;
+use tend_store::{ApiToken, IngestMessage};
 
 /// Segment's limit for one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -93,6 +93,21 @@ pub async fn batch(
 ) -> Result<Json<Value>, AppError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(&state, &parts.headers, body, MAX_BATCH_BYTES).await?;
+    let (write_key, items) = batch_body(&bytes)?;
+    let token = caller_token(&state, caller, write_key.as_ref()).await?;
+    let items = required_items(items)?;
+    let messages = batch_messages(&state, &items, Timestamp::now(), &token)?;
+    let outcome = state.ingest(&messages).await?;
+    Ok(Json(json!({
+        "success": true,
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+    })))
+}
+
+/// A batch body's `writeKey` and its items, each only delimited yet; a missing
+/// `batch` is reported after the write key is checked.
+fn batch_body(bytes: &[u8]) -> Result<(Option<Value>, Option<Vec<&RawValue>>), AppError> {
     #[derive(serde::Deserialize)]
     struct BatchBody<'a> {
         #[serde(borrow)]
@@ -100,18 +115,27 @@ pub async fn batch(
         #[serde(rename = "writeKey", borrow)]
         write_key: Option<&'a RawValue>,
     }
-    let parsed: BatchBody = serde_json::from_slice(&bytes)
+    let parsed: BatchBody = serde_json::from_slice(bytes)
         .map_err(|e| AppError::Malformed(format!("body is not a JSON batch object: {e}")))?;
     let write_key: Option<Value> = parsed
         .write_key
         .map(|raw| serde_json::from_str(raw.get()))
         .transpose()
         .map_err(|e| AppError::invalid("writeKey", e.to_string()))?;
-    let token = caller_token(&state, caller, write_key.as_ref()).await?;
-    let items = parsed
-        .batch
-        .ok_or_else(|| AppError::invalid("batch", "required: an array of messages"))?;
-    let now = Timestamp::now();
+    Ok((write_key, parsed.batch))
+}
+
+fn required_items(items: Option<Vec<&RawValue>>) -> Result<Vec<&RawValue>, AppError> {
+    items.ok_or_else(|| AppError::invalid("batch", "required: an array of messages"))
+}
+
+/// Validates every item of a batch; the first bad one fails the whole batch.
+fn batch_messages(
+    state: &AppState,
+    items: &[&RawValue],
+    now: Timestamp,
+    token: &ApiToken,
+) -> Result<Vec<IngestMessage>, AppError> {
     let mut messages = Vec::with_capacity(items.len());
     for (index, raw) in items.iter().enumerate() {
         let path = format!("batch[{index}]");
@@ -143,14 +167,32 @@ pub async fn batch(
                 ));
             }
         };
-        messages.push(parse_message(&state, kind, object, &path, now, &token)?);
+        messages.push(parse_message(state, kind, object, &path, now, token)?);
     }
-    let outcome = state.ingest(&messages).await?;
-    Ok(Json(json!({
-        "success": true,
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicates,
-    })))
+    Ok(messages)
+}
+
+/// Validates a request body as `POST /v1/{route}` would, up to the point where the
+/// store is asked to write: no credentials are checked and nothing is written. For
+/// the fuzz targets and property tests, which must reach exactly the route's code.
+#[doc(hidden)]
+pub fn validate_body(
+    state: &AppState,
+    route: &str,
+    bytes: &[u8],
+    token: &ApiToken,
+) -> Result<Vec<IngestMessage>, AppError> {
+    let now = Timestamp::now();
+    if route == "batch" {
+        let (_, items) = batch_body(bytes)?;
+        return batch_messages(state, &required_items(items)?, now, token);
+    }
+    let kind = Kind::parse(route)
+        .ok_or_else(|| AppError::invalid("route", format!("no route /v1/{route}")))?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| AppError::Malformed(format!("body is not JSON: {e}")))?;
+    let object = as_object(&value, "body")?;
+    Ok(vec![parse_message(state, kind, object, "", now, token)?])
 }
 
 async fn single(

@@ -1,0 +1,31 @@
+//! Markdown to the HTML and text parts of an email, with the HTML's safety promises
+//! checked: raw HTML never passes, links never use script schemes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tend_engine::markdown::{to_html, to_text};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let html = to_html(text);
+    let _ = to_text(text);
+    let lower = html.to_ascii_lowercase();
+    for forbidden in [
+        "<script",
+        "<iframe",
+        "<style",
+        "<div",
+        "<!--",
+        "href=\"javascript:",
+        "src=\"javascript:",
+        "href=\"data:",
+        "src=\"data:",
+    ] {
+        assert!(
+            !lower.contains(forbidden),
+            "{forbidden} in {html:?} from {text:?}"
+        );
+    }
+});
