@@ -142,6 +142,9 @@ pub struct Engine {
     keys: AddressKeys,
     settings: EngineSettings,
     zones: Mutex<Zones>,
+    /// Email touches of erased contacts that were being sent when the erasure ran: the
+    /// copy their send writes is deleted when it ends.
+    erased_in_flight: Mutex<std::collections::HashSet<i64>>,
     wake_decide: Notify,
     wake_dispatch: Notify,
 }
@@ -186,6 +189,7 @@ impl Engine {
                 keys,
                 settings,
                 zones: Mutex::new(Zones::default()),
+                erased_in_flight: Mutex::default(),
                 wake_decide: Notify::new(),
                 wake_dispatch: Notify::new(),
             },
@@ -518,6 +522,7 @@ impl Engine {
             Err((SendError::Fatal(error), next)) => DispatchResult::Failed { error, next },
             Err((SendError::Bounced(error), _)) => DispatchResult::Bounced { error },
         };
+        self.forget_if_erased(touch).await;
         if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } = &result
         {
             tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");

@@ -474,6 +474,9 @@ pub struct OutcomeEvent<'a> {
 pub struct Erasure {
     /// The erased contact's email touches: a copy of each may sit in the outbox.
     pub email_touches: Vec<TouchId>,
+    /// Those of them a dispatcher held at the time: their send may still be writing a
+    /// copy, which the dispatcher deletes once the send ends.
+    pub in_flight: Vec<TouchId>,
 }
 
 /// An enrollment as a contact's page shows it.

@@ -475,13 +475,19 @@ impl Store for SqliteStore {
                 else {
                     return Ok(None);
                 };
-                let email_touches = sql::fetch_all(
+                let touches: Vec<(TouchId, bool)> = sql::fetch_all(
                     tx,
-                    "SELECT id FROM touches WHERE contact_id = ?1 AND channel = 'email' \
-                     ORDER BY id",
+                    "SELECT id, state = 'queued' AND leased = 1 AS held FROM touches \
+                     WHERE contact_id = ?1 AND channel = 'email' ORDER BY id",
                     params![id.0],
-                    |row| Ok(TouchId(get(row, "id")?)),
+                    |row| Ok((TouchId(get(row, "id")?), get(row, "held")?)),
                 )?;
+                let in_flight = touches
+                    .iter()
+                    .filter(|(_, held)| *held)
+                    .map(|(t, _)| *t)
+                    .collect();
+                let email_touches = touches.into_iter().map(|(t, _)| t).collect();
                 for statement in [
                     "DELETE FROM touches WHERE contact_id = ?1",
                     "DELETE FROM enrollments WHERE contact_id = ?1",
@@ -502,7 +508,10 @@ impl Store for SqliteStore {
                         params![suppression::legacy_hash(&email)],
                     )?;
                 }
-                Ok(Some(Erasure { email_touches }))
+                Ok(Some(Erasure {
+                    email_touches,
+                    in_flight,
+                }))
             })
             .await?;
         // Also after finding no contact: a retry after `EraseIncomplete` finishes the job.

@@ -71,6 +71,18 @@ impl Engine {
         )
     }
 
+    /// Deletes the copy a send just wrote if its contact was erased while it ran.
+    pub(super) async fn forget_if_erased(&self, touch: &tend_store::ClaimedTouch) {
+        let erased = self
+            .erased_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&touch.touch.0);
+        if erased && let Err(error) = self.delivery.erase_copies(&[touch.touch.0]).await {
+            tracing::error!(touch = touch.touch.0, %error, "erasing the copy of a send to an erased contact failed");
+        }
+    }
+
     /// Erases a contact everywhere Tend keeps a copy: the database (see
     /// [`Store::erase_contact`]) and the copies its channels wrote (outbox files).
     /// Returns `false` if there is no such contact.
@@ -78,6 +90,11 @@ impl Engine {
         let Some(erasure) = self.store.erase_contact(contact, self.clock.now()).await? else {
             return Ok(false);
         };
+        // Before the copies go, so a send still writing one deletes it when it ends.
+        self.erased_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(erasure.in_flight.iter().map(|t| t.0));
         let touches: Vec<i64> = erasure.email_touches.iter().map(|t| t.0).collect();
         self.delivery
             .erase_copies(&touches)
