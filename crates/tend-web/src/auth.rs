@@ -6,7 +6,7 @@
 
 use crate::AppState;
 use crate::error::AppError;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -47,13 +47,13 @@ pub async fn calendar_only(
     request: Request,
     next: Next,
 ) -> Response {
-    let in_query = request.uri().query().and_then(|query| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == "token")
-            .map(|(_, value)| value.to_owned())
-    });
+    #[derive(serde::Deserialize)]
+    struct FeedQuery {
+        token: Option<String>,
+    }
+    let in_query = Query::<FeedQuery>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|Query(query)| query.token);
     guard(&state, request, next, move |headers| match in_query {
         Some(token) => Ok((token, &[TokenScope::Calendar][..])),
         None => bearer(headers).map(|t| (t, &[TokenScope::Calendar, TokenScope::Admin][..])),

@@ -128,6 +128,12 @@ async fn a_calendar_token_is_the_only_one_accepted_in_a_url() {
         status(feed(format!("token={}", s.calendar)).await.unwrap()),
         StatusCode::OK
     );
+    // As a calendar app may encode it.
+    let encoded = s.calendar.replace('_', "%5F");
+    assert_eq!(
+        status(feed(format!("x=1&token={encoded}")).await.unwrap()),
+        StatusCode::OK
+    );
     assert_eq!(
         status(feed(format!("token={}", s.admin)).await.unwrap()),
         StatusCode::FORBIDDEN,
