@@ -346,6 +346,39 @@ async fn the_claim_skips_an_email_to_a_suppressed_address() {
     );
 }
 
+/// The pacer checks the address too: a record that took a suppressed address after its
+/// last email gets no call either.
+#[tokio::test]
+async fn no_call_is_planned_for_a_record_holding_a_suppressed_address() {
+    let s = Scene::start().await;
+    s.identify(Some("u1"), None, Some("h@example.com")).await;
+    s.inquiry(Some("u1"), None).await;
+    s.idle().await;
+    let token = s.delivered()[0].token.clone();
+    s.identify(Some("u1"), None, Some("moved@example.com"))
+        .await;
+    // u2's welcome goes out; its next step is a call, two days later.
+    s.identify(Some("u2"), None, Some("other@example.com"))
+        .await;
+    s.inquiry(Some("u2"), None).await;
+    s.idle().await;
+    s.identify(Some("u2"), None, Some("h@example.com")).await;
+    assert_eq!(
+        s.engine.unsubscribe_token(&token).await.unwrap(),
+        Some(Unsubscribed::Now)
+    );
+    s.weeks_pass().await;
+    let u2 = s.user("u2").await.unwrap();
+    let touches = s.store.touches_of(u2, 20).await.unwrap();
+    let call = touches
+        .iter()
+        .find(|t| t.channel == "task")
+        .expect("the call step");
+    assert_eq!(call.state, "skipped", "{touches:#?}");
+    assert_eq!(call.reason.as_deref(), Some("suppressed"));
+    assert_eq!(s.delivered_to("h@example.com"), 1);
+}
+
 /// Links mailed by earlier releases named the contact id; they keep working, and say
 /// so truthfully when the record is gone.
 #[tokio::test]

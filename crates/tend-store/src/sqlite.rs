@@ -638,7 +638,7 @@ impl Store for SqliteStore {
 
     async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError> {
         self.pool
-            .read(|tx| engine::due_touches(tx, now, limit))
+            .read(|tx| engine::due_touches(tx, &self.keys, now, limit))
             .await
     }
 

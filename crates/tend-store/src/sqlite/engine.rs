@@ -573,6 +573,7 @@ pub(super) fn exit(
 
 pub(super) fn due_touches(
     conn: &Connection,
+    keys: &AddressKeys,
     now: Timestamp,
     limit: u32,
 ) -> Result<DueBatch, StoreError> {
@@ -622,9 +623,16 @@ pub(super) fn due_touches(
             continue;
         }
         let contact = row.into_contact()?;
+        // By the address too: a record can hold an address that said no after it was
+        // last mailed (the pacer then skips its calls and webhooks as well).
+        let suppressed = contact.suppressed_at.is_some()
+            || match contact.email.as_deref() {
+                Some(email) => suppress::address_suppressed(conn, keys, email)?,
+                None => false,
+            };
         contacts.push(PacingContact {
             id: contact.id,
-            suppressed: contact.suppressed_at.is_some(),
+            suppressed,
             timezone: contact.timezone,
             last_touch_at: contact.last_touch_at,
             recent: recent.get(&contact.id.0).cloned().unwrap_or_default(),
