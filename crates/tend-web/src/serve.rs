@@ -16,6 +16,13 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
+/// A connection's read buffer; hyper's default of about 400 KB would let every open
+/// connection hold that much for nothing.
+const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// A request's start line and headers; a Segment call's take a few hundred bytes.
+/// Larger heads get a 431.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// How long and how many: the bounds every connection lives within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -98,6 +105,8 @@ pub async fn serve(
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
+                .max_buf_size(CONNECTION_BUFFER_BYTES)
+                .max_header_size(MAX_HEADER_BYTES)
                 .serve_connection(TokioIo::new(stream), RouterService(app));
             tokio::pin!(connection);
             let stop = async move {

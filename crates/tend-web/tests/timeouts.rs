@@ -126,6 +126,29 @@ async fn slow_headers_and_idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn headers_beyond_16_kb_are_refused_with_431() {
+    let s = start(limits()).await;
+    let mut stream = TcpStream::connect(&s.address).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: tend\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(17 * 1024)
+    );
+    // The server may stop reading before the whole head is written.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let seen = until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 431"), "{seen}");
+    // Ordinary heads are untouched.
+    let mut stream = TcpStream::connect(&s.address).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: tend\r\nConnection: close\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(8 * 1024)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let seen = until_closed(&mut stream).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+}
+
+#[tokio::test]
 async fn a_body_sent_too_slowly_gets_408_naming_the_body() {
     let s = start(limits()).await;
     let mut stream = TcpStream::connect(&s.address).await.unwrap();
