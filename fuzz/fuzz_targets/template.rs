@@ -1,6 +1,6 @@
 //! A template file and a contact: the template is checked as `tend check` does and
 //! rendered; the contact's data, interpolated into a fixed template, must come out as
-//! text (no element but paragraphs, breaks and code blocks) and must not break the
+//! text inside the author's one paragraph and must not break the
 //! message's headers. Input: template text, a NUL, then the contact's name.
 #![no_main]
 
@@ -50,14 +50,12 @@ fuzz_target!(|data: &[u8]| {
     let html = to_html(&rendered.body);
     let without_author_link =
         html.replacen("<a href=\"https://studio.example/book\">book</a>", "", 1);
+    // One paragraph of text around the author's emphasis and link, nothing else.
     let stripped = without_author_link
-        .replace("<p>", "")
-        .replace("</p>", "")
+        .replacen("<p>", "", 1)
+        .replacen("</p>", "", 1)
         .replace("<em>", "")
-        .replace("</em>", "")
-        .replace("<br />", "")
-        .replace("<pre><code>", "")
-        .replace("</code></pre>", "");
+        .replace("</em>", "");
     assert!(!stripped.contains('<'), "markup from {name:?}: {html}");
 
     let from = tend_core::config::Mailbox {

@@ -301,14 +301,36 @@ const MARKDOWN: &str = "markdown";
 /// Makes `text` read as itself in CommonMark: every ASCII punctuation character gets
 /// a backslash (CommonMark lets any of them be escaped, and only they start markup),
 /// so a value cannot open a link, image, emphasis, code span, HTML tag, entity,
-/// heading, list or quote.
+/// heading, list or quote. It is also put on one line, trimmed: a line break in a
+/// value would let the author's text after it start a line and become a list item or
+/// heading, and a blank line or indentation would end the author's paragraph. Tabs
+/// become spaces and other control characters (NUL, escape codes), which are no
+/// part of any text a person typed and which mail transports refuse, are dropped.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        if c.is_ascii_punctuation() {
-            out.push('\\');
+    let lines = text
+        .split([
+            '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+        ])
+        .map(str::trim)
+        .filter(|line| !line.is_empty());
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
-        out.push(c);
+        for c in line.chars() {
+            if c == '\t' {
+                out.push(' ');
+                continue;
+            }
+            if c.is_control() {
+                continue;
+            }
+            if c.is_ascii_punctuation() {
+                out.push('\\');
+            }
+            out.push(c);
+        }
     }
     out
 }
@@ -895,6 +917,26 @@ mod tests {
             render("{{ 3 }} {{ none }} {{ contact.missing }}."),
             "3 None ."
         );
+    }
+
+    #[test]
+    fn a_value_cannot_end_the_author_s_line_or_paragraph() {
+        // Found by the `template` fuzz target: a name ending in a line break turned the
+        // author's closing `*` into a list bullet.
+        let t = Template::new(
+            "t",
+            "s",
+            "Dear {{ contact.name }}* [book](https://x.example).",
+        );
+        let mut ctx = RenderContext::sample();
+        ctx.contact.name = Some("  \0&{ x }}*e }}*,\n\n{.\n".into());
+        let body = t.render(&ctx.to_value()).unwrap().body;
+        assert_eq!(
+            body,
+            "Dear \\&\\{ x \\}\\}\\*e \\}\\}\\*\\, \\{\\.* [book](https://x.example)."
+        );
+        assert_eq!(escape_markdown("a\r\n\r\n    b\u{2028}c "), "a b c");
+        assert_eq!(escape_markdown("a\tb\u{1b}[31m\0"), "a b\\[31m");
     }
 
     #[test]
