@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seed="${1:-7}"
 cargo build --release -p tend >/dev/null
-tend="$PWD/target/release/tend"
+tend="${CARGO_TARGET_DIR:-$PWD/target}/release/tend"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$tend" init "$work/biz" >/dev/null

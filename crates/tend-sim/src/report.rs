@@ -31,7 +31,7 @@ th:first-child,td:first-child{text-align:left}td small{display:block;color:#777;
 td.best{font-weight:700}.note{color:#777;font-size:.85em}figure{margin:32px 0}\
 .legend{display:flex;gap:18px;flex-wrap:wrap;font-size:.9em;margin-bottom:4px}\
 svg{width:100%;height:auto;display:block}svg text{font-size:11px;fill:#555}\
-.legend svg{display:inline-block;width:26px;height:10px}\
+svg.sw{display:inline-block;width:26px;height:10px;vertical-align:middle;margin-right:6px}\
 figcaption{color:#555;font-size:.9em}";
 
 /// Colour-blind-safe (Okabe–Ito), and fixed per strategy so every chart agrees.

@@ -68,48 +68,97 @@ pub fn verdict(report: &SimReport) -> String {
     }
     text.push_str(". ");
 
-    let others = |s: Strategy, f: fn(&Summary) -> f64, show: &dyn Fn(f64) -> String| {
-        strategies
-            .iter()
-            .filter(|o| **o != s)
-            .map(|o| format!("{} for {}", show(mean(*o, f)), o.name()))
-            .collect::<Vec<_>>()
-            .join(" and ")
-    };
-    let lowest = |f: fn(&Summary) -> f64| {
-        strategies
-            .iter()
-            .copied()
-            .min_by(|a, b| mean(*a, f).total_cmp(&mean(*b, f)))
-    };
+    // Tend's own strategy always gets a place in the verdict.
+    if let Some(&tend) = by_net
+        .get(2..)
+        .and_then(|rest| rest.iter().find(|s| **s == Strategy::Background))
+    {
+        let (b, t) = (mean(best, net), mean(tend, net));
+        let pct = if b.abs() > f64::EPSILON {
+            format!(" ({:.1}% less)", (b - t) / b.abs() * 100.0)
+        } else {
+            String::new()
+        };
+        text += &format!("{} earns {}{pct}. ", capitalised(tend.name()), money(t));
+    }
+
     let wait = |s: &Summary| s.mean_wait_days;
     let neglect = |s: &Summary| s.neglected_leads as f64;
     let days = |v: f64| format!("{v:.1} days");
     let count = |v: f64| group_thousands(&format!("{v:.0}"));
-    if let (Some(w), Some(n)) = (lowest(wait), lowest(neglect)) {
+    if let Some(waits) = lowest(report, &strategies, wait, &days) {
         text += &format!(
-            "{} keeps waits shortest (a job waits {} on average, against {})",
-            capitalised(w.name()),
-            days(mean(w, wait)),
-            others(w, wait, &days)
+            "{} waits shortest (a job waits {} on average{})",
+            waits.who, waits.value, waits.against
         );
-        if n == w {
+        if let Some(neglects) = lowest(report, &strategies, neglect, &count) {
             text += &format!(
-                " and leaves the fewest leads neglected ({}, against {})",
-                count(mean(n, neglect)),
-                others(n, neglect, &count)
-            );
-        } else {
-            text += &format!(
-                ". {} leaves the fewest leads neglected ({}, against {})",
-                capitalised(n.name()),
-                count(mean(n, neglect)),
-                others(n, neglect, &count)
+                "; {} the fewest leads neglected ({}{})",
+                neglects.who_keeps(),
+                neglects.value,
+                neglects.against
             );
         }
         text.push('.');
     }
     text
+}
+
+/// The strategies with the lowest mean of a figure, and the others' values.
+struct Lowest {
+    /// `Background keeps` or `Background and unthrottled keep`.
+    who: String,
+    /// Whether several share it.
+    shared: bool,
+    value: String,
+    /// `, against 6.0 days for campaign`, or empty.
+    against: String,
+}
+
+impl Lowest {
+    fn who_keeps(&self) -> String {
+        let verb = if self.shared { "leave" } else { "leaves" };
+        let who = self.who.rsplit_once(' ').map_or("", |(w, _)| w);
+        format!("{} {verb}", who.to_lowercase())
+    }
+}
+
+fn lowest(
+    report: &SimReport,
+    strategies: &[Strategy],
+    figure: fn(&Summary) -> f64,
+    show: &dyn Fn(f64) -> String,
+) -> Option<Lowest> {
+    let mean = |s: Strategy| report.spread(s, figure).mean;
+    let min = strategies
+        .iter()
+        .map(|s| mean(*s))
+        .filter(|v| v.is_finite())
+        .reduce(f64::min)?;
+    let (best, rest): (Vec<Strategy>, Vec<Strategy>) =
+        strategies.iter().partition(|s| mean(**s) == min);
+    let names: Vec<&str> = best.iter().map(|s| s.name()).collect();
+    let shared = names.len() > 1;
+    let who = format!(
+        "{} {}",
+        capitalised(&names.join(" and ")),
+        if shared { "keep" } else { "keeps" }
+    );
+    let against = rest
+        .iter()
+        .map(|o| format!("{} for {}", show(mean(*o)), o.name()))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Some(Lowest {
+        who,
+        shared,
+        value: format!("{}{}", show(min), if shared { " each" } else { "" }),
+        against: if against.is_empty() {
+            String::new()
+        } else {
+            format!(", against {against}")
+        },
+    })
 }
 
 fn capitalised(word: &str) -> String {

@@ -215,3 +215,26 @@ fn long_histograms_pool_their_tail() {
     let html = render_html(&long);
     assert!(html.contains(">30+<"));
 }
+
+#[test]
+fn the_verdict_places_background_and_shares_ties() {
+    let mut r = report(30);
+    for run in &mut r.seeds[0].runs {
+        if run.strategy != Strategy::Campaign {
+            run.summary.neglected_leads = 0;
+        }
+    }
+    let text = crate::verdict(&r);
+    assert!(
+        text.contains("Background earns EUR 11,358 (66.7% less)."),
+        "{text}"
+    );
+    assert!(
+        text.contains("background and unthrottled leave the fewest leads neglected (0 each, against 10 for campaign)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Background keeps waits shortest (a job waits 2.3 days"),
+        "{text}"
+    );
+}
