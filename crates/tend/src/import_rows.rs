@@ -3,8 +3,10 @@
 //! run exactly what the command runs.
 
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
+use std::rc::Rc;
 use tend_core::config::Config;
 use tend_core::{Email, TimeZoneName};
 use tend_store::ImportRow;
@@ -14,6 +16,10 @@ const KNOWN_COLUMNS: [&str; 4] = ["email", "name", "stage", "timezone"];
 /// The most one field may hold: a whole Segment message (`/v1/identify`) is capped at
 /// 32 KiB, so no single trait that ingest could take in is longer.
 pub const MAX_FIELD_BYTES: usize = 32 * 1024;
+/// The most one row may take before reading stops: csv holds a whole row in memory,
+/// so without a cap one endless quoted field would take all of it. Room for 128
+/// fields at the limit.
+pub const MAX_ROW_BYTES: u64 = 128 * MAX_FIELD_BYTES as u64;
 
 /// Where each known column is, and the attribute columns with their names.
 struct Columns {
@@ -26,7 +32,9 @@ struct Columns {
 
 /// Reads rows from a CSV source, validating each into an [`ImportRow`].
 pub struct RowReader<R: Read> {
-    reader: csv::Reader<CrlfAsLf<BufReader<R>>>,
+    reader: csv::Reader<RowCap<CrlfAsLf<BufReader<R>>>>,
+    /// Where the row being read starts, for the cap.
+    row_start: Rc<Cell<u64>>,
     headers: csv::StringRecord,
     columns: Columns,
     record: csv::StringRecord,
@@ -39,10 +47,15 @@ pub struct RowReader<R: Read> {
 impl<R: Read> RowReader<R> {
     /// Reads the header row; the error says what is wrong with it (line 1).
     pub fn new(source: R) -> Result<Self, String> {
+        let row_start = Rc::new(Cell::new(0));
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .flexible(false)
-            .from_reader(CrlfAsLf::new(BufReader::new(source)));
+            .from_reader(RowCap {
+                inner: CrlfAsLf::new(BufReader::new(source)),
+                read: 0,
+                row_start: Rc::clone(&row_start),
+            });
         let headers = reader
             .headers()
             .map_err(|e| format!("cannot read the header row: {}", csv_reason(&e)))?
@@ -65,6 +78,7 @@ impl<R: Read> RowReader<R> {
         };
         Ok(RowReader {
             reader,
+            row_start,
             headers,
             columns,
             record: csv::StringRecord::new(),
@@ -80,6 +94,7 @@ impl<R: Read> RowReader<R> {
             return None;
         }
         let line = self.reader.position().line();
+        self.row_start.set(self.reader.position().byte());
         match self.reader.read_record(&mut self.record) {
             Ok(false) => return None,
             Ok(true) => {}
@@ -162,7 +177,33 @@ fn csv_reason(err: &csv::Error) -> String {
             format!("expected {expected_len} fields, found {len}")
         }
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+        csv::ErrorKind::Io(io) => io.to_string(),
         _ => err.to_string(),
+    }
+}
+
+/// Fails a read once the row being read is past [`MAX_ROW_BYTES`] (plus what csv
+/// reads ahead), so a row is never held in memory whole when it is that long.
+struct RowCap<R> {
+    inner: R,
+    /// Bytes handed to csv so far.
+    read: u64,
+    row_start: Rc<Cell<u64>>,
+}
+
+/// csv reads ahead by at most its buffer, 8 KiB.
+const READ_AHEAD: u64 = 8 * 1024;
+
+impl<R: Read> Read for RowCap<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.read.saturating_sub(self.row_start.get()) > MAX_ROW_BYTES + READ_AHEAD {
+            return Err(std::io::Error::other(format!(
+                "this row is longer than {MAX_ROW_BYTES} bytes; it and the rest of the file were not read"
+            )));
+        }
+        let n = self.inner.read(out)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 

@@ -225,3 +225,21 @@ async fn segment_ingest_refuses_an_address_the_sender_would_refuse() {
         .unwrap();
     assert_eq!(page["contacts"], json!([]), "nothing was written");
 }
+
+#[test]
+fn an_endless_row_stops_the_import_there_keeping_the_rows_before() {
+    let business = Business::new();
+    let mut text =
+        String::from("email,name,notes\nann@example.com,Ann,short\nbob@example.com,Bob,\"");
+    text.push_str(&"y".repeat(5 << 20));
+    text.push_str("\"\ncat@example.com,Cat,short\n");
+    let out = business.import("endless.csv", text.as_bytes());
+    assert!(!out.status.success());
+    assert_eq!(
+        rejections(&out, "endless.csv"),
+        [
+            "endless.csv:3: this row is longer than 4194304 bytes; it and the rest of the file were not read"
+        ]
+    );
+    assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
+}
