@@ -15,6 +15,7 @@
 //! | `[capacity] target_utilization` | `0.85` |
 //! | `[capacity] horizon` | `2w` |
 //! | `[capacity] offer_probability` | `0.2`: prior chance that an offer creates work |
+//! | `[capacity] response_delay` | none: offers in flight fade evenly over the horizon; set (e.g. `3d`), the prior mean time from an offer to its answer, from which each step's delays are learned and its unanswered offers fade |
 //! | `[budget]` | no limits |
 //! | `[budget] <resource>.reserve` | a twentieth of the resource's smallest limit: what first touches may spend ahead of the accrual |
 //! | `[costs]` | every channel costs 0 |
@@ -153,6 +154,10 @@ pub struct Capacity {
     pub horizon: Duration,
     /// Prior probability that an offer turns into work, before responses are observed.
     pub offer_probability: f64,
+    /// Prior mean time from an offer to its response, before delays are observed; when
+    /// set, an unanswered offer's expected work fades with the delays learned per step,
+    /// otherwise evenly over the horizon.
+    pub response_delay: Option<Duration>,
 }
 
 impl Default for Capacity {
@@ -162,6 +167,7 @@ impl Default for Capacity {
             target_utilization: 0.85,
             horizon: Duration::from_secs(14 * 86_400),
             offer_probability: 0.2,
+            response_delay: None,
         }
     }
 }
@@ -602,6 +608,7 @@ fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Capacity {
                 "target_utilization",
                 "horizon",
                 "offer_probability",
+                "response_delay",
             ],
         )
     }) else {
@@ -640,6 +647,12 @@ fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Capacity {
             );
         }
         capacity.offer_probability = value;
+    }
+    if let Some(d) = fields.parsed(report, "response_delay", Duration::parse) {
+        if *d.get_ref() == Duration::ZERO {
+            report.error(d.span().start, "`response_delay` must be longer than zero");
+        }
+        capacity.response_delay = Some(d.into_inner());
     }
     capacity
 }

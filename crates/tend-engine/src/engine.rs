@@ -5,6 +5,7 @@
 use crate::book::{self, BoundProcess, ProcessBook};
 use crate::clock::Clock;
 use crate::delivery::{Delivery, EmailTouch};
+use crate::expected::Expected;
 use crate::send::SendError;
 use crate::unsubscribe::UnsubscribeSigner;
 use jiff::{SignedDuration, Timestamp};
@@ -14,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 use tend_core::check::Project;
 use tend_core::pacer::{
-    self, BetaPosterior, BudgetState, CapacityState, ContactState, Decision, DueTouch, PacerInput,
-    PacerOutput, PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
+    self, BudgetState, CapacityState, ContactState, Decision, DueTouch, PacerInput, PacerOutput,
+    PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
 };
 use tend_core::process::Channel as StepChannel;
 use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
@@ -37,8 +38,6 @@ use consent::{catch_panic, secret};
 const SIGNING_KEY: &str = suppression::SECRET_KEY;
 /// Engine value holding a random id of this installation, part of every Message-ID.
 const INSTANCE_KEY: &str = "instance_id";
-/// How strongly the configured offer probability is believed, in pseudo-observations.
-const PRIOR_STRENGTH: f64 = 10.0;
 /// Floor of the offer probability used to count how many held offers room could admit,
 /// so a step nobody ever answers does not wake every held offer.
 const MIN_OFFER_PROBABILITY: f64 = 0.01;
@@ -275,9 +274,10 @@ impl Engine {
             .store
             .pacing_snapshot(self.in_flight_since(now), now)
             .await?;
-        let capacity = self.capacity_state(&snapshot);
-        let smallest = self
-            .offer_probabilities(&snapshot.offer_stats)?
+        let expected = self.learned(&snapshot)?;
+        let capacity = self.capacity_state(&snapshot, &expected);
+        let smallest = expected
+            .probabilities
             .into_values()
             .fold(self.project.config.capacity.offer_probability, f64::min)
             .max(MIN_OFFER_PROBABILITY);
@@ -298,15 +298,36 @@ impl Engine {
             .unwrap_or(now)
     }
 
-    /// Capacity as configured, with the load the store counts.
-    fn capacity_state(&self, snapshot: &tend_store::PacingSnapshot) -> CapacityState {
+    /// What the store's statistics teach: each offer step's probability and response
+    /// delays, and the work expected from offers in flight.
+    pub(crate) fn learned(
+        &self,
+        snapshot: &tend_store::PacingSnapshot,
+    ) -> Result<Expected, EngineError> {
+        let capacity = &self.project.config.capacity;
+        let days = |d: tend_core::Duration| d.as_secs() as f64 / 86_400.0;
+        Ok(Expected::learn(
+            snapshot,
+            capacity.offer_probability,
+            capacity.response_delay.map(days),
+            days(capacity.horizon),
+        )?)
+    }
+
+    /// Capacity as configured, with the open work the store counts and the work
+    /// expected from offers in flight.
+    pub(crate) fn capacity_state(
+        &self,
+        snapshot: &tend_store::PacingSnapshot,
+        expected: &Expected,
+    ) -> CapacityState {
         let capacity = &self.project.config.capacity;
         CapacityState {
             per_week: capacity.per_week,
             target_utilization: capacity.target_utilization,
             horizon: capacity.horizon,
             open_work: snapshot.open_work,
-            expected_in_flight: snapshot.expected_in_flight,
+            expected_in_flight: expected.total,
         }
     }
 
@@ -332,7 +353,8 @@ impl Engine {
             })?,
             None => BudgetState::default(),
         };
-        let probabilities = self.offer_probabilities(&snapshot.offer_stats)?;
+        let expected = self.learned(&snapshot)?;
+        let probabilities = &expected.probabilities;
 
         let contacts: HashMap<ContactId, &PacingContact> =
             batch.contacts.iter().map(|c| (c.id, c)).collect();
@@ -383,7 +405,7 @@ impl Engine {
                 first: row.step == 0 && row.kind == TouchKind::Step,
             });
         }
-        let capacity = self.capacity_state(&snapshot);
+        let capacity = self.capacity_state(&snapshot, &expected);
         let input = PacerInput {
             touches: &due,
             contacts: &states,
@@ -714,28 +736,6 @@ impl Engine {
         let jitter = rand::rng().random_range(0.8..=1.2);
         let delay = SignedDuration::from_millis((delay * jitter) as i64);
         at.saturating_add(delay).unwrap_or(at)
-    }
-
-    /// Offer probabilities per process step: the configured prior updated by what
-    /// was observed.
-    fn offer_probabilities(
-        &self,
-        stats: &[tend_store::OfferStat],
-    ) -> Result<HashMap<(i64, u32), f64>, EngineError> {
-        let prior = BetaPosterior::from_prior(
-            self.project.config.capacity.offer_probability,
-            PRIOR_STRENGTH,
-        )?;
-        Ok(stats
-            .iter()
-            .map(|s| {
-                let misses = s.sent.saturating_sub(s.responded);
-                (
-                    (s.process_id, s.step),
-                    prior.observe(s.responded, misses).mean(),
-                )
-            })
-            .collect())
     }
 
     fn contact_states(

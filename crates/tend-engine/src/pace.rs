@@ -4,15 +4,15 @@
 
 use crate::book::pacer_channel;
 use crate::engine::{Engine, EngineError};
+use crate::expected::{Expected, OfferStepView};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tend_core::pacer::{
-    BudgetState, BudgetStatus, CapacityState, Channel, DeficitReport, ProcessId, ProcessLoad,
-    Reason, deficit,
+    BudgetState, BudgetStatus, Channel, DeficitReport, ProcessId, ProcessLoad, Reason, deficit,
 };
 use tend_core::process::Channel as StepChannel;
-use tend_store::StoreError;
+use tend_store::{PacingSnapshot, StoreError};
 
 /// Capacity as the pace report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +61,8 @@ pub struct PaceReport {
     pub enrolled: BTreeMap<String, u64>,
     /// Whether the budgets keep the `max_gap` promise.
     pub deficit: DeficitView,
+    /// Per offer step: its learned response rate and delays, and its work in flight.
+    pub offers: Vec<OfferStepView>,
 }
 
 impl Engine {
@@ -79,13 +81,9 @@ impl Engine {
             })?,
             None => BudgetState::default(),
         };
-        let capacity = CapacityState {
-            per_week: config.capacity.per_week,
-            target_utilization: config.capacity.target_utilization,
-            horizon: config.capacity.horizon,
-            open_work: snapshot.open_work,
-            expected_in_flight: snapshot.expected_in_flight,
-        };
+        let expected = self.learned(&snapshot)?;
+        let capacity = self.capacity_state(&snapshot, &expected);
+        let offers = offer_steps(self, &snapshot, &expected);
         let counts = self.store().pace_counts().await?;
         let mut held: BTreeMap<String, u64> =
             Reason::ALL.iter().map(|r| (r.to_string(), 0)).collect();
@@ -126,8 +124,47 @@ impl Engine {
                 messages,
                 report,
             },
+            offers,
         })
     }
+}
+
+/// Every offer step that has sent something, in process and step order.
+fn offer_steps(
+    engine: &Engine,
+    snapshot: &PacingSnapshot,
+    expected: &Expected,
+) -> Vec<OfferStepView> {
+    let mut steps: Vec<OfferStepView> = snapshot
+        .offer_stats
+        .iter()
+        .map(|s| {
+            let key = (s.process_id, s.step);
+            let (in_flight, expected_work) =
+                expected.in_flight.get(&key).copied().unwrap_or_default();
+            let delays = expected.delays.get(&key);
+            OfferStepView {
+                process: engine
+                    .book()
+                    .get(s.process_id)
+                    .map_or_else(|| s.process_id.to_string(), |b| b.process.id.clone()),
+                step: s.step,
+                sent: s.sent,
+                responded: s.responded,
+                probability: expected
+                    .probabilities
+                    .get(&key)
+                    .copied()
+                    .unwrap_or_default(),
+                mean_response_days: delays.map_or(0.0, |d| d.mean_days),
+                delays_observed: delays.map_or(0, |d| d.observed),
+                in_flight,
+                expected_work,
+            }
+        })
+        .collect();
+    steps.sort_by(|a, b| (&a.process, a.step).cmp(&(&b.process, b.step)));
+    steps
 }
 
 /// A process's steady load: one touch per `max_gap` per enrolled contact, split over

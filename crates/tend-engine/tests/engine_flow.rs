@@ -312,7 +312,9 @@ intent = "offer"
 
 #[tokio::test]
 async fn responses_to_an_offer_step_raise_its_learned_probability() {
-    let b = Business::with(CONFIG, &[("offers", OFFERS)]).await;
+    // Offers fade with the step's learned response delays, from a prior of 3 days.
+    let config = CONFIG.replace("[capacity]", "[capacity]\nresponse_delay = \"3d\"");
+    let b = Business::with(&config, &[("offers", OFFERS)]).await;
     let ann = b.lead("u-1", "Ann", "ann@example.com").await;
     b.idle().await;
     let first = &b.touches(ann).await[0];
@@ -329,16 +331,39 @@ async fn responses_to_an_offer_step_raise_its_learned_probability() {
         .await
         .unwrap();
     assert_eq!(snapshot.open_work, 1.0);
-    assert_eq!(
-        snapshot.expected_in_flight, 0.0,
+    assert!(
+        snapshot.in_flight.is_empty(),
         "an answered offer is no longer in flight"
     );
     assert_eq!(snapshot.offer_stats[0].sent, 1);
     assert_eq!(snapshot.offer_stats[0].responded, 1);
+    // Ann answered at once: one delay of zero days observed.
+    assert_eq!(snapshot.offer_stats[0].delays, 1);
+    assert!(snapshot.offer_stats[0].delay_days_sum < 1e-6);
 
     // The next contact's offer carries the posterior: Beta(2 + 1, 8 + 0) → 3/11.
     let bob = b.lead("u-2", "Bob", "bob@example.com").await;
     b.idle().await;
     let p = b.touches(bob).await[0].probability.unwrap();
     assert!((p - 3.0 / 11.0).abs() < 1e-9, "{p}");
+
+    // `/api/pace` shows what the step has learned. Its mean response delay is the
+    // prior (3 days, worth 5 answers) pulled toward Ann's instant answer: 2.5 days.
+    let pace = b.engine.pace().await.unwrap();
+    let step = &pace.offers[0];
+    assert_eq!((step.process.as_str(), step.step), ("offers", 0));
+    assert_eq!((step.sent, step.responded, step.in_flight), (2, 1, 1));
+    assert!((step.mean_response_days - 2.5).abs() < 1e-9, "{step:?}");
+    let fresh = step.expected_work;
+    assert!(fresh > 0.2 && fresh <= 3.0 / 11.0, "{fresh}");
+    assert_eq!(pace.capacity.expected_in_flight, fresh);
+
+    // Unanswered for a week, Bob's offer is unlikely to bring work any more, and
+    // stops holding room.
+    b.advance(days(7));
+    b.idle().await;
+    let pace = b.engine.pace().await.unwrap();
+    let stale = pace.offers[0].expected_work;
+    assert!(stale < fresh / 10.0, "{stale} vs {fresh}");
+    assert_eq!(pace.capacity.expected_in_flight, stale);
 }

@@ -235,7 +235,7 @@ pub struct DueBatch {
 }
 
 /// Offers made and answered at one process step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OfferStat {
     /// The process.
     pub process_id: i64,
@@ -245,6 +245,25 @@ pub struct OfferStat {
     pub sent: u64,
     /// Of which answered within the attribution window.
     pub responded: u64,
+    /// Answers whose delay since the offer was measured.
+    pub delays: u64,
+    /// Those delays added up, in days.
+    pub delay_days_sum: f64,
+}
+
+/// Offers in flight at one process step that are the same whole number of days old.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InFlightOffers {
+    /// The process.
+    pub process_id: i64,
+    /// The step.
+    pub step: u32,
+    /// Hours since they were admitted, rounded down to a multiple of six.
+    pub age_hours: u32,
+    /// How many.
+    pub offers: u64,
+    /// Their probabilities added up.
+    pub probability: f64,
 }
 
 /// The pacer's state as stored.
@@ -254,9 +273,9 @@ pub struct PacingSnapshot {
     pub budget: Option<String>,
     /// Work items open now.
     pub open_work: f64,
-    /// Sum of the probabilities of offers admitted since the caller's horizon start and
-    /// not answered yet.
-    pub expected_in_flight: f64,
+    /// Offers admitted since the caller's horizon start and not answered yet, per step
+    /// and day of age.
+    pub in_flight: Vec<InFlightOffers>,
     /// Per process step.
     pub offer_stats: Vec<OfferStat>,
 }

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "address_suppression",
         include_str!("../migrations/sqlite/0006_address_suppression.sql"),
     ),
+    (
+        7,
+        "offer_response_delays",
+        include_str!("../migrations/sqlite/0007_offer_response_delays.sql"),
+    ),
 ];
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.

@@ -105,3 +105,52 @@ impl BetaPosterior {
         self.alpha / (self.alpha + self.beta)
     }
 }
+
+/// How long responses to one offer step take, learned from the delays observed between
+/// an offer and the work it brought, starting from a prior mean.
+///
+/// Delays are modelled as exponential with the learned mean: most responses come soon
+/// after the offer, and an offer that has stayed unanswered several mean delays is
+/// unlikely to bring work any more, so it stops holding room.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ResponseDelays {
+    /// Mean delay from an offer to its response, in days.
+    pub mean_days: f64,
+    /// Responses whose delay was observed.
+    pub observed: u64,
+}
+
+impl ResponseDelays {
+    /// The mean from `prior_days` worth `prior_strength` observations, updated by
+    /// `observed` delays summing to `sum_days`.
+    pub fn learned(prior_days: f64, prior_strength: f64, observed: u64, sum_days: f64) -> Self {
+        let weight = prior_strength.max(0.0);
+        let n = observed as f64;
+        let mean = if weight + n > 0.0 {
+            (prior_days.max(0.0) * weight + sum_days.max(0.0)) / (weight + n)
+        } else {
+            prior_days
+        };
+        ResponseDelays {
+            // A floor of a minute keeps a step whose answers all came at once from
+            // dividing by zero.
+            mean_days: mean.max(1.0 / 1440.0),
+            observed,
+        }
+    }
+
+    /// The share of responses still to come after `age_days`.
+    pub fn still_to_come(&self, age_days: f64) -> f64 {
+        (-age_days.max(0.0) / self.mean_days).exp()
+    }
+
+    /// The chance that an offer which would bring work with `probability` does so,
+    /// given that it is `age_days` old and unanswered (Bayes: responders who have not
+    /// answered yet, over everyone who has not).
+    pub fn remaining(&self, probability: f64, age_days: f64) -> f64 {
+        let p = probability.clamp(0.0, 1.0);
+        let later = p * self.still_to_come(age_days);
+        let quiet = 1.0 - p + later;
+        if quiet <= 0.0 { p } else { later / quiet }
+    }
+}

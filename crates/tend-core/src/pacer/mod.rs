@@ -65,7 +65,7 @@ mod tests;
 pub use budget::{
     BudgetState, BudgetStatus, Budgets, Limits, Period, Reservation, Resource, Spend, WindowUsage,
 };
-pub use capacity::{BetaPosterior, CapacityState, CapacityStatus};
+pub use capacity::{BetaPosterior, CapacityState, CapacityStatus, ResponseDelays};
 pub use deficit::{DeficitReport, ProcessLoad, ResourceDeficit, deficit};
 pub use zones::{ZoneId, ZoneTable};
 

@@ -438,16 +438,24 @@ pub(super) fn apply_signals(
                        SELECT id FROM touches WHERE contact_id = ?2 AND intent = 'offer' \
                        AND admitted_at >= ?3 AND responded_at IS NULL \
                        ORDER BY admitted_at DESC, id DESC LIMIT 1) \
-                     RETURNING process_id, step",
+                     RETURNING process_id, step, admitted_at",
                     params![at_ms, contact.0, millis(*since)],
-                    |row| Ok((get::<i64>(row, "process_id")?, get::<i64>(row, "step")?)),
+                    |row| {
+                        Ok((
+                            get::<i64>(row, "process_id")?,
+                            get::<i64>(row, "step")?,
+                            get::<i64>(row, "admitted_at")?,
+                        ))
+                    },
                 )?;
-                if let Some((process_id, step)) = answered {
+                if let Some((process_id, step, admitted_at)) = answered {
+                    let delay_days = (at_ms - admitted_at).max(0) as f64 / 86_400_000.0;
                     sql::execute(
                         conn,
-                        "UPDATE offer_stats SET responded = responded + 1 \
+                        "UPDATE offer_stats SET responded = responded + 1, \
+                         delays = delays + 1, delay_days_sum = delay_days_sum + ?3 \
                          WHERE process_id = ?1 AND step = ?2",
-                        params![process_id, step],
+                        params![process_id, step, delay_days],
                     )?;
                     outcome.responses += 1;
                 }
@@ -681,21 +689,27 @@ pub(super) fn pacing_snapshot(
             .map_err(|e| StoreError::Corrupt(format!("open work `{text}`: {e}")))?,
         None => 0.0,
     };
-    let expected_in_flight: f64 = sql::fetch_one(
+    let in_flight = sql::fetch_all(
         conn,
-        "SELECT COALESCE(SUM(COALESCE(probability, 0) \
-         * MIN(1.0, CAST(admitted_at - ?1 AS REAL) / ?2)), 0.0) AS expected FROM touches \
-         WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
-         AND admitted_at >= ?1",
-        params![
-            millis(in_flight_since),
-            (millis(now) - millis(in_flight_since)).max(1) as f64
-        ],
-        |row| get(row, "expected"),
+        "SELECT process_id, step, (?2 - admitted_at) / 21600000 * 6 AS age_hours, \
+         COUNT(*) AS offers, COALESCE(SUM(COALESCE(probability, 0)), 0.0) AS probability \
+         FROM touches WHERE intent = 'offer' AND responded_at IS NULL \
+         AND admitted_at IS NOT NULL AND admitted_at >= ?1 \
+         GROUP BY process_id, step, age_hours",
+        params![millis(in_flight_since), millis(now)],
+        |row| {
+            Ok(InFlightOffers {
+                process_id: get(row, "process_id")?,
+                step: step_index(row, "step")?,
+                age_hours: get::<i64>(row, "age_hours")?.clamp(0, i64::from(u32::MAX)) as u32,
+                offers: get::<i64>(row, "offers")?.max(0) as u64,
+                probability: get(row, "probability")?,
+            })
+        },
     )?;
     let offer_stats = sql::fetch_all(
         conn,
-        "SELECT process_id, step, sent, responded FROM offer_stats",
+        "SELECT process_id, step, sent, responded, delays, delay_days_sum FROM offer_stats",
         [],
         |row| {
             Ok(OfferStat {
@@ -703,13 +717,15 @@ pub(super) fn pacing_snapshot(
                 step: step_index(row, "step")?,
                 sent: get::<i64>(row, "sent")?.max(0) as u64,
                 responded: get::<i64>(row, "responded")?.max(0) as u64,
+                delays: get::<i64>(row, "delays")?.max(0) as u64,
+                delay_days_sum: get(row, "delay_days_sum")?,
             })
         },
     )?;
     Ok(PacingSnapshot {
         budget,
         open_work,
-        expected_in_flight,
+        in_flight,
         offer_stats,
     })
 }

@@ -188,3 +188,23 @@ fn a_budget_deferral_says_spent_accruing_or_closed() {
     );
     assert_eq!(Reason::BudgetAccruing.to_string(), "budget_accruing");
 }
+
+#[test]
+fn an_unanswered_offer_stops_holding_room_as_its_response_grows_unlikely() {
+    // Responses came after 1, 2 and 3 days; a prior of 3 days worth 3 observations.
+    let delays = ResponseDelays::learned(3.0, 3.0, 3, 6.0);
+    assert!((delays.mean_days - 2.5).abs() < 1e-12);
+    // Fresh, an offer holds its full probability; a week on, little of it.
+    assert!((delays.remaining(0.2, 0.0) - 0.2).abs() < 1e-12);
+    let week = delays.remaining(0.2, 7.0);
+    assert!(week < 0.02, "{week}");
+    // Always between nothing and the fresh probability, and falling with age.
+    let mut last = 0.2;
+    for day in 1..30 {
+        let r = delays.remaining(0.2, f64::from(day));
+        assert!(r > 0.0 && r < last);
+        last = r;
+    }
+    // No observation yet: the prior alone.
+    assert_eq!(ResponseDelays::learned(3.0, 3.0, 0, 0.0).mean_days, 3.0);
+}
