@@ -11,7 +11,9 @@ pub mod tokens;
 
 pub use engine::*;
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{
+    Restored, SnapshotError, SnapshotInfo, SqliteStore, restore_snapshot, verify_snapshot,
+};
 
 use async_trait::async_trait;
 use jiff::Timestamp;

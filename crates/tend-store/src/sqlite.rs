@@ -9,6 +9,7 @@
 //! transaction is ever held open across an await.
 
 mod api_tokens;
+mod backup;
 mod engine;
 mod import;
 mod ingest;
@@ -22,6 +23,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use sql::{ContactRow, contact_columns, get, millis, timestamp};
 use std::collections::HashMap;
 use suppression::AddressKeys;
+
+pub use backup::{Restored, SnapshotError, SnapshotInfo, restore_snapshot, verify_snapshot};
 
 /// Migrations, embedded so the binary carries its schema, applied in order; the
 /// database's `user_version` is the last one applied. Every file of

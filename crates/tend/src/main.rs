@@ -1,7 +1,8 @@
-//! The `tend` command line: one binary for init, check, serve, simulate, import and
-//! tokens.
+//! The `tend` command line: one binary for init, check, serve, simulate, import,
+//! tokens, backup and restore.
 
 mod cmd_agenda;
+mod cmd_backup;
 mod cmd_check;
 mod cmd_import;
 mod cmd_init;
@@ -83,6 +84,27 @@ enum Command {
         /// and its range over them.
         #[arg(long, value_parser = cmd_simulate::parse_seeds)]
         seeds: Option<std::ops::RangeInclusive<u64>>,
+    },
+    /// Write a consistent snapshot of the live database to FILE (owner-only); safe
+    /// while `tend serve` runs.
+    Backup {
+        /// Where to write the snapshot.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+    },
+    /// Replace the database with a snapshot from `tend backup`, after checking it; only
+    /// while no server runs. The old database is kept as `….before-restore`.
+    Restore {
+        /// The snapshot.
+        file: PathBuf,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
     },
     /// Import records from a file.
     Import {
@@ -184,6 +206,12 @@ fn main() -> ExitCode {
             seed,
             seeds,
         } => cmd_simulate::run(&scenario, &out, seed, seeds),
+        Command::Backup {
+            file,
+            force,
+            config,
+        } => cmd_backup::backup(&config, &file, force),
+        Command::Restore { file, config } => cmd_backup::restore(&config, &file),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

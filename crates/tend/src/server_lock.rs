@@ -21,6 +21,12 @@ impl ServerLock {
     /// Takes the lock for the SQLite database at `database`, or says which server holds
     /// it.
     pub fn acquire(database: &Path) -> anyhow::Result<ServerLock> {
+        ServerLock::acquire_for(database, "starting")
+    }
+
+    /// Takes the lock for `doing` something no server may run beside (a restore), or
+    /// says which server holds it.
+    pub fn acquire_for(database: &Path, doing: &str) -> anyhow::Result<ServerLock> {
         let mut name = database.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
@@ -38,7 +44,7 @@ impl ServerLock {
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 let holder = if holder.is_empty() {
-                    "a server that is still starting".to_owned()
+                    "a process that is still starting".to_owned()
                 } else {
                     holder.to_owned()
                 };
@@ -56,7 +62,7 @@ impl ServerLock {
             }
         }
         let mut lock = ServerLock { file, path };
-        lock.say(&format!("pid {}, starting", std::process::id()))?;
+        lock.say(&format!("pid {}, {doing}", std::process::id()))?;
         Ok(lock)
     }
 
