@@ -14,16 +14,18 @@ seeds="${2:-1 2 3 4 5 6 7 8}"
 shift $(( $# > 2 ? 2 : $# )) || true
 days_list="${*:-365 730 1095}"
 # TEND=/path/to/tend measures that binary instead of building this tree.
-if [[ -z "${TEND:-}" ]]; then
+if [[ -z "${TEND:-}" && -z "${TABLE_ONLY:-}" ]]; then
   cargo build --release -p tend >/dev/null
   TEND="${CARGO_TARGET_DIR:-$PWD/target}/release/tend"
 fi
-tend="$TEND"
+tend="${TEND:-}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$tend" init "$work/biz" >/dev/null
+[[ -z "${TABLE_ONLY:-}" ]] && "$tend" init "$work/biz" >/dev/null
 mkdir -p "$out"
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD)" | tee "$out/machine.txt"
+[[ -z "${TABLE_ONLY:-}" ]] && echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); binary $tend" | tee "$out/machine.txt"
+# TABLE_ONLY=1 prints the table of the summaries already under OUT, running nothing.
+[[ -n "${TABLE_ONLY:-}" ]] && days_list=""
 for days in $days_list; do
   sed -i -e "s/^days = .*/days = $days/" "$work/biz/scenario.toml"
   for seed in $seeds; do

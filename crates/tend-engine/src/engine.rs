@@ -272,7 +272,7 @@ impl Engine {
     async fn wake_held_offers_if_room(&self, now: Timestamp) -> Result<(), EngineError> {
         let snapshot = self
             .store
-            .pacing_snapshot(self.in_flight_since(now), now)
+            .pacing_snapshot(self.in_flight_since(now), now, self.fades_by_step())
             .await?;
         let expected = self.learned(&snapshot)?;
         let capacity = self.capacity_state(&snapshot, &expected);
@@ -296,6 +296,12 @@ impl Engine {
         let horizon = self.project.config.capacity.horizon;
         now.saturating_sub(SignedDuration::from_millis(horizon.as_millis()))
             .unwrap_or(now)
+    }
+
+    /// Whether offers in flight fade by their step's response delays, which needs them
+    /// per step from the store.
+    pub(crate) fn fades_by_step(&self) -> bool {
+        self.project.config.capacity.response_delay.is_some()
     }
 
     /// What the store's statistics teach: each offer step's probability and response
@@ -345,7 +351,7 @@ impl Engine {
         let config = &self.project.config;
         let snapshot = self
             .store
-            .pacing_snapshot(self.in_flight_since(now), now)
+            .pacing_snapshot(self.in_flight_since(now), now, self.fades_by_step())
             .await?;
         let budget: BudgetState = match &snapshot.budget {
             Some(text) => serde_json::from_str(text).map_err(|e| {

@@ -108,6 +108,10 @@ impl Expected {
             entry.1 += work;
             expected.total += work;
         }
+        if !fade_by_delays {
+            // The store's exact even fade, read without grouping by step.
+            expected.total = snapshot.expected_in_flight;
+        }
         Ok(expected)
     }
 }

@@ -73,7 +73,7 @@ impl Engine {
         let horizon = SignedDuration::from_millis(config.capacity.horizon.as_millis());
         let snapshot = self
             .store()
-            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now), now)
+            .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now), now, true)
             .await?;
         let budget: BudgetState = match &snapshot.budget {
             Some(text) => serde_json::from_str(text).map_err(|e| {

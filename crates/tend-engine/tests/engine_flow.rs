@@ -327,7 +327,11 @@ async fn responses_to_an_offer_step_raise_its_learned_probability() {
     assert!(first.responded_at.is_some(), "{first:?}");
     let snapshot = b
         .store
-        .pacing_snapshot(b.engine.clock().now() - days(14), b.engine.clock().now())
+        .pacing_snapshot(
+            b.engine.clock().now() - days(14),
+            b.engine.clock().now(),
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(snapshot.open_work, 1.0);

@@ -273,8 +273,10 @@ pub struct PacingSnapshot {
     pub budget: Option<String>,
     /// Work items open now.
     pub open_work: f64,
-    /// Offers admitted since the caller's horizon start and not answered yet, per step
-    /// and day of age.
+    /// Sum of the probabilities of offers admitted since the caller's horizon start and
+    /// not answered yet, each faded evenly over the window.
+    pub expected_in_flight: f64,
+    /// Those offers per step and six hours of age, when asked for.
     pub in_flight: Vec<InFlightOffers>,
     /// Per process step.
     pub offer_stats: Vec<OfferStat>,

@@ -178,10 +178,13 @@ pub trait Store: Send + Sync + 'static {
     /// `in_flight_since`, and offer stats. An offer's expectation fades linearly over
     /// the window, from whole when admitted to nothing `now - in_flight_since` later:
     /// an offer nobody answered for most of the window is unlikely to bring work now.
+    /// With `by_step`, also the unanswered offers per step and age (a grouped read, so
+    /// only when the caller fades offers by their step's response delays or shows them).
     async fn pacing_snapshot(
         &self,
         in_flight_since: Timestamp,
         now: Timestamp,
+        by_step: bool,
     ) -> Result<PacingSnapshot, StoreError>;
 
     /// Stores a batch's decisions and the budget usage after it, in one transaction.

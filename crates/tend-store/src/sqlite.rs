@@ -654,9 +654,10 @@ impl Store for SqliteStore {
         &self,
         in_flight_since: Timestamp,
         now: Timestamp,
+        by_step: bool,
     ) -> Result<PacingSnapshot, StoreError> {
         self.pool
-            .read(|tx| engine::pacing_snapshot(tx, in_flight_since, now))
+            .read(|tx| engine::pacing_snapshot(tx, in_flight_since, now, by_step))
             .await
     }
 

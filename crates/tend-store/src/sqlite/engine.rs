@@ -681,6 +681,7 @@ pub(super) fn pacing_snapshot(
     conn: &Connection,
     in_flight_since: Timestamp,
     now: Timestamp,
+    by_step: bool,
 ) -> Result<PacingSnapshot, StoreError> {
     let budget = value(conn, BUDGET_KEY)?;
     let open_work = match value(conn, OPEN_WORK_KEY)? {
@@ -689,24 +690,40 @@ pub(super) fn pacing_snapshot(
             .map_err(|e| StoreError::Corrupt(format!("open work `{text}`: {e}")))?,
         None => 0.0,
     };
-    let in_flight = sql::fetch_all(
+    let expected_in_flight: f64 = sql::fetch_one(
         conn,
-        "SELECT process_id, step, (?2 - admitted_at) / 21600000 * 6 AS age_hours, \
+        "SELECT COALESCE(SUM(COALESCE(probability, 0) \
+         * MIN(1.0, CAST(admitted_at - ?1 AS REAL) / ?2)), 0.0) AS expected FROM touches \
+         WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
+         AND admitted_at >= ?1",
+        params![
+            millis(in_flight_since),
+            (millis(now) - millis(in_flight_since)).max(1) as f64
+        ],
+        |row| get(row, "expected"),
+    )?;
+    let in_flight = if !by_step {
+        Vec::new()
+    } else {
+        sql::fetch_all(
+            conn,
+            "SELECT process_id, step, (?2 - admitted_at) / 21600000 * 6 AS age_hours, \
          COUNT(*) AS offers, COALESCE(SUM(COALESCE(probability, 0)), 0.0) AS probability \
          FROM touches WHERE intent = 'offer' AND responded_at IS NULL \
          AND admitted_at IS NOT NULL AND admitted_at >= ?1 \
          GROUP BY process_id, step, age_hours",
-        params![millis(in_flight_since), millis(now)],
-        |row| {
-            Ok(InFlightOffers {
-                process_id: get(row, "process_id")?,
-                step: step_index(row, "step")?,
-                age_hours: get::<i64>(row, "age_hours")?.clamp(0, i64::from(u32::MAX)) as u32,
-                offers: get::<i64>(row, "offers")?.max(0) as u64,
-                probability: get(row, "probability")?,
-            })
-        },
-    )?;
+            params![millis(in_flight_since), millis(now)],
+            |row| {
+                Ok(InFlightOffers {
+                    process_id: get(row, "process_id")?,
+                    step: step_index(row, "step")?,
+                    age_hours: get::<i64>(row, "age_hours")?.clamp(0, i64::from(u32::MAX)) as u32,
+                    offers: get::<i64>(row, "offers")?.max(0) as u64,
+                    probability: get(row, "probability")?,
+                })
+            },
+        )?
+    };
     let offer_stats = sql::fetch_all(
         conn,
         "SELECT process_id, step, sent, responded, delays, delay_days_sum FROM offer_stats",
@@ -725,6 +742,7 @@ pub(super) fn pacing_snapshot(
     Ok(PacingSnapshot {
         budget,
         open_work,
+        expected_in_flight,
         in_flight,
         offer_stats,
     })
