@@ -1,7 +1,8 @@
 //! Tend's simulator: the real engine and pacer on a virtual clock, against a model of
 //! a population of leads and a business that serves the work they bring.
 
-pub mod charts;
+/// The charts, drawn by the shared crate the console uses too.
+pub use tend_charts as charts;
 mod delivery;
 mod metrics;
 pub mod outcome;
