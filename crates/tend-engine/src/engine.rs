@@ -533,7 +533,8 @@ impl Engine {
         let result = match catch_panic(self.dispatch_one(touch)).await {
             Ok(result) => result,
             Err(panic) => {
-                tracing::error!(touch = touch.touch.0, %panic, "the send panicked; trying again later");
+                let logged = crate::redact::without_addresses(&panic.to_string());
+                tracing::error!(touch = touch.touch.0, panic = %logged, "the send panicked; trying again later");
                 Err((
                     SendError::Retryable(format!("the send panicked: {panic}")),
                     None,
@@ -553,6 +554,7 @@ impl Engine {
         self.forget_if_erased(touch).await;
         if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } = &result
         {
+            let error = crate::redact::without_addresses(error);
             tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");
         }
         (touch.touch, at, result)

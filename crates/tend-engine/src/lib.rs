@@ -10,6 +10,7 @@ mod expected;
 pub mod markdown;
 mod outbox;
 mod pace;
+pub mod redact;
 pub mod reports;
 pub mod send;
 mod smtp_pool;

@@ -71,7 +71,8 @@ impl IntoResponse for AppError {
             AppError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             AppError::Internal(err) => {
                 // Logged here, once; the client sees no internals.
-                tracing::error!(error = %err, "request failed");
+                let error = tend_engine::redact::without_addresses(&err.to_string());
+                tracing::error!(%error, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };

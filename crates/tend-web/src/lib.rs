@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod body;
 mod error;
+mod observe;
 mod pace;
 mod reports;
 mod security;
@@ -19,7 +20,7 @@ pub use serve::{HttpLimits, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn_with_state, map_response};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post, put};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -156,9 +157,11 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .merge(calendar)
         .merge(public)
+        .route_layer(from_fn(observe::matched_route))
         // Handlers read bodies through `body::Limited`, which sets each route's own limit;
         // this one bounds any extractor that does not.
         .layer(DefaultBodyLimit::max(body::COMMAND_BYTES))
         .layer(map_response(security::headers))
+        .layer(from_fn(observe::request))
         .with_state(state)
 }

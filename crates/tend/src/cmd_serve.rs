@@ -12,8 +12,12 @@ use tend_web::{AppState, HttpLimits, IngestRules};
 use tokio_util::sync::CancellationToken;
 
 /// Starts the server and the engine and blocks until a shutdown signal.
-pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
-    crate::init_tracing();
+pub fn run(
+    config_path: &Path,
+    listen: &str,
+    log_format: crate::LogFormat,
+) -> anyhow::Result<ExitCode> {
+    crate::init_tracing_as("info", log_format);
     let project = Arc::new(load_valid_project(config_path)?);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // Before the store opens: a second engine would give back the first one's leases.

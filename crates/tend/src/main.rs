@@ -47,6 +47,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
+        /// `text` for people, `json` (one object a line) for log shippers.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Print the tasks for people on one day (today by default).
     Agenda {
@@ -161,20 +164,37 @@ enum TokenAction {
     },
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
-fn init_tracing() {
-    init_tracing_at("info");
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line, with the fields of the span it happened in.
+    Json,
 }
 
 /// Logs to stderr at `level` unless `RUST_LOG` says otherwise.
 fn init_tracing_at(level: &str) {
+    init_tracing_as(level, LogFormat::Text);
+}
+
+/// Logs to stderr at `level` unless `RUST_LOG` says otherwise, in `format`.
+fn init_tracing_as(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Opens the configured database; a relative SQLite path is beside `tend.toml`.
@@ -193,7 +213,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init { dir } => cmd_init::run(&dir),
         Command::Check { dir } => cmd_check::run(&dir),
-        Command::Serve { config, listen } => cmd_serve::run(&config, &listen),
+        Command::Serve {
+            config,
+            listen,
+            log_format,
+        } => cmd_serve::run(&config, &listen, log_format),
         Command::Agenda { date, config } => cmd_agenda::run(&config, date.as_deref()),
         Command::Report {
             report,

@@ -3,6 +3,9 @@
 //! stores every message it accepts. Every child process is killed when its guard drops,
 //! however the test ends.
 
+// Each test binary uses its own part of these helpers.
+#![allow(dead_code)]
+
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -84,6 +87,12 @@ impl SmtpSink {
     /// Starts the sink on `port`, storing into `folder`, holding each reply to DATA
     /// `delay_ms` after storing the message; returns once it accepts connections.
     pub fn start(port: u16, folder: &Path, delay_ms: u32) -> SmtpSink {
+        SmtpSink::start_with(port, folder, delay_ms, &[])
+    }
+
+    /// As [`SmtpSink::start`], with more of `smtp_sink.py`'s arguments (`--rcpt
+    /// ADDRESS=REPLY` refuses a recipient with that reply).
+    pub fn start_with(port: u16, folder: &Path, delay_ms: u32, extra: &[&str]) -> SmtpSink {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../tend-engine/tests/support/smtp_sink.py");
         let child = Command::new(python())
@@ -91,6 +100,7 @@ impl SmtpSink {
             .args(["--port", &port.to_string(), "--folder"])
             .arg(folder)
             .args(["--delay-ms", &delay_ms.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -284,6 +294,11 @@ impl Business {
         }
     }
 
+    /// The business's folder, holding `tend.toml` and `tend.db`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A folder for the SMTP sink's messages.
     pub fn mail_folder(&self) -> PathBuf {
         self.tmp.path().join("mail")
@@ -292,11 +307,17 @@ impl Business {
     /// Starts `tend serve` on an ephemeral port with `TEND_SMTP_URL` pointing at
     /// `smtp_port` on loopback; returns once it printed its address.
     pub fn serve(&mut self, smtp_port: u16) -> Server {
+        self.serve_with(smtp_port, &[])
+    }
+
+    /// As [`Business::serve`], with more arguments to `tend serve`.
+    pub fn serve_with(&mut self, smtp_port: u16, extra: &[&str]) -> Server {
         self.started += 1;
         let log = self.tmp.path().join(format!("serve-{}.log", self.started));
         let stderr = std::fs::File::create(&log).expect("create the server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .current_dir(&self.dir)
             .env("TEND_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
             .env("RUST_LOG", "info")

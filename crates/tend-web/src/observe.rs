@@ -1,0 +1,111 @@
+//! One span per request: method, the route that matched (never the raw path, which can
+//! hold an unsubscribe token, nor the query, which can hold a calendar token), status,
+//! latency and a request id, taken from `X-Request-Id` or made here, and returned.
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// The header a request id arrives in and is returned in.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest request id taken from a client; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Left on a response by [`matched_route`]: a route matched and the span names it.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchedRoute;
+
+/// The outer layer: opens the request's span, times the request, records its status and
+/// answers with its request id.
+pub async fn request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| acceptable_request_id(id))
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = Empty,
+        request_id = %request_id,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    if response.extensions().get::<MatchedRoute>().is_none() {
+        // No route matched, so `matched_route` did not run.
+        span.record("route", "other");
+    }
+    span.record("status", status);
+    // Microseconds are as fine as a request's timing means anything.
+    span.record("latency_ms", latency.as_micros() as f64 / 1000.0);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!("request failed");
+        } else {
+            tracing::info!("request");
+        }
+    });
+    if let Ok(value) = HeaderValue::try_from(request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// The inner layer, on every route: names the matched route template on the span and
+/// on the response.
+pub async fn matched_route(request: Request, next: Next) -> Response {
+    let route: Arc<str> = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| Arc::from(p.as_str()))
+        .unwrap_or_else(|| Arc::from("other"));
+    tracing::Span::current().record("route", &*route);
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(MatchedRoute);
+    response
+}
+
+/// A client's id is kept when it is short and made of characters that cannot forge a
+/// log line or carry an address: letters, digits and `-_.:`.
+fn acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// 128 random bits as 32 hex digits.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clients_request_id_is_kept_only_when_it_is_plain() {
+        assert!(acceptable_request_id("req-42_a.b:c"));
+        assert!(!acceptable_request_id(""));
+        assert!(!acceptable_request_id("ann@example.com"));
+        assert!(!acceptable_request_id("a b"));
+        assert!(!acceptable_request_id("line\nbreak"));
+        assert!(!acceptable_request_id(&"x".repeat(MAX_REQUEST_ID + 1)));
+        let made = new_request_id();
+        assert_eq!(made.len(), 32);
+        assert!(acceptable_request_id(&made));
+    }
+}
