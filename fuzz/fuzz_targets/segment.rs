@@ -6,7 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use tend_core::StageName;
-use tend_store::{ApiToken, SqliteStore, TokenScope};
+use tend_store::{ApiToken, TokenScope};
+use tend_store_sqlite::{SqliteStore};
 use tend_web::{AppState, IngestRules};
 
 const ROUTES: [&str; 7] = [

@@ -27,7 +27,8 @@ use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
 use tend_core::{Email, StageName};
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
-use tend_store::{ImportRow, SqliteStore, Store};
+use tend_store::{ImportRow, Store};
+use tend_store_sqlite::SqliteStore;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 

@@ -16,7 +16,8 @@ use tend_core::{ContactId, Email, StageName};
 use tend_engine::{
     ChannelDelivery, Clock, Delivery, EmailTouch, SendError, UnsubscribeSigner, Unsubscribed,
 };
-use tend_store::{ContactTraits, Identity, ImportRow, IngestMessage, SqliteStore, Store};
+use tend_store::{ContactTraits, Identity, ImportRow, IngestMessage, Store};
+use tend_store_sqlite::SqliteStore;
 
 /// One email that reached its channel.
 #[derive(Debug, Clone)]

@@ -80,7 +80,7 @@ impl Delivery for PanicsOnce {
 async fn a_send_that_panics_is_retried_with_backoff_not_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn tend_store::Store> = Arc::new(
-        tend_store::SqliteStore::open(&dir.path().join("tend.db"))
+        tend_store_sqlite::SqliteStore::open(&dir.path().join("tend.db"))
             .await
             .unwrap(),
     );

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use tend_core::check::{ProjectSources, SourceFile, check_project};
 use tend_engine::{Engine, EngineSettings, ManualClock};
-use tend_store::{SqliteStore, Store};
+use tend_store::Store;
+use tend_store_sqlite::SqliteStore;
 
 const WELCOME: &str = "Subject: Welcome, {{ contact.first_name }} from {{ contact.attributes.city }}\n\n\
 Thanks for asking, {{ contact.name }}.\n\n\

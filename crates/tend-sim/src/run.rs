@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tend_core::check::Project;
 use tend_core::{Email, Intent, StageName};
 use tend_engine::{Clock, Delivery, Engine, EngineError, EngineSettings, ManualClock};
-use tend_store::{ContactTraits, Identity, IngestMessage, SqliteStore, Store, StoreError, TaskEnd};
+use tend_store::{ContactTraits, Identity, IngestMessage, Store, StoreError, TaskEnd};
+use tend_store_sqlite::SqliteStore;
 
 /// What can stop a simulation.
 #[derive(Debug, thiserror::Error)]

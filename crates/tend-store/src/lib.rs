@@ -1,24 +1,20 @@
-//! Tend's storage: the [`Store`] trait every caller uses, and its backends.
+//! Tend's storage interface: the [`Store`] trait every caller uses, the records it
+//! speaks in and a backend-free [`StoreError`]. Each backend lives in a crate of its
+//! own (`tend-store-sqlite`, …) and implements the trait.
 //!
-//! Instants are stored as integer milliseconds since the Unix epoch and ids as 64-bit
-//! integers, so the SQL text can be shared with the PostgreSQL backend that follows.
+//! Instants cross the trait as [`Timestamp`]s; backends store them as integer
+//! milliseconds since the Unix epoch and ids as 64-bit integers.
 
 pub mod engine;
 mod model;
-mod sqlite;
 pub mod suppression;
 pub mod tokens;
 
 pub use engine::*;
 pub use model::*;
-pub use sqlite::{
-    Restored, SnapshotError, SnapshotInfo, SqliteStore, restore_snapshot, verify_snapshot,
-};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use std::path::Path;
-use std::sync::Arc;
 use tend_core::pacer::TouchId;
 use tend_core::{ContactId, Email, StageName};
 
@@ -28,9 +24,9 @@ pub enum StoreError {
     /// The database URL names no backend Tend has.
     #[error("unsupported database url `{0}`: use sqlite://PATH")]
     UnsupportedUrl(String),
-    /// The database refused or failed a statement.
+    /// The database refused or failed a statement; the backend's own error is the source.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The schema could not be brought up to date.
     #[error("migration failed: {0}")]
     Migrate(String),
@@ -53,6 +49,13 @@ pub enum StoreError {
     /// missing or unreadable; says what to do.
     #[error("the install's secret is unusable: {0}")]
     Secret(String),
+}
+
+impl StoreError {
+    /// Wraps a backend's own error (a driver's, a pool's) as [`StoreError::Backend`].
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
 }
 
 /// The one storage interface; each backend implements all of it.
@@ -330,14 +333,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets a named engine value.
     async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError>;
-}
-
-/// Opens the backend named by `database_url`, creating and migrating it if needed.
-/// A relative SQLite path is resolved against `base_dir` (the folder of `tend.toml`).
-pub async fn open(database_url: &str, base_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let path = base_dir.join(path);
-        return Ok(Arc::new(SqliteStore::open(&path).await?));
-    }
-    Err(StoreError::UnsupportedUrl(database_url.to_owned()))
 }

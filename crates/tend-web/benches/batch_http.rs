@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tend_core::StageName;
-use tend_store::{ContactQuery, Identity, IngestMessage, SqliteStore, Store, TokenScope, tokens};
+use tend_store::{ContactQuery, Identity, IngestMessage, Store, TokenScope, tokens};
+use tend_store_sqlite::SqliteStore;
 use tend_web::{AppState, IngestRules};
 use tokio::runtime::Runtime;
 

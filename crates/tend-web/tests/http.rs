@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use tend_core::StageName;
-use tend_store::{SqliteStore, Store, TokenScope, tokens};
+use tend_store::{Store, TokenScope, tokens};
+use tend_store_sqlite::SqliteStore;
 use tend_web::{AppState, IngestRules};
 
 struct Server {

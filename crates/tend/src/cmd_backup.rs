@@ -6,7 +6,7 @@ use crate::server_lock::ServerLock;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tend_store::SqliteStore;
+use tend_store_sqlite::SqliteStore;
 
 /// Writes a snapshot of the configured database to `file`; safe while `tend serve` runs
 /// (it takes no server lock: SQLite readers never block the writer).
@@ -46,7 +46,7 @@ pub fn restore(config_path: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     // Held until the restore ends, so no server starts on a half-replaced database.
     let _lock = ServerLock::acquire_for(&database, "restoring a backup")
         .context("refusing to restore while a server holds the database; nothing was changed")?;
-    let restored = tend_store::restore_snapshot(file, &database).with_context(|| {
+    let restored = tend_store_sqlite::restore_snapshot(file, &database).with_context(|| {
         format!(
             "restoring {} into {}; nothing was changed",
             file.display(),

@@ -203,9 +203,16 @@ async fn open_store(
     config: &tend_core::config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn tend_store::Store>> {
     use anyhow::Context;
-    tend_store::open(&config.database_url, &project::project_dir(config_path))
+    let url = &config.database_url;
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Err(tend_store::StoreError::UnsupportedUrl(url.clone()))
+            .with_context(|| format!("opening the database {url}"));
+    };
+    let path = project::project_dir(config_path).join(path);
+    let store = tend_store_sqlite::SqliteStore::open(&path)
         .await
-        .with_context(|| format!("opening the database {}", config.database_url))
+        .with_context(|| format!("opening the database {url}"))?;
+    Ok(std::sync::Arc::new(store))
 }
 
 fn main() -> ExitCode {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tend_core::check::{ProjectSources, SourceFile, check_project};
 use tend_core::{ContactId, Email, StageName};
 use tend_engine::{ChannelDelivery, Delivery, Engine, EngineSettings, ManualClock};
-use tend_store::{ContactTraits, Identity, IngestMessage, SqliteStore, Store, TouchView};
+use tend_store::{ContactTraits, Identity, IngestMessage, Store, TouchView};
+use tend_store_sqlite::SqliteStore;
 
 /// `tend.toml` for the tests: open every day 08:00–20:00 in Rome, no budgets, the
 /// default frequency limits (3 a week, a day apart).

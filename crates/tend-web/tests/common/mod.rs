@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tend_core::check::{ProjectSources, SourceFile, check_project};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock};
-use tend_store::{SqliteStore, Store, TokenScope, tokens};
+use tend_store::{Store, TokenScope, tokens};
+use tend_store_sqlite::SqliteStore;
 use tend_web::{AppState, IngestRules};
 
 /// Monday 23 November 2026, 10:00 in Rome.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tempfile::TempDir;
 use tend_core::{Email, StageName};
-use tend_store::{ImportRow, SnapshotError, SqliteStore, Store, restore_snapshot};
+use tend_store::{ImportRow, Store};
+use tend_store_sqlite::{SnapshotError, SqliteStore, restore_snapshot};
 
 const CHUNK: usize = 20;
 
@@ -147,7 +148,7 @@ async fn a_backup_never_replaces_an_existing_file_unless_asked() {
     store.backup_to(&target, true).await.unwrap();
     #[cfg(unix)]
     assert_eq!(mode(&target), 0o600);
-    assert!(tend_store::verify_snapshot(&target).is_ok());
+    assert!(tend_store_sqlite::verify_snapshot(&target).is_ok());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -4,14 +4,15 @@
 
 use super::sql::{self, Binds, ContactRow, contact_columns, get, get_at, millis, timestamp};
 use super::suppress;
-use crate::engine::*;
-use crate::suppression::AddressKeys;
-use crate::{Contact, StoreError};
+use crate::sql::db;
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, ToSql, params};
 use std::collections::{HashMap, HashSet};
 use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
+use tend_store::engine::*;
+use tend_store::suppression::AddressKeys;
+use tend_store::{Contact, StoreError};
 
 const CURSOR_KEY: &str = "signal_cursor";
 const BUDGET_KEY: &str = "budget";
@@ -659,13 +660,15 @@ fn recent_touches(
     ids: &[i64],
     since: i64,
 ) -> Result<HashMap<i64, Vec<(Timestamp, Channel)>>, StoreError> {
-    let mut admitted = conn.prepare_cached(
-        "SELECT admitted_at, channel FROM touches WHERE contact_id = ?1 AND admitted_at > ?2",
-    )?;
+    let mut admitted = conn
+        .prepare_cached(
+            "SELECT admitted_at, channel FROM touches WHERE contact_id = ?1 AND admitted_at > ?2",
+        )
+        .map_err(db)?;
     let mut recent: HashMap<i64, Vec<(Timestamp, Channel)>> = HashMap::new();
     for id in ids {
-        let mut rows = admitted.query(params![id, since])?;
-        while let Some(row) = rows.next()? {
+        let mut rows = admitted.query(params![id, since]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
             let at: i64 = get(row, "admitted_at")?;
             let channel = parse_channel(&get::<String>(row, "channel")?)?;
             recent
@@ -910,15 +913,17 @@ fn queue_touches(
     rows: &[(i64, Option<f64>)],
     at: i64,
 ) -> Result<(), StoreError> {
-    let mut queue = conn.prepare_cached(&format!(
-        "UPDATE touches SET state = 'queued', decision = 'send', reason = NULL, \
+    let mut queue = conn
+        .prepare_cached(&format!(
+            "UPDATE touches SET state = 'queued', decision = 'send', reason = NULL, \
          until_at = NULL, decided_at = ?1, admitted_at = ?1, next_attempt_at = ?1, \
          probability = ?2 WHERE id = ?3 AND state = 'pending' RETURNING {ADMITTED_COLUMNS}"
-    ))?;
+        ))
+        .map_err(db)?;
     let mut queued = Vec::with_capacity(rows.len());
     for (id, probability) in rows {
-        let mut returned = queue.query(params![at, probability, id])?;
-        if let Some(row) = returned.next()? {
+        let mut returned = queue.query(params![at, probability, id]).map_err(db)?;
+        if let Some(row) = returned.next().map_err(db)? {
             queued.push(admitted(row)?);
         }
     }
@@ -927,22 +932,30 @@ fn queue_touches(
 
 /// Counts admitted touches to their contacts, enrollments and offer stats.
 fn count_touches(conn: &Connection, touches: &[Admitted], at: i64) -> Result<(), StoreError> {
-    let mut contact = conn.prepare_cached(
-        "UPDATE contacts SET last_touch_at = ?1 \
+    let mut contact = conn
+        .prepare_cached(
+            "UPDATE contacts SET last_touch_at = ?1 \
          WHERE id = ?2 AND (last_touch_at IS NULL OR last_touch_at < ?1)",
-    )?;
-    let mut enrollment = conn.prepare_cached(
-        "UPDATE enrollments SET touches = touches + 1, last_touch_at = ?1 WHERE id = ?2",
-    )?;
-    let mut offer = conn.prepare_cached(
-        "INSERT INTO offer_stats (process_id, step, sent) VALUES (?1, ?2, 1) \
+        )
+        .map_err(db)?;
+    let mut enrollment = conn
+        .prepare_cached(
+            "UPDATE enrollments SET touches = touches + 1, last_touch_at = ?1 WHERE id = ?2",
+        )
+        .map_err(db)?;
+    let mut offer = conn
+        .prepare_cached(
+            "INSERT INTO offer_stats (process_id, step, sent) VALUES (?1, ?2, 1) \
          ON CONFLICT (process_id, step) DO UPDATE SET sent = offer_stats.sent + 1",
-    )?;
+        )
+        .map_err(db)?;
     for t in touches {
-        contact.execute(params![at, t.contact_id])?;
-        enrollment.execute(params![at, t.enrollment_id])?;
+        contact.execute(params![at, t.contact_id]).map_err(db)?;
+        enrollment
+            .execute(params![at, t.enrollment_id])
+            .map_err(db)?;
         if t.intent == "offer" {
-            offer.execute(params![t.process_id, t.step])?;
+            offer.execute(params![t.process_id, t.step]).map_err(db)?;
         }
     }
     Ok(())
@@ -954,12 +967,14 @@ fn defer_touches(
     rows: &[(i64, i64, String)],
     at: i64,
 ) -> Result<(), StoreError> {
-    let mut defer = conn.prepare_cached(
-        "UPDATE touches SET due_at = ?1, decision = 'defer', reason = ?2, until_at = ?1, \
+    let mut defer = conn
+        .prepare_cached(
+            "UPDATE touches SET due_at = ?1, decision = 'defer', reason = ?2, until_at = ?1, \
          decided_at = ?3, deferrals = deferrals + 1 WHERE id = ?4 AND state = 'pending'",
-    )?;
+        )
+        .map_err(db)?;
     for (id, until, reason) in rows {
-        defer.execute(params![until, reason, at, id])?;
+        defer.execute(params![until, reason, at, id]).map_err(db)?;
     }
     Ok(())
 }
@@ -1047,8 +1062,9 @@ fn claim_once(
 
     // The suppression check, by the address each email goes to now.
     let mut silenced: HashSet<i64> = HashSet::new();
-    let mut mark_address =
-        conn.prepare_cached("UPDATE touches SET address_key = ?1 WHERE id = ?2")?;
+    let mut mark_address = conn
+        .prepare_cached("UPDATE touches SET address_key = ?1 WHERE id = ?2")
+        .map_err(db)?;
     for row in rows.iter().filter(|r| r.channel == Channel::Email) {
         let Some(contact) = contacts.get(&row.contact_id) else {
             continue;
@@ -1062,22 +1078,26 @@ fn claim_once(
         if contact.suppressed_at.is_some() || suppress::address_suppressed(conn, keys, email)? {
             silenced.insert(row.contact_id);
         } else {
-            mark_address.execute(params![keys.key(email), row.touch.0])?;
+            mark_address
+                .execute(params![keys.key(email), row.touch.0])
+                .map_err(db)?;
         }
     }
     if !silenced.is_empty() {
         // The claim counted no attempt: nothing was tried.
-        let mut skip = conn.prepare_cached(
-            "UPDATE touches SET state = 'skipped', decision = 'skip', reason = 'suppressed', \
+        let mut skip = conn
+            .prepare_cached(
+                "UPDATE touches SET state = 'skipped', decision = 'skip', reason = 'suppressed', \
              decided_at = ?1, leased = 0, next_attempt_at = NULL, \
              attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE id = ?2 AND state = 'queued'",
-        )?;
+            )
+            .map_err(db)?;
         for row in rows
             .iter()
             .filter(|r| r.channel == Channel::Email && silenced.contains(&r.contact_id))
         {
-            skip.execute(params![now_ms, row.touch.0])?;
+            skip.execute(params![now_ms, row.touch.0]).map_err(db)?;
         }
         for contact in &silenced {
             suppress::suppress(conn, keys, ContactId(*contact), "suppressed", now_ms)?;
@@ -1192,17 +1212,19 @@ fn deliver_touches(
     conn: &Connection,
     rows: &[(i64, i64, Option<NextTouch>)],
 ) -> Result<(), StoreError> {
-    let mut deliver = conn.prepare_cached(
-        "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
+    let mut deliver = conn
+        .prepare_cached(
+            "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
          next_attempt_at = NULL, leased = 0 WHERE id = ?2 AND state = 'queued' \
          RETURNING enrollment_id, kind",
-    )?;
+        )
+        .map_err(db)?;
     // In the order given, so the next touches get ids in a repeatable order.
     let mut moves = Vec::new();
     let mut completions = Vec::new();
     for (id, at, next) in rows {
-        let mut returned = deliver.query(params![at, id])?;
-        let Some(row) = returned.next()? else {
+        let mut returned = deliver.query(params![at, id]).map_err(db)?;
+        let Some(row) = returned.next().map_err(db)? else {
             continue;
         };
         let Some(enrollment) = step_enrollment(row)? else {
@@ -1214,12 +1236,14 @@ fn deliver_touches(
         }
     }
     advance_many(conn, &moves)?;
-    let mut complete = conn.prepare_cached(
-        "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
+    let mut complete = conn
+        .prepare_cached(
+            "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
          WHERE id = ?2 AND state = 'active'",
-    )?;
+        )
+        .map_err(db)?;
     for (enrollment, at) in &completions {
-        complete.execute(params![at, enrollment])?;
+        complete.execute(params![at, enrollment]).map_err(db)?;
     }
     Ok(())
 }
@@ -1227,13 +1251,17 @@ fn deliver_touches(
 /// Moves active enrollments to their next step and plans it, `(enrollment, at, next)`
 /// each.
 fn advance_many(conn: &Connection, moves: &[(i64, i64, NextTouch)]) -> Result<(), StoreError> {
-    let mut step = conn.prepare_cached(
-        "UPDATE enrollments SET step = ?1 WHERE id = ?2 AND state = 'active' \
+    let mut step = conn
+        .prepare_cached(
+            "UPDATE enrollments SET step = ?1 WHERE id = ?2 AND state = 'active' \
          RETURNING contact_id, process_id",
-    )?;
+        )
+        .map_err(db)?;
     for (enrollment, at, next) in moves {
-        let mut returned = step.query(params![next.step.step, enrollment])?;
-        let Some(row) = returned.next()? else {
+        let mut returned = step
+            .query(params![next.step.step, enrollment])
+            .map_err(db)?;
+        let Some(row) = returned.next().map_err(db)? else {
             continue;
         };
         let (contact, process) = (get(row, "contact_id")?, get(row, "process_id")?);

@@ -6,12 +6,13 @@
 //! work here is a whole `Store` call, and on a multi-threaded runtime it runs inside
 //! `block_in_place`, so the worker's other tasks move to another thread meanwhile.
 
-use crate::StoreError;
+use crate::sql::db;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
+use tend_store::StoreError;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -84,9 +85,11 @@ impl Pool {
     ) -> Result<R, StoreError> {
         let mut conn = self.writer.lock().await;
         blocking(|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             let out = work(&tx)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(out)
         })
     }
@@ -135,9 +138,9 @@ fn read_in<R>(
     conn: &mut Connection,
     work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction().map_err(db)?;
     let out = work(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(db)?;
     Ok(out)
 }
 
@@ -194,18 +197,20 @@ const CHECKPOINT_PAGES_INLINE: i32 = 4 * CHECKPOINT_PAGES;
 fn checkpoint_in_background(writer: &mut Connection, own: Connection) -> Result<(), StoreError> {
     let (due, wait) = std::sync::mpsc::sync_channel::<()>(1);
     // Replaces SQLite's automatic checkpoint: it runs one or the other.
-    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-        if pages >= CHECKPOINT_PAGES_INLINE {
-            // Busy only while the thread is mid-checkpoint; the next commit tries again.
-            if let Err(error) = wal.checkpoint() {
-                tracing::debug!(%error, pages, "inline checkpoint deferred");
+    writer
+        .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= CHECKPOINT_PAGES_INLINE {
+                // Busy only while the thread is mid-checkpoint; the next commit tries again.
+                if let Err(error) = wal.checkpoint() {
+                    tracing::debug!(%error, pages, "inline checkpoint deferred");
+                }
+            } else if pages >= CHECKPOINT_PAGES {
+                // Full means a request is already waiting: one is enough.
+                let _ = due.try_send(());
             }
-        } else if pages >= CHECKPOINT_PAGES {
-            // Full means a request is already waiting: one is enough.
-            let _ = due.try_send(());
-        }
-        Ok(())
-    }))?;
+            Ok(())
+        }))
+        .map_err(db)?;
     std::thread::Builder::new()
         .name("tend-checkpoint".into())
         .spawn(move || {
@@ -227,20 +232,23 @@ fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?,
-        Durability::Scratch => Connection::open_in_memory()?,
+        )
+        .map_err(db)?,
+        Durability::Scratch => Connection::open_in_memory().map_err(db)?,
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Plans must not depend on the values bound: a plan that did would be compiled
     // again at every reuse of its cached statement (SQLite marks such statements
     // expired whenever their parameters are cleared). Every partial index condition is
     // written out in the statements that use it, so nothing is lost.
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(db)?;
     let durable = durability == Durability::Durable;
     if durable {
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Corrupt(format!(
                 "{}: the database refused write-ahead logging (journal mode stays `{mode}`)",
@@ -250,20 +258,26 @@ fn connect(path: &Path, durability: Durability, role: Role) -> Result<Connection
     }
     if !durable {
         // Nothing to roll back to: a failed simulation throws its database away.
-        conn.pragma_update_and_check(None, "journal_mode", "OFF", |row| row.get::<_, String>(0))?;
+        conn.pragma_update_and_check(None, "journal_mode", "OFF", |row| row.get::<_, String>(0))
+            .map_err(db)?;
     }
-    conn.pragma_update(None, "synchronous", if durable { "NORMAL" } else { "OFF" })?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", if durable { "NORMAL" } else { "OFF" })
+        .map_err(db)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
     // Deleted rows are overwritten with zeros, so an erasure leaves no bytes behind.
-    conn.pragma_update(None, "secure_delete", if durable { "ON" } else { "OFF" })?;
+    conn.pragma_update(None, "secure_delete", if durable { "ON" } else { "OFF" })
+        .map_err(db)?;
     // A multi-row insert into a table with a foreign key keeps a statement journal of
     // every page it changes; on disk that was a quarter of ingest's writer time.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(db)?;
     match role {
         // Each event touches a leaf of every events index; a larger cache for the one
         // writer keeps those pages in memory as the table grows.
-        Role::Writer => conn.pragma_update(None, "cache_size", -16_384)?,
-        Role::Reader => conn.pragma_update(None, "query_only", "ON")?,
+        Role::Writer => conn
+            .pragma_update(None, "cache_size", -16_384)
+            .map_err(db)?,
+        Role::Reader => conn.pragma_update(None, "query_only", "ON").map_err(db)?,
         Role::Checkpointer => {}
     }
     Ok(conn)

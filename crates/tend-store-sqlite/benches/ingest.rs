@@ -1,4 +1,4 @@
-//! Ingest against its baseline, in one run: `cargo bench -p tend-store --bench ingest`.
+//! Ingest against its baseline, in one run: `cargo bench -p tend-store-sqlite --bench ingest`.
 //!
 //! Both benchmarks write batches of 100 track events for a pool of 1,000 known users into
 //! the same database; the baseline is [`SqliteStore::raw_insert_events_for_bench`], a bare
@@ -14,7 +14,8 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
 use tend_core::StageName;
-use tend_store::{ContactQuery, Identity, IngestMessage, SqliteStore, Store};
+use tend_store::{ContactQuery, Identity, IngestMessage, Store};
+use tend_store_sqlite::SqliteStore;
 use tokio::runtime::Runtime;
 
 const BATCH: usize = 100;

@@ -9,12 +9,13 @@
 use super::sql::{
     self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text, millis,
 };
-use crate::suppression::AddressKeys;
-use crate::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
+use crate::sql::db;
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
+use tend_store::suppression::AddressKeys;
+use tend_store::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
 
 /// Applies a batch inside the caller's transaction; the caller commits.
 pub(super) fn run(
@@ -727,9 +728,9 @@ fn insert_aliases(conn: &Connection, aliases: &[(String, i64, i64)]) -> Result<(
     let mut insert = conn.prepare_cached(
         "INSERT INTO contact_aliases (anonymous_id, contact_id, created_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (anonymous_id) DO NOTHING",
-    )?;
+    ).map_err(db)?;
     for (anon, id, at) in aliases {
-        insert.execute(params![anon, id, at])?;
+        insert.execute(params![anon, id, at]).map_err(db)?;
     }
     Ok(())
 }
@@ -742,20 +743,24 @@ fn insert_events(
     events: Vec<EventRow<'_>>,
     received_at: i64,
 ) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
          received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id) DO NOTHING",
-    )?;
+        )
+        .map_err(db)?;
     for e in &events {
-        insert.execute(params![
-            e.message_id,
-            e.contact_id,
-            e.kind,
-            e.name,
-            e.properties,
-            e.occurred_at,
-            received_at
-        ])?;
+        insert
+            .execute(params![
+                e.message_id,
+                e.contact_id,
+                e.kind,
+                e.name,
+                e.properties,
+                e.occurred_at,
+                received_at
+            ])
+            .map_err(db)?;
     }
     Ok(())
 }
@@ -766,13 +771,17 @@ pub(super) fn raw_insert_events(
     conn: &Connection,
     rows: &[(String, i64, String, String, i64)],
 ) -> Result<u64, StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (message_id, contact_id, kind, name, properties, occurred_at, \
          received_at) VALUES (?1, ?2, 'track', ?3, ?4, ?5, ?5)",
-    )?;
+        )
+        .map_err(db)?;
     let mut inserted = 0;
     for (message_id, contact_id, name, properties, at) in rows {
-        inserted += insert.execute(params![message_id, contact_id, name, properties, at])? as u64;
+        inserted += insert
+            .execute(params![message_id, contact_id, name, properties, at])
+            .map_err(db)? as u64;
     }
     Ok(inserted)
 }

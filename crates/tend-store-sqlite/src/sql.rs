@@ -6,12 +6,17 @@
 //! same text `$1`, `$2`. Generated multi-row statements and `IN` lists use anonymous `?`.
 //! Every statement goes through the connection's prepared-statement cache.
 
-use crate::{Contact, StoreError};
 use jiff::Timestamp;
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row, ToSql, params, params_from_iter};
 use serde_json::{Map, Value};
 use tend_core::{ContactId, StageName};
+use tend_store::{Contact, StoreError};
+
+/// A driver error as the backend-free [`StoreError::Backend`].
+pub(crate) fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::backend(error)
+}
 
 /// Largest key list sent in one `IN (…)`; bigger lists are split.
 const MAX_IN_KEYS: usize = 512;
@@ -43,7 +48,11 @@ pub(super) fn execute(
     sql: &str,
     params: impl Params,
 ) -> Result<u64, StoreError> {
-    Ok(conn.prepare_cached(sql)?.execute(params)? as u64)
+    Ok(conn
+        .prepare_cached(sql)
+        .map_err(db)?
+        .execute(params)
+        .map_err(db)? as u64)
 }
 
 /// Runs a statement and decodes every row it returns.
@@ -53,10 +62,10 @@ pub(super) fn fetch_all<T>(
     params: impl Params,
     mut decode: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
+    let mut statement = conn.prepare_cached(sql).map_err(db)?;
+    let mut rows = statement.query(params).map_err(db)?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
+    while let Some(row) = rows.next().map_err(db)? {
         out.push(decode(row)?);
     }
     Ok(out)
@@ -69,9 +78,9 @@ pub(super) fn fetch_optional<T>(
     params: impl Params,
     decode: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
-    match rows.next()? {
+    let mut statement = conn.prepare_cached(sql).map_err(db)?;
+    let mut rows = statement.query(params).map_err(db)?;
+    match rows.next().map_err(db)? {
         Some(row) => decode(row).map(Some),
         None => Ok(None),
     }
@@ -85,7 +94,7 @@ pub(super) fn fetch_one<T>(
     decode: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     fetch_optional(conn, sql, params, decode)?
-        .ok_or_else(|| StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+        .ok_or_else(|| db(rusqlite::Error::QueryReturnedNoRows))
 }
 
 /// Parameters bound in order, for generated statements.
@@ -235,22 +244,26 @@ impl ContactRow {
 /// `created_at` and `last_touch_at` are left alone: the first never changes and the
 /// second belongs to the engine.
 pub(super) fn update_contacts(conn: &Connection, rows: &[&ContactRow]) -> Result<(), StoreError> {
-    let mut update = conn.prepare_cached(
-        "UPDATE contacts SET email = ?2, user_id = ?3, name = ?4, timezone = ?5, stage = ?6, \
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE contacts SET email = ?2, user_id = ?3, name = ?4, timezone = ?5, stage = ?6, \
          attributes = ?7, updated_at = ?8, suppressed_at = ?9 WHERE id = ?1",
-    )?;
+        )
+        .map_err(db)?;
     for c in rows {
-        update.execute(params![
-            c.id,
-            c.email,
-            c.user_id,
-            c.name,
-            c.timezone,
-            c.stage,
-            c.attributes,
-            c.updated_at,
-            c.suppressed_at
-        ])?;
+        update
+            .execute(params![
+                c.id,
+                c.email,
+                c.user_id,
+                c.name,
+                c.timezone,
+                c.stage,
+                c.attributes,
+                c.updated_at,
+                c.suppressed_at
+            ])
+            .map_err(db)?;
     }
     Ok(())
 }
@@ -269,19 +282,23 @@ pub(super) struct HistoryRow {
 
 /// Appends stage history.
 pub(super) fn insert_history(conn: &Connection, rows: &[HistoryRow]) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at) \
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+        )
+        .map_err(db)?;
     for h in rows {
-        insert.execute(params![
-            h.contact_id,
-            h.from,
-            h.to,
-            h.reason,
-            h.message_id,
-            h.at
-        ])?;
+        insert
+            .execute(params![
+                h.contact_id,
+                h.from,
+                h.to,
+                h.reason,
+                h.message_id,
+                h.at
+            ])
+            .map_err(db)?;
     }
     Ok(())
 }

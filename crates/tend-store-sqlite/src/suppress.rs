@@ -1,13 +1,14 @@
-//! Suppression on SQLite: the keyed address records (see [`crate::suppression`]), the
+//! Suppression on SQLite: the keyed address records (see [`tend_store::suppression`]), the
 //! bare-hash records earlier releases left, and the contact records they silence.
 
 use super::engine::exit;
 use super::sql::{self, fetch_in, get};
-use crate::StoreError;
-use crate::suppression::{AddressKeys, SECRET_KEY, legacy_hash, parse_secret};
+use crate::sql::db;
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
 use tend_core::ContactId;
+use tend_store::StoreError;
+use tend_store::suppression::{AddressKeys, SECRET_KEY, legacy_hash, parse_secret};
 
 /// The install's secret, as the schema made it; an error naming the fix if it is
 /// missing or unreadable, since a new one would break every unsubscribe link mailed.
@@ -85,13 +86,16 @@ pub(super) fn address_suppressed(
     keys: &AddressKeys,
     address: &str,
 ) -> Result<bool, StoreError> {
-    let mut keyed = conn.prepare_cached("SELECT 1 FROM suppressions WHERE address_key = ?1")?;
-    if keyed.exists(params![keys.key(address)])? {
+    let mut keyed = conn
+        .prepare_cached("SELECT 1 FROM suppressions WHERE address_key = ?1")
+        .map_err(db)?;
+    if keyed.exists(params![keys.key(address)]).map_err(db)? {
         return Ok(true);
     }
-    let mut legacy =
-        conn.prepare_cached("SELECT 1 FROM legacy_suppressions WHERE email_hash = ?1")?;
-    Ok(legacy.exists(params![legacy_hash(address)])?)
+    let mut legacy = conn
+        .prepare_cached("SELECT 1 FROM legacy_suppressions WHERE email_hash = ?1")
+        .map_err(db)?;
+    legacy.exists(params![legacy_hash(address)]).map_err(db)
 }
 
 /// The addresses among `addresses` that are suppressed, as given.

@@ -3,12 +3,13 @@
 //! all where a row changes nothing.
 
 use super::sql::{self, ContactRow, HistoryRow, contact_columns, fetch_in, json_object, json_text};
-use crate::suppression::AddressKeys;
-use crate::{ImportOutcome, ImportRow, StageChange, StoreError};
+use crate::sql::db;
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
+use tend_store::suppression::AddressKeys;
+use tend_store::{ImportOutcome, ImportRow, StageChange, StoreError};
 
 /// One person of the chunk, as the rows so far left them.
 struct Imported<'a> {
@@ -238,22 +239,26 @@ fn insert_new(
     conn: &Connection,
     people: &[Imported<'_>],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO contacts (email, name, timezone, stage, attributes, created_at, \
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO contacts (email, name, timezone, stage, attributes, created_at, \
          updated_at, suppressed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
+        )
+        .map_err(db)?;
     let mut ids = HashMap::new();
     for c in people.iter().filter(|p| p.is_new).map(|p| &p.row) {
-        insert.execute(params![
-            c.email,
-            c.name,
-            c.timezone,
-            c.stage,
-            c.attributes,
-            c.created_at,
-            c.updated_at,
-            c.suppressed_at
-        ])?;
+        insert
+            .execute(params![
+                c.email,
+                c.name,
+                c.timezone,
+                c.stage,
+                c.attributes,
+                c.created_at,
+                c.updated_at,
+                c.suppressed_at
+            ])
+            .map_err(db)?;
         if let Some(email) = &c.email {
             ids.insert(email.clone(), conn.last_insert_rowid());
         }

@@ -2,9 +2,9 @@
 //! use recorded.
 
 use super::sql::{self, get, millis, timestamp};
-use crate::{ApiToken, StoreError, TokenScope};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, params};
+use tend_store::{ApiToken, StoreError, TokenScope};
 
 const COLUMNS: &str = "id, name, scope, created_at, last_used_at";
 

@@ -17,53 +17,54 @@ mod pool;
 mod sql;
 mod suppress;
 
-use crate::*;
+use async_trait::async_trait;
+use jiff::Timestamp;
 use pool::{Durability, Pool};
 use rusqlite::{Connection, TransactionBehavior, params};
-use sql::{ContactRow, contact_columns, get, millis, timestamp};
+use sql::{ContactRow, contact_columns, db, get, millis, timestamp};
 use std::collections::HashMap;
-use suppression::AddressKeys;
+use std::path::Path;
+use tend_core::pacer::TouchId;
+use tend_core::{ContactId, Email, StageName};
+use tend_store::suppression::{self, AddressKeys};
+use tend_store::*;
 
 pub use backup::{Restored, SnapshotError, SnapshotInfo, restore_snapshot, verify_snapshot};
 
 /// Migrations, embedded so the binary carries its schema, applied in order; the
 /// database's `user_version` is the last one applied. Every file of
-/// `migrations/sqlite` must be listed here; a unit test checks it.
+/// `migrations/` must be listed here; a unit test checks it.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "contacts_events_tokens",
-        include_str!("../migrations/sqlite/0001_contacts_events_tokens.sql"),
+        include_str!("../migrations/0001_contacts_events_tokens.sql"),
     ),
-    (
-        2,
-        "engine",
-        include_str!("../migrations/sqlite/0002_engine.sql"),
-    ),
+    (2, "engine", include_str!("../migrations/0002_engine.sql")),
     (
         3,
         "capacity_held",
-        include_str!("../migrations/sqlite/0003_capacity_held.sql"),
+        include_str!("../migrations/0003_capacity_held.sql"),
     ),
     (
         4,
         "offers_in_flight_covering",
-        include_str!("../migrations/sqlite/0004_offers_in_flight_covering.sql"),
+        include_str!("../migrations/0004_offers_in_flight_covering.sql"),
     ),
     (
         5,
         "token_names_last_used",
-        include_str!("../migrations/sqlite/0005_token_names_last_used.sql"),
+        include_str!("../migrations/0005_token_names_last_used.sql"),
     ),
     (
         6,
         "address_suppression",
-        include_str!("../migrations/sqlite/0006_address_suppression.sql"),
+        include_str!("../migrations/0006_address_suppression.sql"),
     ),
     (
         7,
         "offer_response_delays",
-        include_str!("../migrations/sqlite/0007_offer_response_delays.sql"),
+        include_str!("../migrations/0007_offer_response_delays.sql"),
     ),
 ];
 
@@ -196,7 +197,9 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
 
 /// Brings the schema up to date, each migration in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let mut applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let mut applied: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db)?;
     if applied == 0 {
         applied = applied_by_earlier_releases(conn)?;
     }
@@ -208,7 +211,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )));
     }
     for (version, description, text) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
         tx.execute_batch(text)
             .map_err(|e| StoreError::Migrate(format!("{version:04}_{description}: {e}")))?;
         if *version == 6 {
@@ -216,8 +221,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                 StoreError::Migrate(format!("{version:04}_{description}: re-keying: {e}"))
             })?;
         }
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
     }
     Ok(())
 }
