@@ -6,6 +6,7 @@ use crate::book::{self, BoundProcess, ProcessBook};
 use crate::clock::Clock;
 use crate::delivery::{Delivery, EmailTouch};
 use crate::expected::Expected;
+use crate::metrics::Metrics;
 use crate::send::SendError;
 use crate::unsubscribe::UnsubscribeSigner;
 use jiff::{SignedDuration, Timestamp};
@@ -146,6 +147,7 @@ pub struct Engine {
     erased_in_flight: Mutex<std::collections::HashSet<i64>>,
     wake_decide: Notify,
     wake_dispatch: Notify,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -191,9 +193,15 @@ impl Engine {
                 erased_in_flight: Mutex::default(),
                 wake_decide: Notify::new(),
                 wake_dispatch: Notify::new(),
+                metrics: Arc::default(),
             },
             report,
         ))
+    }
+
+    /// What the engine counted, shared with the HTTP layer.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The store the engine works on.
@@ -486,6 +494,7 @@ impl Engine {
         }
         let budget = serde_json::to_string(&budget).expect("budget state serializes");
         self.store.record_decisions(now, &records, &budget).await?;
+        self.metrics.decided(&records);
         tracing::debug!(
             sent = summary.sent,
             substituted = summary.substituted,
@@ -530,6 +539,7 @@ impl Engine {
     async fn send(&self, touch: &ClaimedTouch) -> (pacer::TouchId, Timestamp, DispatchResult) {
         // A panic in a channel must not lose the send: it is logged and retried with
         // backoff like any temporary failure.
+        let started = std::time::Instant::now();
         let result = match catch_panic(self.dispatch_one(touch)).await {
             Ok(result) => result,
             Err(panic) => {
@@ -551,6 +561,11 @@ impl Engine {
             Err((SendError::Fatal(error), next)) => DispatchResult::Failed { error, next },
             Err((SendError::Bounced(error), _)) => DispatchResult::Bounced { error },
         };
+        self.metrics.delivered(
+            &touch.channel.to_string(),
+            crate::metrics::outcome(&result),
+            started.elapsed(),
+        );
         self.forget_if_erased(touch).await;
         if let DispatchResult::Retry { error, .. } | DispatchResult::Failed { error, .. } = &result
         {
@@ -602,8 +617,10 @@ impl Engine {
     }
 
     async fn leader_pass(&self) -> Result<(), EngineError> {
+        let started = std::time::Instant::now();
         while self.try_enroll().await? > 0 {}
         while self.try_decide().await? > 0 {}
+        self.metrics.ticked(started.elapsed());
         Ok(())
     }
 

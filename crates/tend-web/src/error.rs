@@ -4,6 +4,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The `code` of an error response, left on the response for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 /// What went wrong with a request, in terms a client can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -87,6 +91,7 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -25,7 +25,7 @@ use axum::routing::{get, post, put};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tend_core::StageName;
-use tend_engine::Engine;
+use tend_engine::{Engine, Metrics};
 use tend_store::{IngestMessage, IngestOutcome, Store, StoreError};
 
 /// The parts of the business's configuration that ingest applies to every message.
@@ -58,6 +58,8 @@ pub struct AppState {
     limits: HttpLimits,
     /// The engine, when one runs: tasks, unsubscribe links, enrollments.
     engine: Option<Arc<Engine>>,
+    /// What `/metrics` counts; the engine's own when one runs.
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             token_uses: Arc::default(),
             limits: HttpLimits::default(),
             engine: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -82,6 +85,7 @@ impl AppState {
     /// Adds the engine: ingest wakes it, and its routes (tasks, the agenda feed,
     /// unsubscribe) are served.
     pub fn with_engine(mut self, engine: Arc<Engine>) -> Self {
+        self.metrics = Arc::clone(engine.metrics());
         self.engine = Some(engine);
         self
     }
@@ -98,6 +102,7 @@ impl AppState {
             .store
             .ingest(messages, &self.rules.new_contact_stage)
             .await?;
+        self.metrics.ingested(outcome.accepted, outcome.duplicates);
         if let Some(engine) = &self.engine {
             // A new lead's first touch should not wait for the next tick.
             engine.wake();
@@ -162,6 +167,6 @@ pub fn router(state: AppState) -> Router {
         // this one bounds any extractor that does not.
         .layer(DefaultBodyLimit::max(body::COMMAND_BYTES))
         .layer(map_response(security::headers))
-        .layer(from_fn(observe::request))
+        .layer(from_fn_with_state(state.clone(), observe::request))
         .with_state(state)
 }

@@ -2,7 +2,9 @@
 //! hold an unsubscribe token, nor the query, which can hold a calendar token), status,
 //! latency and a request id, taken from `X-Request-Id` or made here, and returned.
 
-use axum::extract::{MatchedPath, Request};
+use crate::AppState;
+use crate::error::ErrorCode;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,16 +16,20 @@ use tracing::field::Empty;
 /// The header a request id arrives in and is returned in.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The route label of requests no route matched: one label, whatever the path.
+const OTHER_ROUTE: &str = "other";
+
 /// Longest request id taken from a client; a longer one is replaced.
 const MAX_REQUEST_ID: usize = 128;
 
-/// Left on a response by [`matched_route`]: a route matched and the span names it.
-#[derive(Debug, Clone, Copy)]
-pub struct MatchedRoute;
+/// The route template that served a response (`/api/contacts/{id}`), left on the
+/// response by [`matched_route`] for [`request`].
+#[derive(Debug, Clone)]
+pub struct MatchedRoute(pub Arc<str>);
 
-/// The outer layer: opens the request's span, times the request, records its status and
-/// answers with its request id.
-pub async fn request(request: Request, next: Next) -> Response {
+/// The outer layer: opens the request's span, times the request, records its status,
+/// counts it and answers with its request id.
+pub async fn request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .headers()
@@ -43,9 +49,21 @@ pub async fn request(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    if response.extensions().get::<MatchedRoute>().is_none() {
-        // No route matched, so `matched_route` did not run.
-        span.record("route", "other");
+    let route = match response.extensions().get::<MatchedRoute>() {
+        Some(MatchedRoute(route)) => Arc::clone(route),
+        None => {
+            // No route matched, so `matched_route` did not run.
+            span.record("route", OTHER_ROUTE);
+            Arc::from(OTHER_ROUTE)
+        }
+    };
+    state.metrics.http_request(&route, status, latency);
+    if status >= 400 && route.starts_with("/v1/") {
+        let reason = response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("other", |code| code.0);
+        state.metrics.ingest_rejected(reason);
     }
     span.record("status", status);
     // Microseconds are as fine as a request's timing means anything.
@@ -70,10 +88,10 @@ pub async fn matched_route(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|p| Arc::from(p.as_str()))
-        .unwrap_or_else(|| Arc::from("other"));
+        .unwrap_or_else(|| Arc::from(OTHER_ROUTE));
     tracing::Span::current().record("route", &*route);
     let mut response = next.run(request).await;
-    response.extensions_mut().insert(MatchedRoute);
+    response.extensions_mut().insert(MatchedRoute(route));
     response
 }
 

@@ -61,10 +61,24 @@ pub async fn set_capacity(
     Ok(Json(json!({ "capacity": report.capacity })))
 }
 
-/// `GET /metrics`: the pace report as Prometheus gauges, for metrics or admin tokens.
+/// `GET /metrics`, for metrics or admin tokens: the pace report as Prometheus gauges,
+/// how long the most overdue touch has waited, and the counters of work done.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
-    let report = state.engine()?.pace().await?;
-    let mut response = prometheus(&report).into_response();
+    let engine = state.engine()?;
+    let report = engine.pace().await?;
+    let age =
+        tend_engine::metrics::oldest_due_age(engine.store().as_ref(), engine.clock().now()).await?;
+    let mut text = prometheus(&report);
+    let _ = writeln!(
+        text,
+        "# HELP tend_oldest_due_touch_age_seconds How long the most overdue pending touch or \
+         queued send has waited; grows when the engine or the dispatcher is stuck.\n\
+         # TYPE tend_oldest_due_touch_age_seconds gauge\n\
+         tend_oldest_due_touch_age_seconds {}",
+        age.as_secs_f64()
+    );
+    state.metrics.render(&mut text);
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -1,0 +1,312 @@
+//! `/metrics` after known traffic, read by Prometheus's own Python parser
+//! (`prometheus_client.parser.text_string_to_metric_families`): events ingested,
+//! duplicates and refusals by reason, touches decided, deliveries by outcome against a
+//! real SMTP server (aiosmtpd) that takes some, holds one back and bounces one, HTTP
+//! requests by route and status with their latency histogram, the engine's tick and
+//! dispatch histograms, the age of the oldest due touch, and the pace gauges.
+//!
+//! Needs Python 3 with aiosmtpd and prometheus-client; fails, never skips, without them.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{Api, Business, SmtpSink, free_port, lead_email, require_aiosmtpd, wait_for};
+
+fn config() -> String {
+    r#"database_url = "sqlite://tend.db"
+public_url = "https://tend.example.com"
+
+[business]
+name = "Studio Rossi"
+timezone = "Europe/Rome"
+hours = "Mon-Sun 00:00-24:00"
+
+[limits]
+quiet_hours = "none"
+
+[stages]
+order = ["prospect", "lead", "customer", "loyal", "lapsed"]
+
+[stages.on_event]
+"Inquiry Received" = "lead"
+"Order Completed" = "customer"
+
+[channels.email]
+from = "Studio Rossi <hello@example.com>"
+
+[dispatch]
+retry_after = "1s"
+retry_max = "2s"
+"#
+    .to_owned()
+}
+
+/// Every sample as `(name, labels, value)`, as Prometheus's Python parser reads the text.
+struct Samples(Vec<(String, serde_json::Map<String, Value>, f64)>);
+
+impl Samples {
+    /// Parses `text` with `prometheus_client`; panics with the parser's error if it
+    /// cannot.
+    fn parse(text: &str) -> Samples {
+        const SCRIPT: &str = "\
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out.append([s.name, s.labels, s.value])
+print(json.dumps(out))
+";
+        let mut child = Command::new(std::env::var("TEND_TEST_PYTHON").unwrap_or("python3".into()))
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "prometheus_client could not parse /metrics (pip install prometheus-client): {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<(String, serde_json::Map<String, Value>, f64)> =
+            serde_json::from_slice(&out.stdout).expect("the script's JSON");
+        Samples(rows)
+    }
+
+    /// The value of the sample `name` whose labels include `labels`; 0 when none.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let matching: Vec<f64> = self
+            .0
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert!(
+            matching.len() <= 1,
+            "{name} {labels:?} matches {matching:?}"
+        );
+        matching.first().copied().unwrap_or(0.0)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _, _)| n == name)
+    }
+}
+
+async fn scrape(api: &Api, admin: &str) -> (String, Samples) {
+    let response = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let samples = Samples::parse(&text);
+    (text, samples)
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic() {
+    require_aiosmtpd();
+    let mut business = Business::new(&config());
+    let held = format!("{0}=450 4.2.1 mailbox busy, try later", lead_email(3));
+    let bounced = format!("{0}=550 5.1.1 user unknown", lead_email(2));
+    let sink = SmtpSink::start_with(
+        free_port(),
+        &business.mail_folder(),
+        0,
+        &["--rcpt", &held, "--rcpt", &bounced],
+    );
+    let server = business.serve(sink.port);
+    let api = server.api(&business);
+    let base = &server.base;
+
+    // Ingest: 4 leads (8 messages in one batch), one message sent twice.
+    api.new_leads(4).await;
+    let repeated = json!({ "batch": [
+        { "type": "track", "userId": "visitor", "event": "Page Visited", "messageId": "dup-1" }
+    ]});
+    api.segment("batch", &repeated).await;
+    api.segment("batch", &repeated).await;
+    // Refusals: a bad address, a body that is not JSON, a wrong write key.
+    let post = |path: &str, key: &str, body: &'static str| {
+        api.client
+            .post(format!("{base}{path}"))
+            .basic_auth(key, Some(""))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let invalid = post(
+        "/v1/identify",
+        &business.write_key,
+        r#"{"userId":"u","traits":{"email":"no-at-sign"}}"#,
+    );
+    assert_eq!(invalid.await.unwrap().status(), 400);
+    let malformed = post("/v1/track", &business.write_key, "{not json");
+    assert_eq!(malformed.await.unwrap().status(), 400);
+    let unknown_key = post("/v1/identify", "tend_not_a_key", r#"{"userId":"u"}"#);
+    assert_eq!(unknown_key.await.unwrap().status(), 401);
+
+    // Dispatch: leads 0 and 1 get their welcome, 2 bounces, 3 is retried.
+    let (text, samples) = wait_for(
+        "two sends, a bounce and a retry counted",
+        Duration::from_secs(30),
+        async || {
+            let (text, s) = scrape(&api, &business.admin).await;
+            let count = |outcome| {
+                s.get(
+                    "tend_deliveries_total",
+                    &[("channel", "email"), ("outcome", outcome)],
+                )
+            };
+            if count("sent") == 2.0 && count("bounced") == 1.0 && count("retried") >= 1.0 {
+                Ok((text, s))
+            } else {
+                Err(format!(
+                    "sent {} bounced {} retried {}",
+                    count("sent"),
+                    count("bounced"),
+                    count("retried")
+                ))
+            }
+        },
+    )
+    .await;
+    eprintln!("{text}");
+
+    assert_eq!(samples.get("tend_events_ingested_total", &[]), 9.0);
+    assert_eq!(samples.get("tend_events_duplicate_total", &[]), 1.0);
+    for reason in ["invalid", "malformed", "unauthorized"] {
+        assert_eq!(
+            samples.get("tend_ingest_rejected_total", &[("reason", reason)]),
+            1.0,
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        samples.get(
+            "tend_touches_decided_total",
+            &[("decision", "send"), ("reason", "none")]
+        ),
+        4.0,
+        "the four welcome emails"
+    );
+    assert_eq!(
+        samples.get(
+            "tend_deliveries_total",
+            &[("channel", "email"), ("outcome", "failed")]
+        ),
+        0.0
+    );
+    let deliveries: f64 = ["sent", "retried", "failed", "bounced"]
+        .iter()
+        .map(|o| {
+            samples.get(
+                "tend_deliveries_total",
+                &[("channel", "email"), ("outcome", o)],
+            )
+        })
+        .sum();
+    assert_eq!(
+        samples.get(
+            "tend_dispatch_duration_seconds_count",
+            &[("channel", "email")]
+        ),
+        deliveries,
+        "one dispatch timing per send"
+    );
+
+    let requests = |route: &str, status: &str| {
+        samples.get(
+            "tend_http_requests_total",
+            &[("route", route), ("status", status)],
+        )
+    };
+    assert_eq!(requests("/v1/batch", "200"), 3.0);
+    assert_eq!(requests("/v1/identify", "400"), 1.0);
+    assert_eq!(requests("/v1/identify", "401"), 1.0);
+    assert_eq!(requests("/v1/track", "400"), 1.0);
+    let batch_latency = |suffix: &str, le: Option<&str>| {
+        let mut labels = vec![("route", "/v1/batch")];
+        if let Some(le) = le {
+            labels.push(("le", le));
+        }
+        samples.get(
+            &format!("tend_http_request_duration_seconds{suffix}"),
+            &labels,
+        )
+    };
+    assert_eq!(batch_latency("_count", None), 3.0);
+    assert_eq!(batch_latency("_bucket", Some("+Inf")), 3.0);
+    assert!(batch_latency("_sum", None) > 0.0);
+    assert!(samples.get("tend_engine_tick_duration_seconds_count", &[]) >= 1.0);
+
+    let age = samples.get("tend_oldest_due_touch_age_seconds", &[]);
+    assert!((0.0..30.0).contains(&age), "oldest due touch {age} s old");
+    docs_name_only_metrics_that_exist(&text);
+
+    // The pace gauges are still there (this business sets no budget, so it has none).
+    for gauge in ["tend_capacity_limit", "tend_open_work", "tend_enrolled"] {
+        assert!(samples.has(gauge), "{gauge} is missing");
+    }
+}
+
+/// The dashboard and the alert rules in `docs/` query only metrics `/metrics` writes.
+fn docs_name_only_metrics_that_exist(text: &str) {
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let content = std::fs::read_to_string(docs.join(file)).expect(file);
+        let mut named = 0;
+        for (start, _) in content.match_indices("tend_") {
+            if content[..start]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                continue;
+            }
+            let name: String = content[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if name == "tend_" {
+                // A token's prefix (`tend_...`), not a metric.
+                continue;
+            }
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                families.contains(family),
+                "docs/{file} queries {name}, which /metrics does not write"
+            );
+            named += 1;
+        }
+        assert!(named >= 3, "docs/{file} names no metric");
+    }
+}
