@@ -719,15 +719,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError> {
-        if touches.is_empty() {
-            return Ok(());
-        }
-        self.pool
-            .write(|tx| engine::release_claims(tx, touches, at))
-            .await
-    }
-
     async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError> {
         self.pool
             .write(|tx| engine::release_all_claims(tx, at))

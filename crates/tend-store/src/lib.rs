@@ -226,9 +226,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError>;
 
-    /// Gives claimed touches back, due at `at`, without counting the attempt.
-    async fn release_claims(&self, touches: &[TouchId], at: Timestamp) -> Result<(), StoreError>;
-
     /// Gives back every leased touch at once, due at `at`: at start, the leases still
     /// held belong to a run that stopped (one engine runs per database).
     async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError>;

@@ -1,0 +1,144 @@
+//! Counts and histories for the reports and `/api/pace`.
+
+use super::*;
+
+pub(crate) fn pace_counts(conn: &Connection) -> Result<PaceCounts, StoreError> {
+    let held = sql::fetch_all(
+        conn,
+        "SELECT reason, COUNT(*) AS n FROM touches \
+         WHERE state = 'pending' AND reason IS NOT NULL GROUP BY reason ORDER BY reason",
+        [],
+        |row| Ok((get(row, "reason")?, count(row)?)),
+    )?;
+    let enrolled = sql::fetch_all(
+        conn,
+        "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
+         GROUP BY process_id ORDER BY process_id",
+        [],
+        |row| Ok((get(row, "process_id")?, count(row)?)),
+    )?;
+    Ok(PaceCounts { held, enrolled })
+}
+
+// --- reports ---
+
+pub(crate) fn funnel(
+    conn: &Connection,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<FunnelCounts, StoreError> {
+    let stages = sql::fetch_all(
+        conn,
+        "SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage",
+        [],
+        |row| Ok((get(row, "stage")?, count(row)?)),
+    )?;
+    let moves = sql::fetch_all(
+        conn,
+        "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+         WHERE at >= ?1 AND at < ?2 GROUP BY from_stage, to_stage",
+        params![millis(from), millis(to)],
+        |row| Ok((get(row, "from_stage")?, get(row, "to_stage")?, count(row)?)),
+    )?;
+    Ok(FunnelCounts { stages, moves })
+}
+
+pub(crate) fn conversions(
+    conn: &Connection,
+    stage: &StageName,
+) -> Result<Vec<Conversion>, StoreError> {
+    sql::fetch_all(
+        conn,
+        "SELECT f.contact_id, f.at, (SELECT COUNT(*) FROM touches t \
+           WHERE t.contact_id = f.contact_id AND t.admitted_at IS NOT NULL \
+           AND t.admitted_at <= f.at) AS touches \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = ?1 \
+           GROUP BY contact_id) f ORDER BY f.at",
+        params![stage.as_str()],
+        |row| {
+            Ok(Conversion {
+                contact: ContactId(get(row, "contact_id")?),
+                at: timestamp(get(row, "at")?, "conversion at")?,
+                touches: get::<i64>(row, "touches")?.max(0) as u64,
+            })
+        },
+    )
+}
+
+pub(crate) fn admitted_since(
+    conn: &Connection,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, Channel)>, StoreError> {
+    sql::fetch_all(
+        conn,
+        "SELECT admitted_at, channel FROM touches WHERE admitted_at >= ?1 ORDER BY admitted_at",
+        params![millis(since)],
+        |row| {
+            Ok((
+                timestamp(get(row, "admitted_at")?, "admitted_at")?,
+                parse_channel(&get::<String>(row, "channel")?)?,
+            ))
+        },
+    )
+}
+
+pub(crate) fn work_log_since(
+    conn: &Connection,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, f64)>, StoreError> {
+    sql::fetch_all(
+        conn,
+        "SELECT at, delta FROM work_log WHERE at >= ?1 ORDER BY at, id",
+        params![millis(since)],
+        |row| {
+            Ok((
+                timestamp(get(row, "at")?, "work_log at")?,
+                get(row, "delta")?,
+            ))
+        },
+    )
+}
+
+pub(crate) fn neglect(
+    conn: &Connection,
+    max_gaps: &[(i64, i64)],
+    before: Option<Timestamp>,
+    limit: u32,
+) -> Result<Vec<NeglectRow>, StoreError> {
+    if max_gaps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut gap = String::from("CASE e.process_id");
+    for _ in max_gaps {
+        gap.push_str(" WHEN ? THEN ?");
+    }
+    gap.push_str(" END");
+    let sql = format!(
+        "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
+         c.last_touch_at, c.name, c.email, \
+         (CASE WHEN c.last_touch_at IS NOT NULL AND c.last_touch_at > e.enrolled_at \
+          THEN c.last_touch_at ELSE e.enrolled_at END) + {gap} AS deadline \
+         FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
+         WHERE e.state = 'active' AND e.process_id IN ({})) AS due \
+         WHERE deadline < ? ORDER BY deadline, id LIMIT ?",
+        vec!["?"; max_gaps.len()].join(", ")
+    );
+    let before = before.map_or(i64::MAX, millis);
+    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 3 + 2);
+    for (process, gap_ms) in max_gaps {
+        binds.extend([process as &dyn ToSql, gap_ms]);
+    }
+    binds.extend(max_gaps.iter().map(|(process, _)| process as &dyn ToSql));
+    binds.extend([&before as &dyn ToSql, &limit]);
+    sql::fetch_binds(conn, &sql, &binds, |row| {
+        Ok(NeglectRow {
+            contact_id: ContactId(get(row, "contact_id")?),
+            name: get(row, "name")?,
+            email: get(row, "email")?,
+            process_id: get(row, "process_id")?,
+            last_touch_at: opt_timestamp(get(row, "last_touch_at")?, "last_touch_at")?,
+            enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
+            deadline: timestamp(get(row, "deadline")?, "deadline")?,
+        })
+    })
+}
