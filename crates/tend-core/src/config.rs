@@ -60,7 +60,11 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:7070";
 pub const BUDGET_RESOURCES: &[&str] = &["emails", "webhooks", "staff_minutes", "money"];
 
 /// The channels a touch can use; `[costs]` keys must be one of these.
-pub const CHANNELS: &[&str] = &["email", "webhook", "task"];
+pub const CHANNELS: &[&str] = &[
+    crate::pacer::Channel::Email.as_str(),
+    crate::pacer::Channel::Webhook.as_str(),
+    crate::pacer::Channel::Task.as_str(),
+];
 
 /// The stage order used when `[stages] order` is absent.
 pub const DEFAULT_STAGES: &[&str] = &["prospect", "lead", "customer", "loyal", "lapsed"];
@@ -755,11 +759,10 @@ fn read_limits(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Limits {
     {
         let mut channels = Vec::new();
         for name in list {
-            let channel = match name.get_ref().trim() {
-                "email" => crate::pacer::Channel::Email,
-                "webhook" => crate::pacer::Channel::Webhook,
-                "task" => crate::pacer::Channel::Task,
-                other => {
+            let channel = match crate::pacer::Channel::parse(name.get_ref().trim()) {
+                Some(channel) => channel,
+                None => {
+                    let other = name.get_ref().trim();
                     report.error(
                         name.span().start,
                         format!(

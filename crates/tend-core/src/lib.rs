@@ -15,5 +15,6 @@ pub use config::Config;
 pub use domain::{ContactId, Email, EmailError, StageName, TimeZoneName};
 pub use duration::{Duration, DurationError};
 pub use hours::{DailyWindow, HoursError, WeeklyHours};
-pub use process::{Channel, Enroll, Exit, Intent, Process, Step};
+pub use pacer::{Channel, Intent};
+pub use process::{Enroll, Exit, Process, Step, StepChannel};
 pub use template::{RenderContext, RenderedEmail, Template};

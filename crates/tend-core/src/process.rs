@@ -5,9 +5,9 @@ use crate::check::{Fields, Item, Report, closest, describe};
 use crate::config::unknown_stage_message;
 use crate::domain::StageName;
 use crate::duration::Duration;
+pub use crate::pacer::{Channel, Intent};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::fmt;
 use toml::de::{DeTable, DeValue};
 
 /// One process file, validated.
@@ -59,15 +59,15 @@ pub struct Step {
     pub wait: Duration,
     /// How the touch is made.
     #[serde(flatten)]
-    pub channel: Channel,
+    pub channel: StepChannel,
     /// Whether the touch generates work.
     pub intent: Intent,
 }
 
-/// The channel of a step.
+/// How a step touches the contact: its channel and what that channel needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]
-pub enum Channel {
+pub enum StepChannel {
     /// Send `templates/<template>.md`.
     Email {
         /// Template name (file stem).
@@ -87,46 +87,24 @@ pub enum Channel {
     },
 }
 
-impl Channel {
+impl StepChannel {
+    /// The channel alone, as the pacer and storage know it.
+    pub fn kind(&self) -> Channel {
+        match self {
+            StepChannel::Email { .. } => Channel::Email,
+            StepChannel::Task { .. } => Channel::Task,
+            StepChannel::Webhook { .. } => Channel::Webhook,
+        }
+    }
+
     /// `email`, `task` or `webhook`, as in `[costs]` and the file.
     pub fn name(&self) -> &'static str {
-        match self {
-            Channel::Email { .. } => "email",
-            Channel::Task { .. } => "task",
-            Channel::Webhook { .. } => "webhook",
-        }
+        self.kind().as_str()
     }
 
     /// Whether this sends an email.
     pub fn is_email(&self) -> bool {
-        matches!(self, Channel::Email { .. })
-    }
-}
-
-/// Whether a touch asks for work (`offer`, held back by capacity) or keeps the
-/// relationship warm (`nurture`, never held back by capacity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intent {
-    /// Generates work; admitted only as fast as the business can serve it.
-    Offer,
-    /// Keeps warm; no call to action.
-    Nurture,
-}
-
-impl Intent {
-    /// `offer` or `nurture`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Intent::Offer => "offer",
-            Intent::Nurture => "nurture",
-        }
-    }
-}
-
-impl fmt::Display for Intent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        matches!(self, StepChannel::Email { .. })
     }
 }
 
@@ -410,10 +388,10 @@ fn read_step(
     };
 
     let intent = match fields.str(report, "intent") {
-        Some(text) => match text.get_ref().trim() {
-            "offer" => Some(Intent::Offer),
-            "nurture" => Some(Intent::Nurture),
-            other => {
+        Some(text) => match Intent::parse(text.get_ref().trim()) {
+            Some(intent) => Some(intent),
+            None => {
+                let other = text.get_ref().trim();
                 report.error(
                     text.span().start,
                     format!(
@@ -450,7 +428,7 @@ fn read_channel(
     report: &mut Report<'_>,
     fields: &Fields<'_, '_>,
     known: &Known<'_>,
-) -> Option<Channel> {
+) -> Option<StepChannel> {
     let mut present: Vec<(&str, usize)> = CHANNEL_KEYS
         .into_iter()
         .filter_map(|k| fields.key_span(k).map(|s| (k, s.start)))
@@ -493,7 +471,7 @@ fn read_channel(
         [("email", _)] => {
             let name = fields.required_str(report, "email", "")?;
             check_template_name(report, name.get_ref(), name.span().start, known).then(|| {
-                Channel::Email {
+                StepChannel::Email {
                     template: name.get_ref().trim().to_owned(),
                 }
             })
@@ -502,7 +480,7 @@ fn read_channel(
             let url = fields.required_str(report, "webhook", "")?;
             let text = url.get_ref().trim();
             if text.starts_with("https://") || text.starts_with("http://") {
-                Some(Channel::Webhook {
+                Some(StepChannel::Webhook {
                     url: text.to_owned(),
                 })
             } else {
@@ -534,7 +512,7 @@ fn read_channel(
                 );
                 None
             };
-            Some(Channel::Task {
+            Some(StepChannel::Task {
                 title: title?.get_ref().trim().to_owned(),
                 minutes: *minutes?.get_ref(),
             })

@@ -4,8 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use tend_core::config::Config;
-use tend_core::pacer;
-use tend_core::process::{Channel, Enroll, Intent, Process, Step};
+use tend_core::process::{Enroll, Process, Step, StepChannel};
 use tend_store::{EngineAction, NextTouch, Signal, StepMove, StepSpec};
 
 /// A process with its database id.
@@ -150,29 +149,12 @@ pub fn after(from: Timestamp, step: &Step) -> Timestamp {
     from.saturating_add(wait).unwrap_or(from)
 }
 
-/// The pacer's channel for a step's channel.
-pub fn pacer_channel(channel: &Channel) -> pacer::Channel {
-    match channel {
-        Channel::Email { .. } => pacer::Channel::Email,
-        Channel::Task { .. } => pacer::Channel::Task,
-        Channel::Webhook { .. } => pacer::Channel::Webhook,
-    }
-}
-
-/// The pacer's intent for a step's intent.
-pub fn pacer_intent(intent: Intent) -> pacer::Intent {
-    match intent {
-        Intent::Offer => pacer::Intent::Offer,
-        Intent::Nurture => pacer::Intent::Nurture,
-    }
-}
-
 /// What the store needs of step `index`.
 pub fn step_spec(index: usize, step: &Step) -> StepSpec {
     StepSpec {
         step: index as u32,
-        channel: pacer_channel(&step.channel),
-        intent: pacer_intent(step.intent),
+        channel: step.channel.kind(),
+        intent: step.intent,
     }
 }
 
@@ -195,9 +177,9 @@ pub fn step_keys(process: &Process) -> Vec<String> {
         .iter()
         .map(|step| {
             let base = match &step.channel {
-                Channel::Email { template } => format!("email:{template}"),
-                Channel::Task { title, .. } => format!("task:{title}"),
-                Channel::Webhook { url } => format!("webhook:{url}"),
+                StepChannel::Email { template } => format!("email:{template}"),
+                StepChannel::Task { title, .. } => format!("task:{title}"),
+                StepChannel::Webhook { url } => format!("webhook:{url}"),
             };
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
@@ -246,7 +228,7 @@ pub fn step_moves(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tend_core::Duration;
+    use tend_core::{Duration, Intent};
 
     fn process(keys: &[&str]) -> Process {
         Process {
@@ -261,7 +243,7 @@ mod tests {
                 .iter()
                 .map(|k| Step {
                     wait: Duration::from_secs(60),
-                    channel: Channel::Email {
+                    channel: StepChannel::Email {
                         template: (*k).into(),
                     },
                     intent: Intent::Nurture,

@@ -19,7 +19,7 @@ use tend_core::pacer::{
     self, BudgetState, CapacityState, ContactState, Decision, DueTouch, PacerInput, PacerOutput,
     PacerPolicy, ProcessId, Reason, ZoneId, ZoneTable,
 };
-use tend_core::process::Channel as StepChannel;
+use tend_core::process::StepChannel;
 use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
 use tend_core::{ContactId, StageName, TimeZoneName};
 use tend_store::suppression::{self, AddressKeys};

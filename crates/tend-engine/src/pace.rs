@@ -2,7 +2,6 @@
 //! capacity and its headroom, held-back touches by reason, and whether the budgets can
 //! keep the `max_gap` promise for everyone enrolled.
 
-use crate::book::pacer_channel;
 use crate::engine::{Engine, EngineError};
 use crate::expected::{Expected, OfferStepView};
 use jiff::{SignedDuration, Timestamp};
@@ -11,7 +10,7 @@ use std::collections::BTreeMap;
 use tend_core::pacer::{
     BudgetState, BudgetStatus, Channel, DeficitReport, ProcessId, ProcessLoad, Reason, deficit,
 };
-use tend_core::process::Channel as StepChannel;
+use tend_core::process::StepChannel;
 use tend_store::{PacingSnapshot, StoreError};
 
 /// Capacity as the pace report shows it.
@@ -173,9 +172,7 @@ fn process_loads(id: ProcessId, process: &tend_core::Process, enrolled: u64) -> 
     let steps = process.steps.len().max(1) as f64;
     let mut by_channel: BTreeMap<Channel, (f64, u64)> = BTreeMap::new();
     for step in &process.steps {
-        let entry = by_channel
-            .entry(pacer_channel(&step.channel))
-            .or_insert((0.0, 0));
+        let entry = by_channel.entry(step.channel.kind()).or_insert((0.0, 0));
         entry.0 += 1.0;
         if let StepChannel::Task { minutes, .. } = step.channel {
             entry.1 += u64::from(minutes);

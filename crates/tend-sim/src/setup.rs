@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use std::collections::HashSet;
 use tend_core::check::Project;
 use tend_core::config::Config;
-use tend_core::process::Channel as StepChannel;
+use tend_core::process::StepChannel;
 use tend_core::{Enroll, Intent, StageName, TimeZoneName};
 
 /// Everything the strategies share.

@@ -145,7 +145,7 @@ fn write_all(dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use tend_core::check::{ProjectSources, SourceFile, check_project};
-    use tend_core::process::{Channel, Enroll, Intent};
+    use tend_core::process::{Enroll, Intent, StepChannel};
 
     fn starter_project() -> tend_core::check::Project {
         let file = |prefix: &str| -> Vec<SourceFile> {
@@ -187,7 +187,7 @@ mod tests {
         assert!(
             p.steps
                 .iter()
-                .any(|s| matches!(s.channel, Channel::Task { .. }))
+                .any(|s| matches!(s.channel, StepChannel::Task { .. }))
         );
         assert!(p.keep_warm.is_some());
         assert!(p.enrolls_on_stage("lead"));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::process::{Channel, Enroll, Intent};
+use crate::process::{Enroll, Intent, StepChannel};
 use crate::{DailyWindow, Duration, WeeklyHours};
 use proptest::prelude::*;
 
@@ -293,7 +293,7 @@ fn a_valid_project_becomes_typed() {
     assert!(!p.reenroll);
     assert_eq!(
         p.steps[1].channel,
-        Channel::Task {
+        StepChannel::Task {
             title: "Call {{ contact.name }} to introduce yourself".into(),
             minutes: 15
         }
@@ -678,11 +678,11 @@ proptest! {
             let unit = match want.wait.1 { 'm' => 60, 'h' => 3600, _ => 86_400 };
             prop_assert_eq!(got.wait.as_secs(), want.wait.0 * unit);
             match (&got.channel, &want.channel) {
-                (Channel::Email { template }, GenChannel::Email(welcome)) => {
+                (StepChannel::Email { template }, GenChannel::Email(welcome)) => {
                     prop_assert_eq!(template == "welcome", *welcome);
                 }
-                (Channel::Task { minutes, .. }, GenChannel::Task(m)) => prop_assert_eq!(minutes, m),
-                (Channel::Webhook { .. }, GenChannel::Webhook) => {}
+                (StepChannel::Task { minutes, .. }, GenChannel::Task(m)) => prop_assert_eq!(minutes, m),
+                (StepChannel::Webhook { .. }, GenChannel::Webhook) => {}
                 (got, want) => return Err(TestCaseError::fail(format!("{got:?} vs {want:?}"))),
             }
         }

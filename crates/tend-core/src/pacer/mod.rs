@@ -117,14 +117,30 @@ pub enum Channel {
     Task,
 }
 
-/// Writes the channel's config name (`email`).
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Channel {
+    /// Every channel, in the order config lists them.
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Webhook, Channel::Task];
+
+    /// The channel's name in config, process files and storage: `email`, `webhook` or
+    /// `task`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
             Channel::Task => "task",
-        })
+        }
+    }
+
+    /// The channel of that name, as [`Channel::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// Writes the channel's config name (`email`).
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -172,6 +188,29 @@ pub enum Intent {
     Offer,
     /// Keeps the relationship warm; never held back by capacity.
     Nurture,
+}
+
+impl Intent {
+    /// `offer` or `nurture`, as process files and storage spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Offer => "offer",
+            Intent::Nurture => "nurture",
+        }
+    }
+
+    /// The intent of that name, as [`Intent::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Intent> {
+        [Intent::Offer, Intent::Nurture]
+            .into_iter()
+            .find(|i| i.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a touch was held back, as the API shows it.

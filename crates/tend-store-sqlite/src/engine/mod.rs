@@ -39,36 +39,12 @@ pub(super) const BUDGET_KEY: &str = "budget";
 /// Open work as counted from `[work]` events and `PUT /api/capacity`.
 pub(crate) const OPEN_WORK_KEY: &str = "open_work";
 
-pub(crate) fn channel_str(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Email => "email",
-        Channel::Webhook => "webhook",
-        Channel::Task => "task",
-    }
-}
-
 pub(super) fn parse_channel(text: &str) -> Result<Channel, StoreError> {
-    match text {
-        "email" => Ok(Channel::Email),
-        "webhook" => Ok(Channel::Webhook),
-        "task" => Ok(Channel::Task),
-        other => Err(StoreError::Corrupt(format!("unknown channel `{other}`"))),
-    }
-}
-
-pub(super) fn intent_str(intent: Intent) -> &'static str {
-    match intent {
-        Intent::Offer => "offer",
-        Intent::Nurture => "nurture",
-    }
+    Channel::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown channel `{text}`")))
 }
 
 pub(super) fn parse_intent(text: &str) -> Result<Intent, StoreError> {
-    match text {
-        "offer" => Ok(Intent::Offer),
-        "nurture" => Ok(Intent::Nurture),
-        other => Err(StoreError::Corrupt(format!("unknown intent `{other}`"))),
-    }
+    Intent::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown intent `{text}`")))
 }
 
 pub(super) fn parse_kind(text: &str) -> Result<TouchKind, StoreError> {

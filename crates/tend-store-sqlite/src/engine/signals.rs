@@ -249,8 +249,8 @@ pub(super) fn insert_pending(
             contact_id,
             process_id,
             i64::from(step.step),
-            channel_str(step.channel),
-            intent_str(step.intent),
+            step.channel.as_str(),
+            step.intent.as_str(),
             due_at,
             at
         ],

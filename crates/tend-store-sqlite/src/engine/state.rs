@@ -132,8 +132,8 @@ pub(crate) fn sync_process(
                      WHERE process_id = ?4 AND state = 'pending' AND kind = 'step' AND step = ?5",
                     params![
                         parked,
-                        channel_str(to.channel),
-                        intent_str(to.intent),
+                        to.channel.as_str(),
+                        to.intent.as_str(),
                         process_id,
                         i64::from(m.from)
                     ],
@@ -188,8 +188,8 @@ pub(crate) fn sync_process(
              SELECT id, contact_id, process_id, step, 'step', ?1, ?2, 'pending', ?3, ?4 \
              FROM enrollments WHERE process_id = ?5 AND state = 'active'",
             params![
-                channel_str(backfill.first.channel),
-                intent_str(backfill.first.intent),
+                backfill.first.channel.as_str(),
+                backfill.first.intent.as_str(),
                 millis(backfill.due_at),
                 at,
                 process_id
