@@ -4,11 +4,9 @@
 //! message is read back by Python's standard `email` parser, as a mail client would.
 
 mod harness;
-mod support;
 
 use harness::*;
 use serde_json::Value;
-use std::process::Command;
 use std::sync::Arc;
 use tend_core::check::{ProjectSources, SourceFile, check_project};
 use tend_engine::{Engine, EngineSettings, ManualClock};
@@ -65,7 +63,7 @@ async fn business() -> Business {
 /// The `.eml` as Python's `email` package (policy `default`) reads it: the `To`
 /// addresses, the decoded subject, the header names, and both decoded parts.
 fn parse_eml(bytes: &[u8]) -> Value {
-    support::require_python_module("email");
+    tend_testkit::require_python_module("email");
     let script = r#"
 import email, email.header, email.policy, email.utils, json, sys
 raw = sys.stdin.buffer.read()
@@ -82,15 +80,7 @@ print(json.dumps({
     "html": msg.get_body(("html",)).get_content(),
 }))
 "#;
-    let mut child = Command::new(support::python())
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = tend_testkit::run_python(script, &[], bytes);
     assert!(out.status.success(), "python could not read the message");
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -1,11 +1,8 @@
-//! The email channel against a real SMTP server (aiosmtpd, `tests/support/smtp_sink.py`)
-//! and against the outbox folder.
-
-mod support;
+//! The email channel against a real SMTP server (aiosmtpd, tend-testkit's
+//! `peers/smtp_sink.py`) and against the outbox folder.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use support::{Server, free_port, require_python_module, support_file};
 use tend_core::Email;
 use tend_core::config::Mailbox;
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail, message_id};
@@ -18,22 +15,14 @@ const UNSUBSCRIBE_MAILTO: &str = "mailto:unsubscribe@studio.example?subject=unsu
 
 /// An SMTP server storing what it accepts in its own temporary folder.
 struct Sink {
-    server: Server,
+    server: tend_testkit::SmtpSink,
     folder: tempfile::TempDir,
 }
 
 impl Sink {
     fn start(extra: &[&str]) -> Sink {
-        require_python_module("aiosmtpd");
         let folder = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let port_text = port.to_string();
-        let folder_text = folder.path().to_str().expect("utf-8 temp path").to_owned();
         let mut args = vec![
-            "--port",
-            &port_text,
-            "--folder",
-            &folder_text,
             "--rcpt",
             "bounce@example.com=550 5.1.1 <bounce@example.com>: Recipient address rejected: User unknown",
             "--rcpt",
@@ -42,12 +31,12 @@ impl Sink {
             "REJECT-CONTENT=554 5.7.1 Message content rejected",
         ];
         args.extend_from_slice(extra);
-        let server = Server::start("smtp_sink.py", port, &args);
+        let server = tend_testkit::SmtpSink::start(folder.path(), &args);
         Sink { server, folder }
     }
 
     fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.server.port)
+        self.server.url()
     }
 
     /// Python's reading of every accepted message, in arrival order.
@@ -232,8 +221,9 @@ async fn smtp_content_rejection_is_fatal_not_a_bounce() {
 #[tokio::test]
 async fn smtp_closed_port_is_retryable() {
     let outbox = tempfile::tempdir().unwrap();
+    let closed = tend_testkit::ClosedPort::new();
     let sender = sender(
-        Some(format!("smtp://127.0.0.1:{}", free_port())),
+        Some(format!("smtp://127.0.0.1:{}", closed.port)),
         outbox.path(),
     );
     let error = sender
@@ -310,8 +300,8 @@ async fn smtp_credentials_come_from_the_url() {
 /// A sink speaking TLS (`implicit` or `starttls`) with the test CA's certificate for
 /// 127.0.0.1, requiring `mailer:p@ss word`.
 fn tls_sink(mode: &str) -> Sink {
-    let cert = support_file("tls/server.pem");
-    let key = support_file("tls/server.key");
+    let cert = tend_testkit::peer_file("tls/server.pem");
+    let key = tend_testkit::peer_file("tls/server.key");
     Sink::start(&[
         "--auth",
         "mailer:p@ss word",
@@ -325,7 +315,7 @@ fn tls_sink(mode: &str) -> Sink {
 }
 
 fn trusting_the_test_ca(sender: EmailSender) -> EmailSender {
-    let ca = std::fs::read(support_file("tls/ca.pem")).expect("test CA");
+    let ca = std::fs::read(tend_testkit::peer_file("tls/ca.pem")).expect("test CA");
     sender.with_root_certificates(&ca).expect("valid PEM")
 }
 

@@ -1,20 +1,18 @@
 //! The webhook channel against a receiver that verifies signatures with the
-//! `standardwebhooks` reference library (`tests/support/webhook_receiver.py`).
-
-mod support;
+//! `standardwebhooks` reference library (tend-testkit's `peers/webhook_receiver.py`).
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Server, free_port, require_python_module, support_file};
 use tend_engine::send::SendError;
 use tend_engine::webhook::{WebhookSender, sign};
+use tend_testkit::{ClosedPort, WebhookReceiver, peer_file};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OTHER_SECRET: &str = "whsec_dGhpcyBpcyBub3QgdGhlIHJpZ2h0IGtleSE=";
 
 /// A running receiver and the file it records requests in.
 struct Receiver {
-    server: Server,
+    server: WebhookReceiver,
     scheme: &'static str,
     _dir: tempfile::TempDir,
     record: std::path::PathBuf,
@@ -26,8 +24,8 @@ impl Receiver {
     }
 
     fn start_tls() -> Receiver {
-        let cert = support_file("tls/server.pem");
-        let key = support_file("tls/server.key");
+        let cert = peer_file("tls/server.pem");
+        let key = peer_file("tls/server.key");
         Receiver::start_with(
             &[
                 "--tls-cert",
@@ -40,22 +38,9 @@ impl Receiver {
     }
 
     fn start_with(extra: &[&str], scheme: &'static str) -> Receiver {
-        require_python_module("standardwebhooks");
         let dir = tempfile::tempdir().expect("temp dir");
         let record = dir.path().join("requests.jsonl");
-        let port = free_port();
-        let port_text = port.to_string();
-        let record_text = record.to_str().expect("utf-8 path").to_owned();
-        let mut args = vec![
-            "--port",
-            &port_text,
-            "--secret",
-            SECRET,
-            "--record",
-            &record_text,
-        ];
-        args.extend_from_slice(extra);
-        let server = Server::start("webhook_receiver.py", port, &args);
+        let server = WebhookReceiver::start(SECRET, &record, extra);
         Receiver {
             server,
             scheme,
@@ -292,7 +277,8 @@ async fn huge_answers_are_cut_short() {
 #[tokio::test]
 async fn closed_port_is_retryable() {
     let sender = WebhookSender::new(Some(SECRET)).unwrap();
-    let url = format!("http://127.0.0.1:{}/verify", free_port());
+    let closed = ClosedPort::new();
+    let url = format!("http://127.0.0.1:{}/verify", closed.port);
     let error = sender
         .send(&url, "id", &payload(), jiff::Timestamp::now())
         .await
@@ -303,9 +289,10 @@ async fn closed_port_is_retryable() {
 #[tokio::test]
 async fn errors_do_not_leak_url_credentials_or_query() {
     let sender = WebhookSender::new(Some(SECRET)).unwrap();
+    let closed = ClosedPort::new();
     let url = format!(
         "http://user:hunter2@127.0.0.1:{}/hook?token=t0ps3cret",
-        free_port()
+        closed.port
     );
     let error = sender
         .send(&url, "id", &payload(), jiff::Timestamp::now())
@@ -321,7 +308,7 @@ async fn errors_do_not_leak_url_credentials_or_query() {
 #[tokio::test]
 async fn https_webhook_verifies_with_a_trusted_private_ca() {
     let receiver = Receiver::start_tls();
-    let ca = std::fs::read(support_file("tls/ca.pem")).unwrap();
+    let ca = std::fs::read(peer_file("tls/ca.pem")).unwrap();
     let sender = WebhookSender::new(Some(SECRET))
         .unwrap()
         .with_root_certificates(&ca)

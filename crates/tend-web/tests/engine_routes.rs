@@ -1,13 +1,9 @@
 //! The engine's routes on the real HTTP server over a real SQLite file, the engine
 //! driven step by step on a manual clock: tasks, the calendar feed, unsubscribe.
 
-mod common;
-
-use common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"
@@ -215,20 +211,8 @@ async fn the_calendar_feed_is_valid_icalendar_for_calendar_tokens_only() {
         cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())\n\
         for ev in cal.walk('VEVENT'):\n\
         \x20   print(ev['UID'], '|', ev['SUMMARY'], '|', ev.decoded('DTSTART').isoformat(), '|', ev.decoded('DURATION'))\n";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for this test");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    tend_testkit::require_python_module("icalendar");
+    let out = tend_testkit::run_python(script, &[], body.as_bytes());
     assert!(
         out.status.success(),
         "icalendar rejected the feed (pip install icalendar): {}\n{body}",

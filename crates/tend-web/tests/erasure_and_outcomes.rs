@@ -2,10 +2,8 @@
 //! matched whatever their case, and an unknown one completes nothing; an unsubscribe
 //! page says "unsubscribed" only when something changed.
 
-mod common;
-
-use common::Server;
 use reqwest::StatusCode;
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"

@@ -1,12 +1,10 @@
 //! Every route checks its caller before reading a body, every body is bounded, and HTML
 //! pages forbid what they do not need: on the real server over a real SQLite file.
 
-mod common;
-
-use common::Server;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tend_store::{TokenScope, tokens};
+use tend_testkit::web::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -2,11 +2,9 @@
 //! route always get an answer, and every refusal is a 4xx with a JSON body naming the
 //! field (or `body`).
 
-mod common;
-
-use common::Server;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 [business]

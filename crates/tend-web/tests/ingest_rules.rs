@@ -2,13 +2,11 @@
 //! ids, write keys, timestamps, identifiers, deep nesting, and the page, screen, group
 //! and alias calls.
 
-mod common;
-
-use common::Server;
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tend_store::{TokenScope, tokens};
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"

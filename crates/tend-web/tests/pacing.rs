@@ -2,12 +2,10 @@
 //! nurture), quiet hours follow the contact's own zone, keep-warm replaces an offer
 //! before a contact is neglected, and `/api/pace` and `/metrics` show it all.
 
-mod common;
-
-use common::Server;
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tend_testkit::web::Server;
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("welcome", "Subject: Welcome\n\nHello {{ contact.name }}."),

@@ -1,10 +1,8 @@
 //! The live reports through the real server, after a few simulated days of a real engine.
 
-mod common;
-
-use common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"

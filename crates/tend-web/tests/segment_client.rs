@@ -2,12 +2,9 @@
 //! identify, track, page, screen, group and alias as a website's backend sends them, in
 //! batches with `writeKey` in the body.
 
-mod common;
-
-use common::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::process::Command;
+use tend_testkit::web::Server;
 
 const CONFIG: &str = r#"
 public_url = "https://tend.example.com"
@@ -41,10 +38,8 @@ fn python(s: &Server, write_key: &str, calls: &str) -> std::process::Output {
          sys.exit(1 if errors else 0)\n",
         host = s.base,
     );
-    Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 with segment-analytics-python is needed for this test")
+    tend_testkit::require_python_module("segment.analytics");
+    tend_testkit::run_python(&script, &[], b"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

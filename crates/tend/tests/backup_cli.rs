@@ -1,9 +1,8 @@
 //! `tend backup` beside a running server, and `tend restore` refusing while one holds
 //! the database, then restoring once it has stopped; on a business made by `tend init`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn tend(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tend"))
@@ -17,47 +16,17 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A running `tend serve`, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
-        .to_owned();
-    (Server(child), address)
-}
-
 #[test]
 fn backup_runs_beside_the_server_and_restore_waits_for_it_to_stop() {
-    let tmp = tempfile::tempdir().unwrap();
-    assert!(tend(tmp.path(), &["init", "studio"]).status.success());
-    let dir = tmp.path().join("studio");
+    let business = tend_testkit::Business::init(env!("CARGO_BIN_EXE_tend"));
+    let dir = business.dir().to_owned();
     std::fs::write(
         dir.join("people.csv"),
         "email,name\nann@example.com,Ann\nbo@example.com,Bo\n",
     )
     .unwrap();
-    let (server, address) = serve(&dir);
+    let server = business.serve();
+    let address = server.base.clone();
     let import = tend(&dir, &["import", "contacts", "people.csv"]);
     assert!(import.status.success(), "{}", stderr(&import));
 
@@ -105,5 +74,5 @@ fn backup_runs_beside_the_server_and_restore_waits_for_it_to_stop() {
         stderr(&restored)
     );
     assert!(dir.join("tend.db.before-restore").exists());
-    let (_server, _) = serve(&dir);
+    let _server = business.serve();
 }

@@ -5,14 +5,11 @@
 //! Needs Python 3 with aiosmtpd (`pip install aiosmtpd standardwebhooks icalendar`);
 //! the tests fail, never skip, without it.
 
-mod support;
-
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
-use support::{
-    Api, Business, Mailbox, SmtpSink, free_port, lead_email, require_aiosmtpd, wait_for,
-};
+use tend_testkit::api::lead_email;
+use tend_testkit::{Api, Mailbox, SmtpSink, Studio, require_python_module, wait_for};
 
 /// Sends in flight at once: the most a crash may duplicate.
 const WORKERS: usize = 4;
@@ -49,6 +46,13 @@ retry_after = "1s"
 retry_max = "2s"
 "#
     )
+}
+
+/// A business from `tend init` with [`config`] as its `tend.toml`, a write key and an
+/// admin token.
+fn studio() -> Studio {
+    require_python_module("aiosmtpd");
+    Studio::new(env!("CARGO_BIN_EXE_tend"), &config())
 }
 
 /// Waits until the welcome email of each of the `count` leads is recorded as sent,
@@ -132,12 +136,11 @@ async fn assert_every_lead_got_its_welcome(
 
 #[tokio::test]
 async fn a_new_leads_welcome_email_arrives_with_its_headers() {
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
-    let sink = SmtpSink::start(free_port(), &business.mail_folder(), 0);
+    let business = studio();
+    let sink = SmtpSink::start(&business.mail_folder(), &[]);
     let mut mailbox = Mailbox::new(&business.mail_folder());
     let server = business.serve(sink.port);
-    let api = server.api(&business);
+    let api = business.api(&server);
 
     api.segment(
         "identify",
@@ -262,15 +265,14 @@ async fn a_new_leads_welcome_email_arrives_with_its_headers() {
 #[tokio::test]
 async fn sigkill_while_dispatching_loses_nothing_and_duplicates_only_in_flight_sends() {
     const LEADS: usize = 500;
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
+    let business = studio();
     // 40 ms per message and WORKERS connections: about 10 s for the lot, so the kill
     // lands mid-way; the reply is held after the message is stored, so sends in flight
     // at the kill have arrived without the server knowing.
-    let sink = SmtpSink::start(free_port(), &business.mail_folder(), 40);
+    let sink = SmtpSink::start(&business.mail_folder(), &["--delay-ms", "40"]);
     let mut mailbox = Mailbox::new(&business.mail_folder());
     let mut server = business.serve(sink.port);
-    server.api(&business).new_leads(LEADS).await;
+    business.api(&server).new_leads(LEADS).await;
 
     let arrived = wait_for(
         "a fifth of the emails",
@@ -295,7 +297,7 @@ async fn sigkill_while_dispatching_loses_nothing_and_duplicates_only_in_flight_s
 
     let restarted = Instant::now();
     let server = business.serve(sink.port);
-    let api = server.api(&business);
+    let api = business.api(&server);
     wait_for(
         "every email after the restart",
         Duration::from_secs(40),
@@ -326,11 +328,11 @@ async fn sigkill_while_dispatching_loses_nothing_and_duplicates_only_in_flight_s
 #[tokio::test]
 async fn an_smtp_outage_delays_the_emails_and_drops_none() {
     const LEADS: usize = 20;
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
-    let smtp_port = free_port(); // nothing listens here until the sink starts
-    let server = business.serve(smtp_port);
-    let api = server.api(&business);
+    let business = studio();
+    // The sink holds its port but refuses connections until it is told to listen.
+    let mut sink = SmtpSink::refusing(&business.mail_folder(), &[]);
+    let server = business.serve(sink.port);
+    let api = business.api(&server);
     api.new_leads(LEADS).await;
 
     // Every welcome waits in the queue, tried and retried, with the error kept.
@@ -369,7 +371,7 @@ async fn an_smtp_outage_delays_the_emails_and_drops_none() {
     let mut mailbox = Mailbox::new(&business.mail_folder());
     assert_eq!(mailbox.counts(), (0, 0));
 
-    let _sink = SmtpSink::start(smtp_port, &business.mail_folder(), 0);
+    sink.listen();
     let back = Instant::now();
     wait_for(
         "every email once SMTP is back",
@@ -396,13 +398,12 @@ async fn an_smtp_outage_delays_the_emails_and_drops_none() {
 #[tokio::test]
 async fn sigterm_finishes_in_flight_sends_and_a_restart_sends_the_rest_once() {
     const LEADS: usize = 200;
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
+    let business = studio();
     // 100 ms per message: SIGTERM lands while each worker waits on a reply.
-    let sink = SmtpSink::start(free_port(), &business.mail_folder(), 100);
+    let sink = SmtpSink::start(&business.mail_folder(), &["--delay-ms", "100"]);
     let mut mailbox = Mailbox::new(&business.mail_folder());
     let mut server = business.serve(sink.port);
-    let api = server.api(&business);
+    let api = business.api(&server);
     api.new_leads(LEADS).await;
 
     wait_for(
@@ -438,7 +439,7 @@ async fn sigterm_finishes_in_flight_sends_and_a_restart_sends_the_rest_once() {
 
     drop(api);
     let server = business.serve(sink.port);
-    let api = server.api(&business);
+    let api = business.api(&server);
     wait_for(
         "every email after the restart",
         Duration::from_secs(40),

@@ -3,9 +3,8 @@
 //! half-written. Real files, the real binary.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn tend(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tend"))
@@ -25,17 +24,17 @@ fn stderr(output: &Output) -> String {
 
 /// A business from `tend init`.
 struct Business {
-    _tmp: tempfile::TempDir,
+    kit: tend_testkit::Business,
     dir: PathBuf,
 }
 
 impl Business {
     fn new() -> Business {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("studio");
-        let init = tend(tmp.path(), &["init", "studio"]);
-        assert!(init.status.success(), "init failed: {}", stderr(&init));
-        Business { _tmp: tmp, dir }
+        let kit = tend_testkit::Business::init(env!("CARGO_BIN_EXE_tend"));
+        Business {
+            dir: kit.dir().to_owned(),
+            kit,
+        }
     }
 
     fn import(&self, name: &str, contents: &[u8]) -> Output {
@@ -44,47 +43,7 @@ impl Business {
     }
 
     fn token(&self, scope: &str) -> String {
-        let out = tend(
-            &self.dir,
-            &["token", "create", "--name", scope, "--scope", scope],
-        );
-        assert!(out.status.success(), "token create: {}", stderr(&out));
-        stdout(&out).trim().to_owned()
-    }
-}
-
-/// `tend serve` on port 0; killed on drop.
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Running {
-    fn start(business: &Business) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(&business.dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("serve prints its address")
-            .to_owned();
-        Running { child, base }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kit.token(scope)
     }
 }
 
@@ -199,7 +158,7 @@ async fn segment_ingest_refuses_an_address_the_sender_would_refuse() {
     let business = Business::new();
     let write_key = business.token("write");
     let admin = business.token("admin");
-    let server = Running::start(&business);
+    let server = business.kit.serve();
     tend_engine::webhook::install_crypto_provider();
     let client = reqwest::Client::new();
     for address in [".dot..x@example.com", "a..b@example.com", "x@exa_mple.com"] {

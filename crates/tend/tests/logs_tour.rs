@@ -7,13 +7,11 @@
 //!
 //! Needs Python 3 with aiosmtpd; fails, never skips, without it.
 
-mod support;
-
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
-use support::{Business, SmtpSink, free_port, lead_email, require_aiosmtpd, wait_for};
+use tend_testkit::api::lead_email;
+use tend_testkit::{Mailbox, SmtpSink, Studio, require_python_module, wait_for};
 
 const WEBHOOK_SECRET: &str = "whsec_dGVuZC1sb2ctdG91ci1zZWNyZXQtdmFsdWU=";
 
@@ -56,22 +54,20 @@ const LEADS: usize = 5;
 
 #[tokio::test]
 async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
+    require_python_module("aiosmtpd");
+    let business = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
     let held = format!(
         "{0}=450 4.2.1 <{0}>: mailbox busy, try later",
         lead_email(3)
     );
     let bounced = format!("{0}=550 5.1.1 <{0}>: user unknown", lead_email(4));
-    let sink = SmtpSink::start_with(
-        free_port(),
+    let sink = SmtpSink::start(
         &business.mail_folder(),
-        0,
         &["--rcpt", &held, "--rcpt", &bounced],
     );
-    let mut mailbox = support::Mailbox::new(&business.mail_folder());
+    let mut mailbox = Mailbox::new(&business.mail_folder());
     let mut server = business.serve_with(sink.port, &["--log-format", "json"]);
-    let api = server.api(&business);
+    let api = business.api(&server);
     let client = &api.client;
     let base = &server.base;
 
@@ -293,16 +289,14 @@ async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
 
 /// The install's secrets (`engine_state`), read with Python's sqlite3.
 fn install_secrets(dir: &std::path::Path) -> Vec<String> {
-    let out = Command::new(std::env::var("TEND_TEST_PYTHON").unwrap_or("python3".into()))
-        .args([
-            "-c",
-            "import sqlite3,sys\n\
-             for (v,) in sqlite3.connect(sys.argv[1]).execute('SELECT value FROM engine_state'):\n\
-             \x20   print(v)",
-        ])
-        .arg(dir.join("tend.db"))
-        .output()
-        .expect("python3");
+    let db = dir.join("tend.db");
+    let out = tend_testkit::run_python(
+        "import sqlite3,sys\n\
+         for (v,) in sqlite3.connect(sys.argv[1]).execute('SELECT value FROM engine_state'):\n\
+         \x20   print(v)",
+        &[db.to_str().expect("a UTF-8 path")],
+        b"",
+    );
     assert!(
         out.status.success(),
         "{}",

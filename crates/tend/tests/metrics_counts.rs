@@ -7,13 +7,10 @@
 //!
 //! Needs Python 3 with aiosmtpd and prometheus-client; fails, never skips, without them.
 
-mod support;
-
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Api, Business, SmtpSink, free_port, lead_email, require_aiosmtpd, wait_for};
+use tend_testkit::api::lead_email;
+use tend_testkit::{Api, SmtpSink, Studio, require_python_module, wait_for};
 
 fn config() -> String {
     r#"database_url = "sqlite://tend.db"
@@ -60,20 +57,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out.append([s.name, s.labels, s.value])
 print(json.dumps(out))
 ";
-        let mut child = Command::new(std::env::var("TEND_TEST_PYTHON").unwrap_or("python3".into()))
-            .args(["-c", SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = tend_testkit::run_python(SCRIPT, &[], text.as_bytes());
         assert!(
             out.status.success(),
             "prometheus_client could not parse /metrics (pip install prometheus-client): {}\n{text}",
@@ -125,18 +109,16 @@ async fn scrape(api: &Api, admin: &str) -> (String, Samples) {
 
 #[tokio::test]
 async fn metrics_count_known_traffic() {
-    require_aiosmtpd();
-    let mut business = Business::new(&config());
+    require_python_module("aiosmtpd");
+    let business = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
     let held = format!("{0}=450 4.2.1 mailbox busy, try later", lead_email(3));
     let bounced = format!("{0}=550 5.1.1 user unknown", lead_email(2));
-    let sink = SmtpSink::start_with(
-        free_port(),
+    let sink = SmtpSink::start(
         &business.mail_folder(),
-        0,
         &["--rcpt", &held, "--rcpt", &bounced],
     );
     let server = business.serve(sink.port);
-    let api = server.api(&business);
+    let api = business.api(&server);
     let base = &server.base;
 
     // Ingest: 4 leads (8 messages in one batch), one message sent twice.

@@ -2,9 +2,10 @@
 //! import CSV files — as a new user would.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
+use tend_testkit::Serve;
 
 fn tend(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tend"))
@@ -24,7 +25,7 @@ fn stderr(output: &Output) -> String {
 
 /// A business from `tend init`, with a write key and an admin token.
 struct Business {
-    _tmp: tempfile::TempDir,
+    kit: tend_testkit::Business,
     dir: PathBuf,
     write_key: String,
     admin: String,
@@ -32,64 +33,17 @@ struct Business {
 
 impl Business {
     fn new() -> Business {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("studio");
-        let init = tend(tmp.path(), &["init", "studio"]);
-        assert!(init.status.success(), "init failed: {}", stderr(&init));
-        let token = |scope: &str| {
-            let out = tend(
-                &dir,
-                &["token", "create", "--name", scope, "--scope", scope],
-            );
-            assert!(out.status.success(), "token create: {}", stderr(&out));
-            let printed = stdout(&out);
-            assert_eq!(
-                printed.lines().count(),
-                1,
-                "only the token is printed: {printed:?}"
-            );
-            printed.trim().to_owned()
-        };
-        let write_key = token("write");
-        let admin = token("admin");
+        let kit = tend_testkit::Business::init(env!("CARGO_BIN_EXE_tend"));
         Business {
-            _tmp: tmp,
-            dir,
-            write_key,
-            admin,
+            dir: kit.dir().to_owned(),
+            write_key: kit.token("write"),
+            admin: kit.token("admin"),
+            kit,
         }
     }
 
-    fn serve(&self) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tend"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(&self.dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("serve prints its address")
-            .to_owned();
-        Running { child, base }
-    }
-}
-
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn serve(&self) -> Serve {
+        self.kit.serve()
     }
 }
 
@@ -342,26 +296,14 @@ fn sigterm_stops_the_server_within_its_grace_while_clients_hold_sockets_open() {
     );
     std::fs::write(&config, text).unwrap();
     let mut server = business.serve();
-    let address = server.base.trim_start_matches("http://").to_owned();
+    let address = server.address().to_owned();
     let _idle = std::net::TcpStream::connect(&address).unwrap();
     let mut half_sent = std::net::TcpStream::connect(&address).unwrap();
     half_sent
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
         .unwrap();
 
-    let signalled = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
-    let (done, exited) = std::sync::mpsc::channel();
-    let mut child = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap());
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait());
-    });
-    let status = exited
-        .recv_timeout(std::time::Duration::from_secs(15))
-        .expect("tend serve exits within its grace period after SIGTERM")
-        .unwrap();
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
 }

@@ -1,7 +1,5 @@
-//! The real HTTP server with a running engine over a real SQLite file in a temp
-//! folder, the engine driven step by step on a manual clock.
-
-#![allow(dead_code)]
+//! Tend's real HTTP server, in-process, with a running engine over a real SQLite file
+//! in a temporary folder, the engine driven step by step on a manual clock.
 
 use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
@@ -21,19 +19,30 @@ pub fn monday_morning() -> Timestamp {
         .timestamp()
 }
 
+/// The server, its engine and clock, and a token of each scope; stopped on drop.
 pub struct Server {
+    /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// A Segment write key.
     pub write_key: String,
+    /// An admin token for `/api/`.
     pub admin: String,
+    /// A calendar token for `/agenda.ics`.
     pub calendar: String,
+    /// A client that does not follow redirects.
     pub client: reqwest::Client,
+    /// The engine, run with [`Server::after`] or its own methods.
     pub engine: Arc<Engine>,
+    /// The engine's clock.
     pub clock: ManualClock,
+    /// The folder holding `tend.db` and `outbox/`.
     pub dir: tempfile::TempDir,
+    /// Dropping it shuts the server down.
     pub _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Server {
+    /// Starts at [`monday_morning`] with `config`, processes and templates by name.
     pub async fn start(
         config: &str,
         processes: &[(&str, &str)],
@@ -42,6 +51,7 @@ impl Server {
         Server::start_at(config, processes, templates, monday_morning()).await
     }
 
+    /// [`Server::start`] at `at`.
     pub async fn start_at(
         config: &str,
         processes: &[(&str, &str)],
@@ -128,6 +138,7 @@ impl Server {
         }
     }
 
+    /// Posts a Segment call with the write key; asserts 200.
     pub async fn post_segment(&self, route: &str, body: Value) {
         let response = self
             .client
@@ -155,11 +166,13 @@ impl Server {
         self.engine.run_until_idle().await.unwrap();
     }
 
+    /// Advances the clock `hours` and runs the engine until idle.
     pub async fn after(&self, hours: i64) {
         self.clock.advance(SignedDuration::from_hours(hours));
         self.engine.run_until_idle().await.unwrap();
     }
 
+    /// `GET path` with `token`: the status and the JSON body (null if none).
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         let response = self
             .client
@@ -172,6 +185,7 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST path` with the admin token and a JSON `body`: the status and JSON body.
     pub async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
         let response = self
             .client
@@ -186,6 +200,7 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Every `.eml` written to the outbox folder.
     pub fn outbox_mails(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.dir.path().join("outbox")) else {
             return Vec::new();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real SMTP server for tend-engine's tests (aiosmtpd).
+"""A real SMTP server for Tend's tests (aiosmtpd).
 
 Every accepted message is stored in FOLDER as NNNN.eml (the raw bytes) and NNNN.json
 (what Python's own email parser makes of it: envelope, headers, decoded parts), so the
@@ -8,7 +8,7 @@ Rust tests check the message as an independent implementation reads it.
 Chosen recipients or message contents can be refused with a chosen reply, to exercise
 the sender's error classification:
 
-    smtp_sink.py --port 2525 --folder /tmp/mail \
+    smtp_sink.py --port 0 --folder /tmp/mail \
         --rcpt 'bounce@example.com=550 5.1.1 User unknown' \
         --data 'REJECT-ME=554 5.7.1 Message content rejected' \
         --auth user:password
@@ -17,6 +17,11 @@ TLS, with a certificate and key in PEM files: `--tls implicit` speaks TLS from t
 first byte (smtps), `--tls starttls` offers STARTTLS and refuses mail and AUTH without it:
 
     smtp_sink.py ... --tls starttls --tls-cert server.pem --tls-key server.key
+
+The first line on stdout is `port N`, the port it is bound to (`--port 0` lets the
+system choose one nobody holds). With `--listen-on-stdin`, it holds the port bound but
+refuses connections until a line arrives on stdin, then prints `listening` (an SMTP
+outage that ends on cue, on a port nobody else can take meanwhile).
 
 A slow server, for crash and shutdown tests: `--delay-ms 40` holds the reply to each
 message for 40 ms after the message is stored, so a client killed meanwhile has had its
@@ -29,6 +34,7 @@ import email
 import email.policy
 import json
 import os
+import socket
 import ssl
 import sys
 import warnings
@@ -136,6 +142,11 @@ def main():
         default=0,
         help="hold each 250 reply to DATA this long after storing the message",
     )
+    parser.add_argument(
+        "--listen-on-stdin",
+        action="store_true",
+        help="refuse connections until a line arrives on stdin",
+    )
     parser.add_argument("--tls", choices=["implicit", "starttls"])
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls")
     parser.add_argument("--tls-key", help="PEM private key for --tls")
@@ -166,16 +177,22 @@ def main():
     if args.tls == "starttls":
         options.update(tls_context=context, require_starttls=True)
 
+    # Bound, not yet listening: connections are refused until create_server listens.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", args.port))
+    print(f"port {sock.getsockname()[1]}", flush=True)
+    if args.listen_on_stdin:
+        sys.stdin.readline()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
         loop.create_server(
             lambda: SMTP(handler, **options),
-            "127.0.0.1",
-            args.port,
+            sock=sock,
             ssl=context if args.tls == "implicit" else None,
         )
     )
+    print("listening", flush=True)
     try:
         loop.run_forever()
     finally:

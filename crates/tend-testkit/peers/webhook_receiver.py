@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A webhook receiver for tend-engine's tests that verifies Standard Webhooks signatures
+"""A webhook receiver for Tend's tests that verifies Standard Webhooks signatures
 with the `standardwebhooks` reference library.
 
 Routes (POST):
@@ -12,7 +12,10 @@ Routes (POST):
 Each request is appended to RECORD as a JSON line: path, verified (or null), headers,
 body, status.
 
-    webhook_receiver.py --port 8080 --secret whsec_... --record /tmp/requests.jsonl [--tls-cert C --tls-key K]
+The first line on stdout is `port N`, the port it listens on (`--port 0` lets the
+system choose one nobody holds).
+
+    webhook_receiver.py --port 0 --secret whsec_... --record /tmp/requests.jsonl [--tls-cert C --tls-key K]
 """
 
 import argparse
@@ -105,6 +108,7 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
+    print(f"port {server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
