@@ -116,6 +116,11 @@ impl ChannelDelivery {
         })
     }
 
+    /// The email channel's sender, when `[channels.email] from` is set.
+    pub fn email_sender(&self) -> Option<&EmailSender> {
+        self.email.as_ref()
+    }
+
     /// Where email goes, for the log at start (no credentials).
     pub fn describe_email(&self) -> String {
         match &self.email {

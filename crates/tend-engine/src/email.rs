@@ -9,7 +9,8 @@
 use crate::markdown;
 use crate::outbox::{erase_outbox, write_outbox};
 use crate::send::{SendError, error_chain};
-use crate::smtp_pool::{Endpoint, PoolError, SmtpPool, TlsMode};
+use crate::smtp_pool::{Endpoint, PoolError, SmtpPool};
+pub use crate::smtp_pool::{RelayProbe, TlsMode};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::Error as SmtpError;
@@ -375,6 +376,26 @@ impl EmailSender {
             .await
             .map_err(|e| SendError::Retryable(format!("outbox eraser stopped: {e}")))?
             .map_err(|e| SendError::Retryable(format!("cannot erase from the outbox: {e}")))
+    }
+
+    /// Opens one trial session with the SMTP relay, as a send would, and closes it:
+    /// `None` when mail goes to the outbox; the error names what failed (connecting,
+    /// the greeting or EHLO, STARTTLS, the certificate, AUTH) without credentials.
+    pub async fn check_relay(&self) -> Option<Result<RelayProbe, String>> {
+        let Transport::Smtp(smtp) = &self.transport else {
+            return None;
+        };
+        let deadline = tokio::time::Instant::now() + SEND_TIMEOUT;
+        Some(
+            smtp.pool
+                .endpoint()
+                .probe(deadline)
+                .await
+                .map_err(|error| match error {
+                    PoolError::Smtp(error) => error_chain(&error),
+                    other => other.to_string(),
+                }),
+        )
     }
 
     /// Closes pooled SMTP connections politely (QUIT); sends after this fail.

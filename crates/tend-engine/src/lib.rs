@@ -20,7 +20,7 @@ pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{ChannelDelivery, Delivery, DeliverySetupError, EmailTouch};
-pub use email::{EmailConfig, EmailSender, EmailSetupError, OutgoingEmail};
+pub use email::{EmailConfig, EmailSender, EmailSetupError, OutgoingEmail, RelayProbe, TlsMode};
 pub use engine::{Engine, EngineError, EngineSettings, SyncReport, Unsubscribed, instance_id};
 pub use expected::OfferStepView;
 pub use metrics::Metrics;

@@ -104,7 +104,7 @@ enum Security {
 
 /// The TLS mode an SMTP URL asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TlsMode {
+pub enum TlsMode {
     /// Plain text.
     None,
     /// STARTTLS when offered.
@@ -287,6 +287,42 @@ impl Endpoint {
         tracing::debug!(%server, "opened an SMTP connection");
         Ok(Connection { smtp, probe })
     }
+}
+
+impl Endpoint {
+    /// Opens one session as a send would (connect, greeting, EHLO, STARTTLS as the URL
+    /// asks, AUTH), says QUIT, and tells what it found.
+    pub(crate) async fn probe(&self, deadline: Instant) -> Result<RelayProbe, PoolError> {
+        let connection = self.open(deadline).await?;
+        let probe = RelayProbe {
+            server: self.server(),
+            mode: self.mode,
+            encrypted: connection.smtp.is_encrypted(),
+            offers_starttls: connection.smtp.can_starttls(),
+            authenticated: self.credentials.is_some(),
+            loopback: matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+                || self.host.starts_with("127."),
+        };
+        connection.close().await;
+        Ok(probe)
+    }
+}
+
+/// What one trial session with the relay found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayProbe {
+    /// `host:port`.
+    pub server: String,
+    /// The TLS mode the URL asks for.
+    pub mode: TlsMode,
+    /// Whether the session was encrypted (STARTTLS done or implicit TLS).
+    pub encrypted: bool,
+    /// Whether the server's EHLO offered STARTTLS (false once encrypted).
+    pub offers_starttls: bool,
+    /// Whether AUTH was done with the URL's credentials.
+    pub authenticated: bool,
+    /// Whether the relay is on this machine, where plain text never leaves it.
+    pub loopback: bool,
 }
 
 /// The TLS settings for `mode`: lettre's own for STARTTLS, and for implicit TLS the

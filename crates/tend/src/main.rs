@@ -4,6 +4,7 @@
 mod cmd_agenda;
 mod cmd_backup;
 mod cmd_check;
+mod cmd_doctor;
 mod cmd_import;
 mod cmd_init;
 mod cmd_report;
@@ -108,6 +109,16 @@ enum Command {
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml")]
         config: PathBuf,
+    },
+    /// Check the configuration, the database, the SMTP relay, public_url and file
+    /// permissions; print each as ok, warning or error with the fix; exit 1 on an error.
+    Doctor {
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
+        /// Where `tend serve` listens, when it is not running (a running one says).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
     },
     /// Import records from a file.
     Import {
@@ -243,6 +254,7 @@ fn main() -> ExitCode {
             config,
         } => cmd_backup::backup(&config, &file, force),
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
+        Command::Doctor { config, listen } => cmd_doctor::run(&config, &listen),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),

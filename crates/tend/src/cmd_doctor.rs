@@ -1,0 +1,441 @@
+//! `tend doctor`: checks what a running business depends on — the configuration, the
+//! database, the SMTP relay, where links point, who may read its files — and prints
+//! each as ok, warning or error with the fix. Exit 1 when any is an error.
+
+use crate::project::{load_project, project_dir};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tend_core::config::Config;
+use tend_engine::{ChannelDelivery, RelayProbe, TlsMode};
+
+/// A write-ahead log larger than this means checkpoints are not keeping up.
+const WAL_WARNING_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Ok,
+    Warning,
+    Error,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        })
+    }
+}
+
+/// One line of the report.
+struct Finding {
+    level: Level,
+    check: &'static str,
+    message: String,
+    fix: Option<String>,
+}
+
+#[derive(Default)]
+struct Report(Vec<Finding>);
+
+impl Report {
+    fn ok(&mut self, check: &'static str, message: impl Into<String>) {
+        self.push(Level::Ok, check, message.into(), None);
+    }
+
+    fn warn(&mut self, check: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(Level::Warning, check, message.into(), Some(fix.into()));
+    }
+
+    fn error(&mut self, check: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(Level::Error, check, message.into(), Some(fix.into()));
+    }
+
+    fn push(&mut self, level: Level, check: &'static str, message: String, fix: Option<String>) {
+        println!("{level:<7}  {check:<11}  {message}");
+        if let Some(fix) = &fix {
+            println!("{:<7}  {:<11}  fix: {fix}", "", "");
+        }
+        self.0.push(Finding {
+            level,
+            check,
+            message,
+            fix,
+        });
+    }
+}
+
+/// Runs every check on the business of `config_path`; `listen` is where the server is
+/// meant to listen when none is running.
+pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
+    let dir = project_dir(config_path);
+    let mut report = Report::default();
+    let config = check_config(config_path, &mut report);
+    check_permission(&mut report, config_path, false);
+    if let Some(config) = &config {
+        let database = config
+            .database_url
+            .strip_prefix("sqlite://")
+            .map(|path| dir.join(path));
+        match &database {
+            Some(database) => check_database(database, &mut report),
+            None => report.ok(
+                "database",
+                "not SQLite: checked by `tend serve` when it connects",
+            ),
+        }
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(check_smtp(config, &dir, &mut report));
+        let running = database.as_deref().and_then(server_address);
+        check_public_url(config, running.as_deref(), listen, &mut report);
+        if let Some(database) = &database {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let mut name = database.as_os_str().to_owned();
+                name.push(suffix);
+                check_permission(&mut report, Path::new(&name), false);
+            }
+        }
+        check_permission(&mut report, &dir.join("outbox"), true);
+    }
+    let count = |level| report.0.iter().filter(|f| f.level == level).count();
+    let errors = count(Level::Error);
+    println!(
+        "\n{} ok, {} warnings, {errors} errors",
+        count(Level::Ok),
+        count(Level::Warning)
+    );
+    debug_assert!(report.0.iter().all(|f| !f.check.is_empty()
+        && !f.message.is_empty()
+        && (f.level == Level::Ok || f.fix.is_some())));
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check_config(config_path: &Path, report: &mut Report) -> Option<Config> {
+    match load_project(config_path) {
+        Ok(Ok(project)) => {
+            report.ok(
+                "config",
+                format!(
+                    "{} is valid: {} processes",
+                    config_path.display(),
+                    project.processes.len()
+                ),
+            );
+            Some(project.config)
+        }
+        Ok(Err(diagnostics)) => {
+            report.error(
+                "config",
+                format!(
+                    "{} errors in the configuration, processes or templates; the first: {}",
+                    diagnostics.len(),
+                    diagnostics
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                "run `tend check` and correct every line it prints",
+            );
+            None
+        }
+        Err(error) => {
+            report.error(
+                "config",
+                format!("{error:#}"),
+                "run `tend doctor` in the business's folder, or pass --config PATH",
+            );
+            None
+        }
+    }
+}
+
+fn check_database(database: &Path, report: &mut Report) {
+    if !database.exists() {
+        report.warn(
+            "database",
+            format!("{} does not exist yet", database.display()),
+            "`tend serve` or `tend import` creates it; restore a backup with `tend restore` \
+             if it was lost",
+        );
+        return;
+    }
+    // Reads only: SQLite lets it run beside a server that writes.
+    match tend_store_sqlite::verify_snapshot(database) {
+        Ok(info) => report.ok(
+            "database",
+            format!(
+                "{}: integrity_check ok, schema version {}, {} contacts, secrets present",
+                database.display(),
+                info.schema_version,
+                info.contacts
+            ),
+        ),
+        Err(error) => report.error(
+            "database",
+            error.to_string(),
+            "stop the server and restore the last good backup with `tend restore FILE`",
+        ),
+    }
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let mb = wal_bytes as f64 / (1024.0 * 1024.0);
+    if wal_bytes > WAL_WARNING_BYTES {
+        report.warn(
+            "database",
+            format!("the write-ahead log is {mb:.0} MB: checkpoints are not keeping up"),
+            "look for a long-running reader (a backup, a sqlite3 shell) holding the \
+             database open; restarting `tend serve` checkpoints it",
+        );
+    } else {
+        report.ok("database", format!("write-ahead log {mb:.1} MB"));
+    }
+}
+
+async fn check_smtp(config: &Config, dir: &Path, report: &mut Report) {
+    let delivery =
+        match ChannelDelivery::new(config, dir, std::env::var("TEND_SMTP_URL").ok(), "doctor") {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                report.error(
+                    "smtp",
+                    error.to_string(),
+                    "correct [channels.email] smtp_url (or TEND_SMTP_URL)",
+                );
+                return;
+            }
+        };
+    let Some(sender) = delivery.email_sender() else {
+        report.warn(
+            "smtp",
+            "[channels.email] from is not set: no email is sent",
+            "set [channels.email] from = \"Business <hello@example.com>\" in tend.toml",
+        );
+        return;
+    };
+    match sender.check_relay().await {
+        None => report.warn(
+            "smtp",
+            "no smtp_url: emails are written to outbox/ and never leave this machine",
+            "set [channels.email] smtp_url (or TEND_SMTP_URL) to your relay, e.g. \
+             smtp://user:pass@mail.example.com:587?tls=required",
+        ),
+        Some(Err(error)) => report.error(
+            "smtp",
+            format!("the relay refused a trial session: {error}"),
+            "check the relay's host, port, TLS mode (?tls=required for STARTTLS, smtps:// \
+             for implicit TLS) and credentials; emails wait and are retried meanwhile",
+        ),
+        Some(Ok(probe)) => relay_findings(&probe, report),
+    }
+}
+
+fn relay_findings(probe: &RelayProbe, report: &mut Report) {
+    let mut steps = vec!["connected", "EHLO accepted"];
+    match probe.mode {
+        TlsMode::Implicit => steps.push("TLS from the first byte"),
+        _ if probe.encrypted => steps.push("STARTTLS done"),
+        _ => {}
+    }
+    if probe.authenticated {
+        steps.push("AUTH accepted");
+    }
+    report.ok("smtp", format!("{}: {}", probe.server, steps.join(", ")));
+    if probe.encrypted {
+        return;
+    }
+    if probe.offers_starttls {
+        report.warn(
+            "smtp",
+            format!(
+                "{} offers STARTTLS but the URL does not ask for it: mail goes in plain text",
+                probe.server
+            ),
+            "add ?tls=required to the SMTP URL",
+        );
+    } else if !probe.loopback {
+        report.warn(
+            "smtp",
+            format!(
+                "{} is on another machine and the session is not encrypted",
+                probe.server
+            ),
+            "use a relay that offers STARTTLS (?tls=required) or implicit TLS (smtps://)",
+        );
+    }
+}
+
+/// Where a running server on `database` says it listens, from its lock file.
+fn server_address(database: &Path) -> Option<String> {
+    let mut lock = database.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    let text = std::fs::read_to_string(&lock).ok()?;
+    let address = text.split("listening on http://").nth(1)?.trim().to_owned();
+    // The file outlives the server; only a locked one names a running server.
+    let file = std::fs::File::open(&lock).ok()?;
+    let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+    held.then_some(address)
+}
+
+fn check_public_url(config: &Config, running: Option<&str>, listen: &str, report: &mut Report) {
+    let url = config.public_url.trim_end_matches('/');
+    let listens = running.unwrap_or(listen);
+    let whose = if running.is_some() {
+        "the running server listens on"
+    } else {
+        "--listen is"
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        report.error(
+            "public_url",
+            format!("public_url {url:?} is not an http(s) URL"),
+            "set public_url = \"https://tend.example.com\" in tend.toml",
+        );
+        return;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = host_of(authority);
+    let listen_host = host_of(listens);
+    if is_loopback(host) {
+        let fix = "set public_url to the https address your contacts reach this server at";
+        if is_loopback(listen_host) {
+            report.warn(
+                "public_url",
+                format!(
+                    "{url} is this machine: unsubscribe links in emails will not reach it \
+                     ({whose} {listens})"
+                ),
+                fix,
+            );
+        } else {
+            report.error(
+                "public_url",
+                format!("{url} is this machine, but {whose} {listens}"),
+                fix,
+            );
+        }
+        return;
+    }
+    if scheme != "https" {
+        report.warn(
+            "public_url",
+            format!("{url} is not https: unsubscribe links travel in the clear"),
+            "put a TLS-terminating proxy in front of tend serve and use its https address",
+        );
+    }
+    if is_loopback(listen_host) {
+        report.ok(
+            "public_url",
+            format!("{url}; {whose} {listens}, so a reverse proxy must forward {authority} to it"),
+        );
+    } else if host == listen_host && port_of(authority, scheme) != port_of(listens, "") {
+        report.error(
+            "public_url",
+            format!("{url} names {host} on another port than {whose} {listens}"),
+            "make public_url's port the one tend serve listens on, or put a proxy between",
+        );
+    } else {
+        report.ok("public_url", format!("{url}; {whose} {listens}"));
+    }
+}
+
+/// The host of `host:port`, `[v6]:port` or a bare host.
+fn host_of(authority: &str) -> &str {
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+fn port_of(authority: &str, scheme: &str) -> Option<u16> {
+    let after_host = authority.rsplit(']').next().unwrap_or(authority);
+    match after_host.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None => match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        },
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Files owner-only (0600, folders 0700), owned by whoever runs Tend.
+fn check_permission(report: &mut Report, path: &Path, folder: bool) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = meta.permissions().mode() & 0o777;
+        let wanted = if folder { "700" } else { "600" };
+        if mode & 0o077 != 0 {
+            report.error(
+                "permissions",
+                format!(
+                    "{} is {mode:03o}: others on this machine can read it (it holds contacts \
+                     or secrets)",
+                    path.display()
+                ),
+                format!("chmod {wanted} {}", path.display()),
+            );
+            return;
+        }
+        // /proc/self belongs to the process's effective user.
+        if let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid())
+            && meta.uid() != me
+        {
+            report.warn(
+                "permissions",
+                format!(
+                    "{} belongs to user {}, not to the user running tend ({me})",
+                    path.display(),
+                    meta.uid()
+                ),
+                format!(
+                    "run tend as the files' owner, or chown {me} {}",
+                    path.display()
+                ),
+            );
+            return;
+        }
+        report.ok(
+            "permissions",
+            format!("{} is owner-only ({mode:03o})", path.display()),
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = (meta, folder);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_ports_are_read_from_authorities() {
+        assert_eq!(host_of("tend.example.com"), "tend.example.com");
+        assert_eq!(host_of("127.0.0.1:7070"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7070"), "::1");
+        assert_eq!(port_of("tend.example.com", "https"), Some(443));
+        assert_eq!(port_of("10.0.0.5:7070", ""), Some(7070));
+        assert_eq!(port_of("[::1]:8080", ""), Some(8080));
+        assert!(is_loopback("localhost") && is_loopback("127.0.0.1") && is_loopback("::1"));
+        assert!(!is_loopback("tend.example.com") && !is_loopback("0.0.0.0"));
+    }
+}
