@@ -4,7 +4,8 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 /// Every Python package the test suite uses, as `pip install` takes them.
-pub const PIP_PACKAGES: &str = "aiosmtpd standardwebhooks icalendar segment-analytics-python";
+pub const PIP_PACKAGES: &str =
+    "aiosmtpd standardwebhooks icalendar segment-analytics-python prometheus-client playwright";
 
 /// The Python interpreter: `TEND_TEST_PYTHON` or `python3`.
 pub fn python() -> String {

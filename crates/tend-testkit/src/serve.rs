@@ -62,6 +62,39 @@ impl Business {
         run(&self.bin, &self.dir, args)
     }
 
+    /// Runs `tend args…` in the business folder with `input` on its standard input.
+    pub fn tend_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.bin.display()));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+        let output = child.wait_with_output().expect("wait for tend");
+        let _ = writer.join();
+        output
+    }
+
+    /// `tend user add EMAIL --role ROLE` with `password` typed on standard input.
+    pub fn user_add(&self, email: &str, role: &str, password: &str) {
+        let out = self.tend_with_input(
+            &["user", "add", email, "--role", role],
+            format!("{password}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "tend user add {email}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Replaces `tend.toml` with `config` (the starter's processes and templates stay)
     /// and checks it with `tend check`.
     pub fn configure(&self, config: &str) {
