@@ -240,6 +240,20 @@ impl DailyWindow {
         };
         Some(local_instant(date, self.end, tz))
     }
+
+    /// If `at` falls inside the window (in `tz`), the instant this stretch of it began.
+    pub fn start_before(&self, at: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        let local = at.to_zoned_datetime(tz.clone());
+        if !self.contains(local.time()) {
+            return None;
+        }
+        let date = if self.start > self.end && minute_of_day(local.time()) < self.start {
+            local.date().yesterday().ok()?
+        } else {
+            local.date()
+        };
+        Some(local_instant(date, self.start, tz))
+    }
 }
 
 impl fmt::Display for DailyWindow {
@@ -417,6 +431,17 @@ mod tests {
             Some(ts("2026-11-01T13:00:00Z"))
         );
         assert_eq!(q.end_after(ts("2026-11-23T15:00:00Z"), &ny), None);
+        // 03:00 local began at 21:00 the evening before (UTC-5: 02:00Z); 22:00 local at
+        // 21:00 the same evening.
+        assert_eq!(
+            q.start_before(ts("2026-11-23T08:00:00Z"), &ny),
+            Some(ts("2026-11-23T02:00:00Z"))
+        );
+        assert_eq!(
+            q.start_before(ts("2026-11-24T03:00:00Z"), &ny),
+            Some(ts("2026-11-24T02:00:00Z"))
+        );
+        assert_eq!(q.start_before(ts("2026-11-23T15:00:00Z"), &ny), None);
     }
 }
 

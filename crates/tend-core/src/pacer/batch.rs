@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub(super) const WEEK_MS: i64 = 604_800_000;
+const DAY_MS: i64 = 86_400_000;
 /// Urgency is bucketed so that expected value can break ties: one level per tenth of
 /// `max_gap` elapsed since the contact's last touch.
 const URGENCY_LEVELS_PER_GAP: i128 = 10;
@@ -30,11 +31,11 @@ pub(super) type PriorityKey = (bool, i64, Reverse<u64>, i64, i64);
 pub(super) fn priority_key(
     t: &DueTouch,
     seen: Option<&Seen<'_>>,
+    deadline: i64,
     now_ms: i64,
     critical_horizon: i64,
 ) -> PriorityKey {
     let reference = waiting_since(t, seen);
-    let deadline = reference.saturating_add(t.max_gap.as_millis());
     let primary = if deadline <= critical_horizon {
         // Earliest deadline first is what keeps the most deadlines when the budget
         // cannot serve every critical contact at once.
@@ -176,6 +177,9 @@ pub(super) struct Batch<'a> {
     capacity_closed: bool,
     /// Deadlines up to this instant are about to pass (see `neglect_horizon`).
     pub(super) critical_before: i64,
+    /// For the touch being decided, if not critical yet: its rank and when its
+    /// deadline turns critical.
+    critical_from: Option<(HoldRank, i64)>,
     /// `None` while the business is open; otherwise when it opens next.
     business_opens: Option<i64>,
     /// Per zone (plus one slot for the business zone): quiet-hours status at `now`.
@@ -208,6 +212,7 @@ impl<'a> Batch<'a> {
             capacity_admitted: 0.0,
             capacity_closed: false,
             critical_before: now_ms,
+            critical_from: None,
             business_opens,
             quiet_now: vec![QuietNow::Unknown; zones.len() + 1],
             admitted: HashMap::default(),
@@ -309,7 +314,32 @@ impl<'a> Batch<'a> {
         *self.admitted.entry(contact).or_insert(0) += 1;
     }
 
-    pub(super) fn decide_one(&mut self, t: &DueTouch, seen: Option<&Seen<'_>>) -> Decision {
+    /// When the contact of `t` must be reached by: its `max_gap` deadline, or, when the
+    /// deadline falls inside the contact's quiet hours, the moment those began, since
+    /// it cannot be reached after. Ranking by it serves first the contacts whose
+    /// reachable hours end soonest, such as those awake only while no budget accrues.
+    pub(super) fn deadline(&self, t: &DueTouch, seen: Option<&Seen<'_>>) -> i64 {
+        let nominal = waiting_since(t, seen).saturating_add(t.max_gap.as_millis());
+        let (Some(c), Some(quiet)) = (seen, self.policy.quiet_hours) else {
+            return nominal;
+        };
+        // Only deadlines that may be critical: quiet hours last less than a day.
+        if t.channel == Channel::Task || nominal > self.critical_before.saturating_add(DAY_MS) {
+            return nominal;
+        }
+        quiet
+            .start_before(ts(nominal), self.zone(c.zone).0)
+            .map_or(nominal, |start| {
+                start.as_millisecond().saturating_sub(1).min(nominal)
+            })
+    }
+
+    pub(super) fn decide_one(
+        &mut self,
+        t: &DueTouch,
+        seen: Option<&Seen<'_>>,
+        deadline: i64,
+    ) -> Decision {
         self.budget.release(t.touch);
         let Some(c) = seen else {
             return Decision::Skip {
@@ -326,10 +356,16 @@ impl<'a> Batch<'a> {
                 reason: Reason::Exited,
             };
         }
-        let deadline = waiting_since(t, Some(c)).saturating_add(t.max_gap.as_millis());
         let critical = deadline <= self.critical_before;
         let rank = critical.then(|| hold_rank(t, deadline));
         self.budget.advance(rank);
+        // A touch deferred past the moment its deadline turns critical holds its cost
+        // already: it is not presented again before its `until`, and a contact
+        // reachable only while no budget accrues (far east of the business, say) would
+        // otherwise find the allowance spent on the days in between.
+        let horizon = self.critical_before.saturating_sub(self.now_ms);
+        self.critical_from =
+            (!critical).then(|| (hold_rank(t, deadline), deadline.saturating_sub(horizon)));
         let cost = self.policy.cost_of(t.channel, t.minutes).as_array();
         let limited = self.policy.limited_channels.contains(t.channel);
         let admitted = self.admitted.get(&t.contact).copied().unwrap_or(0);
@@ -467,6 +503,11 @@ impl<'a> Batch<'a> {
         by_budget: bool,
     ) -> Decision {
         let decision = self.defer(reason, until);
+        let rank = rank.or_else(|| {
+            self.critical_from
+                .filter(|(_, at)| until >= *at)
+                .map(|(rank, _)| rank)
+        });
         if let Some(rank) = rank
             && let Decision::Defer { until, .. } = decision
         {

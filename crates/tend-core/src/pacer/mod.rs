@@ -25,13 +25,14 @@
 //!    [`PacerPolicy::first_touch_reserve`], never past a window's limit.
 //!
 //! Priority: a contact's deadline is its last touch (or its enrollment, if later) plus
-//! the process's `max_gap`. Deadlines within the neglect horizon
+//! the process's `max_gap`, brought forward to when the contact's quiet hours begin if
+//! it falls inside them (it cannot be reached after). Deadlines within the neglect horizon
 //! ([`PacerPolicy::neglect_horizon`]) make a touch critical: critical touches go first,
 //! earliest deadline first; the rest follow by urgency (see [`DueTouch`]). A critical
 //! touch that is deferred (quiet hours, business hours, frequency rules, budget) leaves a
 //! [`Reservation`] in the budget state, so the allowance accruing while its contact is
 //! out of reach waits for it instead of going to less urgent contacts who happen to be
-//! reachable first.
+//! reachable first; so does a touch deferred past the moment it turns critical.
 //!
 //! Touches admitted earlier in the batch count against later ones: they are sent at
 //! `now` for the frequency rules, spent for budgets, and in flight for capacity. Once a
@@ -212,20 +213,23 @@ pub fn decide<C: ContactStates + ?Sized>(
         .iter()
         .map(|t| input.contacts.contact_state(t.contact).map(Seen::head))
         .collect();
+    let mut batch = Batch::new(policy, input.zones, input.budget, input.capacity, now_ms);
+    batch.critical_before = critical_horizon;
     let mut order: Vec<(PriorityKey, u32)> = Vec::with_capacity(touches.len());
+    let mut deadlines: Vec<i64> = Vec::with_capacity(touches.len());
     for (i, (t, view)) in touches.iter().zip(&mut seen).enumerate() {
         if let Some(view) = view {
             view.scan_recent(now_ms, policy.limited_channels.is_all());
         }
+        let deadline = batch.deadline(t, view.as_ref());
+        deadlines.push(deadline);
         order.push((
-            priority_key(t, view.as_ref(), now_ms, critical_horizon),
+            priority_key(t, view.as_ref(), deadline, now_ms, critical_horizon),
             i as u32,
         ));
     }
     order.sort_unstable();
 
-    let mut batch = Batch::new(policy, input.zones, input.budget, input.capacity, now_ms);
-    batch.critical_before = critical_horizon;
     let mut decisions: Vec<TouchDecision> = touches
         .iter()
         .map(|t| TouchDecision {
@@ -239,7 +243,7 @@ pub fn decide<C: ContactStates + ?Sized>(
     let mut skipped = ReasonCounts::default();
     for (_, i) in order {
         let i = i as usize;
-        let decision = batch.decide_one(&touches[i], seen[i].as_ref());
+        let decision = batch.decide_one(&touches[i], seen[i].as_ref(), deadlines[i]);
         match decision {
             Decision::Send => sent += 1,
             Decision::Substitute { .. } | Decision::Replace { .. } => substituted += 1,
