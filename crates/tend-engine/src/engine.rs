@@ -22,7 +22,7 @@ use tend_core::pacer::{
 use tend_core::process::StepChannel;
 use tend_core::template::{BusinessVars, ContactVars, RenderContext, first_name_of, render_text};
 use tend_core::{ContactId, StageName, TimeZoneName};
-use tend_store::suppression::{self, AddressKeys};
+use tend_store::suppression::{AddressKeys, Secret};
 use tend_store::{
     ClaimedTouch, Contact, DecisionRecord, DispatchResult, OutcomeEvent, PacingContact,
     ProcessSync, Store, StoreError, TaskEnd, TaskView, TouchKind,
@@ -31,14 +31,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod consent;
+use consent::catch_panic;
 pub use consent::{Unsubscribed, instance_id};
-use consent::{catch_panic, secret};
 
 /// Engine value holding the install's secret (hex): signs unsubscribe links and keys
 /// suppressed addresses.
-const SIGNING_KEY: &str = suppression::SECRET_KEY;
 /// Engine value holding a random id of this installation, part of every Message-ID.
-const INSTANCE_KEY: &str = "instance_id";
 /// Floor of the offer probability used to count how many held offers room could admit,
 /// so a step nobody ever answers does not wake every held offer.
 const MIN_OFFER_PROBABILITY: f64 = 0.01;
@@ -173,7 +171,7 @@ impl Engine {
         // sync's backfill already turns into enrollments.
         store.start_signal_cursor().await?;
         let (book, report) = sync_processes(store.as_ref(), &project, now).await?;
-        let secret = secret(store.as_ref(), SIGNING_KEY).await?;
+        let secret = store.secret(Secret::Signing).await?;
         let signer = UnsubscribeSigner::new(&secret);
         let keys = AddressKeys::new(&secret);
         // One engine per database: any lease still held belongs to a run that stopped.
@@ -361,12 +359,7 @@ impl Engine {
             .store
             .pacing_snapshot(self.in_flight_since(now), now, self.fades_by_step())
             .await?;
-        let budget: BudgetState = match &snapshot.budget {
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                StoreError::Corrupt(format!("stored budget usage is not readable: {e}"))
-            })?,
-            None => BudgetState::default(),
-        };
+        let budget: BudgetState = snapshot.budget.clone();
         let expected = self.learned(&snapshot)?;
         let probabilities = &expected.probabilities;
 
@@ -492,7 +485,6 @@ impl Engine {
                 },
             });
         }
-        let budget = serde_json::to_string(&budget).expect("budget state serializes");
         self.store.record_decisions(now, &records, &budget).await?;
         self.metrics.decided(&records);
         tracing::debug!(

@@ -11,7 +11,7 @@ use tend_core::pacer::{
     BudgetState, BudgetStatus, Channel, DeficitReport, ProcessId, ProcessLoad, Reason, deficit,
 };
 use tend_core::process::StepChannel;
-use tend_store::{PacingSnapshot, StoreError};
+use tend_store::PacingSnapshot;
 
 /// Capacity as the pace report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -74,12 +74,7 @@ impl Engine {
             .store()
             .pacing_snapshot(now.saturating_sub(horizon).unwrap_or(now), now, true)
             .await?;
-        let budget: BudgetState = match &snapshot.budget {
-            Some(text) => serde_json::from_str(text).map_err(|e| {
-                StoreError::Corrupt(format!("stored budget usage is not readable: {e}"))
-            })?,
-            None => BudgetState::default(),
-        };
+        let budget: BudgetState = snapshot.budget.clone();
         let expected = self.learned(&snapshot)?;
         let capacity = self.capacity_state(&snapshot, &expected);
         let offers = offer_steps(self, &snapshot, &expected);

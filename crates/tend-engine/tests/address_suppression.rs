@@ -16,6 +16,7 @@ use tend_core::{ContactId, Email, StageName};
 use tend_engine::{
     ChannelDelivery, Clock, Delivery, EmailTouch, SendError, UnsubscribeSigner, Unsubscribed,
 };
+use tend_store::suppression::Secret;
 use tend_store::{ContactTraits, Identity, ImportRow, IngestMessage, Store};
 use tend_store_sqlite::SqliteStore;
 
@@ -389,13 +390,8 @@ async fn links_mailed_by_earlier_releases_still_unsubscribe() {
     s.inquiry(Some("u1"), None).await;
     s.idle().await;
     let u1 = s.user("u1").await.unwrap();
-    let secret = s
-        .store
-        .engine_value(tend_store::suppression::SECRET_KEY)
-        .await
-        .unwrap()
-        .unwrap();
-    let signer = UnsubscribeSigner::new(&tend_store::suppression::unhex(&secret).unwrap());
+    let secret = s.store.secret(Secret::Signing).await.unwrap();
+    let signer = UnsubscribeSigner::new(&secret);
     assert_eq!(
         s.engine
             .unsubscribe_token(&signer.legacy_token(u1.0))
@@ -432,16 +428,8 @@ async fn links_carry_no_contact_id() {
     s.idle().await;
     let tokens: Vec<String> = s.delivered().into_iter().map(|d| d.token).collect();
     assert_eq!(tokens.len(), 3);
-    let keys = tend_store::suppression::AddressKeys::new(
-        &tend_store::suppression::unhex(
-            &s.store
-                .engine_value(tend_store::suppression::SECRET_KEY)
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap(),
-    );
+    let keys =
+        tend_store::suppression::AddressKeys::new(&s.store.secret(Secret::Signing).await.unwrap());
     use base64::Engine as _;
     for (n, token) in tokens.iter().enumerate() {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD

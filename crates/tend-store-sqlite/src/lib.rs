@@ -24,7 +24,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use sql::{ContactRow, contact_columns, db, get, millis, timestamp};
 use std::collections::HashMap;
 use std::path::Path;
-use tend_core::pacer::TouchId;
+use tend_core::pacer::{BudgetState, TouchId};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::{self, AddressKeys};
 use tend_store::*;
@@ -671,10 +671,12 @@ impl Store for SqliteStore {
         &self,
         at: Timestamp,
         decisions: &[DecisionRecord],
-        budget: &str,
+        budget: &BudgetState,
     ) -> Result<(), StoreError> {
+        let budget = serde_json::to_string(budget)
+            .map_err(|e| StoreError::Corrupt(format!("budget usage does not serialize: {e}")))?;
         self.pool
-            .write(|tx| engine::record_decisions(tx, at, decisions, budget))
+            .write(|tx| engine::record_decisions(tx, at, decisions, &budget))
             .await
     }
 
@@ -870,14 +872,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.pool.read(|tx| engine::value(tx, key)).await
-    }
-
-    async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.pool
-            .write(|tx| engine::set_value(tx, key, value))
-            .await
+    async fn secret(&self, which: suppression::Secret) -> Result<Vec<u8>, StoreError> {
+        let stored = self.pool.read(|tx| engine::value(tx, which.key())).await?;
+        which.decode(stored.as_deref())
     }
 }
 

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tend_core::pacer::{Channel, Intent, Reason, TouchId};
+use tend_core::pacer::{BudgetState, Channel, Intent, Reason, TouchId};
 use tend_core::{ContactId, StageName};
 
 /// A process as the engine last loaded it.
@@ -269,8 +269,8 @@ pub struct InFlightOffers {
 /// The pacer's state as stored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PacingSnapshot {
-    /// Budget usage as the pacer serialized it last, if ever.
-    pub budget: Option<String>,
+    /// Budget usage as the pacer left it last (empty before the first decision).
+    pub budget: BudgetState,
     /// Work items open now.
     pub open_work: f64,
     /// Sum of the probabilities of offers admitted since the caller's horizon start and

@@ -15,7 +15,7 @@ pub use model::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use tend_core::pacer::TouchId;
+use tend_core::pacer::{BudgetState, TouchId};
 use tend_core::{ContactId, Email, StageName};
 
 /// Everything that can go wrong talking to storage.
@@ -195,7 +195,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         at: Timestamp,
         decisions: &[DecisionRecord],
-        budget: &str,
+        budget: &BudgetState,
     ) -> Result<(), StoreError>;
 
     /// Leases up to `limit` queued touches whose time has come until `now + lease_ms`,
@@ -325,9 +325,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<NeglectRow>, StoreError>;
 
-    /// A named engine value (signing key, open work set by hand).
-    async fn engine_value(&self, key: &str) -> Result<Option<String>, StoreError>;
-
-    /// Sets a named engine value.
-    async fn set_engine_value(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// One of the install's secrets; [`StoreError::Secret`] naming it when it is missing
+    /// or unreadable (a new one is never made in its place).
+    async fn secret(&self, which: suppression::Secret) -> Result<Vec<u8>, StoreError>;
 }

@@ -14,6 +14,45 @@ use std::fmt;
 /// signs unsubscribe links. Made with the schema; never replaced.
 pub const SECRET_KEY: &str = "unsubscribe_key";
 
+/// The install's secrets, made with the schema and never replaced: a new one in place
+/// of a lost one would break every link already mailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Secret {
+    /// Keys suppression records and signs unsubscribe links.
+    Signing,
+    /// The installation's random id, part of every Message-ID.
+    Instance,
+}
+
+impl Secret {
+    /// The name it is stored under.
+    pub fn key(self) -> &'static str {
+        match self {
+            Secret::Signing => SECRET_KEY,
+            Secret::Instance => "instance_id",
+        }
+    }
+
+    /// Decodes the stored hex of this secret; [`crate::StoreError::Secret`] naming it
+    /// when it is missing or unreadable.
+    pub fn decode(self, stored: Option<&str>) -> Result<Vec<u8>, crate::StoreError> {
+        let key = self.key();
+        let Some(text) = stored else {
+            return Err(crate::StoreError::Secret(format!(
+                "`{key}` is missing from the engine_state table; restore the database from \
+                 a backup"
+            )));
+        };
+        unhex(text.trim())
+            .filter(|bytes| !bytes.is_empty())
+            .ok_or_else(|| {
+                crate::StoreError::Secret(format!(
+                    "`{key}` in the engine_state table is not hex; restore it from a backup"
+                ))
+            })
+    }
+}
+
 /// Separates address keys from every other MAC made with the same secret.
 const DOMAIN: &[u8] = b"tend-address-v1";
 

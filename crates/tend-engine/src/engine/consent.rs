@@ -2,10 +2,10 @@
 //! address they were mailed to, erasure of every copy, and the install's secrets, which
 //! are never silently replaced.
 
-use super::{Engine, EngineError, INSTANCE_KEY};
+use super::{Engine, EngineError};
 use crate::unsubscribe::UnsubscribeTarget;
 use tend_core::ContactId;
-use tend_store::suppression;
+use tend_store::suppression::{self, Secret};
 use tend_store::{Store, StoreError};
 
 /// What an unsubscribe link did.
@@ -124,25 +124,5 @@ pub(super) async fn catch_panic<F: std::future::Future>(future: F) -> Result<F::
 /// This installation's random id, made with the schema: part of every Message-ID, so
 /// two installations sending from one domain never share one.
 pub async fn instance_id(store: &dyn Store) -> Result<String, EngineError> {
-    Ok(suppression::hex(&secret(store, INSTANCE_KEY).await?))
-}
-
-/// A secret the schema made; an error naming it when it is missing or unreadable. A
-/// new one is never made in its place: that would break every link already mailed.
-pub(super) async fn secret(store: &dyn Store, key: &str) -> Result<Vec<u8>, EngineError> {
-    let Some(text) = store.engine_value(key).await? else {
-        return Err(StoreError::Secret(format!(
-            "`{key}` is missing from the engine_state table; restore the database from a \
-             backup"
-        ))
-        .into());
-    };
-    suppression::unhex(text.trim())
-        .filter(|bytes| !bytes.is_empty())
-        .ok_or_else(|| {
-            StoreError::Secret(format!(
-                "`{key}` in the engine_state table is not hex; restore it from a backup"
-            ))
-            .into()
-        })
+    Ok(suppression::hex(&store.secret(Secret::Instance).await?))
 }

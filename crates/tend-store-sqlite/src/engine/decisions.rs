@@ -108,7 +108,12 @@ pub(crate) fn pacing_snapshot(
     now: Timestamp,
     by_step: bool,
 ) -> Result<PacingSnapshot, StoreError> {
-    let budget = value(conn, BUDGET_KEY)?;
+    let budget = match value(conn, BUDGET_KEY)? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            StoreError::Corrupt(format!("stored budget usage is not readable: {e}"))
+        })?,
+        None => BudgetState::default(),
+    };
     let open_work = match value(conn, OPEN_WORK_KEY)? {
         Some(text) => text
             .parse::<f64>()
