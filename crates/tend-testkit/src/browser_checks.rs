@@ -17,13 +17,22 @@ pub fn page_bytes(page: &Page) -> u64 {
 }
 
 impl Page {
-    /// Nothing is wider than the viewport: no horizontal scrolling. Names the elements
-    /// that stick out.
+    /// Nothing is wider than the viewport: the page does not scroll sideways (a wide
+    /// table may scroll inside its own box). Names the elements that stick out.
     pub fn assert_no_horizontal_overflow(&self, what: &str) {
         let found = self.eval(
             "(() => { const w = document.documentElement.clientWidth;
+              // Inside a box that scrolls or clips on its own (a wide table in an
+              // overflow-x: auto block), sticking out does not move the page.
+              const contained = e => {
+                for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                  if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX))
+                    return a.getBoundingClientRect().right <= w + 1;
+                }
+                return false;
+              };
               const wide = [...document.querySelectorAll('body *')]
-                .filter(e => e.getBoundingClientRect().right > w + 1)
+                .filter(e => e.getBoundingClientRect().right > w + 1 && !contained(e))
                 .slice(0, 5)
                 .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
                   + (e.className && typeof e.className === 'string' ? '.' + e.className : '')
