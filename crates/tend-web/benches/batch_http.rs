@@ -59,6 +59,14 @@ fn main() {
     );
     // reqwest is built without a default TLS provider; plain HTTP still needs one set.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // As `tend serve` logs, at `info`, formatted and thrown away: the cost of the
+    // request spans and their lines is in the figures.
+    if std::env::var_os("TEND_BENCH_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .init();
+    }
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("server")
