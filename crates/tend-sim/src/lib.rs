@@ -4,6 +4,7 @@
 /// The charts, drawn by the shared crate the console uses too.
 pub use tend_charts as charts;
 mod delivery;
+pub mod forecast;
 mod metrics;
 pub mod outcome;
 pub mod report;

@@ -115,7 +115,9 @@ impl Server {
                 .unwrap();
             keys.push(token);
         }
-        let state = AppState::new(store, rules, processes).with_engine(Arc::clone(&engine));
+        let state = AppState::new(store, rules, processes)
+            .with_engine(Arc::clone(&engine))
+            .with_forecast(dir.path().join("tend.db"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

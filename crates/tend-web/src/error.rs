@@ -33,6 +33,9 @@ pub enum AppError {
     BodyTimeout(u128),
     #[error("internal error")]
     Internal(#[from] tend_store::StoreError),
+    /// Work the request asked for failed for a reason of the server's (logged).
+    #[error("internal error")]
+    Failed(String),
 }
 
 impl From<tend_engine::EngineError> for AppError {
@@ -76,6 +79,11 @@ impl IntoResponse for AppError {
             AppError::Internal(err) => {
                 // Logged here, once; the client sees no internals.
                 let error = tend_engine::redact::without_addresses(&err.to_string());
+                tracing::error!(%error, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            AppError::Failed(reason) => {
+                let error = tend_engine::redact::without_addresses(reason);
                 tracing::error!(%error, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod body;
 mod error;
+mod forecast;
 mod observe;
 mod pace;
 mod reports;
@@ -60,6 +61,8 @@ pub struct AppState {
     engine: Option<Arc<Engine>>,
     /// What `/metrics` counts; the engine's own when one runs.
     metrics: Arc<Metrics>,
+    /// The live database the forecast copies, when it is a SQLite file.
+    forecast: Option<Arc<forecast::ForecastSource>>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             limits: HttpLimits::default(),
             engine: None,
             metrics: Arc::default(),
+            forecast: None,
         }
     }
 
@@ -87,6 +91,12 @@ impl AppState {
     pub fn with_engine(mut self, engine: Arc<Engine>) -> Self {
         self.metrics = Arc::clone(engine.metrics());
         self.engine = Some(engine);
+        self
+    }
+
+    /// Serves `GET /api/forecast` from copies of the SQLite file `database`.
+    pub fn with_forecast(mut self, database: std::path::PathBuf) -> Self {
+        self.forecast = Some(Arc::new(forecast::ForecastSource::new(database)));
         self
     }
 
@@ -132,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/processes", get(api::list_processes))
         .route("/api/pace", get(pace::pace))
+        .route("/api/forecast", get(forecast::forecast))
         .route("/api/capacity", put(pace::set_capacity))
         .route("/api/reports/funnel", get(reports::funnel))
         .route(

@@ -78,9 +78,12 @@ pub fn run(
 
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
-        let state = AppState::new(store, rules, processes)
+        let mut state = AppState::new(store, rules, processes)
             .with_engine(engine)
             .with_limits(HttpLimits::from_config(&project.config));
+        if let Some(path) = project.config.database_url.strip_prefix("sqlite://") {
+            state = state.with_forecast(project_dir(config_path).join(path));
+        }
         let stop = shutdown.clone();
         let served = tend_web::serve(listener, state, async move {
             signalled.await;

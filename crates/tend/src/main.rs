@@ -5,6 +5,7 @@ mod cmd_agenda;
 mod cmd_backup;
 mod cmd_check;
 mod cmd_doctor;
+mod cmd_forecast;
 mod cmd_import;
 mod cmd_init;
 mod cmd_report;
@@ -88,6 +89,23 @@ enum Command {
         /// and its range over them.
         #[arg(long, value_parser = cmd_simulate::parse_seeds)]
         seeds: Option<std::ops::RangeInclusive<u64>>,
+    },
+    /// Run the live business forward on a copy of its database (nothing is sent):
+    /// touches per day against each budget, work against capacity, leads that will
+    /// pass max_gap and when, and the budget and capacity that would keep every promise.
+    Forecast {
+        /// Weeks ahead.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=52))]
+        weeks: u32,
+        /// Weeks of history new contacts are expected from (their rate continues).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=52))]
+        history: u32,
+        /// Print JSON (as `GET /api/forecast` answers) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
     },
     /// Write a consistent snapshot of the live database to FILE (owner-only); safe
     /// while `tend serve` runs.
@@ -248,6 +266,12 @@ fn main() -> ExitCode {
             seed,
             seeds,
         } => cmd_simulate::run(&scenario, &out, seed, seeds),
+        Command::Forecast {
+            weeks,
+            history,
+            json,
+            config,
+        } => cmd_forecast::run(&config, weeks, history, json),
         Command::Backup {
             file,
             force,
