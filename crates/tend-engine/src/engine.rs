@@ -816,6 +816,30 @@ impl Engine {
         .to_value()
     }
 
+    /// A task step's title rendered for a contact and its minutes, as the agenda will
+    /// show them once the task falls due; `None` if that step is not a task.
+    pub fn task_title_for(
+        &self,
+        process_id: i64,
+        step: u32,
+        contact: &Contact,
+    ) -> Option<(String, u32)> {
+        let step = self
+            .book
+            .get(process_id)?
+            .process
+            .steps
+            .get(step as usize)?;
+        let StepChannel::Task { title, minutes } = &step.channel else {
+            return None;
+        };
+        let context = self.render_context(&ContactFields::from_contact(contact));
+        Some((
+            render_text(title, &context).unwrap_or_else(|_| title.clone()),
+            *minutes,
+        ))
+    }
+
     fn task_title(&self, touch: &DueTouch, contact: Option<&PacingContact>) -> (String, u32) {
         let step = self
             .book

@@ -10,12 +10,14 @@
 
 mod api_tokens;
 mod backup;
+mod console;
 mod engine;
 mod import;
 mod ingest;
 mod pool;
 mod sql;
 mod suppress;
+mod users;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -66,6 +68,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "offer_response_delays",
         include_str!("../migrations/0007_offer_response_delays.sql"),
     ),
+    (8, "console", include_str!("../migrations/0008_console.sql")),
 ];
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
@@ -508,6 +511,7 @@ impl Store for SqliteStore {
                     "DELETE FROM events WHERE contact_id = ?1",
                     "DELETE FROM contact_aliases WHERE contact_id = ?1",
                     "DELETE FROM stage_history WHERE contact_id = ?1",
+                    "DELETE FROM console_actions WHERE contact_id = ?1",
                     "DELETE FROM contacts WHERE id = ?1",
                 ] {
                     sql::execute(tx, statement, params![id.0])?;

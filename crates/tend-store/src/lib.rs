@@ -5,11 +5,13 @@
 //! Instants cross the trait as [`Timestamp`]s; backends store them as integer
 //! milliseconds since the Unix epoch and ids as 64-bit integers.
 
+pub mod console;
 pub mod engine;
 mod model;
 pub mod suppression;
 pub mod tokens;
 
+pub use console::{ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, User};
 pub use engine::*;
 pub use model::*;
 
@@ -60,7 +62,7 @@ impl StoreError {
 
 /// The one storage interface; each backend implements all of it.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConsoleStore + Send + Sync + 'static {
     /// Cheap liveness check for `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -1,9 +1,10 @@
 //! Tend's HTTP surface: Segment-compatible ingest under `/v1`, the REST API under
-//! `/api` (bearer tokens), and `/healthz`.
+//! `/api` (bearer tokens), `/healthz`, and the console at `/` (sessions; see [`console`]).
 
 mod api;
 mod auth;
 mod body;
+pub mod console;
 mod error;
 mod forecast;
 mod observe;
@@ -63,6 +64,8 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     /// The live database the forecast copies, when it is a SQLite file.
     forecast: Option<Arc<forecast::ForecastSource>>,
+    /// Failed console logins per address and account.
+    login_limiter: Arc<console::LoginLimiter>,
 }
 
 impl AppState {
@@ -77,6 +80,7 @@ impl AppState {
             engine: None,
             metrics: Arc::default(),
             forecast: None,
+            login_limiter: Arc::default(),
         }
     }
 
@@ -173,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .merge(calendar)
         .merge(public)
+        .merge(console::routes(state.clone()))
         .route_layer(from_fn(observe::matched_route))
         // Handlers read bodies through `body::Limited`, which sets each route's own limit;
         // this one bounds any extractor that does not.

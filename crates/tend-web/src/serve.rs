@@ -83,9 +83,9 @@ pub async fn serve(
             }
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(err) => {
                     // Out of file descriptors or a connection reset before accept: wait a
                     // little instead of spinning, and keep serving the connections open.
@@ -107,7 +107,7 @@ pub async fn serve(
                 .header_read_timeout(limits.header_timeout)
                 .max_buf_size(CONNECTION_BUFFER_BYTES)
                 .max_header_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), RouterService(app));
+                .serve_connection(TokioIo::new(stream), RouterService(app, peer));
             tokio::pin!(connection);
             let stop = async move {
                 let _ = stop_seen.wait_for(|stop| *stop).await;
@@ -138,9 +138,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// The router as a hyper service.
+/// The router as a hyper service for one connection; each request carries the peer's
+/// address (the console's login rate limit counts failures per address).
 #[derive(Clone)]
-struct RouterService(Router);
+struct RouterService(Router, std::net::SocketAddr);
 
 impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
     type Response = axum::response::Response;
@@ -149,6 +150,10 @@ impl hyper::service::Service<hyper::Request<Incoming>> for RouterService {
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         // A router is always ready, so `poll_ready` has nothing to wait for.
-        self.0.clone().call(request.map(Body::new))
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.1));
+        self.0.clone().call(request)
     }
 }

@@ -94,7 +94,7 @@ pub fn revoke(config_path: &Path, name: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn with_store<F, Fut>(config_path: &Path, work: F) -> anyhow::Result<ExitCode>
+pub(crate) fn with_store<F, Fut>(config_path: &Path, work: F) -> anyhow::Result<ExitCode>
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,

@@ -12,6 +12,7 @@ mod cmd_report;
 mod cmd_serve;
 mod cmd_simulate;
 mod cmd_token;
+mod cmd_user;
 mod project;
 mod server_lock;
 
@@ -147,6 +148,28 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Manage the people who log in to the console.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a person who logs in to the console at /, or set the role and password of
+    /// one already added. The password is asked for at the terminal, or read as the
+    /// first line of standard input when that is not a terminal.
+    Add {
+        /// The address they log in with.
+        email: String,
+        /// `owner` (everything) or `staff` (Today and Contacts).
+        #[arg(long)]
+        role: String,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml")]
+        config: PathBuf,
     },
 }
 
@@ -296,6 +319,14 @@ fn main() -> ExitCode {
         Command::Token {
             action: TokenAction::Revoke { name, config },
         } => cmd_token::revoke(&config, &name),
+        Command::User {
+            action:
+                UserAction::Add {
+                    email,
+                    role,
+                    config,
+                },
+        } => cmd_user::add(&config, &email, &role),
     };
     match result {
         Ok(code) => code,

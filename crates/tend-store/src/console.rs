@@ -1,0 +1,233 @@
+//! The console's storage: the people who log in, their sessions, what they did to
+//! contacts, and the reads its pages need beyond the engine's.
+//!
+//! [`ConsoleStore`] is a supertrait of [`crate::Store`], so every backend implements it
+//! and callers holding a `dyn Store` call its methods directly.
+
+use crate::StoreError;
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+use tend_core::pacer::TouchId;
+use tend_core::{ContactId, StageName};
+
+/// What a person may do in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything: settings, tokens, people, erasure.
+    Owner,
+    /// Today and Contacts: completes tasks, works with contacts, never erases.
+    Staff,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Staff => "staff",
+        }
+    }
+
+    /// The role of that name, if there is one.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "staff" => Some(Role::Staff),
+            _ => None,
+        }
+    }
+}
+
+/// A person who logs in to the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Its id.
+    pub id: i64,
+    /// The address they log in with, lower-cased.
+    pub email: String,
+    /// What they may do.
+    pub role: Role,
+    /// The argon2id PHC string of their password.
+    pub password_hash: String,
+    /// When they were added.
+    pub created_at: Timestamp,
+}
+
+/// A logged-in browser's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Whose it is.
+    pub user: User,
+    /// The token every form of this session sends back.
+    pub csrf: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// Something a person did to a contact from the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleAction {
+    /// The contact.
+    pub contact_id: ContactId,
+    /// Who did it (their login address).
+    pub by: String,
+    /// `stage`, `pause`, `resume`, `unsubscribe`…
+    pub action: String,
+    /// What exactly, in words.
+    pub detail: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A touch planned or waiting, as Today's lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedTouch {
+    /// The touch.
+    pub id: TouchId,
+    /// For whom.
+    pub contact_id: ContactId,
+    /// The contact's name, if known.
+    pub contact_name: Option<String>,
+    /// The contact's address, if known.
+    pub contact_email: Option<String>,
+    /// The process id.
+    pub process_id: i64,
+    /// The process key.
+    pub process: String,
+    /// The step.
+    pub step: u32,
+    /// `email`, `webhook` or `task`.
+    pub channel: String,
+    /// `offer` or `nurture`.
+    pub intent: String,
+    /// `pending`, `queued` or `open`.
+    pub state: String,
+    /// When it is due.
+    pub due_at: Timestamp,
+    /// Why the pacer last held it back, if it did.
+    pub reason: Option<String>,
+    /// Until when, if deferred.
+    pub until: Option<Timestamp>,
+    /// A task's title once it is on the agenda.
+    pub title: Option<String>,
+}
+
+/// A send as the Deliveries list and a contact's timeline show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryView {
+    /// The touch.
+    pub id: TouchId,
+    /// For whom.
+    pub contact_id: ContactId,
+    /// The contact's address, if known.
+    pub contact_email: Option<String>,
+    /// The process key.
+    pub process: String,
+    /// The step.
+    pub step: u32,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// `sent`, `retrying` (queued after a failed attempt), `failed` or `bounced`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last error, for retries and failures.
+    pub last_error: Option<String>,
+    /// When it was sent, or last attempted.
+    pub at: Timestamp,
+}
+
+/// The console's reads and writes, beside the engine's.
+#[async_trait]
+pub trait ConsoleStore {
+    /// Adds a person, or sets the role and password of the one with that address.
+    /// Returns the person and whether they are new.
+    async fn upsert_user(
+        &self,
+        email: &str,
+        role: Role,
+        password_hash: &str,
+        at: Timestamp,
+    ) -> Result<(User, bool), StoreError>;
+
+    /// The person with this (lower-cased) address.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every person, by address.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Stores a new session by its token's hash; expired sessions are deleted on the way.
+    async fn create_session(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        csrf: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The session with this token hash, if it has not expired at `now`.
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Ends a session (logout).
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Records an action on a contact for its timeline.
+    async fn record_console_action(&self, action: &ConsoleAction) -> Result<(), StoreError>;
+
+    /// A contact's console actions, oldest first.
+    async fn console_actions(&self, contact: ContactId) -> Result<Vec<ConsoleAction>, StoreError>;
+
+    /// Moves a contact to `stage` by hand (a stage change the engine reads like any
+    /// other) and records who did it, in one transaction. Returns `false` if there is no
+    /// such contact or it is already there.
+    async fn set_contact_stage(
+        &self,
+        contact: ContactId,
+        stage: &StageName,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Pauses (its pending touch waits, its place kept) or resumes (the pending touch is
+    /// due at `at`) a contact's active enrollment, and records who did it. Returns
+    /// `false` if the contact has no such active enrollment or it already is so.
+    async fn set_enrollment_paused(
+        &self,
+        contact: ContactId,
+        enrollment: i64,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// The ids of a contact's paused enrollments.
+    async fn paused_enrollments(&self, contact: ContactId) -> Result<Vec<i64>, StoreError>;
+
+    /// Pending touches and open tasks due in `[from, to)`, by due time, at most `limit`.
+    async fn planned_touches(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedTouch>, StoreError>;
+
+    /// Pending touches last held back for `reason`, longest waiting first, at most `limit`.
+    async fn held_touches(&self, reason: &str, limit: u32)
+    -> Result<Vec<PlannedTouch>, StoreError>;
+
+    /// Recent sends, retries and failures (of `status` if given), newest first, at most
+    /// `limit`; of one contact if given.
+    async fn deliveries(
+        &self,
+        status: Option<&str>,
+        contact: Option<ContactId>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryView>, StoreError>;
+}

@@ -1,0 +1,633 @@
+//! The console over real HTTP: login and logout, sessions, CSRF refusal, the login rate
+//! limit, roles, and each page's content and actions against a real SQLite store and a
+//! running engine on a manual clock.
+
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+use tend_store::Role;
+use tend_testkit::web::Server;
+
+const CONFIG: &str = r#"
+[business]
+name = "Studio Rossi"
+timezone = "Europe/Rome"
+hours = "Mon-Sun 08:00-20:00"
+[stages.on_event]
+"Inquiry Received" = "lead"
+"Order Completed" = "customer"
+[tasks.outcomes]
+booked = "Order Completed"
+replied = "Replied"
+[channels.email]
+from = "Studio Rossi <hello@studio.example>"
+[channels.webhook]
+secret = "whsec_dG9wIHNlY3JldCB0b3Agc2VjcmV0"
+"#;
+
+const WELCOME: &str = "Subject: Welcome {{ contact.name }}\n\nHello {{ contact.name }}, [leave]({{ unsubscribe_url }}).";
+
+const PROCESS: &str = r#"
+name = "New inquiry"
+enroll = { stage = "lead" }
+exit = { stages = ["customer"] }
+max_gap = "10d"
+[[steps]]
+wait = "0d"
+email = "welcome"
+intent = "nurture"
+[[steps]]
+wait = "2d"
+task = "Call {{ contact.name }} about the kitchen"
+minutes = 20
+intent = "offer"
+[[steps]]
+wait = "3d"
+email = "welcome"
+intent = "nurture"
+"#;
+
+const OWNER: &str = "owner@studio.example";
+const STAFF: &str = "staff@studio.example";
+const PASSWORD: &str = "correct horse battery";
+
+async fn server() -> Server {
+    let server = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
+    let hash = tend_web::console::hash_password(PASSWORD).unwrap();
+    let store = server.engine.store();
+    for (email, role) in [(OWNER, Role::Owner), (STAFF, Role::Staff)] {
+        store
+            .upsert_user(email, role, &hash, jiff::Timestamp::now())
+            .await
+            .unwrap();
+    }
+    server
+}
+
+/// A browser: the session cookie and the CSRF token of the last page read.
+struct Browser<'a> {
+    server: &'a Server,
+    cookie: String,
+    csrf: String,
+}
+
+fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(header: &str) -> String {
+    header.split(';').next().unwrap().to_owned()
+}
+
+fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    page[at..at + 64].to_owned()
+}
+
+async fn login_response(server: &Server, email: &str, password: &str) -> Response {
+    let form = server
+        .client
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_value(&set_cookie(&form, "tend_login_csrf").unwrap());
+    let token = csrf_in(&form.text().await.unwrap());
+    server
+        .client
+        .post(format!("{}/login", server.base))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("csrf", token.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login<'a>(server: &'a Server, email: &str) -> Browser<'a> {
+    let response = login_response(server, email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/today");
+    let session = set_cookie(&response, "tend_session").unwrap();
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Strict"), "{session}");
+    assert!(session.contains("Max-Age="), "{session}");
+    let mut browser = Browser {
+        server,
+        cookie: cookie_value(&session),
+        csrf: String::new(),
+    };
+    browser.page("/today").await;
+    browser
+}
+
+impl Browser<'_> {
+    async fn get(&self, path: &str) -> Response {
+        self.server
+            .client
+            .get(format!("{}{path}", self.server.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A page that must answer 200; remembers its CSRF token.
+    async fn page(&mut self, path: &str) -> String {
+        let response = self.get(path).await;
+        let status = response.status();
+        if status != StatusCode::OK {
+            panic!("GET {path}: {status}: {}", response.text().await.unwrap());
+        }
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        let body = response.text().await.unwrap();
+        assert!(body.len() < 100_000, "{path} weighs {} bytes", body.len());
+        assert!(
+            !body.contains("href=\"http") && !body.contains("src="),
+            "{path} loads from another origin"
+        );
+        if body.contains("name=\"csrf\"") {
+            self.csrf = csrf_in(&body);
+        }
+        body
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.server
+            .client
+            .post(format!("{}{path}", self.server.base))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&form).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn ann_id(server: &Server) -> i64 {
+    let (_, body) = server.get("/api/contacts?q=ann", &server.admin).await;
+    body["contacts"][0]["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn root_leads_to_login_then_today_and_logout_ends_the_session() {
+    let server = server().await;
+    let anonymous = server
+        .client
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.headers()["location"], "/login");
+    for path in ["/today", "/contacts", "/settings", "/contacts/1"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["location"], "/login", "{path}");
+    }
+
+    let wrong = login_response(&server, OWNER, "not the password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&wrong, "tend_session").is_none());
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong email or password")
+    );
+
+    let mut owner = login(&server, OWNER).await;
+    let root = owner.get("/").await;
+    assert_eq!(root.headers()["location"], "/today");
+    let today = owner.page("/today").await;
+    assert!(today.contains("data-testid=\"agenda\""));
+    assert!(today.contains(OWNER));
+    assert!(today.contains("nav-settings"));
+
+    let out = owner.post("/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(out.headers()["location"], "/login");
+    let after = owner.get("/today").await;
+    assert_eq!(
+        after.headers()["location"],
+        "/login",
+        "the session ended on the server"
+    );
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let server = server().await;
+    server.lead_ann().await;
+    let id = ann_id(&server).await;
+    let owner = login(&server, OWNER).await;
+    for token in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let response = server
+            .client
+            .post(format!("{}/contacts/{id}/unsubscribe", server.base))
+            .header("cookie", &owner.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("csrf", token)]).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+    let bare = server
+        .client
+        .post(format!("{}/logout", server.base))
+        .header("cookie", &owner.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    let contact = server
+        .engine
+        .store()
+        .contact(tend_core::ContactId(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contact.suppressed_at.is_none(), "nothing was done");
+
+    // The login form's token must match its cookie.
+    let response = server
+        .client
+        .post(format!("{}/login", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([("csrf", "x"), ("email", OWNER), ("password", PASSWORD)])
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_account() {
+    let server = server().await;
+    for _ in 0..5 {
+        let response = login_response(&server, STAFF, "guess").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login_response(&server, STAFF, PASSWORD).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another account from the same address still logs in.
+    login(&server, OWNER).await;
+}
+
+#[tokio::test]
+async fn staff_see_today_and_contacts_but_not_settings_nor_erase() {
+    let server = server().await;
+    server.lead_ann().await;
+    let id = ann_id(&server).await;
+    let mut staff = login(&server, STAFF).await;
+    let today = staff.page("/today").await;
+    assert!(!today.contains("nav-settings"));
+    let contact = staff.page(&format!("/contacts/{id}")).await;
+    assert!(!contact.contains("erase-form"));
+    assert_eq!(staff.get("/settings").await.status(), StatusCode::FORBIDDEN);
+    let erase = staff
+        .post(
+            &format!("/contacts/{id}/erase"),
+            &[("confirm", "ann@example.com")],
+        )
+        .await;
+    assert_eq!(erase.status(), StatusCode::FORBIDDEN);
+    let token = staff
+        .post("/settings/tokens", &[("name", "x"), ("scope", "admin")])
+        .await;
+    assert_eq!(token.status(), StatusCode::FORBIDDEN);
+    assert!(
+        server
+            .engine
+            .store()
+            .contact(tend_core::ContactId(id))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_lead_shows_on_today_and_in_contacts_and_its_task_completes_with_an_outcome() {
+    let server = server().await;
+    server.lead_ann().await;
+    let id = ann_id(&server).await;
+    let mut owner = login(&server, OWNER).await;
+
+    // Before it is due, the task is planned with its rendered title.
+    let today = owner.page("/today").await;
+    assert!(
+        today.contains("Call Ann Smith about the kitchen"),
+        "{today}"
+    );
+    assert!(today.contains("data-testid=\"task-planned\""));
+
+    let contacts = owner.page("/contacts").await;
+    assert!(contacts.contains("Ann Smith") && contacts.contains("ann@example.com"));
+    assert!(owner.page("/contacts?q=ANN").await.contains("Ann Smith"));
+    assert!(
+        owner
+            .page("/contacts?q=nobody")
+            .await
+            .contains("contacts-empty")
+    );
+    assert!(
+        owner
+            .page("/contacts?stage=lead")
+            .await
+            .contains("Ann Smith")
+    );
+    assert!(
+        owner
+            .page("/contacts?stage=customer")
+            .await
+            .contains("contacts-empty")
+    );
+    assert_eq!(
+        owner.get("/contacts?stage=nope").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    server.after(49).await;
+    let today = owner.page("/today").await;
+    let task = server
+        .engine
+        .store()
+        .touches_of(tend_core::ContactId(id), 10)
+        .await
+        .unwrap();
+    let task = task.iter().find(|t| t.channel == "task").unwrap();
+    assert!(
+        today.contains(&format!("id=\"task-{}\"", task.id.0)),
+        "{today}"
+    );
+    assert!(today.contains("data-testid=\"complete-booked\""));
+
+    let done = owner
+        .post(
+            &format!("/tasks/{}/complete", task.id.0),
+            &[("outcome", "booked")],
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    server.engine.run_until_idle().await.unwrap();
+    let contact = owner.page(&format!("/contacts/{id}")).await;
+    assert!(
+        contact.contains("data-testid=\"contact-stage\">customer<"),
+        "{contact}"
+    );
+    assert!(contact.contains("event: Order Completed"));
+}
+
+#[tokio::test]
+async fn contact_actions_land_in_the_timeline_and_erase_needs_the_address() {
+    let server = server().await;
+    server.lead_ann().await;
+    let id = ann_id(&server).await;
+    let mut owner = login(&server, OWNER).await;
+    let page = owner.page(&format!("/contacts/{id}")).await;
+    assert!(page.contains("event: Inquiry Received"));
+    assert!(page.contains("email new-inquiry (step 1)"), "{page}");
+
+    let enrollment = server
+        .engine
+        .store()
+        .enrollments_of(tend_core::ContactId(id))
+        .await
+        .unwrap()[0]
+        .id;
+    let paused = owner
+        .post(
+            &format!("/contacts/{id}/enrollments/{enrollment}/pause"),
+            &[],
+        )
+        .await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    // Paused: the task due in two days does not come.
+    server.after(72).await;
+    assert!(
+        server
+            .engine
+            .store()
+            .tasks(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = owner.page(&format!("/contacts/{id}")).await;
+    assert!(
+        page.contains("paused new-inquiry by owner@studio.example"),
+        "{page}"
+    );
+    let resumed = owner
+        .post(
+            &format!("/contacts/{id}/enrollments/{enrollment}/resume"),
+            &[],
+        )
+        .await;
+    assert_eq!(resumed.status(), StatusCode::SEE_OTHER);
+    server.engine.run_until_idle().await.unwrap();
+    assert_eq!(
+        server
+            .engine
+            .store()
+            .tasks(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::MAX)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let page = owner.page(&format!("/contacts/{id}")).await;
+    let staged = owner
+        .post(&format!("/contacts/{id}/stage"), &[("stage", "loyal")])
+        .await;
+    assert_eq!(staged.status(), StatusCode::SEE_OTHER);
+    assert!(page.contains("resumed new-inquiry"));
+    let unsubscribed = owner
+        .post(&format!("/contacts/{id}/unsubscribe"), &[])
+        .await;
+    assert_eq!(unsubscribed.status(), StatusCode::SEE_OTHER);
+    let page = owner.page(&format!("/contacts/{id}")).await;
+    assert!(
+        page.contains("stage lead → loyal by owner@studio.example"),
+        "{page}"
+    );
+    assert!(page.contains("unsubscribed by owner@studio.example"));
+    assert!(page.contains("suppressed since"));
+    assert!(
+        server
+            .engine
+            .store()
+            .is_email_suppressed(&tend_core::Email::parse("ann@example.com").unwrap())
+            .await
+            .unwrap()
+    );
+
+    let wrong = owner
+        .post(
+            &format!("/contacts/{id}/erase"),
+            &[("confirm", "ann@example")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        server
+            .engine
+            .store()
+            .contact(tend_core::ContactId(id))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let erased = owner
+        .post(
+            &format!("/contacts/{id}/erase"),
+            &[("confirm", "ann@example.com")],
+        )
+        .await;
+    assert_eq!(erased.status(), StatusCode::SEE_OTHER);
+    assert!(
+        server
+            .engine
+            .store()
+            .contact(tend_core::ContactId(id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        owner.get(&format!("/contacts/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn settings_create_list_and_revoke_tokens_set_open_work_and_mask_secrets() {
+    let server = server().await;
+    let mut owner = login(&server, OWNER).await;
+    let settings = owner.page("/settings").await;
+    assert!(settings.contains(OWNER) && settings.contains(STAFF));
+    assert!(!settings.contains("whsec_"), "the webhook secret is masked");
+
+    let created = owner
+        .post(
+            "/settings/tokens",
+            &[("name", "zapier"), ("scope", "write")],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let page = created.text().await.unwrap();
+    let at = page.find("data-testid=\"new-token\">").unwrap() + 24;
+    let token = &page[at..page[at..].find('<').unwrap() + at];
+    server
+        .client
+        .post(format!("{}/v1/identify", server.base))
+        .basic_auth(token, Some(""))
+        .json(&json!({"userId": "u-9", "traits": {"email": "bo@example.com"}}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let listed = owner.page("/settings").await;
+    assert!(listed.contains("data-testid=\"revoke-zapier\""));
+    assert!(!listed.contains(token), "a token is shown only once");
+
+    let revoked = owner
+        .post("/settings/tokens/revoke", &[("name", "zapier")])
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    let refused = server
+        .client
+        .post(format!("{}/v1/identify", server.base))
+        .basic_auth(token, Some(""))
+        .json(&json!({"userId": "u-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    let set = owner
+        .post("/settings/capacity", &[("open_work", "3")])
+        .await;
+    assert_eq!(set.status(), StatusCode::SEE_OTHER);
+    assert_eq!(server.engine.pace().await.unwrap().capacity.open_work, 3.0);
+    let bad = owner
+        .post("/settings/capacity", &[("open_work", "-1")])
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_stylesheet_is_cached_under_its_hash_and_held_lists_answer() {
+    let server = server().await;
+    server.lead_ann().await;
+    let mut owner = login(&server, OWNER).await;
+    let today = owner.page("/today").await;
+    let at = today.find("href=\"/static/").unwrap() + 6;
+    let path = &today[at..today[at..].find('"').unwrap() + at];
+    let css = server
+        .client
+        .get(format!("{}{path}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    let stale = server
+        .client
+        .get(format!("{}/static/console-000000000000.css", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+    for reason in ["capacity", "quiet_hours"] {
+        owner.page(&format!("/held/{reason}")).await;
+    }
+}
