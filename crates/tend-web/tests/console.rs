@@ -631,3 +631,45 @@ async fn the_stylesheet_is_cached_under_its_hash_and_held_lists_answer() {
         owner.page(&format!("/held/{reason}")).await;
     }
 }
+
+#[tokio::test]
+async fn owners_see_deliveries_and_reports_with_charts_and_staff_do_not() {
+    let server = server().await;
+    server.lead_ann().await;
+    let mut owner = login(&server, OWNER).await;
+    let deliveries = owner.page("/deliveries").await;
+    assert!(
+        deliveries.contains("data-testid=\"delivery-row\""),
+        "{deliveries}"
+    );
+    assert!(deliveries.contains("ann@example.com"));
+    assert!(
+        owner
+            .page("/deliveries?status=sent")
+            .await
+            .contains("ann@example.com")
+    );
+    assert!(
+        owner
+            .page("/deliveries?status=failed")
+            .await
+            .contains("deliveries-empty")
+    );
+    assert_eq!(
+        owner.get("/deliveries?status=lost").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let reports = owner.page("/reports").await;
+    for section in ["report-funnel", "report-conversion", "report-pace"] {
+        assert!(reports.contains(section), "{section}");
+    }
+    assert!(reports.matches("<svg").count() >= 4);
+    let staff = login(&server, STAFF).await;
+    for path in ["/deliveries", "/reports"] {
+        assert_eq!(
+            staff.get(path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+}

@@ -8,8 +8,10 @@
 
 mod contact;
 mod contacts;
+mod deliveries;
 mod layout;
 mod login;
+mod reports;
 pub mod session;
 mod settings;
 mod today;
@@ -44,6 +46,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/contacts/{id}/unsubscribe", post(contact::unsubscribe))
         .route("/contacts/{id}/erase", post(contact::erase))
+        .route("/deliveries", get(deliveries::show))
+        .route("/reports", get(reports::show))
         .route("/settings", get(settings::show))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/revoke", post(settings::revoke_token))
