@@ -699,10 +699,11 @@ async fn a_steady_stream_of_writes_keeps_the_write_ahead_log_bounded() {
     assert_eq!(count(&db.path, "SELECT COUNT(*) FROM events").await, 40_000);
     let database = std::fs::metadata(&db.path).unwrap().len();
     // The writer checkpoints itself past 16 MB of log, but defers while the checkpoint
-    // thread is mid-way, so on a busy machine a few more batches can land first; left
-    // unbounded, this stream grows the log to about 88 MB.
+    // thread is mid-way, so on a busy machine more batches can land first (39 MB was
+    // seen at a load of nine times the cores); left unbounded, this stream grows the log
+    // to about 88 MB, which the bound still tells apart.
     assert!(
-        largest < 32 << 20,
+        largest < 56 << 20,
         "the log reached {largest} bytes beside a {database}-byte database"
     );
 }
