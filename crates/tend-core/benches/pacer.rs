@@ -135,6 +135,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
                 expected_value: rng.below(10_000) as f64 / 100.0,
                 offer_probability: rng.below(40) as f64 / 100.0,
                 first: false,
+                after_sequence: false,
             }
         })
         .collect();

@@ -129,9 +129,11 @@ pub fn check_project(sources: &ProjectSources) -> Result<Project, Vec<Diagnostic
         }
     }
 
+    let process_names: BTreeSet<String> = sources.processes.iter().map(|p| p.stem()).collect();
     let known = process::Known {
         stages: stages.as_deref(),
         templates: &template_names,
+        processes: &process_names,
     };
     let mut processes = Vec::new();
     let mut seen_names: BTreeMap<String, String> = BTreeMap::new();

@@ -28,6 +28,9 @@ pub struct Process {
     pub keep_warm: Option<String>,
     /// Whether a contact who finished or exited may enroll again.
     pub reenroll: bool,
+    /// The process (file stem) a contact moves to after the last step, so the
+    /// relationship goes on after the sequence; it may be this process itself.
+    pub then: Option<String>,
     /// The touches, in order; at least one.
     pub steps: Vec<Step>,
 }
@@ -140,6 +143,8 @@ impl Process {
 pub(crate) struct Known<'a> {
     pub(crate) stages: Option<&'a [StageName]>,
     pub(crate) templates: &'a BTreeSet<String>,
+    /// The file stems of every process file, for `then`.
+    pub(crate) processes: &'a BTreeSet<String>,
 }
 
 const PROCESS_KEYS: &[&str] = &[
@@ -149,6 +154,7 @@ const PROCESS_KEYS: &[&str] = &[
     "max_gap",
     "keep_warm",
     "reenroll",
+    "then",
     "steps",
 ];
 
@@ -195,6 +201,10 @@ pub(crate) fn read(
             .then(|| name.get_ref().trim().to_owned())
     });
     let reenroll = top.bool(report, "reenroll").is_some_and(|b| *b.get_ref());
+    let then = top.str(report, "then").and_then(|name| {
+        check_process_name(report, name.get_ref(), name.span().start, known)
+            .then(|| name.get_ref().trim().to_owned())
+    });
     let steps = read_steps(report, &top, max_gap, known);
 
     if report.error_count() != errors_before {
@@ -208,6 +218,7 @@ pub(crate) fn read(
         max_gap: max_gap?,
         keep_warm,
         reenroll,
+        then,
         steps: steps?,
     })
 }
@@ -306,6 +317,25 @@ fn check_template_name(report: &mut Report<'_>, name: &str, at: usize, known: &K
         format!("no template `{name}`: templates/{name}.md does not exist")
     };
     let names: Vec<&str> = known.templates.iter().map(String::as_str).collect();
+    if let Some(near) = closest(name, &names) {
+        message.push_str(&format!("; did you mean `{near}`?"));
+    }
+    report.error(at, message);
+    false
+}
+
+/// Whether `processes/<name>.toml` exists; reports it otherwise.
+fn check_process_name(report: &mut Report<'_>, name: &str, at: usize, known: &Known<'_>) -> bool {
+    let name = name.trim();
+    if known.processes.contains(name) {
+        return true;
+    }
+    let mut message = if name.is_empty() {
+        "the process name in `then` is empty".to_owned()
+    } else {
+        format!("no process `{name}`: processes/{name}.toml does not exist")
+    };
+    let names: Vec<&str> = known.processes.iter().map(String::as_str).collect();
     if let Some(near) = closest(name, &names) {
         message.push_str(&format!("; did you mean `{near}`?"));
     }

@@ -43,6 +43,36 @@ impl ProcessBook {
         self.processes.iter()
     }
 
+    /// The touch after step `index` of process `process_id`, its wait counted from
+    /// `from`; after the last step, the first of the process its `then` names (handing
+    /// the contact over); `None` when the relationship ends there.
+    pub fn next_touch(&self, process_id: i64, index: u32, from: Timestamp) -> Option<NextTouch> {
+        let b = self.get(process_id)?;
+        if let Some(next) = next_touch(&b.process, index, from) {
+            return Some(next);
+        }
+        let key = b.process.then.as_deref()?;
+        let target = self.processes.iter().find(|t| t.process.id == key)?;
+        let first = target.process.steps.first()?;
+        Some(NextTouch {
+            step: step_spec(0, first),
+            due_at: after(from, first),
+            then: Some(target.id),
+        })
+    }
+
+    /// Whether contacts reach process `process_id` after a sequence ends (another
+    /// process, or itself, names it in `then`): its offers use idle capacity, highest
+    /// expected value first.
+    pub fn follows_a_sequence(&self, process_id: i64) -> bool {
+        let Some(b) = self.get(process_id) else {
+            return false;
+        };
+        self.processes
+            .iter()
+            .any(|p| p.process.then.as_deref() == Some(b.process.id.as_str()))
+    }
+
     /// The event names that can enroll, exit or count as work: the only events the
     /// engine needs to read.
     pub fn event_names(&self, config: &Config) -> Vec<String> {
@@ -165,6 +195,7 @@ pub fn next_touch(process: &Process, index: u32, from: Timestamp) -> Option<Next
     process.steps.get(next).map(|step| NextTouch {
         step: step_spec(next, step),
         due_at: after(from, step),
+        then: None,
     })
 }
 
@@ -239,6 +270,7 @@ mod tests {
             max_gap: Duration::from_secs(86_400),
             keep_warm: None,
             reenroll: false,
+            then: None,
             steps: keys
                 .iter()
                 .map(|k| Step {

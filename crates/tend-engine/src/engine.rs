@@ -391,6 +391,7 @@ impl Engine {
                 .get(&(row.process_id, row.step))
                 .copied()
                 .unwrap_or(config.capacity.offer_probability);
+            let after_sequence = self.book.follows_a_sequence(row.process_id);
             due.push(DueTouch {
                 touch: row.touch,
                 contact: row.contact,
@@ -409,7 +410,10 @@ impl Engine {
                     pacer::Intent::Nurture => 0.0,
                 },
                 offer_probability: probability,
-                first: row.step == 0 && row.kind == TouchKind::Step,
+                // A first reply is for a new enrollment by the contact's own doing, not
+                // for a hand-over at the end of a sequence.
+                first: row.step == 0 && row.kind == TouchKind::Step && !after_sequence,
+                after_sequence,
             });
         }
         let capacity = self.capacity_state(&snapshot, &expected);
@@ -472,10 +476,7 @@ impl Engine {
                     queued = true;
                     DecisionRecord::Replace {
                         touch: touch.touch,
-                        next: self
-                            .book
-                            .get(touch.process.0)
-                            .and_then(|b| book::next_touch(&b.process, touch.step, now)),
+                        next: self.book.next_touch(touch.process.0, touch.step, now),
                     }
                 }
                 Decision::Skip { reason } => DecisionRecord::Skip {
@@ -710,7 +711,7 @@ impl Engine {
             .book
             .iter()
             .find(|b| b.process.id == task.process)
-            .and_then(|b| book::next_touch(&b.process, task.step, now));
+            .and_then(|b| self.book.next_touch(b.id, task.step, now));
         let stage = event_name.and_then(|event| self.project.config.stage_for_event(event));
         let event = match (&end, event_name) {
             (TaskEnd::Done { outcome, .. }, Some(name)) => Some(OutcomeEvent {
@@ -869,7 +870,7 @@ impl Engine {
             ));
         };
         let index = claimed.enrollment_step;
-        let next = book::next_touch(process, index, now);
+        let next = self.book.next_touch(claimed.process_id, index, now);
         self.send_claimed(claimed, process, index, now)
             .await
             .map(|()| next)

@@ -167,6 +167,7 @@ fn blast_process(lead: &tend_core::Process) -> Option<tend_core::Process> {
         max_gap: lead.max_gap,
         keep_warm: None,
         reenroll: true,
+        then: None,
         steps: vec![tend_core::Step {
             wait: tend_core::Duration::from_secs(0),
             channel: StepChannel::Email { template },

@@ -397,6 +397,10 @@ pub struct NextTouch {
     pub step: StepSpec,
     /// When it falls due.
     pub due_at: Timestamp,
+    /// `Some(process id)` when the sequence has ended and `step` is the first of the
+    /// process its `then` names: the enrollment completes and the contact enrolls
+    /// there (again, if it was before), in the same transaction.
+    pub then: Option<i64>,
 }
 
 /// How a dispatch attempt ended.

@@ -19,6 +19,7 @@ pub const STARTER: &[(&str, &str)] = starter_files![
     "scenario.toml",
     "processes/new-inquiry.toml",
     "processes/customer.toml",
+    "processes/evergreen.toml",
     "templates/welcome.md",
     "templates/how-we-work.md",
     "templates/free-visit.md",
@@ -42,6 +43,9 @@ pub const STARTER: &[(&str, &str)] = starter_files![
     "templates/seasonal-check-in.md",
     "templates/referral.md",
     "templates/anniversary.md",
+    "templates/evergreen-news.md",
+    "templates/evergreen-idea.md",
+    "templates/evergreen-offer.md",
 ];
 
 /// Writes the starter project into `dir`, creating it if needed. Refuses, writing

@@ -62,6 +62,7 @@ fn init_writes_a_project_that_checks_clean() {
     assert!(files.contains(&"tend.toml".to_string()), "{files:?}");
     assert!(files.contains(&"processes/new-inquiry.toml".to_string()));
     assert!(files.contains(&"processes/customer.toml".to_string()));
+    assert!(files.contains(&"processes/evergreen.toml".to_string()));
     assert!(files.contains(&"scenario.toml".to_string()), "{files:?}");
     assert!(stdout.contains("tend simulate"), "{stdout}");
     assert!(files.iter().filter(|f| f.starts_with("templates/")).count() >= 10);
@@ -82,7 +83,7 @@ fn init_writes_a_project_that_checks_clean() {
     assert!(out.status.success(), "check failed: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("ok: 2 processes, 25 steps, 23 templates"),
+        stdout.starts_with("ok: 3 processes, 28 steps, 26 templates"),
         "{stdout}"
     );
 }
@@ -166,8 +167,8 @@ fn a_broken_project_lists_every_error_with_its_position() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     let expected = [
-        "processes/customer.toml:43:1: step 6 is missing `minutes`",
-        "processes/new-inquiry.toml:37:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
+        "processes/customer.toml:45:1: step 6 is missing `minutes`",
+        "processes/new-inquiry.toml:39:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
         "templates/referral.md:1:16: template syntax:",
         "templates/welcome.md:5:34: unknown variable `bussiness.name`; did you mean `business.name`?",
         "tend.toml:15:12: `timezone`: `Europe/Rom` is not a known IANA time zone",

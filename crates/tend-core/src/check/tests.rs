@@ -321,6 +321,7 @@ fn processes_serialize_like_the_file() {
             "max_gap": "10d",
             "keep_warm": "keep-warm",
             "reenroll": false,
+            "then": null,
             "steps": [
                 { "wait": "0s", "channel": "email", "template": "welcome", "intent": "nurture" },
                 { "wait": "2d", "channel": "task", "title": "Call {{ contact.name }} to introduce yourself", "minutes": 15, "intent": "offer" },
@@ -365,6 +366,52 @@ fn missing_templates_are_reported_at_the_name() {
         [
             "processes/p.toml:5:13: no template `keep-cold`: templates/keep-cold.md does not exist",
             "processes/p.toml:9:9: no template `welcom`: templates/welcom.md does not exist; did you mean `welcome`?",
+        ]
+    );
+}
+
+#[test]
+fn then_names_a_process_file_and_may_name_its_own() {
+    let first = PROCESS.replace(
+        "keep_warm = \"keep-warm\"",
+        "keep_warm = \"keep-warm\"\nthen = \"evergreen\"",
+    );
+    let evergreen = PROCESS
+        .replace("New inquiry", "Evergreen")
+        .replace("keep_warm = \"keep-warm\"", "then = \"evergreen\"");
+    let project = check_project(&sources(
+        CONFIG,
+        &[
+            ("processes/new-inquiry.toml", &first),
+            ("processes/evergreen.toml", &evergreen),
+        ],
+    ))
+    .unwrap();
+    let then: Vec<Option<&str>> = project
+        .processes
+        .iter()
+        .map(|p| p.then.as_deref())
+        .collect();
+    assert_eq!(then, [Some("evergreen"), Some("evergreen")]);
+}
+
+#[test]
+fn then_naming_no_process_is_reported_at_the_name() {
+    let p = PROCESS.replace(
+        "keep_warm = \"keep-warm\"",
+        "keep_warm = \"keep-warm\"\nthen = \"evergren\"",
+    );
+    let other = PROCESS.replace("New inquiry", "Evergreen");
+    assert_eq!(
+        errors(
+            CONFIG,
+            &[
+                ("processes/p.toml", &p),
+                ("processes/evergreen.toml", &other)
+            ]
+        ),
+        [
+            "processes/p.toml:6:8: no process `evergren`: processes/evergren.toml does not exist; did you mean `evergreen`?"
         ]
     );
 }

@@ -40,6 +40,10 @@ pub(super) fn priority_key(
         // Earliest deadline first is what keeps the most deadlines when the budget
         // cannot serve every critical contact at once.
         deadline
+    } else if t.after_sequence && t.intent == Intent::Offer {
+        // Ahead of every urgency level: what capacity has left goes to these offers,
+        // by expected value, before in-sequence touches that can still wait.
+        i64::MIN
     } else {
         let gap = i128::from(t.max_gap.as_millis());
         let elapsed = i128::from(now_ms.saturating_sub(reference).max(0));

@@ -39,6 +39,7 @@ fn touch(id: i64, contact: i64, channel: Channel, intent: Intent, due: Timestamp
         expected_value: 1.0,
         offer_probability: 0.2,
         first: false,
+        after_sequence: false,
     }
 }
 

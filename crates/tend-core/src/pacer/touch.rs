@@ -286,6 +286,12 @@ pub struct DueTouch {
     /// contact's quiet hours allow, spending ahead of the accrual from
     /// [`PacerPolicy::first_touch_reserve`], since a first reply is what a new lead waits for.
     pub first: bool,
+    /// Its process follows a sequence (another process's `then` names it): a
+    /// relationship kept going for leads who did not convert and past customers. Its
+    /// offers, while no deadline presses, come before the others' and by expected
+    /// value, so idle capacity goes to them rather than unused.
+    #[serde(default)]
+    pub after_sequence: bool,
 }
 
 /// What the pacer knows about a contact.

@@ -200,6 +200,7 @@ pub(super) fn advance(
     at: i64,
 ) -> Result<(), StoreError> {
     match next {
+        Some(next) if next.then.is_some() => hand_off(conn, enrollment_id, next, at),
         Some(next) => advance_many(conn, &[(enrollment_id, at, next)]),
         None => {
             sql::execute(
@@ -246,6 +247,7 @@ pub(super) fn deliver_touches(
     // In the order given, so the next touches get ids in a repeatable order.
     let mut moves = Vec::new();
     let mut completions = Vec::new();
+    let mut hand_offs = Vec::new();
     for (id, at, next) in rows {
         let mut returned = deliver.query(params![at, id]).map_err(db)?;
         let Some(row) = returned.next().map_err(db)? else {
@@ -255,11 +257,15 @@ pub(super) fn deliver_touches(
             continue;
         };
         match next {
+            Some(next) if next.then.is_some() => hand_offs.push((enrollment, *at, *next)),
             Some(next) => moves.push((enrollment, *at, *next)),
             None => completions.push((enrollment, *at)),
         }
     }
     advance_many(conn, &moves)?;
+    for (enrollment, at, next) in hand_offs {
+        hand_off(conn, enrollment, next, at)?;
+    }
     let mut complete = conn
         .prepare_cached(
             "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
@@ -268,6 +274,38 @@ pub(super) fn deliver_touches(
         .map_err(db)?;
     for (enrollment, at) in &completions {
         complete.execute(params![at, enrollment]).map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Completes an active enrollment whose sequence has ended and enrolls its contact in
+/// the process its `then` names, at that process's first step.
+pub(super) fn hand_off(
+    conn: &Connection,
+    enrollment_id: i64,
+    next: NextTouch,
+    at: i64,
+) -> Result<(), StoreError> {
+    let Some(process_id) = next.then else {
+        return advance_many(conn, &[(enrollment_id, at, next)]);
+    };
+    let completed = sql::fetch_optional(
+        conn,
+        "UPDATE enrollments SET state = 'completed', ended_at = ?1 \
+         WHERE id = ?2 AND state = 'active' RETURNING contact_id",
+        params![at, enrollment_id],
+        |row| get::<i64>(row, "contact_id"),
+    )?;
+    if let Some(contact) = completed {
+        super::signals::enroll(
+            conn,
+            ContactId(contact),
+            process_id,
+            next.step,
+            next.due_at,
+            true,
+            at,
+        )?;
     }
     Ok(())
 }

@@ -208,3 +208,58 @@ fn an_unanswered_offer_stops_holding_room_as_its_response_grows_unlikely() {
     // No observation yet: the prior alone.
     assert_eq!(ResponseDelays::learned(3.0, 3.0, 0, 0.0).mean_days, 3.0);
 }
+
+/// Offers of a process that follows a sequence (the evergreen one) get the room capacity
+/// has left before in-sequence offers that can still wait, highest expected value first;
+/// a contact about to pass `max_gap` still comes before them all.
+#[test]
+fn idle_capacity_goes_to_offers_after_the_sequence_by_expected_value() {
+    let p = policy("Europe/Rome", "Mon-Sun 00:00-24:00");
+    let now = ts("2026-11-23T10:00:00Z");
+    let days_ago = |d: i64| ts_ms(now.as_millisecond() - d * 86_400_000);
+    let mut w = World::new();
+    for (id, last) in [(1, 8), (2, 1), (3, 1), (4, 10)] {
+        w.contact(id, "Europe/Rome").last_touch = Some(days_ago(last));
+    }
+    let offer = |id, contact, value: f64, after_sequence| DueTouch {
+        expected_value: value,
+        offer_probability: 0.2,
+        after_sequence,
+        ..touch(id, contact, Channel::Email, Intent::Offer, now)
+    };
+    // Room for one offer of 0.2 only: 2.0 − 1.7.
+    let capacity = CapacityState {
+        open_work: 1.7,
+        ..full_capacity()
+    };
+    let touches = [
+        offer(1, 1, 0.2, false),
+        offer(2, 2, 0.25, true),
+        offer(3, 3, 0.3, true),
+    ];
+    let out = w.decide(&p, &touches, &BudgetState::default(), Some(capacity), now);
+    let sent: Vec<i64> = out
+        .decisions
+        .iter()
+        .filter(|d| d.decision == Decision::Send)
+        .map(|d| d.touch.0)
+        .collect();
+    assert_eq!(sent, [3], "{:?}", out.decisions);
+
+    // A sequence offer whose contact is at its max_gap still goes first.
+    let touches = [offer(4, 4, 0.1, false), offer(3, 3, 0.3, true)];
+    let out = w.decide(&p, &touches, &BudgetState::default(), Some(capacity), now);
+    assert_eq!(
+        out.decisions[0].decision,
+        Decision::Send,
+        "{:?}",
+        out.decisions
+    );
+    assert!(matches!(
+        out.decisions[1].decision,
+        Decision::Defer {
+            reason: Reason::Capacity,
+            ..
+        }
+    ));
+}

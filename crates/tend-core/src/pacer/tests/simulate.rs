@@ -382,6 +382,7 @@ impl Sim {
             expected_value: rng.unit() * 100.0,
             offer_probability: rng.unit() * 0.5,
             first: false,
+            after_sequence: false,
         }
     }
 }
