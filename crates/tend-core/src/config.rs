@@ -28,6 +28,7 @@
 //! | `[work] opened` / `closed` | `Job Opened` / `Job Completed` |
 //! | `[channels.email] from` | none (required by `tend check` once a process sends email) |
 //! | `[channels.email] smtp_url` | none: email is written to `outbox/` as `.eml` files |
+//! | `[channels.email] bounce_address` | none: the envelope sender is the `from` address; set (`bounces@example.com`), each email's is `bounces+<signed touch token>@example.com` |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
 //! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |
 //! | `[dispatch] workers` | `8` sends in flight at once |
@@ -38,7 +39,9 @@
 //! | `[http] max_connections` | `512` open at once |
 //! | `[http] shutdown_grace` | `10s` for requests in progress after SIGTERM |
 
+mod email;
 mod http;
+pub use email::{Channels, EmailChannel, MAX_BOUNCE_LOCAL_PART, WebhookChannel};
 pub use http::Http;
 
 use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
@@ -265,31 +268,6 @@ impl Default for Work {
     }
 }
 
-/// `[channels]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Channels {
-    /// `[channels.email]`.
-    pub email: EmailChannel,
-    /// `[channels.webhook]`.
-    pub webhook: WebhookChannel,
-}
-
-/// `[channels.email]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EmailChannel {
-    /// The From header.
-    pub from: Option<Mailbox>,
-    /// `smtp://` or `smtps://`; `None` writes `.eml` files to `outbox/` instead.
-    pub smtp_url: Option<Secret>,
-}
-
-/// `[channels.webhook]`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct WebhookChannel {
-    /// Standard Webhooks signing secret.
-    pub secret: Option<Secret>,
-}
-
 /// A string that must not reach logs: `Debug` prints a placeholder.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -471,7 +449,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let limits = read_limits(report, &top);
     let stages = read_stages(report, &top);
     let work = read_work(report, &top);
-    let channels = read_channels(report, &top);
+    let channels = email::read_channels(report, &top);
     let tasks = read_tasks(report, &top);
     let dispatch = read_dispatch(report, &top);
     let http = http::read_http(report, &top);
@@ -880,50 +858,6 @@ fn read_work(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Work {
         );
     }
     work
-}
-
-fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Channels {
-    let mut channels = Channels::default();
-    let Some(fields) = top
-        .get("channels")
-        .and_then(|item| Fields::nested(report, item, "[channels]", &["email", "webhook"]))
-    else {
-        return channels;
-    };
-    if let Some(email) = fields
-        .get("email")
-        .and_then(|item| Fields::nested(report, item, "[channels.email]", &["from", "smtp_url"]))
-    {
-        channels.email.from = email
-            .parsed(report, "from", Mailbox::parse)
-            .map(|m| m.into_inner());
-        if let Some(url) = email.str(report, "smtp_url") {
-            let text = url.get_ref().trim();
-            if text.starts_with("smtp://") || text.starts_with("smtps://") {
-                channels.email.smtp_url = Some(Secret::new(text));
-            } else {
-                report.error(
-                    url.span().start,
-                    "`smtp_url` must start with smtp:// or smtps:// (e.g. `smtp://127.0.0.1:2525`)",
-                );
-            }
-        }
-    }
-    if let Some(webhook) = fields
-        .get("webhook")
-        .and_then(|item| Fields::nested(report, item, "[channels.webhook]", &["secret"]))
-        && let Some(secret) = webhook.str(report, "secret")
-    {
-        if secret.get_ref().trim().is_empty() {
-            report.error(
-                secret.span().start,
-                "`secret` must not be empty; remove it to send webhooks unsigned",
-            );
-        } else {
-            channels.webhook.secret = Some(Secret::new(secret.get_ref().trim()));
-        }
-    }
-    channels
 }
 
 fn read_tasks(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Tasks {

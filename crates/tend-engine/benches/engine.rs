@@ -317,6 +317,7 @@ async fn sender_loop(port: u16, n: usize, workers: usize) -> Duration {
                         markdown_body: &body,
                         unsubscribe_url: "https://tend.example.com/unsubscribe/token",
                         unsubscribe_mailto: "mailto:bench@bench.example?subject=unsubscribe",
+                        envelope_from: None,
                     })
                     .await
                     .unwrap();

@@ -76,7 +76,11 @@ impl ProcessBook {
     /// The event names that can enroll, exit or count as work: the only events the
     /// engine needs to read.
     pub fn event_names(&self, config: &Config) -> Vec<String> {
-        let mut names: Vec<String> = vec![config.work.opened.clone(), config.work.closed.clone()];
+        let mut names: Vec<String> = vec![
+            config.work.opened.clone(),
+            config.work.closed.clone(),
+            crate::inbound::REPLIED_EVENT.to_owned(),
+        ];
         for b in &self.processes {
             if let Enroll::Event(name) = &b.process.enroll {
                 names.push(name.clone());
@@ -140,6 +144,12 @@ impl ProcessBook {
                         });
                     } else if *name == config.work.closed {
                         actions.push(EngineAction::OpenWork(-1.0));
+                    } else if *name == crate::inbound::REPLIED_EVENT {
+                        // An answer to an email is the clearest response an offer gets.
+                        actions.push(EngineAction::Responded {
+                            contact: *contact,
+                            since,
+                        });
                     }
                     for b in &self.processes {
                         if b.process.exits_on_event(name) {

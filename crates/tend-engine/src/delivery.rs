@@ -28,6 +28,8 @@ pub struct EmailTouch<'a> {
     pub unsubscribe_url: &'a str,
     /// The signed token inside that link, for the mailto alternative.
     pub unsubscribe_token: &'a str,
+    /// The signed touch token for the envelope sender (see [`crate::envelope`]).
+    pub bounce_token: &'a str,
 }
 
 /// The channels the engine dispatches through.
@@ -52,6 +54,17 @@ pub trait Delivery: Send + Sync + 'static {
     }
 }
 
+/// The right-hand side of this installation's `Message-ID`s: the installation id and
+/// the `From` domain, so replies can be told from those to another Tend's mail.
+pub fn message_id_domain(instance: &str, from: &tend_core::config::Mailbox) -> String {
+    let domain = from
+        .email
+        .as_str()
+        .rsplit_once('@')
+        .map_or("tend.invalid", |(_, d)| d);
+    format!("{instance}.{domain}")
+}
+
 /// What can stop the real channels from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverySetupError {
@@ -68,6 +81,8 @@ pub struct ChannelDelivery {
     email: Option<EmailSender>,
     webhook: WebhookSender,
     mailto: Option<String>,
+    /// `[channels.email] bounce_address`, split at its `@`.
+    bounce_address: Option<(String, String)>,
 }
 
 impl ChannelDelivery {
@@ -86,16 +101,11 @@ impl ChannelDelivery {
                     config.channels.email.smtp_url.as_ref().map(|s| s.expose()),
                     smtp_url_env,
                 );
-                let domain = from
-                    .email
-                    .as_str()
-                    .rsplit_once('@')
-                    .map_or("tend.invalid", |(_, d)| d);
                 Some(EmailSender::new(EmailConfig {
                     from: from.clone(),
                     smtp_url,
                     outbox_dir: project_dir.join("outbox"),
-                    message_id_domain: format!("{instance}.{domain}"),
+                    message_id_domain: message_id_domain(instance, from),
                     pool_size: config.dispatch.workers,
                 })?)
             }
@@ -109,10 +119,16 @@ impl ChannelDelivery {
             .map(|from| from.email.as_str().to_owned());
         let webhook =
             WebhookSender::new(config.channels.webhook.secret.as_ref().map(|s| s.expose()))?;
+        let bounce_address = config.channels.email.bounce_address.as_ref().and_then(|a| {
+            a.as_str()
+                .rsplit_once('@')
+                .map(|(local, domain)| (local.to_owned(), domain.to_owned()))
+        });
         Ok(ChannelDelivery {
             email,
             webhook,
             mailto,
+            bounce_address,
         })
     }
 
@@ -149,6 +165,10 @@ impl Delivery for ChannelDelivery {
             "mailto:{mailbox}?subject=unsubscribe%20{}",
             email.unsubscribe_token
         );
+        let envelope_from = self
+            .bounce_address
+            .as_ref()
+            .map(|(local, domain)| format!("{local}+{}@{domain}", email.bounce_token));
         sender
             .send(&OutgoingEmail {
                 touch_id: email.touch_id,
@@ -158,6 +178,7 @@ impl Delivery for ChannelDelivery {
                 markdown_body: email.markdown_body,
                 unsubscribe_url: email.unsubscribe_url,
                 unsubscribe_mailto: &mailto,
+                envelope_from: envelope_from.as_deref(),
             })
             .await
     }

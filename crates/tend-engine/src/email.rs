@@ -11,6 +11,7 @@ use crate::outbox::{erase_outbox, write_outbox};
 use crate::send::{SendError, error_chain};
 use crate::smtp_pool::{Endpoint, PoolError, SmtpPool};
 pub use crate::smtp_pool::{RelayProbe, TlsMode};
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::Error as SmtpError;
@@ -84,6 +85,9 @@ pub struct OutgoingEmail<'a> {
     pub unsubscribe_url: &'a str,
     /// `mailto:…` for `List-Unsubscribe`; empty to leave it out.
     pub unsubscribe_mailto: &'a str,
+    /// The SMTP envelope sender (`MAIL FROM`), where bounce reports go: a per-touch
+    /// address (see [`crate::envelope`]); `None` uses the `From` address.
+    pub envelope_from: Option<&'a str>,
 }
 
 /// Why an [`EmailSender`] could not be set up.
@@ -337,11 +341,12 @@ impl EmailSender {
     /// Sends one touch's email, classifying failures for the dispatcher.
     pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<(), SendError> {
         let message = build_message(&self.from, email, &self.message_id_domain)?;
+        let envelope = envelope(&message, email)?;
         match &self.transport {
             Transport::Smtp(smtp) => {
                 let deadline = tokio::time::Instant::now() + SEND_TIMEOUT;
                 let bytes = message.formatted();
-                match smtp.pool.send(message.envelope(), &bytes, deadline).await {
+                match smtp.pool.send(&envelope, &bytes, deadline).await {
                     Ok(_response) => Ok(()),
                     Err(PoolError::Smtp(error)) => Err(classify(&error)),
                     Err(PoolError::TimedOut { step }) => Err(SendError::Retryable(format!(
@@ -356,7 +361,15 @@ impl EmailSender {
             Transport::Outbox(dir) => {
                 let dir = dir.clone();
                 let touch_id = email.touch_id;
-                let bytes = message.formatted();
+                // The header a delivering server adds: the outbox copy shows where its
+                // bounces would go.
+                let mut bytes = match envelope.from() {
+                    Some(sender) if email.envelope_from.is_some() => {
+                        format!("Return-Path: <{sender}>\r\n").into_bytes()
+                    }
+                    _ => Vec::new(),
+                };
+                bytes.extend_from_slice(&message.formatted());
                 tokio::task::spawn_blocking(move || write_outbox(&dir, touch_id, &bytes))
                     .await
                     .map_err(|e| SendError::Retryable(format!("outbox writer stopped: {e}")))?
@@ -428,6 +441,18 @@ impl EmailSender {
         }
         Ok(self)
     }
+}
+
+/// The message's envelope, with the touch's own sender when it has one.
+fn envelope(message: &Message, email: &OutgoingEmail<'_>) -> Result<Envelope, SendError> {
+    let Some(sender) = email.envelope_from else {
+        return Ok(message.envelope().clone());
+    };
+    let sender: Address = sender
+        .parse()
+        .map_err(|e| SendError::Fatal(format!("invalid envelope sender `{sender}`: {e}")))?;
+    Envelope::new(Some(sender), message.envelope().to().to_vec())
+        .map_err(|e| SendError::Fatal(format!("cannot build the envelope: {e}")))
 }
 
 /// Builds the pooled SMTP transport for `url`, never echoing it in errors.

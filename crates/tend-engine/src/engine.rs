@@ -5,6 +5,7 @@
 use crate::book::{self, BoundProcess, ProcessBook};
 use crate::clock::Clock;
 use crate::delivery::{Delivery, EmailTouch};
+use crate::envelope::BounceTokens;
 use crate::expected::Expected;
 use crate::metrics::Metrics;
 use crate::send::SendError;
@@ -137,6 +138,7 @@ pub struct Engine {
     policy: PacerPolicy,
     delivery: Arc<dyn Delivery>,
     signer: UnsubscribeSigner,
+    bounce: BounceTokens,
     keys: AddressKeys,
     settings: EngineSettings,
     zones: Mutex<Zones>,
@@ -173,6 +175,7 @@ impl Engine {
         let (book, report) = sync_processes(store.as_ref(), &project, now).await?;
         let secret = store.secret(Secret::Signing).await?;
         let signer = UnsubscribeSigner::new(&secret);
+        let bounce = BounceTokens::new(&secret);
         let keys = AddressKeys::new(&secret);
         // One engine per database: any lease still held belongs to a run that stopped.
         store.release_all_claims(now).await?;
@@ -185,6 +188,7 @@ impl Engine {
                 policy,
                 delivery,
                 signer,
+                bounce,
                 keys,
                 settings,
                 zones: Mutex::new(Zones::default()),
@@ -230,6 +234,16 @@ impl Engine {
     /// Signs and checks unsubscribe tokens.
     pub fn signer(&self) -> &UnsubscribeSigner {
         &self.signer
+    }
+
+    /// Makes and checks the touch tokens of envelope senders.
+    pub fn bounce_tokens(&self) -> &BounceTokens {
+        &self.bounce
+    }
+
+    /// Keys addresses for suppression, as the store does.
+    pub fn address_keys(&self) -> &AddressKeys {
+        &self.keys
     }
 
     /// Asks the loop to look for new signals and due touches now (after an ingest).
@@ -947,6 +961,7 @@ impl Engine {
             markdown_body: &rendered.body,
             unsubscribe_url: &unsubscribe_url,
             unsubscribe_token: &token,
+            bounce_token: &self.bounce.token(claimed.touch.0),
         };
         self.delivery.email(&email).await
     }

@@ -62,6 +62,8 @@ pub struct PaceReport {
     pub deficit: DeficitView,
     /// Per offer step: its learned response rate and delays, and its work in flight.
     pub offers: Vec<OfferStepView>,
+    /// Bounces, complaints and unsubscribe requests reported after sends, so far.
+    pub mail_feedback: tend_store::feedback::FeedbackCounts,
 }
 
 impl Engine {
@@ -119,6 +121,7 @@ impl Engine {
                 report,
             },
             offers,
+            mail_feedback: self.store().mail_feedback_counts().await?,
         })
     }
 }

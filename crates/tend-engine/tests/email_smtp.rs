@@ -84,6 +84,7 @@ fn email<'a>(touch_id: i64, to: &'a str, body: &'a str) -> OutgoingEmail<'a> {
         markdown_body: body,
         unsubscribe_url: UNSUBSCRIBE_URL,
         unsubscribe_mailto: UNSUBSCRIBE_MAILTO,
+        envelope_from: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod api_tokens;
 mod backup;
 mod console;
 mod engine;
+mod feedback;
 mod import;
 mod ingest;
 mod pool;
@@ -69,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_offer_response_delays.sql"),
     ),
     (8, "console", include_str!("../migrations/0008_console.sql")),
+    (
+        9,
+        "mail_feedback",
+        include_str!("../migrations/0009_mail_feedback.sql"),
+    ),
 ];
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
@@ -561,6 +567,41 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.pool
             .write(|tx| suppress::unsubscribe_address(tx, &self.keys, address_key, millis(at)))
+            .await
+    }
+
+    async fn touch_recipient(
+        &self,
+        touch: TouchId,
+    ) -> Result<Option<tend_store::feedback::TouchRecipient>, StoreError> {
+        self.pool
+            .read(|tx| feedback::touch_recipient(tx, touch.0))
+            .await
+    }
+
+    async fn record_mail_feedback(
+        &self,
+        report: &tend_store::feedback::MailFeedback<'_>,
+        at: Timestamp,
+    ) -> Result<tend_store::feedback::FeedbackOutcome, StoreError> {
+        self.pool
+            .write(|tx| feedback::record(tx, &self.keys, report, millis(at)))
+            .await
+    }
+
+    async fn mail_feedback_counts(
+        &self,
+    ) -> Result<tend_store::feedback::FeedbackCounts, StoreError> {
+        self.pool.read(|tx| feedback::counts(tx)).await
+    }
+
+    async fn inbound_cursor(&self) -> Result<Option<(u32, u32)>, StoreError> {
+        self.pool.read(|tx| feedback::inbound_cursor(tx)).await
+    }
+
+    async fn set_inbound_cursor(&self, uid_validity: u32, uid: u32) -> Result<(), StoreError> {
+        self.pool
+            .write(|tx| feedback::set_inbound_cursor(tx, uid_validity, uid))
             .await
     }
 

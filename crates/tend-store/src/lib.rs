@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod engine;
+pub mod feedback;
 mod model;
 pub mod suppression;
 pub mod tokens;
@@ -104,6 +105,32 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         address_key: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Where an email touch went: its contact and the key of the address it was mailed
+    /// to; `None` if there is no such touch.
+    async fn touch_recipient(
+        &self,
+        touch: TouchId,
+    ) -> Result<Option<feedback::TouchRecipient>, StoreError>;
+
+    /// Records a report about sent mail (bounce, complaint, unsubscribe request) once
+    /// per source and, when it says so, suppresses the address as an unsubscribe
+    /// would, in one transaction.
+    async fn record_mail_feedback(
+        &self,
+        feedback: &feedback::MailFeedback<'_>,
+        at: Timestamp,
+    ) -> Result<feedback::FeedbackOutcome, StoreError>;
+
+    /// Reports about sent mail recorded so far, by kind.
+    async fn mail_feedback_counts(&self) -> Result<feedback::FeedbackCounts, StoreError>;
+
+    /// The last message read from the inbound mailbox: its mailbox's UIDVALIDITY and
+    /// its UID; `None` before the first.
+    async fn inbound_cursor(&self) -> Result<Option<(u32, u32)>, StoreError>;
+
+    /// Records the last message read from the inbound mailbox.
+    async fn set_inbound_cursor(&self, uid_validity: u32, uid: u32) -> Result<(), StoreError>;
 
     /// Upserts validated CSV rows by email in one transaction; rows that change nothing
     /// leave the contact untouched.

@@ -1,8 +1,8 @@
 //! Tend's test kit: the real peers Tend's tests talk to, started once per test and
 //! stopped however the test ends. An SMTP server (aiosmtpd) and a Standard Webhooks
 //! receiver in Python, `tend serve` over a business in a temporary folder, a port that
-//! refuses connections, a headless Chromium, and (feature `web`) Tend's web server
-//! in-process on a manual clock.
+//! refuses connections, a headless Chromium, an IMAP server (Dovecot), and (feature `web`)
+//! Tend's web server in-process on a manual clock.
 //!
 //! Every server binds port 0 and reports the port it got, so no two tests can ever be
 //! handed the same port. A dev-dependency only; never published.
@@ -10,6 +10,7 @@
 pub mod api;
 pub mod browser;
 pub mod browser_checks;
+pub mod dovecot;
 pub mod mailbox;
 pub mod peers;
 pub mod process;
@@ -20,6 +21,7 @@ pub mod web;
 
 pub use api::Api;
 pub use browser::{Browser, Page};
+pub use dovecot::Dovecot;
 pub use mailbox::{Mail, Mailbox};
 pub use peers::{ClosedPort, SmtpSink, WebhookReceiver};
 pub use python::{python, require_python_module, run_python};

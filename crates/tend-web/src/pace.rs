@@ -178,6 +178,20 @@ fn prometheus(report: &PaceReport) -> String {
             })
             .collect::<Vec<_>>(),
     );
+    let feedback = &report.mail_feedback;
+    let _ = writeln!(
+        out,
+        "# HELP tend_mail_feedback_total Reports about sent mail received after the send, by kind.\n\
+         # TYPE tend_mail_feedback_total counter"
+    );
+    for (kind, n) in [
+        ("hard_bounce", feedback.hard_bounces),
+        ("soft_bounce", feedback.soft_bounces),
+        ("complaint", feedback.complaints),
+        ("unsubscribe", feedback.unsubscribes),
+    ] {
+        let _ = writeln!(out, "tend_mail_feedback_total{{kind=\"{kind}\"}} {n}");
+    }
     out
 }
 

@@ -78,6 +78,12 @@ pub fn run(
 
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
+        let inbound = tend_engine::inbound::InboundConfig::from_config(&project.config, &instance)
+            .context("setting up the inbound mailbox")?
+            .map(|config| {
+                let reader = tend_engine::inbound::InboundReader::new(config);
+                tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()))
+            });
         let mut state = AppState::new(store, rules, processes)
             .with_engine(engine)
             .with_limits(HttpLimits::from_config(&project.config));
@@ -92,6 +98,11 @@ pub fn run(
         .await;
         shutdown.cancel();
         running.await.context("waiting for the engine to stop")?;
+        if let Some(inbound) = inbound {
+            inbound
+                .await
+                .context("waiting for the inbound mailbox reader")?;
+        }
         delivery.shutdown().await;
         served.context("serving HTTP")?;
         tracing::info!("stopped");

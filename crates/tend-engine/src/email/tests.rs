@@ -17,6 +17,7 @@ fn outgoing<'a>(to: &'a str, body: &'a str) -> OutgoingEmail<'a> {
         markdown_body: body,
         unsubscribe_url: "https://tend.example/unsubscribe/tok",
         unsubscribe_mailto: "mailto:unsubscribe@studio.example?subject=unsubscribe",
+        envelope_from: None,
     }
 }
 

@@ -1,0 +1,384 @@
+//! The mailbox Tend reads (`[channels.email] inbound`): bounce reports and complaints
+//! sent to the envelope sender, unsubscribe requests sent to the `List-Unsubscribe`
+//! mailto address, and replies to touches.
+//!
+//! Each poll logs in over IMAP, reads the messages that arrived since the last poll
+//! (by UID, so each is read once), acts on those it understands and marks them; other
+//! messages are left as they were. A report suppresses only when it carries a token
+//! Tend signed, so mail from anyone else changes nothing.
+
+pub mod classify;
+mod imap;
+
+pub use classify::{Context, Inbound, classify};
+pub use imap::{ImapUrl, InboundSetupError};
+
+use crate::engine::{Engine, EngineError};
+use crate::unsubscribe::UnsubscribeTarget;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use tend_core::pacer::TouchId;
+use tend_store::feedback::{FeedbackAbout, FeedbackKind, FeedbackOutcome, MailFeedback};
+use tokio_util::sync::CancellationToken;
+
+/// The event a reply records on its contact; processes can exit on it, and it counts
+/// as a response to the contact's latest offer.
+pub const REPLIED_EVENT: &str = "Replied";
+
+/// Messages larger than this are not read (a report or a reply is far smaller); they
+/// are logged and left alone.
+pub const MAX_MESSAGE_BYTES: u32 = 2 * 1024 * 1024;
+
+/// Messages read in one poll at most; the rest wait for the next.
+const BATCH: usize = 200;
+
+/// What to do with a handled report or unsubscribe request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterHandling {
+    /// Flag it `$TendHandled` and `\Seen`, in place.
+    Flag,
+    /// Move it to this mailbox (flagged as well).
+    Move(String),
+    /// Delete it.
+    Delete,
+}
+
+/// Everything the reader needs, resolved from `[channels.email]`.
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// Where to read.
+    pub url: ImapUrl,
+    /// `bounce_address`, if set: reports name touches through it.
+    pub bounce_address: Option<String>,
+    /// The right-hand side of Tend's `Message-ID`s (see
+    /// [`crate::delivery::message_id_domain`]).
+    pub message_id_domain: String,
+    /// Soft bounces that suppress an address.
+    pub soft_bounce_limit: u32,
+    /// What becomes of handled reports.
+    pub after: AfterHandling,
+    /// Between polls.
+    pub poll_every: Duration,
+}
+
+impl InboundConfig {
+    /// The reader's settings from `[channels.email]`, or `None` when `inbound` is not
+    /// set. `instance` is the installation id the `Message-ID`s carry.
+    pub fn from_config(
+        config: &tend_core::config::Config,
+        instance: &str,
+    ) -> Result<Option<InboundConfig>, InboundSetupError> {
+        let email = &config.channels.email;
+        let (Some(url), Some(from)) = (&email.inbound, &email.from) else {
+            return Ok(None);
+        };
+        Ok(Some(InboundConfig {
+            url: ImapUrl::parse(url.expose())?,
+            bounce_address: email.bounce_address.as_ref().map(|a| a.as_str().to_owned()),
+            message_id_domain: crate::delivery::message_id_domain(instance, from),
+            soft_bounce_limit: email.soft_bounce_limit,
+            after: match (&email.inbound_move_to, email.inbound_delete) {
+                (Some(folder), _) => AfterHandling::Move(folder.clone()),
+                (None, true) => AfterHandling::Delete,
+                (None, false) => AfterHandling::Flag,
+            },
+            poll_every: Duration::from_secs(email.inbound_poll.as_secs()),
+        }))
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// New messages looked at.
+    pub read: usize,
+    /// Bounce reports recorded (hard and soft).
+    pub bounces: usize,
+    /// Complaints recorded.
+    pub complaints: usize,
+    /// Unsubscribe requests that suppressed an address.
+    pub unsubscribes: usize,
+    /// Replies recorded as events.
+    pub replies: usize,
+    /// Messages left alone.
+    pub ignored: usize,
+}
+
+/// Why a poll stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// Talking to the IMAP server failed; the next poll tries again.
+    #[error("IMAP: {0}")]
+    Imap(String),
+    /// The store failed; the message is read again next time.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<tend_store::StoreError> for InboundError {
+    fn from(error: tend_store::StoreError) -> Self {
+        InboundError::Engine(EngineError::from(error))
+    }
+}
+
+/// Reads the inbound mailbox for one engine.
+#[derive(Debug)]
+pub struct InboundReader {
+    config: InboundConfig,
+}
+
+/// What became of one message, for marking it.
+enum Handled {
+    /// A report or request: flagged, moved or deleted as configured.
+    Report,
+    /// A reply: flagged only, for people to read.
+    Reply,
+    /// Left alone.
+    No,
+}
+
+impl InboundReader {
+    /// A reader with this configuration.
+    pub fn new(config: InboundConfig) -> Self {
+        InboundReader { config }
+    }
+
+    /// Polls every `poll_every` until `shutdown`; failures are logged and retried on
+    /// the next poll.
+    pub async fn run(self, engine: std::sync::Arc<Engine>, shutdown: CancellationToken) {
+        tracing::info!(mailbox = %self.config.url.describe(), "reading the inbound mailbox");
+        loop {
+            match self.poll_once(&engine).await {
+                Ok(report) if report.read > 0 => tracing::info!(?report, "inbound mailbox read"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "reading the inbound mailbox failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.config.poll_every) => {}
+            }
+        }
+    }
+
+    /// Reads the messages that arrived since the last poll, acts on them and marks
+    /// the handled ones.
+    pub async fn poll_once(&self, engine: &Engine) -> Result<PollReport, InboundError> {
+        let mut session = imap::Session::open(&self.config.url).await?;
+        let validity = session.uid_validity();
+        let store = engine.store();
+        // UIDs of another UIDVALIDITY mean nothing: read the mailbox from the start.
+        let last = match store.inbound_cursor().await? {
+            Some((v, uid)) if v == validity => uid,
+            _ => 0,
+        };
+        let mut report = PollReport::default();
+        let uids = session.uids_after(last).await?;
+        let mut reports = Vec::new();
+        let mut replies = Vec::new();
+        let mut cursor = last;
+        for uid in uids.into_iter().take(BATCH) {
+            report.read += 1;
+            let handled = match session.fetch(uid).await? {
+                imap::Fetched::TooLarge(size) => {
+                    tracing::warn!(uid, size, "inbound message too large to read; left alone");
+                    Handled::No
+                }
+                imap::Fetched::Gone => Handled::No,
+                imap::Fetched::Message(raw) => self.handle(engine, &raw, &mut report).await?,
+            };
+            match handled {
+                Handled::Report => reports.push(uid),
+                Handled::Reply => replies.push(uid),
+                Handled::No => report.ignored += 1,
+            }
+            cursor = uid;
+        }
+        session.mark_replies(&replies).await?;
+        session.finish_reports(&reports, &self.config.after).await?;
+        if cursor != last {
+            store.set_inbound_cursor(validity, cursor).await?;
+        }
+        session.logout().await;
+        if report.replies > 0 {
+            engine.wake();
+        }
+        Ok(report)
+    }
+
+    /// Acts on one message.
+    async fn handle(
+        &self,
+        engine: &Engine,
+        raw: &[u8],
+        report: &mut PollReport,
+    ) -> Result<Handled, InboundError> {
+        let context = Context {
+            bounce_tokens: engine.bounce_tokens(),
+            bounce_address: self.config.bounce_address.as_deref(),
+            unsubscribe: engine.signer(),
+            message_id_domain: &self.config.message_id_domain,
+        };
+        let inbound = classify(raw, &context);
+        let source = format!("imap:{}", message_key(raw));
+        let store = engine.store();
+        let now = engine.clock().now();
+        let soft_bounce_limit = self.config.soft_bounce_limit;
+        fn feedback<'a>(
+            source: &'a str,
+            kind: FeedbackKind,
+            touch: i64,
+            detail: &'a str,
+            soft_bounce_limit: u32,
+        ) -> MailFeedback<'a> {
+            MailFeedback {
+                source,
+                kind,
+                about: FeedbackAbout::Touch(touch),
+                detail,
+                soft_bounce_limit,
+            }
+        }
+        match inbound {
+            Inbound::Bounce {
+                touch,
+                hard,
+                status,
+            } => {
+                let kind = if hard {
+                    FeedbackKind::HardBounce
+                } else {
+                    FeedbackKind::SoftBounce
+                };
+                let outcome = store
+                    .record_mail_feedback(
+                        &feedback(&source, kind, touch, &status, soft_bounce_limit),
+                        now,
+                    )
+                    .await?;
+                tracing::info!(touch, %status, hard, ?outcome, "bounce report");
+                report.bounces += usize::from(outcome != FeedbackOutcome::UnknownTouch);
+                Ok(handled_if_known(outcome))
+            }
+            Inbound::Complaint {
+                touch,
+                feedback_type,
+            } => {
+                let outcome = store
+                    .record_mail_feedback(
+                        &feedback(
+                            &source,
+                            FeedbackKind::Complaint,
+                            touch,
+                            &feedback_type,
+                            soft_bounce_limit,
+                        ),
+                        now,
+                    )
+                    .await?;
+                tracing::info!(touch, %feedback_type, ?outcome, "complaint");
+                report.complaints += usize::from(outcome != FeedbackOutcome::UnknownTouch);
+                Ok(handled_if_known(outcome))
+            }
+            Inbound::Unsubscribe(target) => {
+                let changed = match target {
+                    UnsubscribeTarget::Address(key) => {
+                        let key = tend_store::suppression::hex(&key);
+                        let outcome = store
+                            .record_mail_feedback(
+                                &MailFeedback {
+                                    about: FeedbackAbout::AddressKey(&key),
+                                    ..feedback(
+                                        &source,
+                                        FeedbackKind::Unsubscribe,
+                                        0,
+                                        "mailto",
+                                        soft_bounce_limit,
+                                    )
+                                },
+                                now,
+                            )
+                            .await?;
+                        matches!(outcome, FeedbackOutcome::Recorded { suppressed: true })
+                    }
+                    UnsubscribeTarget::LegacyContact(id) => {
+                        store
+                            .suppress_contact(tend_core::ContactId(id), "unsubscribed", now)
+                            .await?
+                    }
+                };
+                tracing::info!(changed, "unsubscribe request by mail");
+                report.unsubscribes += usize::from(changed);
+                Ok(Handled::Report)
+            }
+            Inbound::Reply {
+                touch,
+                from,
+                subject,
+            } => {
+                let Some(recipient) = store.touch_recipient(TouchId(touch)).await? else {
+                    tracing::warn!(touch, "a reply to an unknown touch; left alone");
+                    return Ok(Handled::No);
+                };
+                let from_key = engine.address_keys().key(&from);
+                if recipient.address_key.as_deref() != Some(from_key.as_str()) {
+                    // Anyone can write In-Reply-To; only the person mailed counts.
+                    tracing::warn!(
+                        touch,
+                        "a reply from another address than the touch went to; left alone"
+                    );
+                    return Ok(Handled::No);
+                }
+                let new = store
+                    .track_for_contact(
+                        recipient.contact,
+                        REPLIED_EVENT,
+                        &source,
+                        serde_json::json!({ "touch_id": touch, "subject": subject }),
+                        None,
+                        now,
+                    )
+                    .await?;
+                tracing::info!(touch, contact = recipient.contact.0, new, "reply");
+                report.replies += usize::from(new);
+                Ok(Handled::Reply)
+            }
+            Inbound::Other(why) => {
+                tracing::info!(%why, "inbound message left alone");
+                Ok(Handled::No)
+            }
+        }
+    }
+}
+
+fn handled_if_known(outcome: FeedbackOutcome) -> Handled {
+    match outcome {
+        FeedbackOutcome::UnknownTouch => {
+            tracing::warn!("a report naming a touch this database does not have; left alone");
+            Handled::No
+        }
+        _ => Handled::Report,
+    }
+}
+
+/// A message's identity for recording it once: its `Message-ID` where it has one,
+/// else a digest of its bytes.
+fn message_key(raw: &[u8]) -> String {
+    let parsed = mail_parser::MessageParser::default().parse_headers(raw);
+    match parsed.as_ref().and_then(|m| m.message_id()) {
+        Some(id) if !id.trim().is_empty() && id.len() <= 250 => format!("<{}>", id.trim()),
+        _ => tend_store::suppression::hex(&Sha256::digest(raw)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_known_by_its_message_id_or_its_digest() {
+        let with = b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody";
+        assert_eq!(message_key(with), "<abc@example.com>");
+        let without = b"Subject: x\r\n\r\nbody";
+        assert_eq!(message_key(without).len(), 64);
+    }
+}

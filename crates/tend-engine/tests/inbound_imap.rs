@@ -1,0 +1,420 @@
+//! The mailbox Tend reads, against a real Dovecot: bounce reports, a complaint, a
+//! mailto unsubscribe and a reply arrive after the sends; one poll suppresses the right
+//! addresses and records the reply on the right contact, and hostile or malformed
+//! messages change nothing.
+
+mod harness;
+
+use harness::{Business, CONFIG, CUSTOMER, INQUIRY};
+use std::time::Duration;
+use tend_core::ContactId;
+use tend_engine::inbound::{AfterHandling, ImapUrl, InboundConfig, InboundReader, PollReport};
+use tend_store::TimelineEntry;
+use tend_store::feedback::FeedbackCounts;
+use tend_testkit::Dovecot;
+
+const BOUNCE_ADDRESS: &str = "bounces@studio.example";
+/// The harness's installation id is `test`.
+const MESSAGE_ID_DOMAIN: &str = "test.studio.example";
+
+fn config() -> String {
+    CONFIG.replace(
+        "[channels.email]\n",
+        "[channels.email]\nbounce_address = \"bounces@studio.example\"\n",
+    )
+}
+
+/// The people of the story, each sent their welcome email.
+struct Story {
+    business: Business,
+    ann: ContactId,
+    bob: ContactId,
+    cat: ContactId,
+    dan: ContactId,
+    eve: ContactId,
+    fay: ContactId,
+}
+
+impl Story {
+    async fn start() -> Story {
+        let business = Business::with(
+            &config(),
+            &[("new-inquiry", INQUIRY), ("customer", CUSTOMER)],
+        )
+        .await;
+        let ann = business.lead("ann", "Ann", "ann@example.com").await;
+        let bob = business.lead("bob", "Bob", "bob@example.com").await;
+        let cat = business.lead("cat", "Cat", "cat@example.com").await;
+        let dan = business.lead("dan", "Dan", "dan@example.com").await;
+        let eve = business.lead("eve", "Eve", "eve@example.com").await;
+        let fay = business.lead("fay", "Fay", "fay@example.com").await;
+        business.idle().await;
+        Story {
+            business,
+            ann,
+            bob,
+            cat,
+            dan,
+            eve,
+            fay,
+        }
+    }
+
+    /// The welcome email's touch.
+    async fn touch(&self, contact: ContactId) -> i64 {
+        let touches = self.business.touches(contact).await;
+        let first = touches.first().expect("a touch");
+        first.id.0
+    }
+
+    async fn envelope_sender(&self, contact: ContactId) -> String {
+        let touch = self.touch(contact).await;
+        self.business
+            .engine
+            .bounce_tokens()
+            .envelope_sender(BOUNCE_ADDRESS, touch)
+    }
+
+    async fn suppressed(&self, contact: ContactId) -> bool {
+        let found = self.business.store.contact(contact).await.unwrap();
+        found.expect("contact").suppressed_at.is_some()
+    }
+
+    async fn replies(&self, contact: ContactId) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.business
+            .store
+            .timeline(contact)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|entry| match entry {
+                TimelineEntry::Event {
+                    name, properties, ..
+                } if name == "Replied" => Some(properties),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reader(&self, server: &Dovecot, after: AfterHandling) -> InboundReader {
+        InboundReader::new(InboundConfig {
+            url: ImapUrl::parse(&server.url()).unwrap(),
+            bounce_address: Some(BOUNCE_ADDRESS.into()),
+            message_id_domain: MESSAGE_ID_DOMAIN.into(),
+            soft_bounce_limit: 3,
+            after,
+            poll_every: Duration::from_secs(60),
+        })
+    }
+}
+
+/// A bounce report as Postfix writes it, delivered to `to`.
+fn bounce_report(id: &str, to: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <>\r\n\
+         From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
+         To: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Message-ID: <{id}@mx.example.net>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status;\r\n\
+         \tboundary=\"8AB2C1E0.1700000000/mx.example.net\"\r\n\
+         \r\n\
+         This is a MIME-encapsulated message.\r\n\
+         \r\n\
+         --8AB2C1E0.1700000000/mx.example.net\r\n\
+         Content-Description: Notification\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\
+         \r\n\
+         This is the mail system at host mx.example.net.\r\n\
+         \r\n\
+         I'm sorry to have to inform you that your message could not\r\n\
+         be delivered to one or more recipients.\r\n\
+         \r\n\
+         <{recipient}>: host mx.example.com said: 550 5.1.1 User unknown\r\n\
+         \r\n\
+         --8AB2C1E0.1700000000/mx.example.net\r\n\
+         Content-Description: Delivery report\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; mx.example.net\r\n\
+         X-Postfix-Queue-ID: 8AB2C1E0\r\n\
+         Arrival-Date: Mon, 23 Nov 2026 10:00:01 +0100 (CET)\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {recipient}\r\n\
+         Original-Recipient: rfc822;{recipient}\r\n\
+         Action: {action}\r\n\
+         Status: {status}\r\n\
+         Remote-MTA: dns; mx.example.com\r\n\
+         Diagnostic-Code: smtp; 550 {status} <{recipient}>: User unknown\r\n\
+         \r\n\
+         --8AB2C1E0.1700000000/mx.example.net\r\n\
+         Content-Description: Undelivered Message Headers\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         From: Studio Rossi <hello@studio.example>\r\n\
+         To: <{recipient}>\r\n\
+         Subject: Welcome\r\n\
+         \r\n\
+         --8AB2C1E0.1700000000/mx.example.net--\r\n"
+    )
+    .into_bytes()
+}
+
+/// An ARF complaint (RFC 5965 §B.1's shape) about an email whose envelope sender was
+/// `mail_from`, sent to the plain bounce mailbox.
+fn complaint(mail_from: &str, recipient: &str) -> Vec<u8> {
+    format!(
+        "From: <abusedesk@mailbox.example>\r\n\
+         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+         Subject: FW: Welcome\r\n\
+         To: <{BOUNCE_ADDRESS}>\r\n\
+         Message-ID: <arf-1@mailbox.example>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report;\r\n\
+         \tboundary=\"part1_13d.2e68ed54_boundary\"\r\n\
+         \r\n\
+         --part1_13d.2e68ed54_boundary\r\n\
+         Content-Type: text/plain; charset=\"US-ASCII\"\r\n\
+         \r\n\
+         This is an email abuse report for an email message received from IP\r\n\
+         192.0.2.1 on Tue, 24 Nov 2026 09:00:00 +0000.\r\n\
+         \r\n\
+         --part1_13d.2e68ed54_boundary\r\n\
+         Content-Type: message/feedback-report\r\n\
+         \r\n\
+         Feedback-Type: abuse\r\n\
+         User-Agent: SomeGenerator/1.0\r\n\
+         Version: 1\r\n\
+         Original-Mail-From: <{mail_from}>\r\n\
+         Original-Rcpt-To: <{recipient}>\r\n\
+         Arrival-Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n\
+         Source-IP: 192.0.2.1\r\n\
+         \r\n\
+         --part1_13d.2e68ed54_boundary\r\n\
+         Content-Type: message/rfc822\r\n\
+         Content-Disposition: inline\r\n\
+         \r\n\
+         From: <hello@studio.example>\r\n\
+         To: <{recipient}>\r\n\
+         Subject: Welcome\r\n\
+         Message-ID: <tend.touch.2@{MESSAGE_ID_DOMAIN}>\r\n\
+         \r\n\
+         Thanks for asking.\r\n\
+         \r\n\
+         --part1_13d.2e68ed54_boundary--\r\n"
+    )
+    .into_bytes()
+}
+
+fn unsubscribe_request(from: &str, token: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: hello@studio.example\r\nSubject: unsubscribe {token}\r\n\
+         Message-ID: <unsub-1@example.com>\r\n\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn reply(from: &str, touch: i64, id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: Studio Rossi <hello@studio.example>\r\nSubject: Re: Welcome\r\n\
+         Message-ID: <{id}@example.com>\r\n\
+         In-Reply-To: <tend.touch.{touch}@{MESSAGE_ID_DOMAIN}>\r\n\
+         References: <tend.touch.{touch}@{MESSAGE_ID_DOMAIN}>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Yes, please call me on Thursday.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn one_poll_suppresses_bounced_complained_and_unsubscribed_and_records_the_reply() {
+    let story = Story::start().await;
+    let engine = &story.business.engine;
+    let ann_sender = story.envelope_sender(story.ann).await;
+    let bob_sender = story.envelope_sender(story.bob).await;
+    let eve_sender = story.envelope_sender(story.eve).await;
+    let fay_sender = story.envelope_sender(story.fay).await;
+    let cat_token = engine
+        .signer()
+        .token(&engine.address_keys().key_bytes("cat@example.com"));
+    let dan_touch = story.touch(story.dan).await;
+    let eve_touch = story.touch(story.eve).await;
+
+    // Eve's token with one MAC digit changed.
+    let at = eve_sender.find('@').unwrap();
+    let changed = if &eve_sender[at - 1..at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    let forged = format!("{}{changed}{}", &eve_sender[..at - 1], &eve_sender[at..]);
+    let mut huge = bounce_report("huge", &eve_sender, "eve@example.com", "failed", "5.1.1");
+    huge.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+    let broken = format!(
+        "To: {eve_sender}\r\nMessage-ID: <broken@mx.example.net>\r\n\
+         Content-Type: multipart/report; report-type=delivery-status\r\n\r\n\
+         --\r\n\x00\x01garbage\r\nAction: failed\r\n"
+    )
+    .into_bytes();
+    let newsletter = b"From: news@shop.example\r\nTo: hello@studio.example\r\n\
+        Subject: Our sale\r\nMessage-ID: <n1@shop.example>\r\n\r\nBuy things.\r\n"
+        .to_vec();
+    let messages = vec![
+        bounce_report("b1", &ann_sender, "ann@example.com", "failed", "5.1.1"),
+        complaint(&bob_sender, "bob@example.com"),
+        unsubscribe_request("Cat <cat@example.com>", &cat_token),
+        reply("Dan <Dan@Example.com>", dan_touch, "dan-1"),
+        bounce_report("forged", &forged, "eve@example.com", "failed", "5.1.1"),
+        huge,
+        broken,
+        // A reply naming Eve's email, from someone else's address.
+        reply("mallory@example.net", eve_touch, "mallory-1"),
+        bounce_report("soft", &fay_sender, "fay@example.com", "delayed", "4.2.2"),
+        newsletter,
+    ];
+    let server = Dovecot::start(&messages);
+    let reader = story.reader(&server, AfterHandling::Flag);
+
+    let report = reader
+        .poll_once(engine)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!(
+        report,
+        PollReport {
+            read: 10,
+            bounces: 2,
+            complaints: 1,
+            unsubscribes: 1,
+            replies: 1,
+            ignored: 5,
+        }
+    );
+    assert!(story.suppressed(story.ann).await, "hard bounce");
+    assert!(story.suppressed(story.bob).await, "complaint");
+    assert!(story.suppressed(story.cat).await, "mailto unsubscribe");
+    assert!(
+        !story.suppressed(story.dan).await,
+        "a reply suppresses nothing"
+    );
+    assert!(!story.suppressed(story.eve).await, "forged, huge or broken");
+    assert!(!story.suppressed(story.fay).await, "one soft bounce");
+
+    let replies = story.replies(story.dan).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["touch_id"], dan_touch);
+    assert_eq!(replies[0]["subject"], "Re: Welcome");
+    assert!(story.replies(story.eve).await.is_empty());
+
+    let counts = story.business.store.mail_feedback_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        FeedbackCounts {
+            hard_bounces: 1,
+            soft_bounces: 1,
+            complaints: 1,
+            unsubscribes: 1,
+        }
+    );
+    // What /api/pace and /metrics show.
+    assert_eq!(engine.pace().await.unwrap().mail_feedback, counts);
+
+    // Handled reports are read and flagged, the reply flagged but left unread, and
+    // everything else exactly as it was.
+    let flags = server.flags("");
+    assert_eq!(flags.len(), 10, "nothing deleted: {flags:?}");
+    let handled: Vec<_> = flags.iter().filter(|(_, f)| !f.is_empty()).collect();
+    assert_eq!(handled.len(), 5, "{flags:?}");
+    let seen = flags.iter().filter(|(_, f)| f.contains('S')).count();
+    assert_eq!(seen, 4, "reports seen, the reply not: {flags:?}");
+    assert!(
+        server.keywords().contains("$TendHandled"),
+        "{}",
+        server.keywords()
+    );
+
+    // The next poll reads nothing again.
+    let again = reader.poll_once(engine).await.unwrap();
+    assert_eq!(again.read, 0, "{again:?}");
+    assert_eq!(story.replies(story.dan).await.len(), 1);
+}
+
+/// Three emails two days apart.
+const DRIP: &str = r#"
+name = "Drip"
+enroll = { stage = "lead" }
+max_gap = "10d"
+[[steps]]
+wait = "0d"
+email = "welcome"
+intent = "nurture"
+[[steps]]
+wait = "2d"
+email = "follow-up"
+intent = "nurture"
+[[steps]]
+wait = "2d"
+email = "thank-you"
+intent = "nurture"
+"#;
+
+#[tokio::test]
+async fn repeated_soft_bounces_suppress_and_handled_reports_can_be_moved() {
+    let business = Business::with(&config(), &[("drip", DRIP)]).await;
+    let fay = business.lead("fay", "Fay", "fay@example.com").await;
+    business.idle().await;
+    for _ in 0..2 {
+        business.advance(harness::days(2));
+        business.idle().await;
+    }
+    let emails: Vec<i64> = business
+        .touches(fay)
+        .await
+        .iter()
+        .filter(|t| t.channel == "email" && t.admitted_at.is_some())
+        .map(|t| t.id.0)
+        .collect();
+    assert_eq!(emails.len(), 3, "{:?}", business.touches(fay).await);
+    let tokens = business.engine.bounce_tokens();
+    let report_for = |i: usize| {
+        let sender = tokens.envelope_sender(BOUNCE_ADDRESS, emails[i]);
+        bounce_report(
+            &format!("soft-{i}"),
+            &sender,
+            "fay@example.com",
+            "failed",
+            "4.2.2",
+        )
+    };
+    // The same email's report twice counts once; two emails' reports are not enough.
+    let server = Dovecot::start(&[report_for(0), report_for(0), report_for(1)]);
+    let config = |server: &Dovecot| InboundConfig {
+        url: ImapUrl::parse(&server.url()).unwrap(),
+        bounce_address: Some(BOUNCE_ADDRESS.into()),
+        message_id_domain: MESSAGE_ID_DOMAIN.into(),
+        soft_bounce_limit: 3,
+        after: AfterHandling::Move("Tend".into()),
+        poll_every: Duration::from_secs(60),
+    };
+    let reader = InboundReader::new(config(&server));
+    let report = reader
+        .poll_once(&business.engine)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!(report.bounces, 3, "{report:?}");
+    let contact = |business: &Business| {
+        let store = business.store.clone();
+        async move { store.contact(fay).await.unwrap().unwrap() }
+    };
+    assert!(contact(&business).await.suppressed_at.is_none());
+    assert!(server.flags("").is_empty(), "moved: {:?}", server.flags(""));
+    assert_eq!(server.flags(".Tend").len(), 3);
+
+    // The third email's report makes three.
+    server.deliver(&report_for(2));
+    let report = reader.poll_once(&business.engine).await.unwrap();
+    assert_eq!(report.bounces, 1, "{report:?}");
+    assert!(contact(&business).await.suppressed_at.is_some());
+}

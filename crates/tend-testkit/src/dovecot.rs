@@ -1,0 +1,254 @@
+//! A real IMAP server for the tests: Dovecot from Debian (`dovecot-imapd`), started with
+//! its configuration, state, a passwd-file user and a Maildir in a temp folder, as a
+//! service of the test alone (no system-wide Dovecot is needed or touched).
+//!
+//! Dovecot cannot bind port 0 and report it, so a port is chosen just before it starts;
+//! should another test take that port meanwhile, Dovecot exits and is started again on
+//! another.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The mailbox user and password.
+pub const USER: &str = "bounces";
+pub const PASSWORD: &str = "s3cret-pass";
+
+/// One running Dovecot.
+pub struct Dovecot {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// Who owns the Maildir: the test's user, or Dovecot's own when running as root
+    /// (Dovecot will not serve mail as root).
+    owner: (u32, u32),
+}
+
+/// Skips loudly (panics with the fix) when Dovecot is not installed.
+fn require_dovecot() -> PathBuf {
+    for candidate in ["/usr/sbin/dovecot", "/usr/bin/dovecot"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("Dovecot is missing: apt-get install dovecot-imapd (the tests start their own)");
+}
+
+/// `id FLAG [USER]` as a number: the current user's without one.
+fn id_of(flag: &str, user: Option<&str>) -> u32 {
+    let out = Command::new("id")
+        .arg(flag)
+        .args(user)
+        .output()
+        .expect("run id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no user {user:?}"))
+}
+
+impl Dovecot {
+    /// Writes `messages` (raw RFC 5322 bytes) into the Maildir's `new/` folder, then
+    /// starts Dovecot and waits until it answers.
+    pub fn start(messages: &[Vec<u8>]) -> Dovecot {
+        for _ in 0..5 {
+            if let Some(dovecot) = Dovecot::try_start(messages) {
+                return dovecot;
+            }
+        }
+        panic!("Dovecot could not bind a port in five tries");
+    }
+
+    /// One try: `None` if Dovecot exited (its port was taken).
+    fn try_start(messages: &[Vec<u8>]) -> Option<Dovecot> {
+        let binary = require_dovecot();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        set_mode(root, 0o755);
+        let running_as_root = id_of("-u", None) == 0;
+        let (login_user, internal_user, owner) = if running_as_root {
+            (
+                "dovenull".to_owned(),
+                "dovecot".to_owned(),
+                (id_of("-u", Some("dovecot")), id_of("-g", Some("dovecot"))),
+            )
+        } else {
+            let me = String::from_utf8_lossy(
+                &Command::new("id")
+                    .arg("-un")
+                    .output()
+                    .expect("id -un")
+                    .stdout,
+            )
+            .trim()
+            .to_owned();
+            (me.clone(), me, (id_of("-u", None), id_of("-g", None)))
+        };
+        let maildir = root.join("mail/Maildir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        for (i, message) in messages.iter().enumerate() {
+            std::fs::write(
+                maildir.join(format!("new/{}.M{i}P1.tend-test", 1_700_000_000 + i)),
+                message,
+            )
+            .expect("write message");
+        }
+        chown_tree(&root.join("mail"), owner);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let config = format!(
+            "base_dir = {root}/run\n\
+             state_dir = {root}/state\n\
+             log_path = {root}/dovecot.log\n\
+             protocols = imap\n\
+             listen = 127.0.0.1\n\
+             ssl = no\n\
+             disable_plaintext_auth = no\n\
+             auth_mechanisms = plain login\n\
+             mail_location = maildir:{root}/mail/Maildir\n\
+             default_login_user = {login_user}\n\
+             default_internal_user = {internal_user}\n\
+             first_valid_uid = 1\n\
+             first_valid_gid = 1\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {root}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={root}/mail\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n",
+            root = root.display(),
+            uid = owner.0,
+            gid = owner.1,
+        );
+        std::fs::write(root.join("dovecot.conf"), config).expect("config");
+        std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n"))
+            .expect("passwd");
+        let child = Command::new(binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(root.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        let mut dovecot = Dovecot {
+            child,
+            port,
+            dir,
+            owner,
+        };
+        dovecot.wait_for_greeting().then_some(dovecot)
+    }
+
+    /// Whether Dovecot answers; `false` if it exited first.
+    fn wait_for_greeting(&mut self) -> bool {
+        use std::io::Read;
+        let deadline = Instant::now() + crate::STARTUP;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                if matches!(stream.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"* OK")) {
+                    return true;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot did not answer on port {}: {}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(crate::POLL);
+        }
+    }
+
+    /// `imap://bounces:…@127.0.0.1:PORT/INBOX`.
+    pub fn url(&self) -> String {
+        format!("imap://{USER}:{PASSWORD}@127.0.0.1:{}/INBOX", self.port)
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        // Dovecot's processes log through its master: give the last lines a moment.
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// The Maildir flags (`S`, `T`, keyword letters…) of every message in `folder`
+    /// (`""` for INBOX, `".Tend"` for a subfolder), by the file's original name.
+    pub fn flags(&self, folder: &str) -> Vec<(String, String)> {
+        let base = self.dir.path().join("mail/Maildir").join(folder);
+        let mut found = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(base.join(sub)) else {
+                continue;
+            };
+            for entry in entries {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let (stem, flags) = name.split_once(":2,").unwrap_or((name.as_str(), ""));
+                let stem = stem.split(',').next().unwrap_or(stem).to_owned();
+                found.push((stem, flags.to_owned()));
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Whether Dovecot's keyword list for INBOX names `$TendHandled`.
+    pub fn keywords(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mail/Maildir/dovecot-keywords"))
+            .unwrap_or_default()
+    }
+
+    /// Delivers one more message into INBOX while the server runs, as a local
+    /// delivery agent would.
+    pub fn deliver(&self, message: &[u8]) {
+        let maildir = self.dir.path().join("mail/Maildir");
+        let name = format!("{}.M{}P2.tend-test", 1_800_000_000, std::process::id());
+        let temp = maildir.join("tmp").join(&name);
+        std::fs::write(&temp, message).expect("write message");
+        chown_tree(&temp, self.owner);
+        std::fs::rename(&temp, maildir.join("new").join(&name)).expect("deliver");
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        // Dovecot's master stops its children on SIGTERM.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn chown_tree(path: &Path, (uid, gid): (u32, u32)) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).expect("read dir") {
+            chown_tree(&entry.expect("entry").path(), (uid, gid));
+        }
+    }
+}
