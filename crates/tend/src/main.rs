@@ -249,6 +249,21 @@ fn init_tracing_as(level: &str, format: LogFormat) {
     };
 }
 
+/// `scheme://user:password@host/…` with the password replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 /// Opens the configured database; a relative SQLite path is beside `tend.toml`.
 async fn open_store(
     config_path: &std::path::Path,
@@ -257,8 +272,10 @@ async fn open_store(
     use anyhow::Context;
     let url = &config.database_url;
     let Some(path) = url.strip_prefix("sqlite://") else {
-        return Err(tend_store::StoreError::UnsupportedUrl(url.clone()))
-            .with_context(|| format!("opening the database {url}"));
+        // A server URL may carry a password; errors must not print it.
+        let shown = without_password(url);
+        return Err(tend_store::StoreError::UnsupportedUrl(shown.clone()))
+            .with_context(|| format!("opening the database {shown}"));
     };
     let path = project::project_dir(config_path).join(path);
     let store = tend_store_sqlite::SqliteStore::open(&path)

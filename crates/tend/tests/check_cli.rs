@@ -196,3 +196,26 @@ fn check_without_a_project_says_how_to_start() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("tend init"), "{stderr}");
 }
+
+#[test]
+fn serve_refuses_a_database_it_cannot_open_and_keeps_the_password_out_of_the_error() {
+    let tmp = TempDir::new().unwrap();
+    assert!(tend(&["init", "biz"], tmp.path()).status.success());
+    edit(
+        &tmp.path().join("biz/tend.toml"),
+        "database_url = \"sqlite://tend.db\"",
+        "database_url = \"postgres://tend:hunter2-secret@db.example:5432/tend\"",
+    );
+    let out = tend(&["serve", "--config", "biz/tend.toml"], tmp.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unsupported database url `postgres://tend:***@db.example:5432/tend`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert!(
+        !tmp.path().join("biz/tend.db").exists(),
+        "nothing is written"
+    );
+}
