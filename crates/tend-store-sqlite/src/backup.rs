@@ -4,7 +4,8 @@
 //! is consistent while the server keeps writing (WAL readers never block the writer),
 //! and it includes the install's secrets, which live in `engine_state`.
 
-use super::{MIGRATIONS, SqliteStore, applied_by_earlier_releases, suppress};
+use super::migrations::{MIGRATIONS, applied_by_earlier_releases};
+use super::{SqliteStore, suppress};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions};
