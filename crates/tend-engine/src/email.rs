@@ -165,14 +165,23 @@ pub fn build_message(
     };
 
     let subject = header_text(email.subject, MAX_SUBJECT_CHARS);
-    let text = format!(
-        "{}\n\n-- \nTo stop receiving these emails, unsubscribe: {unsubscribe_url}\n",
-        markdown::to_text(email.markdown_body)
-    );
+    // A template that links `{{ unsubscribe_url }}` itself (the starter ones do) shows
+    // that link in both parts already; a second footer would only repeat it.
+    let footer_url =
+        (!markdown::links_to(email.markdown_body, unsubscribe_url)).then_some(unsubscribe_url);
+    let mut text = markdown::to_text(email.markdown_body);
+    match footer_url {
+        Some(url) => {
+            text.push_str(&format!(
+                "\n\n-- \nTo stop receiving these emails, unsubscribe: {url}\n"
+            ));
+        }
+        None => text.push('\n'),
+    }
     let html = html_document(
         &subject,
         &markdown::to_html(email.markdown_body),
-        unsubscribe_url,
+        footer_url,
     );
 
     let mut builder = Message::builder()
@@ -202,16 +211,21 @@ pub fn build_message(
         .map_err(|e| SendError::Fatal(format!("cannot build the email: {e}")))
 }
 
-/// A minimal HTML document around the rendered body, with the unsubscribe footer.
-fn html_document(subject: &str, body_html: &str, unsubscribe_url: &str) -> String {
+/// A minimal HTML document around the rendered body, with an unsubscribe footer
+/// linking `footer_url` when there is one.
+fn html_document(subject: &str, body_html: &str, footer_url: Option<&str>) -> String {
     let title = markdown::escape_html(subject);
-    let href = markdown::escape_html(unsubscribe_url);
+    let footer = footer_url.map_or_else(String::new, |url| {
+        format!(
+            "<hr>\n<p style=\"font-size:small;color:#666\">To stop receiving these emails, \
+             <a href=\"{}\">unsubscribe</a>.</p>\n",
+            markdown::escape_html(url)
+        )
+    });
     format!(
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n</head>\n<body>\n{body_html}\
-         <hr>\n<p style=\"font-size:small;color:#666\">To stop receiving these emails, \
-         <a href=\"{href}\">unsubscribe</a>.</p>\n</body>\n</html>\n"
+         <title>{title}</title>\n</head>\n<body>\n{body_html}{footer}</body>\n</html>\n"
     )
 }
 

@@ -50,6 +50,15 @@ pub fn to_text(markdown: &str) -> String {
     writer.finish()
 }
 
+/// Whether the Markdown has a link (not an image, not bare text) whose target is
+/// exactly `url`: a template that already links its own unsubscribe URL needs no
+/// second footer.
+pub fn links_to(markdown: &str, url: &str) -> bool {
+    parser(markdown).any(|event| {
+        matches!(event, Event::Start(Tag::Link { ref dest_url, .. }) if dest_url.as_ref() == url)
+    })
+}
+
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

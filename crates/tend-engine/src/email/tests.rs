@@ -124,7 +124,7 @@ fn plain_http_unsubscribe_omits_one_click() {
 
 #[test]
 fn html_document_escapes_subject_and_link() {
-    let html = html_document("<b>", "<p>x</p>\n", "https://a.example/?a=1&b=\"2\"");
+    let html = html_document("<b>", "<p>x</p>\n", Some("https://a.example/?a=1&b=\"2\""));
     assert!(html.contains("<title>&lt;b&gt;</title>"), "{html}");
     assert!(
         html.contains("href=\"https://a.example/?a=1&amp;b=&quot;2&quot;\""),
@@ -314,4 +314,73 @@ fn enhanced_status_parsing() {
     assert_eq!(enhanced_status("5.1.10 null MX"), Some((5, 1, 10)));
     assert_eq!(enhanced_status("User unknown"), None);
     assert_eq!(enhanced_status(""), None);
+}
+
+/// The decoded text and HTML parts of a built message, as a mail client shows them.
+fn parts_of(message: &Message) -> (String, String) {
+    let raw = message.formatted();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("a parseable message");
+    let text = parsed.body_text(0).expect("a text part").into_owned();
+    let html = parsed.body_html(0).expect("an HTML part").into_owned();
+    (text, html)
+}
+
+#[test]
+fn a_template_without_an_unsubscribe_link_gets_the_footer_in_both_parts() {
+    let email = outgoing("ada@example.com", "Hi Ada,\n\nSee you soon.");
+    let (text, html) = parts_of(&build_message(&from(), &email, "d").unwrap());
+    let url = email.unsubscribe_url;
+    assert_eq!(text.matches(url).count(), 1, "{text}");
+    assert!(text.contains("To stop receiving these emails"), "{text}");
+    assert_eq!(
+        html.matches(&format!("href=\"{url}\"")).count(),
+        1,
+        "{html}"
+    );
+    assert!(html.contains("To stop receiving these emails"), "{html}");
+}
+
+#[test]
+fn a_template_that_links_its_unsubscribe_url_gets_no_second_footer() {
+    let body = "Hi Ada,\n\n---\n\nRather not hear from us? \
+                [Unsubscribe](https://tend.example/unsubscribe/tok): one click.";
+    let email = outgoing("ada@example.com", body);
+    let (text, html) = parts_of(&build_message(&from(), &email, "d").unwrap());
+    let url = email.unsubscribe_url;
+    assert_eq!(text.matches(url).count(), 1, "{text}");
+    assert!(
+        text.contains("Unsubscribe (https://tend.example/unsubscribe/tok)"),
+        "{text}"
+    );
+    assert!(!text.contains("To stop receiving these emails"), "{text}");
+    assert_eq!(
+        html.matches(&format!("href=\"{url}\"")).count(),
+        1,
+        "{html}"
+    );
+    assert!(!html.contains("To stop receiving these emails"), "{html}");
+}
+
+#[test]
+fn an_unsubscribe_url_only_as_text_or_another_link_still_gets_the_footer() {
+    // Bare text is not clickable in the HTML part, and a link to some other page is
+    // not a way out: both still need the footer.
+    for body in [
+        "Unsubscribe at https://tend.example/unsubscribe/tok",
+        "[Unsubscribe](https://tend.example/unsubscribe/other)",
+        "![logo](https://tend.example/unsubscribe/tok)",
+    ] {
+        let email = outgoing("ada@example.com", body);
+        let (text, html) = parts_of(&build_message(&from(), &email, "d").unwrap());
+        assert!(
+            text.contains("To stop receiving these emails"),
+            "{body}: {text}"
+        );
+        assert!(
+            html.contains("To stop receiving these emails"),
+            "{body}: {html}"
+        );
+    }
 }
