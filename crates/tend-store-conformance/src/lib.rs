@@ -1,14 +1,17 @@
 //! The Store behaviours every backend must show, as one suite: `tests/` runs them
 //! against the backend that `TEND_TEST_DATABASE_URL` names (`sqlite://PATH`, or a fresh
-//! SQLite file in a temporary folder when unset), and each backend's own tests reuse
-//! [`fixtures`]. CI runs the suite once per backend.
+//! SQLite file in a temporary folder when unset; `postgres://HOST:PORT/DB?…`, a fresh
+//! database made on that server for each test and dropped after it), and each backend's
+//! own tests reuse [`fixtures`]. CI runs the suite once per backend.
 
 pub mod fixtures;
+pub mod postgres;
 
 use std::ops::Deref;
 use std::sync::Arc;
 use tempfile::TempDir;
 use tend_store::Store;
+use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
 
 /// The variable naming the backend under test.
@@ -20,6 +23,8 @@ pub struct TestStore {
     pub store: Arc<dyn Store>,
     /// Keeps the temporary folder of a SQLite file until the test ends.
     _dir: Option<TempDir>,
+    /// The PostgreSQL database made for the test, dropped after the store.
+    _database: Option<postgres::ScratchDatabase>,
 }
 
 impl Deref for TestStore {
@@ -45,7 +50,19 @@ pub async fn test_store() -> TestStore {
         return TestStore {
             store: Arc::new(store),
             _dir: Some(dir),
+            _database: None,
         };
     }
-    panic!("{DATABASE_URL_VAR}={url}: no Tend backend for this URL (sqlite://…)");
+    if tend_store_postgres::is_postgres_url(&url) {
+        let database = postgres::ScratchDatabase::create(&url).await;
+        let store = PostgresStore::open(database.url())
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", database.url()));
+        return TestStore {
+            store: Arc::new(store),
+            _dir: None,
+            _database: Some(database),
+        };
+    }
+    panic!("{DATABASE_URL_VAR}={url}: no Tend backend for this URL (sqlite://…, postgres://…)");
 }

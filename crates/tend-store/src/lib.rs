@@ -27,6 +27,10 @@ pub enum StoreError {
     /// The database URL names no backend Tend has.
     #[error("unsupported database url `{0}`: use sqlite://PATH")]
     UnsupportedUrl(String),
+    /// The database URL names a backend Tend has but cannot be read; says which part
+    /// is wrong and never repeats a password.
+    #[error("invalid database url: {0}")]
+    InvalidUrl(String),
     /// The database refused or failed a statement; the backend's own error is the source.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -1,0 +1,445 @@
+//! The console's actions on contacts and its lists of planned touches and deliveries,
+//! on PostgreSQL.
+
+use crate::pool::{Access, in_tx};
+use crate::sql::{self, Tx, get, millis, timestamp};
+use jiff::Timestamp;
+use tend_core::pacer::TouchId;
+use tend_core::{ContactId, StageName};
+use tend_store::StoreError;
+use tend_store::{ConsoleAction, DeliveryView, PlannedTouch};
+use tokio_postgres::Row;
+
+/// Where a paused enrollment's pending touch waits: 9999-01-01, after anything the
+/// engine will ever reach.
+const PARKED_AT: i64 = 253_370_764_800_000;
+
+pub(crate) async fn record_action(tx: &Tx<'_>, action: &ConsoleAction) -> Result<(), StoreError> {
+    sql::execute(
+        tx,
+        "INSERT INTO console_actions (contact_id, by_email, action, detail, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &action.contact_id.0,
+            &action.by,
+            &action.action,
+            &action.detail,
+            &(millis(action.at)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn actions(
+    tx: &Tx<'_>,
+    contact: ContactId,
+) -> Result<Vec<ConsoleAction>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT contact_id, by_email, action, detail, at FROM console_actions \
+         WHERE contact_id = $1 ORDER BY at, id",
+        &[&contact.0],
+        |row| {
+            Ok(ConsoleAction {
+                contact_id: ContactId(get(row, "contact_id")?),
+                by: get(row, "by_email")?,
+                action: get(row, "action")?,
+                detail: get(row, "detail")?,
+                at: timestamp(get(row, "at")?, "console action at")?,
+            })
+        },
+    )
+    .await
+}
+
+pub(crate) async fn set_stage(
+    tx: &Tx<'_>,
+    contact: ContactId,
+    stage: &StageName,
+    by: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    // Held to the commit: stage changes become visible in id order.
+    sql::lock_signal_writers(tx).await?;
+    let Some(current) = sql::fetch_optional(
+        tx,
+        "SELECT stage FROM contacts WHERE id = $1 FOR UPDATE",
+        &[&contact.0],
+        |row| get::<String>(row, "stage"),
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    if current == stage.as_str() {
+        return Ok(false);
+    }
+    sql::execute(
+        tx,
+        "UPDATE contacts SET stage = $2, updated_at = $3 WHERE id = $1",
+        &[&contact.0, &(stage.as_str()), &(millis(at))],
+    )
+    .await?;
+    // A stage change like ingest's: the engine reads it and enrolls or exits the contact.
+    sql::execute(
+        tx,
+        "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, at) \
+         VALUES ($1, $2, $3, 'console', $4)",
+        &[&contact.0, &current, &(stage.as_str()), &(millis(at))],
+    )
+    .await?;
+    record_action(
+        tx,
+        &ConsoleAction {
+            contact_id: contact,
+            by: by.to_owned(),
+            action: "stage".into(),
+            detail: format!("stage {current} → {stage}"),
+            at,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(crate) async fn set_paused(
+    tx: &Tx<'_>,
+    contact: ContactId,
+    enrollment: i64,
+    paused: bool,
+    by: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    let Some((process, paused_now)) = sql::fetch_optional(
+        tx,
+        "SELECT p.key AS process, e.paused_at IS NOT NULL AS paused FROM enrollments e \
+         JOIN processes p ON p.id = e.process_id \
+         WHERE e.id = $1 AND e.contact_id = $2 AND e.state = 'active'",
+        &[&enrollment, &contact.0],
+        |row| Ok((get::<String>(row, "process")?, get::<bool>(row, "paused")?)),
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    if paused_now == paused {
+        return Ok(false);
+    }
+    let (paused_at, due_at) = if paused {
+        (Some(millis(at)), PARKED_AT)
+    } else {
+        (None, millis(at))
+    };
+    sql::execute(
+        tx,
+        "UPDATE enrollments SET paused_at = $2 WHERE id = $1",
+        &[&enrollment, &paused_at],
+    )
+    .await?;
+    sql::execute(
+        tx,
+        "UPDATE touches SET due_at = $2 WHERE enrollment_id = $1 AND state = 'pending'",
+        &[&enrollment, &due_at],
+    )
+    .await?;
+    let verb = if paused { "pause" } else { "resume" };
+    record_action(
+        tx,
+        &ConsoleAction {
+            contact_id: contact,
+            by: by.to_owned(),
+            action: verb.into(),
+            detail: format!("{verb}d {process}"),
+            at,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(crate) async fn paused(tx: &Tx<'_>, contact: ContactId) -> Result<Vec<i64>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT id FROM enrollments WHERE contact_id = $1 AND paused_at IS NOT NULL \
+         AND state = 'active'",
+        &[&contact.0],
+        |row| get(row, "id"),
+    )
+    .await
+}
+
+const PLANNED_COLUMNS: &str = "t.id, t.contact_id, c.name, c.email, t.process_id, \
+     p.key AS process, t.step, t.channel, t.intent, t.state, t.due_at, t.reason, t.until_at, \
+     t.title";
+
+pub(crate) async fn planned(
+    tx: &Tx<'_>,
+    from: Timestamp,
+    to: Timestamp,
+    limit: u32,
+) -> Result<Vec<PlannedTouch>, StoreError> {
+    // Two index ranges (pending by due time, tasks by state and due time), merged.
+    let mut touches = sql::fetch_all(
+        tx,
+        &format!(
+            "SELECT {PLANNED_COLUMNS} FROM touches t JOIN contacts c ON c.id = t.contact_id \
+             JOIN processes p ON p.id = t.process_id \
+             WHERE t.state = 'pending' AND t.due_at >= $1 AND t.due_at < $2 \
+             ORDER BY t.due_at LIMIT $3"
+        ),
+        &[&millis(from), &millis(to), &i64::from(limit)],
+        decode_planned,
+    )
+    .await?;
+    touches.extend(
+        sql::fetch_all(
+            tx,
+            &format!(
+                "SELECT {PLANNED_COLUMNS} FROM touches t JOIN contacts c ON c.id = t.contact_id \
+             JOIN processes p ON p.id = t.process_id \
+             WHERE t.channel = 'task' AND t.state = 'open' AND t.due_at >= $1 AND t.due_at < $2 \
+             ORDER BY t.due_at LIMIT $3"
+            ),
+            &[&millis(from), &millis(to), &i64::from(limit)],
+            decode_planned,
+        )
+        .await?,
+    );
+    touches.sort_by_key(|t| (t.due_at, t.id.0));
+    touches.truncate(limit as usize);
+    Ok(touches)
+}
+
+pub(crate) async fn held(
+    tx: &Tx<'_>,
+    reason: &str,
+    limit: u32,
+) -> Result<Vec<PlannedTouch>, StoreError> {
+    sql::fetch_all(
+        tx,
+        &format!(
+            "SELECT {PLANNED_COLUMNS} FROM touches t JOIN contacts c ON c.id = t.contact_id \
+             JOIN processes p ON p.id = t.process_id \
+             WHERE t.state = 'pending' AND t.reason = $1 ORDER BY t.due_at LIMIT $2"
+        ),
+        &[&reason, &i64::from(limit)],
+        decode_planned,
+    )
+    .await
+}
+
+fn decode_planned(row: &Row) -> Result<PlannedTouch, StoreError> {
+    let id: i64 = get(row, "id")?;
+    let what = format!("touch {id}");
+    Ok(PlannedTouch {
+        id: TouchId(id),
+        contact_id: ContactId(get(row, "contact_id")?),
+        contact_name: get(row, "name")?,
+        contact_email: get(row, "email")?,
+        process_id: get(row, "process_id")?,
+        process: get(row, "process")?,
+        step: u32::try_from(get::<i64>(row, "step")?).unwrap_or(0),
+        channel: get(row, "channel")?,
+        intent: get(row, "intent")?,
+        state: get(row, "state")?,
+        due_at: timestamp(get(row, "due_at")?, &what)?,
+        reason: get(row, "reason")?,
+        until: get::<Option<i64>>(row, "until_at")?
+            .map(|ms| timestamp(ms, &what))
+            .transpose()?,
+        title: get(row, "title")?,
+    })
+}
+
+pub(crate) async fn deliveries(
+    tx: &Tx<'_>,
+    status: Option<&str>,
+    contact: Option<ContactId>,
+    limit: u32,
+) -> Result<Vec<DeliveryView>, StoreError> {
+    // Bounced sends are failed ones whose contact was suppressed as bounced.
+    let status_sql = match status {
+        Some("sent") => "t.state = 'sent'",
+        Some("retrying") => "t.state = 'queued' AND t.attempts > 0",
+        Some("failed") => "t.state = 'failed'",
+        Some("bounced") => "t.state = 'failed' AND t.last_error LIKE '%bounce%'",
+        _ => "(t.state IN ('sent', 'failed') OR (t.state = 'queued' AND t.attempts > 0))",
+    };
+    let contact_sql = if contact.is_some() {
+        "t.contact_id = $2"
+    } else {
+        "$2 IS NULL"
+    };
+    sql::fetch_all(
+        tx,
+        &format!(
+            "SELECT t.id, t.contact_id, c.email, p.key AS process, t.step, t.channel, t.state, \
+             t.attempts, t.last_error, COALESCE(t.sent_at, t.decided_at, t.due_at) AS at \
+             FROM touches t LEFT JOIN contacts c ON c.id = t.contact_id \
+             JOIN processes p ON p.id = t.process_id \
+             WHERE t.channel IN ('email', 'webhook') AND {status_sql} AND {contact_sql} \
+             ORDER BY t.id DESC LIMIT $1"
+        ),
+        &[&i64::from(limit), &contact.map(|c| c.0)],
+        |row| {
+            let id: i64 = get(row, "id")?;
+            let state: String = get(row, "state")?;
+            let last_error: Option<String> = get(row, "last_error")?;
+            let status = match state.as_str() {
+                "sent" => "sent",
+                "queued" => "retrying",
+                _ if last_error
+                    .as_deref()
+                    .is_some_and(|e| e.to_lowercase().contains("bounce")) =>
+                {
+                    "bounced"
+                }
+                _ => "failed",
+            };
+            Ok(DeliveryView {
+                id: TouchId(id),
+                contact_id: ContactId(get(row, "contact_id")?),
+                contact_email: get(row, "email")?,
+                process: get(row, "process")?,
+                step: u32::try_from(get::<i64>(row, "step")?).unwrap_or(0),
+                channel: get(row, "channel")?,
+                status: status.into(),
+                attempts: u32::try_from(get::<i64>(row, "attempts")?).unwrap_or(0),
+                last_error,
+                at: timestamp(get(row, "at")?, &format!("touch {id}"))?,
+            })
+        },
+    )
+    .await
+}
+
+#[async_trait::async_trait]
+impl tend_store::ConsoleStore for crate::PostgresStore {
+    async fn upsert_user(
+        &self,
+        email: &str,
+        role: tend_store::Role,
+        password_hash: &str,
+        at: Timestamp,
+    ) -> Result<(tend_store::User, bool), StoreError> {
+        in_tx!(self, Access::Write, |tx| crate::users::upsert(
+            &tx,
+            email,
+            role,
+            password_hash,
+            at
+        )
+        .await?)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<tend_store::User>, StoreError> {
+        in_tx!(self, Access::Read, |tx| crate::users::find(&tx, email)
+            .await?)
+    }
+
+    async fn list_users(&self) -> Result<Vec<tend_store::User>, StoreError> {
+        in_tx!(self, Access::Read, |tx| crate::users::list(&tx).await?)
+    }
+
+    async fn create_session(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        csrf: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        in_tx!(self, Access::Write, |tx| crate::users::create_session(
+            &tx, user_id, token_hash, csrf, at, expires_at
+        )
+        .await?)
+    }
+
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<tend_store::Session>, StoreError> {
+        in_tx!(self, Access::Read, |tx| crate::users::session(
+            &tx, token_hash, now
+        )
+        .await?)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        in_tx!(self, Access::Write, |tx| crate::users::delete_session(
+            &tx, token_hash
+        )
+        .await?)
+    }
+
+    async fn record_console_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
+        in_tx!(self, Access::Write, |tx| record_action(&tx, action).await?)
+    }
+
+    async fn console_actions(&self, contact: ContactId) -> Result<Vec<ConsoleAction>, StoreError> {
+        in_tx!(self, Access::Read, |tx| actions(&tx, contact).await?)
+    }
+
+    async fn set_contact_stage(
+        &self,
+        contact: ContactId,
+        stage: &StageName,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, Access::Write, |tx| set_stage(
+            &tx, contact, stage, by, at
+        )
+        .await?)
+    }
+
+    async fn set_enrollment_paused(
+        &self,
+        contact: ContactId,
+        enrollment: i64,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, Access::Write, |tx| set_paused(
+            &tx, contact, enrollment, paused, by, at
+        )
+        .await?)
+    }
+
+    async fn paused_enrollments(&self, contact: ContactId) -> Result<Vec<i64>, StoreError> {
+        in_tx!(self, Access::Read, |tx| paused(&tx, contact).await?)
+    }
+
+    async fn planned_touches(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedTouch>, StoreError> {
+        in_tx!(self, Access::Read, |tx| planned(&tx, from, to, limit)
+            .await?)
+    }
+
+    async fn held_touches(
+        &self,
+        reason: &str,
+        limit: u32,
+    ) -> Result<Vec<PlannedTouch>, StoreError> {
+        in_tx!(self, Access::Read, |tx| held(&tx, reason, limit).await?)
+    }
+
+    async fn deliveries(
+        &self,
+        status: Option<&str>,
+        contact: Option<ContactId>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
+        in_tx!(self, Access::Read, |tx| deliveries(
+            &tx, status, contact, limit
+        )
+        .await?)
+    }
+}

@@ -1,0 +1,143 @@
+//! Counts and histories for the reports and `/api/pace`.
+
+use super::*;
+
+pub(crate) async fn pace_counts(tx: &Tx<'_>) -> Result<PaceCounts, StoreError> {
+    let held = sql::fetch_all(
+        tx,
+        "SELECT reason, COUNT(*) AS n FROM touches \
+         WHERE state = 'pending' AND reason IS NOT NULL GROUP BY reason ORDER BY reason",
+        &[],
+        |row| Ok((get(row, "reason")?, count(row)?)),
+    )
+    .await?;
+    let enrolled = sql::fetch_all(
+        tx,
+        "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
+         GROUP BY process_id ORDER BY process_id",
+        &[],
+        |row| Ok((get(row, "process_id")?, count(row)?)),
+    )
+    .await?;
+    Ok(PaceCounts { held, enrolled })
+}
+
+// --- reports ---
+
+pub(crate) async fn funnel(
+    tx: &Tx<'_>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<FunnelCounts, StoreError> {
+    let stages = sql::fetch_all(
+        tx,
+        "SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage",
+        &[],
+        |row| Ok((get(row, "stage")?, count(row)?)),
+    )
+    .await?;
+    let moves = sql::fetch_all(
+        tx,
+        "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+         WHERE at >= $1 AND at < $2 GROUP BY from_stage, to_stage",
+        &[&(millis(from)), &(millis(to))],
+        |row| Ok((get(row, "from_stage")?, get(row, "to_stage")?, count(row)?)),
+    )
+    .await?;
+    Ok(FunnelCounts { stages, moves })
+}
+
+pub(crate) async fn conversions(
+    tx: &Tx<'_>,
+    stage: &StageName,
+) -> Result<Vec<Conversion>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT f.contact_id, f.at, (SELECT COUNT(*) FROM touches t \
+           WHERE t.contact_id = f.contact_id AND t.admitted_at IS NOT NULL \
+           AND t.admitted_at <= f.at) AS touches \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = $1 \
+           GROUP BY contact_id) f ORDER BY f.at",
+        &[&(stage.as_str())],
+        |row| {
+            Ok(Conversion {
+                contact: ContactId(get(row, "contact_id")?),
+                at: timestamp(get(row, "at")?, "conversion at")?,
+                touches: get::<i64>(row, "touches")?.max(0) as u64,
+            })
+        },
+    )
+    .await
+}
+
+pub(crate) async fn admitted_since(
+    tx: &Tx<'_>,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, Channel)>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT admitted_at, channel FROM touches WHERE admitted_at >= $1 ORDER BY admitted_at",
+        &[&(millis(since))],
+        |row| {
+            Ok((
+                timestamp(get(row, "admitted_at")?, "admitted_at")?,
+                parse_channel(&get::<String>(row, "channel")?)?,
+            ))
+        },
+    )
+    .await
+}
+
+pub(crate) async fn work_log_since(
+    tx: &Tx<'_>,
+    since: Timestamp,
+) -> Result<Vec<(Timestamp, f64)>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT at, delta FROM work_log WHERE at >= $1 ORDER BY at, id",
+        &[&(millis(since))],
+        |row| {
+            Ok((
+                timestamp(get(row, "at")?, "work_log at")?,
+                get(row, "delta")?,
+            ))
+        },
+    )
+    .await
+}
+
+pub(crate) async fn neglect(
+    tx: &Tx<'_>,
+    max_gaps: &[(i64, i64)],
+    before: Option<Timestamp>,
+    limit: u32,
+) -> Result<Vec<NeglectRow>, StoreError> {
+    if max_gaps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (processes, gaps): (Vec<i64>, Vec<i64>) = max_gaps.iter().copied().unzip();
+    let before = before.map_or(i64::MAX, millis);
+    sql::fetch_all(
+        tx,
+        "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
+         c.last_touch_at, c.name, c.email, \
+         GREATEST(COALESCE(c.last_touch_at, e.enrolled_at), e.enrolled_at) + g.gap AS deadline \
+         FROM unnest($1::bigint[], $2::bigint[]) AS g (process_id, gap) \
+         JOIN enrollments e ON e.process_id = g.process_id AND e.state = 'active' \
+         JOIN contacts c ON c.id = e.contact_id) AS due \
+         WHERE deadline < $3 ORDER BY deadline, id LIMIT $4",
+        &[&processes, &gaps, &before, &i64::from(limit)],
+        |row| {
+            Ok(NeglectRow {
+                contact_id: ContactId(get(row, "contact_id")?),
+                name: get(row, "name")?,
+                email: get(row, "email")?,
+                process_id: get(row, "process_id")?,
+                last_touch_at: opt_timestamp(get(row, "last_touch_at")?, "last_touch_at")?,
+                enrolled_at: timestamp(get(row, "enrolled_at")?, "enrolled_at")?,
+                deadline: timestamp(get(row, "deadline")?, "deadline")?,
+            })
+        },
+    )
+    .await
+}

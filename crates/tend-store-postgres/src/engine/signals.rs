@@ -1,0 +1,314 @@
+//! Reading stage changes and events, and what they do: enrollment, exits, wake-ups.
+
+use super::*;
+
+pub(crate) async fn read_signals(
+    tx: &Tx<'_>,
+    after: SignalCursor,
+    event_names: &[String],
+    limit: u32,
+) -> Result<SignalBatch, StoreError> {
+    let limit = i64::from(limit.max(1));
+    let mut next = after;
+    // (at, rank, id): at equal instants an event comes before the stage change it caused.
+    let mut keyed: Vec<((i64, u8, i64), Signal)> = Vec::new();
+
+    let changes = sql::fetch_all(
+        tx,
+        "SELECT id, contact_id, from_stage, to_stage, at FROM stage_history \
+         WHERE id > $1 ORDER BY id LIMIT $2",
+        &[&after.stage_history, &limit],
+        |row| {
+            let id: i64 = get(row, "id")?;
+            let at: i64 = get(row, "at")?;
+            let from: Option<String> = get(row, "from_stage")?;
+            let signal = Signal::StageEntered {
+                contact: ContactId(get(row, "contact_id")?),
+                from: from.map(StageName::new),
+                to: StageName::new(get::<String>(row, "to_stage")?),
+                at: timestamp(at, "stage change at")?,
+            };
+            Ok(((at, 1, id), signal))
+        },
+    )
+    .await?;
+    if let Some(((_, _, last), _)) = changes.last() {
+        next.stage_history = *last;
+    }
+    keyed.extend(changes);
+
+    let top: Option<i64> = sql::fetch_one(tx, "SELECT MAX(id) AS top FROM events", &[], |row| {
+        get(row, "top")
+    })
+    .await?;
+    let top = top.unwrap_or(0);
+    if top > after.events {
+        if event_names.is_empty() {
+            next.events = top;
+        } else {
+            let names: Vec<&str> = event_names.iter().map(String::as_str).collect();
+            let events = sql::fetch_all(
+                tx,
+                "SELECT id, contact_id, name, occurred_at FROM events \
+                 WHERE id > $1 AND id <= $2 AND kind = 'track' AND name = ANY($3) \
+                 ORDER BY id LIMIT $4",
+                &[&after.events, &top, &names, &limit],
+                |row| {
+                    let id: i64 = get(row, "id")?;
+                    let at: i64 = get(row, "occurred_at")?;
+                    let signal = Signal::Event {
+                        contact: ContactId(get(row, "contact_id")?),
+                        name: get(row, "name")?,
+                        at: timestamp(at, "event occurred_at")?,
+                    };
+                    Ok(((at, 0, id), signal))
+                },
+            )
+            .await?;
+            // A short page read everything up to `top`; a full one stops at its last row.
+            next.events = match events.last() {
+                Some(((_, _, last), _)) if events.len() as i64 >= limit => *last,
+                _ => top,
+            };
+            keyed.extend(events);
+        }
+    }
+    keyed.sort_by_key(|(key, _)| *key);
+    Ok(SignalBatch {
+        signals: keyed.into_iter().map(|(_, s)| s).collect(),
+        next,
+    })
+}
+
+pub(crate) async fn apply_signals(
+    tx: &Tx<'_>,
+    from: SignalCursor,
+    to: SignalCursor,
+    actions: &[EngineAction],
+    at: Timestamp,
+) -> Result<ApplyOutcome, StoreError> {
+    // The cursor's row stays locked to the commit, so two appliers cannot both pass.
+    sql::execute(
+        tx,
+        "SELECT 1 FROM engine_state WHERE key = $1 FOR UPDATE",
+        &[&CURSOR_KEY],
+    )
+    .await?;
+    let current = cursor(tx).await?;
+    if current != from {
+        return Err(StoreError::Conflict(format!(
+            "the signal cursor moved from {from:?} to {current:?}: another engine runs on this \
+             database"
+        )));
+    }
+    let at_ms = millis(at);
+    let mut outcome = ApplyOutcome::default();
+    for action in actions {
+        match action {
+            EngineAction::Enroll {
+                contact,
+                process_id,
+                first,
+                due_at,
+                reenroll,
+            } => {
+                if enroll(tx, *contact, *process_id, *first, *due_at, *reenroll, at_ms).await? {
+                    outcome.enrolled += 1;
+                }
+            }
+            EngineAction::Exit {
+                contact,
+                process_id,
+                reason,
+            } => {
+                outcome.exited += exit(tx, *contact, *process_id, reason, at_ms).await?;
+            }
+            EngineAction::OpenWork(delta) => {
+                if *delta < 0.0 {
+                    outcome.work_closed += 1;
+                }
+                add_open_work(tx, *delta).await?;
+                sql::execute(
+                    tx,
+                    "INSERT INTO work_log (at, delta) VALUES ($1, $2)",
+                    &[&at_ms, delta],
+                )
+                .await?;
+            }
+            EngineAction::Responded { contact, since } => {
+                let answered = sql::fetch_optional(
+                    tx,
+                    "UPDATE touches SET responded_at = $1 WHERE id = (\
+                       SELECT id FROM touches WHERE contact_id = $2 AND intent = 'offer' \
+                       AND admitted_at >= $3 AND responded_at IS NULL \
+                       ORDER BY admitted_at DESC, id DESC LIMIT 1) \
+                     RETURNING process_id, step, admitted_at",
+                    &[&at_ms, &contact.0, &(millis(*since))],
+                    |row| {
+                        Ok((
+                            get::<i64>(row, "process_id")?,
+                            get::<i64>(row, "step")?,
+                            get::<i64>(row, "admitted_at")?,
+                        ))
+                    },
+                )
+                .await?;
+                if let Some((process_id, step, admitted_at)) = answered {
+                    let delay_days = (at_ms - admitted_at).max(0) as f64 / 86_400_000.0;
+                    sql::execute(
+                        tx,
+                        "UPDATE offer_stats SET responded = responded + 1, \
+                         delays = delays + 1, delay_days_sum = delay_days_sum + $3 \
+                         WHERE process_id = $1 AND step = $2",
+                        &[&process_id, &step, &delay_days],
+                    )
+                    .await?;
+                    outcome.responses += 1;
+                }
+            }
+        }
+    }
+    let text = serde_json::to_string(&to).expect("a cursor serializes");
+    set_value(tx, CURSOR_KEY, &text).await?;
+    Ok(outcome)
+}
+
+/// Adds work items opened (positive) or closed (negative) in one atomic update, never
+/// going below zero: no read-modify-write that a concurrent writer could undo.
+pub(crate) async fn add_open_work(tx: &Tx<'_>, delta: f64) -> Result<(), StoreError> {
+    sql::execute(
+        tx,
+        "INSERT INTO engine_state (key, value) VALUES ($1, GREATEST(0, $2::float8)::text) \
+         ON CONFLICT (key) DO UPDATE \
+         SET value = GREATEST(0, engine_state.value::float8 + $2::float8)::text",
+        &[&OPEN_WORK_KEY, &delta],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes up to `limit` offers held back by capacity due now, those whose contacts have
+/// waited longest since their last touch (or enrollment) first, as the pacer ranks them.
+pub(crate) async fn wake_capacity_held(
+    tx: &Tx<'_>,
+    at: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    sql::execute(
+        tx,
+        "UPDATE touches SET due_at = $1 WHERE id IN (\
+           SELECT t.id FROM touches t JOIN enrollments e ON e.id = t.enrollment_id \
+           JOIN contacts c ON c.id = t.contact_id \
+           WHERE t.state = 'pending' AND t.reason = 'capacity' AND t.due_at > $1 \
+           ORDER BY GREATEST(COALESCE(c.last_touch_at, e.enrolled_at), e.enrolled_at), t.id \
+           LIMIT $2)",
+        &[&at, &i64::from(limit)],
+    )
+    .await
+}
+
+pub(crate) async fn enroll(
+    tx: &Tx<'_>,
+    contact: ContactId,
+    process_id: i64,
+    first: StepSpec,
+    due_at: Timestamp,
+    reenroll: bool,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let enrolled = sql::fetch_optional(
+        tx,
+        "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
+         SELECT c.id, $1::bigint, 'active', $2::bigint, $3::bigint FROM contacts c \
+         WHERE c.id = $4 AND c.suppressed_at IS NULL AND NOT EXISTS (\
+           SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = $1 \
+           AND (e.state = 'active' OR NOT $5::boolean)) \
+         RETURNING id",
+        &[
+            &process_id,
+            &(i64::from(first.step)),
+            &at,
+            &contact.0,
+            &reenroll,
+        ],
+        |row| get::<i64>(row, "id"),
+    )
+    .await?;
+    let Some(enrollment_id) = enrolled else {
+        return Ok(false);
+    };
+    insert_pending(
+        tx,
+        enrollment_id,
+        contact.0,
+        process_id,
+        first,
+        millis(due_at),
+        at,
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(crate) async fn insert_pending(
+    tx: &Tx<'_>,
+    enrollment_id: i64,
+    contact_id: i64,
+    process_id: i64,
+    step: StepSpec,
+    due_at: i64,
+    at: i64,
+) -> Result<(), StoreError> {
+    sql::execute(
+        tx,
+        "INSERT INTO touches (enrollment_id, contact_id, process_id, step, kind, channel, \
+         intent, state, due_at, created_at) \
+         VALUES ($1, $2, $3, $4, 'step', $5, $6, 'pending', $7, $8)",
+        &[
+            &enrollment_id,
+            &contact_id,
+            &process_id,
+            &(i64::from(step.step)),
+            &(step.channel.as_str()),
+            &(step.intent.as_str()),
+            &due_at,
+            &at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn exit(
+    tx: &Tx<'_>,
+    contact: ContactId,
+    process_id: Option<i64>,
+    reason: &str,
+    at: i64,
+) -> Result<u64, StoreError> {
+    let id = |row: &Row| get::<i64>(row, "id");
+    let ids = match process_id {
+        Some(process_id) => {
+            sql::fetch_all(
+                tx,
+                "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = $2 \
+             WHERE contact_id = $3 AND process_id = $4 AND state = 'active' RETURNING id",
+                &[&at, &reason, &contact.0, &process_id],
+                id,
+            )
+            .await?
+        }
+        None => {
+            sql::fetch_all(
+                tx,
+                "UPDATE enrollments SET state = 'exited', ended_at = $1, end_reason = $2 \
+             WHERE contact_id = $3 AND state = 'active' RETURNING id",
+                &[&at, &reason, &contact.0],
+                id,
+            )
+            .await?
+        }
+    };
+    cancel_planned(tx, &ids, "exited").await?;
+    Ok(ids.len() as u64)
+}

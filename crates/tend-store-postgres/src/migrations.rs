@@ -1,0 +1,96 @@
+//! The schema's migrations, embedded so the binary carries its schema, and how a
+//! database is brought up to date: in one transaction, under an advisory lock so that
+//! nodes starting together migrate once, with the versions applied recorded in
+//! `tend_schema_migrations`.
+
+use crate::sql::db;
+use rand::RngCore;
+use tend_store::StoreError;
+use tend_store::suppression::{self, SECRET_KEY};
+
+/// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
+/// changes add files here.
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+
+/// The advisory lock migrations run under ("TENDMIGR" in ASCII).
+const MIGRATION_LOCK: i64 = 0x5445_4E44_4D49_4752;
+
+/// Brings the schema up to date; refuses a database written by a newer Tend.
+pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tend_schema_migrations (\
+           version     BIGINT PRIMARY KEY, \
+           description TEXT NOT NULL, \
+           applied_at  BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(db)?;
+    let applied: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) AS version FROM tend_schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .try_get("version")
+        .map_err(db)?;
+    let newest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if applied > newest {
+        return Err(StoreError::Migrate(format!(
+            "the database is at schema version {applied}, newer than this binary's {newest}: \
+             it was written by a newer Tend"
+        )));
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (version, description, text) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+        tx.batch_execute(text)
+            .await
+            .map_err(|e| StoreError::Migrate(format!("{version:04}_{description}: {e}")))?;
+        if *version == 1 {
+            make_secrets(&tx).await?;
+        }
+        tx.execute(
+            "INSERT INTO tend_schema_migrations (version, description, applied_at) \
+             VALUES ($1, $2, $3)",
+            &[version, description, &now],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// The install's secrets, made with the schema so that a missing one later is an
+/// error to report, never a reason to make a new one (which would break every
+/// unsubscribe link already mailed).
+async fn make_secrets(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let mut secret = [0u8; 32];
+    let mut instance = [0u8; 6];
+    {
+        // The thread's generator stays on this thread: it is dropped before any await.
+        let mut rng = rand::rng();
+        rng.fill_bytes(&mut secret);
+        rng.fill_bytes(&mut instance);
+    }
+    for (key, value) in [
+        (SECRET_KEY, suppression::hex(&secret)),
+        (
+            suppression::Secret::Instance.key(),
+            suppression::hex(&instance),
+        ),
+    ] {
+        tx.execute(
+            "INSERT INTO engine_state (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
