@@ -2,7 +2,6 @@
 //! a lease that runs out is taken again with its attempt counted, a retry comes back
 //! when its time comes, and a finished send is never claimed again.
 
-use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -73,10 +72,6 @@ async fn queued_emails(store: &dyn Store, contacts: usize) -> Vec<ContactId> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-fn later(from: Timestamp, ms: i64) -> Timestamp {
-    from.checked_add(SignedDuration::from_millis(ms)).unwrap()
 }
 
 async fn touch_of(store: &dyn Store, contact: ContactId) -> TouchView {

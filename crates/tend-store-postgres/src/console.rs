@@ -269,7 +269,7 @@ pub(crate) async fn deliveries(
     let contact_sql = if contact.is_some() {
         "t.contact_id = $2"
     } else {
-        "$2 IS NULL"
+        "$2::bigint IS NULL"
     };
     sql::fetch_all(
         tx,

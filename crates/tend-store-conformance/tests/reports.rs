@@ -1,0 +1,144 @@
+//! Reports and pacing counts on any backend: held-back touches by reason, the funnel,
+//! conversions with the touches before them, admissions, the work log, and the
+//! enrollments nearest their `max_gap` deadline.
+
+use tend_core::StageName;
+use tend_core::pacer::{BudgetState, Channel, Intent, Reason};
+use tend_store::{DecisionRecord, EngineAction};
+use tend_store_conformance::fixtures::*;
+use tend_store_conformance::test_store;
+
+#[tokio::test]
+async fn held_touches_admissions_conversions_work_and_neglect_are_counted() {
+    let store = test_store().await;
+    let s = &*store;
+    let (process, contacts) = enrolled(
+        s,
+        "warm",
+        &["email:offer"],
+        step(0, Channel::Email, Intent::Offer),
+        "lead",
+        2,
+        at(10),
+    )
+    .await;
+    let due = s.due_touches(at(10), 10).await.unwrap();
+    assert_eq!(due.touches.len(), 2);
+    assert_eq!(due.contacts.len(), 2);
+    let (sent, held) = (&due.touches[0], &due.touches[1]);
+    s.record_decisions(
+        at(10),
+        &[
+            DecisionRecord::Queue {
+                touch: sent.touch,
+                probability: Some(0.4),
+            },
+            DecisionRecord::Defer {
+                touch: held.touch,
+                until: at(500),
+                reason: Reason::Capacity,
+            },
+        ],
+        &BudgetState::default(),
+    )
+    .await
+    .unwrap();
+
+    let pace = s.pace_counts().await.unwrap();
+    assert_eq!(pace.held, [("capacity".to_owned(), 1)]);
+    assert_eq!(pace.enrolled, [(process, 2)]);
+    let held_list = s.held_touches("capacity", 10).await.unwrap();
+    assert_eq!(held_list.len(), 1);
+    assert_eq!(held_list[0].id, held.touch);
+    assert_eq!(held_list[0].until, Some(at(500)));
+    assert_eq!(
+        s.admitted_since(at(0)).await.unwrap(),
+        [(at(10), Channel::Email)]
+    );
+    assert!(s.admitted_since(at(11)).await.unwrap().is_empty());
+
+    let snapshot = s.pacing_snapshot(at(0), at(20), true).await.unwrap();
+    assert!(
+        (snapshot.expected_in_flight - 0.4 * 0.5).abs() < 1e-9,
+        "{snapshot:?}"
+    );
+    assert_eq!(snapshot.in_flight.len(), 1);
+    assert_eq!(snapshot.in_flight[0].offers, 1);
+
+    // Work opened and closed: logged, never below zero; a close wakes held offers.
+    let cursor = s.start_signal_cursor().await.unwrap();
+    let applied = s
+        .apply_signals(
+            cursor,
+            cursor,
+            &[
+                EngineAction::OpenWork(1.0),
+                EngineAction::OpenWork(-1.0),
+                EngineAction::OpenWork(-1.0),
+                EngineAction::Responded {
+                    contact: sent.contact,
+                    since: at(0),
+                },
+            ],
+            at(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!((applied.work_closed, applied.responses), (2, 1));
+    let work = s.work_log_since(at(0)).await.unwrap();
+    assert_eq!(work, [(at(100), 1.0), (at(100), -1.0), (at(100), -1.0)]);
+    let snapshot = s.pacing_snapshot(at(0), at(100), false).await.unwrap();
+    assert_eq!(snapshot.open_work, 0.0);
+    assert_eq!(snapshot.expected_in_flight, 0.0, "the offer was answered");
+    assert_eq!(snapshot.offer_stats[0].responded, 1);
+    assert_eq!(s.wake_capacity_held(at(100), 10).await.unwrap(), 1);
+    assert_eq!(s.next_due_at().await.unwrap(), Some(at(100)));
+
+    // The contact not touched yet is nearest its deadline.
+    let gap_ms = 3_600_000;
+    let neglect = s.neglect(&[(process, gap_ms)], None, 10).await.unwrap();
+    assert_eq!(neglect.len(), 2);
+    assert_eq!(neglect[0].contact_id, held.contact);
+    assert_eq!(neglect[0].deadline, later(at(5), gap_ms));
+    assert_eq!(neglect[1].contact_id, sent.contact);
+    assert_eq!(neglect[1].deadline, later(at(10), gap_ms));
+    let before = s
+        .neglect(&[(process, gap_ms)], Some(later(at(6), gap_ms)), 10)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(s.neglect(&[], None, 10).await.unwrap().is_empty());
+
+    // A stage move by hand: the funnel counts it and conversions count the touches
+    // admitted before it.
+    let customer = StageName::new("customer");
+    assert!(
+        s.set_contact_stage(sent.contact, &customer, "owner@example.com", at(600))
+            .await
+            .unwrap()
+    );
+    let funnel = s.funnel(at(0), at(1_000)).await.unwrap();
+    let mut stages = funnel.stages.clone();
+    stages.sort();
+    assert_eq!(stages, [("customer".to_owned(), 1), ("lead".to_owned(), 1)]);
+    let mut moves = funnel.moves.clone();
+    moves.sort();
+    assert_eq!(
+        moves,
+        [
+            (None, "lead".to_owned(), 2),
+            (Some("lead".to_owned()), "customer".to_owned(), 1)
+        ]
+    );
+    let conversions = s.conversions(&customer).await.unwrap();
+    assert_eq!(conversions.len(), 1);
+    assert_eq!(
+        (
+            conversions[0].contact,
+            conversions[0].at,
+            conversions[0].touches
+        ),
+        (sent.contact, at(600), 1)
+    );
+    assert!(contacts.contains(&sent.contact));
+}
