@@ -84,6 +84,8 @@ pub struct Project {
     pub processes: Vec<Process>,
     /// By name (the file stem, as steps refer to them).
     pub templates: BTreeMap<String, Template>,
+    /// What is worth fixing but valid, e.g. an http `public_url`; `warning: …` messages.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Project {
@@ -112,6 +114,7 @@ pub fn check_project(sources: &ProjectSources) -> Result<Project, Vec<Diagnostic
     let config_parts =
         parse_toml(&mut config_report).map(|doc| config::read(&mut config_report, doc.get_ref()));
     let config_ok = config_report.is_clean();
+    let warnings = config_report.take_warnings();
     diagnostics.extend(config_report.finish());
     let stages = config_parts.as_ref().and_then(|parts| parts.stages.clone());
     let config = config_parts
@@ -180,6 +183,7 @@ pub fn check_project(sources: &ProjectSources) -> Result<Project, Vec<Diagnostic
             config,
             processes,
             templates,
+            warnings,
         });
     }
     diagnostics.sort();
@@ -225,6 +229,8 @@ pub(crate) struct Report<'i> {
     path: &'i str,
     pub(crate) text: &'i str,
     diagnostics: Vec<Diagnostic>,
+    /// Things worth fixing that do not make the project invalid.
+    warnings: Vec<Diagnostic>,
 }
 
 impl<'i> Report<'i> {
@@ -237,18 +243,35 @@ impl<'i> Report<'i> {
             path,
             text,
             diagnostics: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     /// Records a problem at a byte offset into the file.
     pub(crate) fn error(&mut self, offset: usize, message: impl Into<String>) {
+        let diagnostic = self.at(offset, message.into());
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Records a warning at a byte offset into the file; its message says `warning:`.
+    pub(crate) fn warn(&mut self, offset: usize, message: impl fmt::Display) {
+        let diagnostic = self.at(offset, format!("warning: {message}"));
+        self.warnings.push(diagnostic);
+    }
+
+    fn at(&self, offset: usize, message: String) -> Diagnostic {
         let (line, col) = line_col(self.text, offset);
-        self.diagnostics.push(Diagnostic {
+        Diagnostic {
             path: self.path.to_owned(),
             line,
             col,
-            message: message.into(),
-        });
+            message,
+        }
+    }
+
+    /// The warnings recorded so far, leaving none behind.
+    pub(crate) fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.warnings)
     }
 
     pub(crate) fn is_clean(&self) -> bool {

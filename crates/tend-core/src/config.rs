@@ -34,6 +34,7 @@
 //! | `[dispatch] workers` | `8` sends in flight at once |
 //! | `[dispatch] retry_after` / `retry_max` | `30s` doubling up to `1h` after a temporary failure |
 //! | `[dispatch] lease` | `2m`: how long a send may take before another try takes it over |
+//! | `[http] listen` | `127.0.0.1:7070`: where `tend serve` listens unless `--listen` says |
 //! | `[http] header_timeout` | `10s`: to send a request's headers; also the keep-alive idle time |
 //! | `[http] body_timeout` | `30s`: to send a request's body |
 //! | `[http] max_connections` | `512` open at once |
@@ -41,8 +42,13 @@
 
 mod email;
 mod http;
+mod listen;
 pub use email::{Channels, EmailChannel, MAX_BOUNCE_LOCAL_PART, WebhookChannel};
 pub use http::Http;
+pub use listen::{
+    DEFAULT_LISTEN, ListenAddress, ListenAddressError, PublicUrlWarning, is_loopback,
+    public_url_warnings,
+};
 
 use crate::check::{Diagnostic, Fields, Report, expect_number, parse_toml};
 use crate::domain::{Email, StageName, TimeZoneName};
@@ -452,7 +458,7 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
     let channels = email::read_channels(report, &top);
     let tasks = read_tasks(report, &top);
     let dispatch = read_dispatch(report, &top);
-    let http = http::read_http(report, &top);
+    let (http, listen_at) = http::read_http(report, &top);
 
     let stage_order = stages.as_ref().map(|s| s.order.clone());
     let config = match (database_url, public_url, business, stages) {
@@ -477,6 +483,9 @@ pub(crate) fn read(report: &mut Report<'_>, doc: &DeTable<'_>) -> ConfigParts {
         }
         _ => None,
     };
+    if let Some(config) = &config {
+        listen::warn_about_public_url(report, &top, listen_at, config);
+    }
     ConfigParts {
         config,
         stages: stage_order,

@@ -1,23 +1,21 @@
-//! `tend agenda [--date YYYY-MM-DD]`: the day's tasks for people, as the team works
+//! `tend agenda [--date today|tomorrow|YYYY-MM-DD]`: the day's tasks for people, as the team works
 //! through them: overdue first, then by due time.
 
+use crate::args::Day;
 use crate::project::load_valid_project;
 use anyhow::Context;
-use jiff::civil::Date;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Prints the agenda of `date` (today in the business's time zone by default).
-pub fn run(config_path: &Path, date: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Prints the agenda of `day` (today in the business's time zone by default).
+pub fn run(config_path: &Path, day: Option<Day>) -> anyhow::Result<ExitCode> {
     let project = load_valid_project(config_path)?;
     let tz = project.config.business.timezone.time_zone();
-    let now = jiff::Timestamp::now();
-    let date = match date {
-        Some(text) => text
-            .parse::<Date>()
-            .with_context(|| format!("--date `{text}` is not a date as YYYY-MM-DD"))?,
-        None => now.to_zoned_datetime(tz.clone()).date(),
-    };
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let date = day
+        .unwrap_or(Day::Today)
+        .resolve(today)
+        .context("the date is out of range")?;
     let start = date
         .to_zoned_datetime(tz.clone())
         .context("the date is out of range")?

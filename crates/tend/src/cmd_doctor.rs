@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tend_core::config::Config;
+use tend_core::config::is_loopback;
 use tend_engine::{ChannelDelivery, RelayProbe, TlsMode};
 
 /// A write-ahead log larger than this means checkpoints are not keeping up.
@@ -67,9 +68,9 @@ impl Report {
     }
 }
 
-/// Runs every check on the business of `config_path`; `listen` is where the server is
-/// meant to listen when none is running.
-pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
+/// Runs every check on the business of `config_path`; `listen` (`--listen`, else
+/// `[http] listen`) is where the server is meant to listen when none is running.
+pub fn run(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCode> {
     let dir = project_dir(config_path);
     let mut report = Report::default();
     let config = check_config(config_path, &mut report);
@@ -89,7 +90,11 @@ pub fn run(config_path: &Path, listen: &str) -> anyhow::Result<ExitCode> {
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(check_smtp(config, &dir, &mut report));
         let running = database.as_deref().and_then(server_address);
-        check_public_url(config, running.as_deref(), listen, &mut report);
+        let planned = match listen {
+            Some(listen) => Planned::Flag(listen),
+            None => Planned::Config(&config.http.listen),
+        };
+        check_public_url(config, running.as_deref(), planned, &mut report);
         if let Some(database) = &database {
             for suffix in ["", "-wal", "-shm", ".lock"] {
                 let mut name = database.as_os_str().to_owned();
@@ -284,13 +289,26 @@ fn server_address(database: &Path) -> Option<String> {
     held.then_some(address)
 }
 
-fn check_public_url(config: &Config, running: Option<&str>, listen: &str, report: &mut Report) {
+/// Where the server will listen when none is running, and who said so.
+#[derive(Clone, Copy)]
+enum Planned<'a> {
+    /// `--listen`.
+    Flag(&'a str),
+    /// `[http] listen` (or its default).
+    Config(&'a str),
+}
+
+fn check_public_url(
+    config: &Config,
+    running: Option<&str>,
+    planned: Planned<'_>,
+    report: &mut Report,
+) {
     let url = config.public_url.trim_end_matches('/');
-    let listens = running.unwrap_or(listen);
-    let whose = if running.is_some() {
-        "the running server listens on"
-    } else {
-        "--listen is"
+    let (listens, whose) = match (running, planned) {
+        (Some(running), _) => (running, "the running server listens on"),
+        (None, Planned::Flag(listen)) => (listen, "--listen is"),
+        (None, Planned::Config(listen)) => (listen, "[http] listen is"),
     };
     let Some((scheme, rest)) = url.split_once("://") else {
         report.error(
@@ -365,13 +383,6 @@ fn port_of(authority: &str, scheme: &str) -> Option<u16> {
             _ => None,
         },
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Files owner-only (0600, folders 0700), owned by whoever runs Tend.

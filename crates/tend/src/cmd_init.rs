@@ -85,7 +85,7 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     let config = dir.join("tend.toml");
     let steps = [
         (
-            format!("tend check {}", dir.display()),
+            format!("tend check --config {}", config.display()),
             "validate everything",
         ),
         (

@@ -11,14 +11,16 @@ use tend_engine::{ChannelDelivery, Engine, EngineSettings, SystemClock};
 use tend_web::{AppState, HttpLimits, IngestRules};
 use tokio_util::sync::CancellationToken;
 
-/// Starts the server and the engine and blocks until a shutdown signal.
+/// Starts the server and the engine and blocks until a shutdown signal; `listen`
+/// (`--listen`) overrides `[http] listen`.
 pub fn run(
     config_path: &Path,
-    listen: &str,
+    listen: Option<&str>,
     log_format: crate::LogFormat,
 ) -> anyhow::Result<ExitCode> {
     crate::init_tracing_as("info", log_format);
     let project = Arc::new(load_valid_project(config_path)?);
+    let listen = listen.unwrap_or(&project.config.http.listen).to_owned();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // Before the store opens: a second engine would give back the first one's leases.
     let mut lock = match project.config.database_url.strip_prefix("sqlite://") {
@@ -64,7 +66,7 @@ pub fn run(
         };
         let processes =
             serde_json::to_value(&project.processes).context("serializing processes")?;
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
@@ -73,6 +75,16 @@ pub fn run(
         }
         let signalled = shutdown_signal()?;
         tracing::info!(%address, processes = project.processes.len(), "tend is serving");
+        // What `tend check` warns about, said again for where this server really is: a
+        // --listen that moved it away from public_url leaves every unsubscribe link dead.
+        let asked = tend_core::config::ListenAddress::parse(&listen).ok();
+        let bound = match asked {
+            Some(asked) if asked.port != 0 => listen.clone(),
+            _ => address.to_string(),
+        };
+        for warning in tend_core::config::public_url_warnings(&project.config.public_url, &bound) {
+            tracing::warn!("{warning}");
+        }
         // On stdout too, so scripts and tests that asked for port 0 learn the port.
         println!("listening on http://{address}");
 

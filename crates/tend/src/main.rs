@@ -1,6 +1,7 @@
 //! The `tend` command line: one binary for init, check, serve, simulate, import,
 //! tokens, backup and restore.
 
+mod args;
 mod cmd_agenda;
 mod cmd_backup;
 mod cmd_check;
@@ -36,31 +37,36 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
-    /// Validate tend.toml, every process and every template in DIR.
+    /// Validate tend.toml, every process and every template; print each problem as
+    /// path:line:col (exit 1 on an error; warnings alone exit 0).
     Check {
-        /// Folder holding tend.toml.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        /// Folder holding tend.toml (the same as --config DIR/tend.toml).
+        #[arg(value_parser = args::project_folder, conflicts_with = "config")]
+        dir: Option<PathBuf>,
+        /// Path to tend.toml; ./tend.toml when neither this nor DIR is given.
+        #[arg(long, value_parser = args::config_file)]
+        config: Option<PathBuf>,
     },
     /// Run the API, the ingest endpoints and the engine.
     Serve {
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: String,
+        /// Address to listen on (host:port); `[http] listen` in tend.toml, else
+        /// 127.0.0.1:7070, when not given.
+        #[arg(long, value_parser = args::listen_address)]
+        listen: Option<String>,
         /// `text` for people, `json` (one object a line) for log shippers.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
     },
     /// Print the tasks for people on one day (today by default).
     Agenda {
-        /// The day, as YYYY-MM-DD, in the business's time zone.
-        #[arg(long)]
-        date: Option<String>,
+        /// The day: today, tomorrow or YYYY-MM-DD, in the business's time zone.
+        #[arg(long, value_parser = args::day)]
+        date: Option<args::Day>,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Print a report on the business: funnel, conversion, pace or neglect.
@@ -72,13 +78,14 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Simulate your marketing three ways (Tend's pacer, campaign bursts, unthrottled)
     /// on the real engine, on one seed or many; writes summary.json and report.html.
     Simulate {
         /// The scenario file (`tend init` writes a starter scenario.toml).
+        #[arg(value_parser = args::input_file)]
         scenario: PathBuf,
         /// Folder for summary.json and report.html; created if missing.
         #[arg(long, default_value = "simulation")]
@@ -105,7 +112,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Write a consistent snapshot of the live database to FILE (owner-only); safe
@@ -117,27 +124,29 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Replace the database with a snapshot from `tend backup`, after checking it; only
     /// while no server runs. The old database is kept as `….before-restore`.
     Restore {
         /// The snapshot.
+        #[arg(value_parser = args::input_file)]
         file: PathBuf,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Check the configuration, the database, the SMTP relay, public_url and file
     /// permissions; print each as ok, warning or error with the fix; exit 1 on an error.
     Doctor {
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
-        /// Where `tend serve` listens, when it is not running (a running one says).
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: String,
+        /// Where `tend serve` listens, when it is not running (a running one says);
+        /// `[http] listen` in tend.toml, else 127.0.0.1:7070, when not given.
+        #[arg(long, value_parser = args::listen_address)]
+        listen: Option<String>,
     },
     /// Import records from a file.
     Import {
@@ -163,12 +172,13 @@ enum UserAction {
     /// first line of standard input when that is not a terminal.
     Add {
         /// The address they log in with.
+        #[arg(value_parser = args::email)]
         email: String,
         /// `owner` (everything) or `staff` (Today and Contacts).
-        #[arg(long)]
+        #[arg(long, value_parser = ["owner", "staff"])]
         role: String,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
 }
@@ -178,9 +188,10 @@ enum ImportKind {
     /// Upsert contacts by email from a CSV file (columns email, name, stage, timezone, …).
     Contacts {
         /// The CSV file.
+        #[arg(value_parser = args::input_file)]
         file: PathBuf,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
 }
@@ -190,28 +201,29 @@ enum TokenAction {
     /// Create a token and print it once on stdout.
     Create {
         /// A name to recognise the token by.
-        #[arg(long)]
+        #[arg(long, value_parser = args::name)]
         name: String,
         /// `write` (Segment ingest only), `admin` (everything), `calendar` (the
         /// agenda feed, /agenda.ics?token=…, only) or `metrics` (/metrics only).
-        #[arg(long, default_value = "write")]
+        #[arg(long, default_value = "write", value_parser = ["write", "admin", "calendar", "metrics"])]
         scope: String,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// List tokens: name, scope, when created, when last used.
     List {
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
     /// Revoke a token by name; a running server refuses it at once.
     Revoke {
         /// The token's name.
+        #[arg(value_parser = args::name)]
         name: String,
         /// Path to tend.toml.
-        #[arg(long, default_value = "tend.toml")]
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
     },
 }
@@ -285,16 +297,33 @@ async fn open_store(
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version, asked for or shown for a bare `tend`, print as clap lays them out.
+        Err(err)
+            if !err.use_stderr()
+                || err.kind()
+                    == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            eprint!("{}", usage_error(&err.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Init { dir } => cmd_init::run(&dir),
-        Command::Check { dir } => cmd_check::run(&dir),
+        Command::Check { dir, config } => {
+            let config = config.or(dir).unwrap_or_else(|| PathBuf::from("tend.toml"));
+            cmd_check::run(&config)
+        }
         Command::Serve {
             config,
             listen,
             log_format,
-        } => cmd_serve::run(&config, &listen, log_format),
-        Command::Agenda { date, config } => cmd_agenda::run(&config, date.as_deref()),
+        } => cmd_serve::run(&config, listen.as_deref(), log_format),
+        Command::Agenda { date, config } => cmd_agenda::run(&config, date),
         Command::Report {
             report,
             days,
@@ -318,7 +347,7 @@ fn main() -> ExitCode {
             config,
         } => cmd_backup::backup(&config, &file, force),
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
-        Command::Doctor { config, listen } => cmd_doctor::run(&config, &listen),
+        Command::Doctor { config, listen } => cmd_doctor::run(&config, listen.as_deref()),
         Command::Import {
             what: ImportKind::Contacts { file, config },
         } => cmd_import::run(&config, &file),
@@ -348,8 +377,69 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's report of a usage error with its first paragraph on one line (clap puts a
+/// missing argument's name, or the values allowed, on lines of their own), so every
+/// error of `tend` is one `error:` line; the usage and hint after it stay as they are.
+fn usage_error(rendered: &str) -> String {
+    let (head, rest) = rendered.split_once("\n\n").unwrap_or((rendered, ""));
+    let head: Vec<&str> = head
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut text = head.join(" ");
+    text.push('\n');
+    if !rest.is_empty() {
+        text.push('\n');
+        text.push_str(rest);
+    }
+    text
+}
+
+/// An error and its causes on one line, each said once: a context that already quotes
+/// its cause (as `path: No such file…` does) is not followed by the cause again.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.as_str()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{error_chain, usage_error};
+
+    #[test]
+    fn a_usage_error_is_one_line_then_the_usage() {
+        let rendered = "error: the following required arguments were not provided:\n  <FILE>\n\n\
+                        Usage: tend backup <FILE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(rendered),
+            "error: the following required arguments were not provided: <FILE>\n\n\
+             Usage: tend backup <FILE>\n\nFor more information, try '--help'.\n"
+        );
+    }
+
+    #[test]
+    fn a_cause_already_quoted_by_its_context_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err = anyhow::Error::new(io).context("missing.toml: No such file");
+        assert_eq!(error_chain(&err), "missing.toml: No such file");
+        let err = anyhow::anyhow!("disk full").context("writing summary.json");
+        assert_eq!(error_chain(&err), "writing summary.json: disk full");
     }
 }

@@ -171,8 +171,8 @@ fn a_broken_project_lists_every_error_with_its_position() {
         "processes/new-inquiry.toml:39:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
         "templates/referral.md:1:16: template syntax:",
         "templates/welcome.md:5:34: unknown variable `bussiness.name`; did you mean `business.name`?",
-        "tend.toml:15:12: `timezone`: `Europe/Rom` is not a known IANA time zone",
-        "tend.toml:64:11: `min_gap`: duration `3x` has an unknown unit",
+        "tend.toml:16:12: `timezone`: `Europe/Rom` is not a known IANA time zone",
+        "tend.toml:65:11: `min_gap`: duration `3x` has an unknown unit",
     ];
     for line in expected {
         assert!(
@@ -218,4 +218,106 @@ fn serve_refuses_a_database_it_cannot_open_and_keeps_the_password_out_of_the_err
         !tmp.path().join("biz/tend.db").exists(),
         "nothing is written"
     );
+}
+
+#[test]
+fn check_warns_about_public_url_with_its_place_and_still_passes() {
+    let tmp = TempDir::new().unwrap();
+    assert!(tend(&["init", "biz"], tmp.path()).status.success());
+    let config = tmp.path().join("biz/tend.toml");
+    // The starter's http://127.0.0.1:7070: valid, but no one-click unsubscribe.
+    let out = tend(&["check", "--config", "biz/tend.toml"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0]
+            .starts_with("tend.toml:10:14: warning: public_url http://127.0.0.1:7070 is not https")
+            && lines[0].contains("RFC 8058"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("(1 warning)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // An https address, but the server moved to another port of the same host.
+    edit(
+        &config,
+        "public_url = \"http://127.0.0.1:7070\"",
+        "public_url = \"https://10.0.0.5:7070\"",
+    );
+    edit(
+        &config,
+        "listen = \"127.0.0.1:7070\"",
+        "listen = \"10.0.0.5:8080\"",
+    );
+    let out = tend(&["check", "biz"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let listen_line = fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("listen = "))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [format!(
+            "tend.toml:{listen_line}:10: warning: unsubscribe links point at public_url \
+             https://10.0.0.5:7070, but `tend serve` listens on 10.0.0.5:8080, so nothing \
+             answers them there; make public_url the address contacts reach this server at, \
+             or listen where it points"
+        )],
+    );
+
+    // Behind a proxy with https: nothing to say. A bad listen address is an error.
+    edit(
+        &config,
+        "public_url = \"https://10.0.0.5:7070\"",
+        "public_url = \"https://tend.example.com\"",
+    );
+    edit(
+        &config,
+        "listen = \"10.0.0.5:8080\"",
+        "listen = \"127.0.0.1:7070\"",
+    );
+    let out = tend(&["check", "biz"], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    edit(
+        &config,
+        "listen = \"127.0.0.1:7070\"",
+        "listen = \"localhost\"",
+    );
+    let out = tend(&["check", "biz"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "tend.toml:{listen_line}:10: `listen`: `localhost` has no port"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_warns_at_start_when_listen_moves_it_away_from_public_url() {
+    // The starter's public_url is http://127.0.0.1:7070; the test server is elsewhere.
+    let business = tend_testkit::Business::init(env!("CARGO_BIN_EXE_tend"));
+    let server = business.serve();
+    let log = server.log();
+    let moved = format!(
+        "unsubscribe links point at public_url http://127.0.0.1:7070, but `tend serve` \
+         listens on {}",
+        server.address()
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains(&moved)),
+        "{log}"
+    );
+    assert!(log.contains("RFC 8058"), "{log}");
 }

@@ -1,11 +1,14 @@
-//! `[http]`: how long and how many, for the server's connections.
+//! `[http]`: where the server listens, and how long and how many for its connections.
 
 use super::Duration;
+use super::listen::{DEFAULT_LISTEN, ListenAddress};
 use crate::check::{Fields, Report};
 
-/// `[http]`: the bounds every HTTP connection lives within.
+/// `[http]`: where the server listens and the bounds every HTTP connection lives within.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Http {
+    /// Where `tend serve` listens (`host:port`) unless `--listen` says otherwise.
+    pub listen: String,
     /// How long a client may take to send a request's headers, counted from when its
     /// connection opened or its previous response ended; so also how long an idle
     /// keep-alive connection stays open.
@@ -22,6 +25,7 @@ pub struct Http {
 impl Default for Http {
     fn default() -> Self {
         Http {
+            listen: DEFAULT_LISTEN.to_owned(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 512,
@@ -30,7 +34,8 @@ impl Default for Http {
     }
 }
 
-pub(super) fn read_http(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Http {
+/// Reads `[http]`; also returns where `listen` is written, for warnings about it.
+pub(super) fn read_http(report: &mut Report<'_>, top: &Fields<'_, '_>) -> (Http, Option<usize>) {
     let mut http = Http::default();
     let Some(fields) = top.get("http").and_then(|item| {
         Fields::nested(
@@ -38,6 +43,7 @@ pub(super) fn read_http(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Http {
             item,
             "[http]",
             &[
+                "listen",
                 "header_timeout",
                 "body_timeout",
                 "max_connections",
@@ -45,7 +51,7 @@ pub(super) fn read_http(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Http {
             ],
         )
     }) else {
-        return http;
+        return (http, None);
     };
     if let Some(n) = fields.count(report, "max_connections") {
         if *n.get_ref() == 0 {
@@ -65,7 +71,12 @@ pub(super) fn read_http(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Http {
             *slot = d.into_inner();
         }
     }
-    http
+    let mut listen_at = None;
+    if let Some(listen) = fields.parsed(report, "listen", ListenAddress::parse) {
+        listen_at = Some(listen.span().start);
+        http.listen = listen.into_inner().to_string();
+    }
+    (http, listen_at)
 }
 
 #[cfg(test)]
@@ -84,14 +95,15 @@ mod tests {
         assert_eq!(c.http.max_connections, 64);
         assert_eq!(c.http.body_timeout, Http::default().body_timeout);
         assert_eq!(c.http.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.http.listen, "127.0.0.1:7070");
 
-        let text = "[business]\nname = \"X\"\n[http]\nmax_connections = 0\nshutdown_grace = \"0s\"\nidle = \"1m\"\n";
+        let text = "[business]\nname = \"X\"\n[http]\nmax_connections = 0\nshutdown_grace = \"0s\"\nidle = \"1m\"\nlisten = \"7070\"\n";
         let errors: Vec<String> = Config::parse("tend.toml", text)
             .unwrap_err()
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(
             errors[0].starts_with("tend.toml:6:1:") && errors[0].contains("idle"),
             "{errors:?}"
@@ -103,6 +115,10 @@ mod tests {
         assert_eq!(
             errors[2],
             "tend.toml:5:18: `shutdown_grace` must be longer than zero"
+        );
+        assert_eq!(
+            errors[3],
+            "tend.toml:7:10: `listen`: `7070` has no port: write it as host:port, e.g. 127.0.0.1:7070"
         );
     }
 }
