@@ -124,6 +124,22 @@ impl serde::Serialize for Duration {
     }
 }
 
+/// In the OpenAPI document: a string of an integer and a unit, as in the config files.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Duration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9]+[smhdw]$"))
+            .description(Some("An integer and a unit: `90m`, `12h`, `2d`, `1w`."))
+            .examples(["2d"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Duration {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

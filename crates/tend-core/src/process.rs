@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 /// One process file, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Process {
     /// The file stem (`new-inquiry` for `processes/new-inquiry.toml`): stable across
     /// renames of `name`, so enrollments refer to it.
@@ -38,6 +39,7 @@ pub struct Process {
 /// The trigger that enrolls a contact; serialized as in the file, `{"stage": "lead"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Enroll {
     /// On entering this stage.
     Stage(StageName),
@@ -47,6 +49,7 @@ pub enum Enroll {
 
 /// Events and stages that end an enrollment early.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Exit {
     /// Event names.
     pub events: Vec<String>,
@@ -57,6 +60,7 @@ pub struct Exit {
 /// One touch. Serialized flat: `{"wait": "2d", "channel": "task", "title": …,
 /// "minutes": 15, "intent": "offer"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Step {
     /// After enrollment for the first step, after the previous step otherwise.
     pub wait: Duration,
@@ -70,6 +74,7 @@ pub struct Step {
 /// How a step touches the contact: its channel and what that channel needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum StepChannel {
     /// Send `templates/<template>.md`.
     Email {

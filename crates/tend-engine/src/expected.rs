@@ -17,6 +17,7 @@ const SHOWN_DELAY_PRIOR_DAYS: f64 = 3.0;
 
 /// What Tend has learned about one offer step, as `GET /api/pace` shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OfferStepView {
     /// The process's id (its file stem).
     pub process: String,

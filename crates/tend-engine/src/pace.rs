@@ -15,6 +15,7 @@ use tend_store::PacingSnapshot;
 
 /// Capacity as the pace report shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CapacityView {
     /// Work items the business can take on per week.
     pub per_week: f64,
@@ -34,6 +35,7 @@ pub struct CapacityView {
 
 /// The budgets' shortfall against the `max_gap` promise.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeficitView {
     /// Whether every limited resource covers the promise.
     pub covered: bool,
@@ -47,6 +49,7 @@ pub struct DeficitView {
 
 /// Everything `GET /api/pace` shows.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaceReport {
     /// When it was computed.
     pub at: Timestamp,

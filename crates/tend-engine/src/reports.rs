@@ -13,6 +13,7 @@ use tend_store::{NeglectRow, Store, StoreError};
 
 /// Contacts per stage and the moves between stages in a period.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunnelReport {
     /// Start of the period.
     pub from: Timestamp,
@@ -26,6 +27,7 @@ pub struct FunnelReport {
 
 /// One stage's head count.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageCount {
     /// The stage.
     pub stage: String,
@@ -35,6 +37,7 @@ pub struct StageCount {
 
 /// How many contacts moved from one stage to another.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageMove {
     /// The stage left; `None` for contacts first seen in the period.
     pub from: Option<String>,
@@ -46,6 +49,7 @@ pub struct StageMove {
 
 /// How many touches it took before contacts converted.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConversionReport {
     /// The stage counted as a conversion.
     pub stage: String,
@@ -61,6 +65,7 @@ pub struct ConversionReport {
 
 /// One histogram bucket.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bucket {
     /// `0`…`30` or `31+`.
     pub touches: String,
@@ -70,6 +75,7 @@ pub struct Bucket {
 
 /// One business day of pacing.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaceDay {
     /// The day, in the business's time zone.
     pub date: String,
@@ -91,6 +97,7 @@ pub struct PaceDay {
 
 /// Per day, touches against budget and work against capacity.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaceHistory {
     /// Oldest first.
     pub days: Vec<PaceDay>,
@@ -98,6 +105,7 @@ pub struct PaceHistory {
 
 /// One contact's standing against its promise.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NeglectEntry {
     /// The process key.
     pub process: String,
@@ -110,6 +118,7 @@ pub struct NeglectEntry {
 
 /// The contacts closest to or past their process's `max_gap`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NeglectReport {
     /// When it was computed.
     pub at: Timestamp,

@@ -67,6 +67,7 @@ impl Default for ForecastOptions {
 
 /// The whole forecast, as `tend forecast --json` and `GET /api/forecast` show it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Forecast {
     /// When it starts (the live database's "now").
     pub from: Timestamp,
@@ -105,6 +106,7 @@ pub struct Forecast {
 
 /// One business day of the forecast.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ForecastDay {
     /// The business date.
     pub date: Date,
@@ -126,6 +128,7 @@ pub struct ForecastDay {
 
 /// One week's work against capacity.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkWeek {
     /// Its first day in the forecast (a Monday, except the first week).
     pub from: Date,
@@ -141,6 +144,7 @@ pub struct WorkWeek {
 
 /// One limited resource's use against its windows.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BudgetForecast {
     /// `emails`, `webhooks`, `staff_minutes` or `money`.
     pub resource: String,
@@ -150,6 +154,7 @@ pub struct BudgetForecast {
 
 /// Use of one budget window over the forecast.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowUse {
     /// `day`, `week` (Monday to Sunday) or `month`.
     pub window: String,
@@ -167,6 +172,7 @@ pub struct WindowUse {
 
 /// An enrollment that passes its process's `max_gap`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeadAtRisk {
     /// The contact's id.
     pub contact_id: i64,
@@ -182,6 +188,7 @@ pub struct LeadAtRisk {
 
 /// What keeping every promise would take.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Needed {
     /// Per limited resource, the peak use of each limited window when nothing is held
     /// back for budget or capacity.

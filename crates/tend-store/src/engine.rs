@@ -435,6 +435,7 @@ pub enum DispatchResult {
 
 /// A task as the agenda shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     /// The task's touch id.
     pub id: TouchId,
@@ -506,6 +507,7 @@ pub struct Erasure {
 
 /// An enrollment as a contact's page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentView {
     /// Its id.
     pub id: i64,
@@ -529,6 +531,7 @@ pub struct EnrollmentView {
 
 /// A touch as a contact's page shows it, with the pacer's last decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TouchView {
     /// Its id.
     pub id: TouchId,
@@ -610,6 +613,7 @@ pub struct Conversion {
 
 /// An active enrollment with the deadline of its `max_gap` promise.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NeglectRow {
     /// Who.
     pub contact_id: ContactId,

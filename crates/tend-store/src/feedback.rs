@@ -86,6 +86,7 @@ pub struct TouchRecipient {
 
 /// Reports recorded so far, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedbackCounts {
     /// Hard bounces.
     pub hard_bounces: u64,

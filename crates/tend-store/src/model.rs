@@ -109,6 +109,7 @@ pub struct StageChange {
 
 /// A person, as the API shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Stable id; never reused, even after an erasure.
     pub id: ContactId,
@@ -149,6 +150,7 @@ pub struct ContactQuery {
 
 /// One page of contacts and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactPage {
     /// In ascending id order.
     pub contacts: Vec<Contact>,
@@ -159,6 +161,7 @@ pub struct ContactPage {
 /// One line of a contact's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TimelineEntry {
     /// A tracked event.
     Event {

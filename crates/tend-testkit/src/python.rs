@@ -1,11 +1,12 @@
 //! The Python interpreter the peers run on, and the modules they need.
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Every Python package the test suite uses, as `pip install` takes them.
-pub const PIP_PACKAGES: &str =
-    "aiosmtpd standardwebhooks icalendar segment-analytics-python prometheus-client playwright";
+pub const PIP_PACKAGES: &str = "aiosmtpd standardwebhooks icalendar segment-analytics-python \
+     prometheus-client playwright openapi-spec-validator schemathesis";
 
 /// The Python interpreter: `TEND_TEST_PYTHON` or `python3`.
 pub fn python() -> String {
@@ -37,7 +38,26 @@ pub fn require_python_module(module: &str) {
 
 /// Runs `python -c script args…` with `stdin` written to it; its whole output.
 pub fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(python())
+    spawn(Command::new(python()), script, args, stdin)
+}
+
+/// [`run_python`] in the folder `dir` (for tools that leave caches where they run)
+/// with environment variables added (for secrets a command line would show to every
+/// user of the machine).
+pub fn run_python_in(
+    dir: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> Output {
+    let mut command = Command::new(python());
+    command.current_dir(dir).envs(env.iter().copied());
+    spawn(command, script, args, stdin)
+}
+
+fn spawn(mut command: Command, script: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = command
         .arg("-c")
         .arg(script)
         .args(args)

@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The `code` of an error response, left on the response for the metrics.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +66,52 @@ impl AppError {
     }
 }
 
+/// The body of every error response: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for a program (`code`, `field`) and for a person (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The kind of error; also the `reason` label of `tend_ingest_rejected_total`.
+    #[schema(value_type = ErrorCodeName)]
+    pub code: &'static str,
+    /// What was wrong, in words; never internals.
+    pub message: String,
+    /// Where: a field path such as `batch[3].traits.email`, a query parameter, or
+    /// `body` for the body as a whole. Absent when the error is not about the input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Every `code` an [`ErrorDetail`] can carry; the body carries it as a string.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code, reason = "only its OpenAPI schema is used")]
+pub enum ErrorCodeName {
+    /// A field is invalid (400); `field` names it.
+    Invalid,
+    /// The body is not what the route reads: not JSON, bad gzip (400).
+    Malformed,
+    /// No credentials, or unknown ones (401).
+    Unauthorized,
+    /// The credentials may not use this route (403).
+    Forbidden,
+    /// No such contact, task or route (404).
+    NotFound,
+    /// The resource is not in a state that allows it (409).
+    Conflict,
+    /// The body or one message is over its limit (413).
+    TooLarge,
+    /// The body did not arrive in time (408).
+    Timeout,
+    /// A fault of the server's, logged (500).
+    Internal,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
@@ -88,16 +135,20 @@ impl IntoResponse for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let mut body = json!({ "error": { "code": code, "message": self.to_string() } });
-        match &self {
-            AppError::Invalid { field, .. } => body["error"]["field"] = json!(field),
+        let field = match &self {
+            AppError::Invalid { field, .. } => Some(field.clone()),
             // What was wrong is the body as a whole.
-            AppError::Malformed(_) | AppError::BodyTimeout(_) => {
-                body["error"]["field"] = json!("body")
-            }
-            AppError::TooLarge { what, .. } => body["error"]["field"] = json!(what),
-            _ => {}
-        }
+            AppError::Malformed(_) | AppError::BodyTimeout(_) => Some("body".to_owned()),
+            AppError::TooLarge { what, .. } => Some(what.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                field,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(code));
         if status == StatusCode::UNAUTHORIZED {

@@ -3,12 +3,12 @@
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::path::PathBuf;
-use tend_sim::forecast::{ForecastError, ForecastOptions, forecast_file};
+use tend_sim::forecast::{Forecast, ForecastError, ForecastOptions, forecast_file};
 use tokio::sync::Semaphore;
 
 /// Where the forecast copies the live business from.
@@ -29,9 +29,14 @@ impl ForecastSource {
 }
 
 /// Query of `GET /api/forecast`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastParams {
+    /// Weeks to forecast, 1 to 52 (default 12).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 52)]
     weeks: Option<String>,
+    /// Weeks of history the arrivals are estimated from, 1 to 52 (default 4).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 52)]
     history: Option<String>,
 }
 
@@ -51,10 +56,22 @@ fn weeks_param(value: Option<&str>, field: &str, default: u32) -> Result<u32, Ap
 /// `GET /api/forecast?weeks=12&history=4` (admin token): touches per day against each
 /// budget, work per week against capacity, leads passing `max_gap` and when, and what
 /// would keep every promise.
+#[utoipa::path(
+    get,
+    path = "/api/forecast",
+    tag = "forecast",
+    params(ForecastParams),
+    responses(
+        (status = 200, description = "The forecast; nothing is sent.", body = Forecast),
+        (status = 404, description = "The database is not a SQLite file.", body = crate::error::ErrorBody),
+        (status = 409, description = "A forecast is already running.", body = crate::error::ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn forecast(
     State(state): State<AppState>,
     Query(params): Query<ForecastParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Forecast>, AppError> {
     let defaults = ForecastOptions::default();
     let options = ForecastOptions {
         weeks: weeks_param(params.weeks.as_deref(), "weeks", defaults.weeks)?,
@@ -74,5 +91,5 @@ pub async fn forecast(
             ForecastError::Store(e) => AppError::Internal(e),
             other => AppError::Failed(other.to_string()),
         })?;
-    Ok(Json(json!(forecast)))
+    Ok(Json(forecast))
 }

@@ -6,8 +6,10 @@ mod auth;
 mod body;
 pub mod console;
 mod error;
+mod extract;
 mod forecast;
 mod observe;
+mod openapi;
 mod pace;
 mod reports;
 mod security;
@@ -16,19 +18,21 @@ mod serve;
 mod tasks;
 mod unsubscribe;
 
-pub use error::AppError;
+pub use error::{AppError, ErrorBody};
 pub use segment::validate_body as validate_segment_body;
 pub use serve::{HttpLimits, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tend_core::StageName;
 use tend_engine::{Engine, Metrics};
 use tend_store::{IngestMessage, IngestOutcome, Store, StoreError};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The parts of the business's configuration that ingest applies to every message.
 #[derive(Debug, Clone)]
@@ -126,39 +130,43 @@ impl AppState {
 }
 
 /// Every route Tend serves. Each group of routes is wrapped in its guard, which checks
-/// the caller's token before a handler runs or a body is read; only `/healthz` and the
-/// signed unsubscribe links are public.
+/// the caller's token before a handler runs or a body is read; only `/healthz`, the
+/// OpenAPI document and the signed unsubscribe links are public.
+///
+/// The `/v1` and `/api` routes are registered with their OpenAPI operations
+/// (`utoipa_axum::routes!`), so none can be served without appearing in
+/// `/api/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let ingest = Router::new()
-        .route("/v1/identify", post(segment::identify))
-        .route("/v1/track", post(segment::track))
-        .route("/v1/page", post(segment::page))
-        .route("/v1/screen", post(segment::screen))
-        .route("/v1/group", post(segment::group))
-        .route("/v1/alias", post(segment::alias))
-        .route("/v1/batch", post(segment::batch))
+    let ingest = OpenApiRouter::new()
+        .routes(routes!(segment::identify))
+        .routes(routes!(segment::track))
+        .routes(routes!(segment::page))
+        .routes(routes!(segment::screen))
+        .routes(routes!(segment::group))
+        .routes(routes!(segment::alias))
+        .routes(routes!(segment::batch))
         .route_layer(from_fn_with_state(state.clone(), auth::write_key));
-    let api = Router::new()
-        .route("/api/contacts", get(api::list_contacts))
-        .route(
-            "/api/contacts/{id}",
-            get(api::get_contact).delete(api::erase_contact),
-        )
-        .route("/api/processes", get(api::list_processes))
-        .route("/api/pace", get(pace::pace))
-        .route("/api/forecast", get(forecast::forecast))
-        .route("/api/capacity", put(pace::set_capacity))
-        .route("/api/reports/funnel", get(reports::funnel))
-        .route(
-            "/api/reports/touches-to-conversion",
-            get(reports::touches_to_conversion),
-        )
-        .route("/api/reports/pace", get(reports::pace))
-        .route("/api/reports/neglect", get(reports::neglect))
-        .route("/api/tasks", get(tasks::agenda))
-        .route("/api/tasks/{id}/complete", post(tasks::complete))
-        .route("/api/tasks/{id}/skip", post(tasks::skip))
+    let api = OpenApiRouter::new()
+        .routes(routes!(api::list_contacts))
+        .routes(routes!(api::get_contact, api::erase_contact))
+        .routes(routes!(api::list_processes))
+        .routes(routes!(pace::pace))
+        .routes(routes!(forecast::forecast))
+        .routes(routes!(pace::set_capacity))
+        .routes(routes!(reports::funnel))
+        .routes(routes!(reports::touches_to_conversion))
+        .routes(routes!(reports::pace))
+        .routes(routes!(reports::neglect))
+        .routes(routes!(tasks::agenda))
+        .routes(routes!(tasks::complete))
+        .routes(routes!(tasks::skip))
         .route_layer(from_fn_with_state(state.clone(), auth::admin_only));
+    let (documented, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(ingest)
+        .merge(api)
+        .split_for_parts();
+    openapi::complete(&mut document);
+    let spec = openapi::Rendered::new(&document);
     let metrics = Router::new()
         .route("/metrics", get(pace::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::metrics_only));
@@ -170,10 +178,13 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe::page).post(unsubscribe::one_click),
         )
-        .route("/healthz", get(api::healthz));
+        .route("/healthz", get(api::healthz))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { spec.response() }),
+        );
     Router::new()
-        .merge(ingest)
-        .merge(api)
+        .merge(documented)
         .merge(metrics)
         .merge(calendar)
         .merge(public)

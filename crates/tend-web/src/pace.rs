@@ -8,21 +8,58 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::fmt::Write;
+use tend_engine::CapacityView;
 use tend_engine::PaceReport;
 
 /// `GET /api/pace`: budgets, capacity, held-back touches by reason, the deficit.
+#[utoipa::path(
+    get,
+    path = "/api/pace",
+    tag = "pace",
+    responses((status = 200, description = "What the pacer is doing now.", body = PaceReport)),
+    security(("admin_token" = []))
+)]
 pub async fn pace(State(state): State<AppState>) -> Result<Json<PaceReport>, AppError> {
     Ok(Json(state.engine()?.pace().await?))
 }
 
+/// Body of `PUT /api/capacity`.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "only its OpenAPI schema is used; the handler reads the body field by field"
+)]
+pub struct OpenWorkBody {
+    /// The work items open now, 0 to 1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    open_work: f64,
+}
+
+/// The answer of `PUT /api/capacity`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CapacityReply {
+    /// Capacity after the change.
+    capacity: CapacityView,
+}
+
 /// `PUT /api/capacity` with `{"open_work": N}`: the work items open now, for businesses
 /// that do not send `[work]` events. Answers with the capacity after the change.
+#[utoipa::path(
+    put,
+    path = "/api/capacity",
+    tag = "pace",
+    request_body(content = OpenWorkBody, content_type = "application/json"),
+    responses((status = 200, description = "Capacity after the change.", body = CapacityReply)),
+    security(("admin_token" = []))
+)]
 pub async fn set_capacity(
     State(state): State<AppState>,
     Limited(body): Limited<COMMAND_BYTES>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<CapacityReply>, AppError> {
     let engine = state.engine()?;
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::Malformed(format!("body is not a JSON object: {e}")))?;
@@ -58,7 +95,9 @@ pub async fn set_capacity(
     // Offers held for capacity may fit now.
     engine.wake();
     let report = engine.pace().await?;
-    Ok(Json(json!({ "capacity": report.capacity })))
+    Ok(Json(CapacityReply {
+        capacity: report.capacity,
+    }))
 }
 
 /// `GET /metrics`, for metrics or admin tokens: the pace report as Prometheus gauges,

@@ -2,26 +2,40 @@
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tend_engine::reports;
+use tend_engine::reports::{self, ConversionReport, FunnelReport, NeglectReport, PaceHistory};
+use utoipa::IntoParams;
 
 /// Query of `GET /api/reports/funnel`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelParams {
+    /// First day, `YYYY-MM-DD` in the business's time zone (default: 29 days before `to`).
+    #[param(value_type = Option<String>, format = Date)]
     from: Option<String>,
+    /// Last day, included (default: today).
+    #[param(value_type = Option<String>, format = Date)]
     to: Option<String>,
 }
 
 /// `GET /api/reports/funnel?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the last 30 days).
+#[utoipa::path(
+    get,
+    path = "/api/reports/funnel",
+    tag = "reports",
+    params(FunnelParams),
+    responses((status = 200, description = "Contacts per stage and the moves between them.", body = FunnelReport)),
+    security(("admin_token" = []))
+)]
 pub async fn funnel(
     State(state): State<AppState>,
     Query(params): Query<FunnelParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<FunnelReport>, AppError> {
     let engine = state.engine()?;
     let project = engine.project();
     let tz = project.config.business.timezone.time_zone();
@@ -48,20 +62,30 @@ pub async fn funnel(
         "to",
     )?;
     let report = reports::funnel(engine.store().as_ref(), project, start, end).await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 /// Query of `GET /api/reports/touches-to-conversion`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConversionParams {
+    /// The stage counted as a conversion (default: the stage after `lead`, or the last).
     stage: Option<String>,
 }
 
 /// `GET /api/reports/touches-to-conversion?stage=customer`.
+#[utoipa::path(
+    get,
+    path = "/api/reports/touches-to-conversion",
+    tag = "reports",
+    params(ConversionParams),
+    responses((status = 200, description = "Touches before contacts reached the stage.", body = ConversionReport)),
+    security(("admin_token" = []))
+)]
 pub async fn touches_to_conversion(
     State(state): State<AppState>,
     Query(params): Query<ConversionParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConversionReport>, AppError> {
     let engine = state.engine()?;
     let project = engine.project();
     let stage = match params.stage.as_deref().filter(|s| !s.is_empty()) {
@@ -73,21 +97,33 @@ pub async fn touches_to_conversion(
         None => reports::default_conversion_stage(project),
     };
     let report = reports::touches_to_conversion(engine.store().as_ref(), &stage).await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 /// Query of `GET /api/reports/pace`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PaceParams {
+    /// Days back from today, 1 to 366 (default 30).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 366)]
     days: Option<String>,
 }
 
 /// `GET /api/reports/pace?days=30`: per day, touches against budget and work opened
 /// against capacity.
+#[utoipa::path(
+    get,
+    path = "/api/reports/pace",
+    operation_id = "pace_history",
+    tag = "reports",
+    params(PaceParams),
+    responses((status = 200, description = "Per day, touches against budget and work against capacity.", body = PaceHistory)),
+    security(("admin_token" = []))
+)]
 pub async fn pace(
     State(state): State<AppState>,
     Query(params): Query<PaceParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PaceHistory>, AppError> {
     let engine = state.engine()?;
     let days = number_param(params.days.as_deref(), "days", 30, 366)?;
     let report = reports::pace_history(
@@ -97,20 +133,31 @@ pub async fn pace(
         days,
     )
     .await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 /// Query of `GET /api/reports/neglect`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NeglectParams {
+    /// Contacts listed, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
 /// `GET /api/reports/neglect?limit=50`: the contacts closest to or past `max_gap`.
+#[utoipa::path(
+    get,
+    path = "/api/reports/neglect",
+    tag = "reports",
+    params(NeglectParams),
+    responses((status = 200, description = "The contacts closest to or past their max_gap.", body = NeglectReport)),
+    security(("admin_token" = []))
+)]
 pub async fn neglect(
     State(state): State<AppState>,
     Query(params): Query<NeglectParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<NeglectReport>, AppError> {
     let engine = state.engine()?;
     let limit = number_param(params.limit.as_deref(), "limit", 50, 500)?;
     let report = reports::neglect(
@@ -120,7 +167,7 @@ pub async fn neglect(
         limit,
     )
     .await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
 fn date_param(text: Option<&str>, field: &str) -> Result<Option<Date>, AppError> {

@@ -7,6 +7,7 @@
 //! [`crate::auth::write_key`] before the body is read) or from `writeKey` in the body.
 
 mod parse;
+pub(crate) mod schema;
 
 use crate::auth::{self, Caller};
 use crate::error::AppError;
@@ -18,10 +19,33 @@ use axum::{Json, extract::Request};
 use flate2::read::GzDecoder;
 use jiff::Timestamp;
 use parse::{Kind, as_object, parse_message};
+use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::io::Read;
 use tend_store::{ApiToken, IngestMessage};
+
+/// What an accepted ingest request did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestReply {
+    /// Always `true`: a request with a bad message is refused whole with a 400.
+    pub success: bool,
+    /// Messages written.
+    pub accepted: usize,
+    /// Messages skipped as repeats of a `messageId` this write key sent before (or
+    /// earlier in the same batch).
+    pub duplicates: usize,
+}
+
+impl From<tend_store::IngestOutcome> for IngestReply {
+    fn from(outcome: tend_store::IngestOutcome) -> Self {
+        IngestReply {
+            success: true,
+            accepted: outcome.accepted,
+            duplicates: outcome.duplicates,
+        }
+    }
+}
 
 /// Segment's limit for one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -29,68 +53,124 @@ pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 
 /// `POST /v1/identify`
+#[utoipa::path(
+    post,
+    path = "/v1/identify",
+    tag = "ingest",
+    request_body(content = schema::IdentifyMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn identify(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Identify).await
 }
 
 /// `POST /v1/track`
+#[utoipa::path(
+    post,
+    path = "/v1/track",
+    tag = "ingest",
+    request_body(content = schema::TrackMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn track(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Track).await
 }
 
 /// `POST /v1/page`: recorded as a `Page Viewed` event with the page's `name` and
 /// `category` among its properties.
+#[utoipa::path(
+    post,
+    path = "/v1/page",
+    tag = "ingest",
+    request_body(content = schema::PageMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn page(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Page).await
 }
 
 /// `POST /v1/screen`: recorded as a `Screen Viewed` event, like a page.
+#[utoipa::path(
+    post,
+    path = "/v1/screen",
+    tag = "ingest",
+    request_body(content = schema::PageMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn screen(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Screen).await
 }
 
 /// `POST /v1/group`: the contact's attributes get `groupId` and `group` (the group's
 /// traits); the group's traits never change the contact's own email or name.
+#[utoipa::path(
+    post,
+    path = "/v1/group",
+    tag = "ingest",
+    request_body(content = schema::GroupMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn group(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Group).await
 }
 
 /// `POST /v1/alias`: `previousId` (an anonymousId or an earlier userId) and `userId` name
 /// one person; their records merge as an identify merges them.
+#[utoipa::path(
+    post,
+    path = "/v1/alias",
+    tag = "ingest",
+    request_body(content = schema::AliasMessage, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn alias(
     state: State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     single(state, caller, request, Kind::Alias).await
 }
 
 /// `POST /v1/batch`: `{"batch": [...]}`, each item with its `type`.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "ingest",
+    request_body(content = schema::BatchRequest, content_type = "application/json"),
+    responses((status = 200, description = "Written, or recognised as a repeat.", body = IngestReply)),
+    security(("write_key" = []), ("write_key_bearer" = []))
+)]
 pub async fn batch(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     request: Request,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(&state, &parts.headers, body, MAX_BATCH_BYTES).await?;
     let (write_key, items) = batch_body(&bytes)?;
@@ -98,11 +178,7 @@ pub async fn batch(
     let items = required_items(items)?;
     let messages = batch_messages(&state, &items, Timestamp::now(), &token)?;
     let outcome = state.ingest(&messages).await?;
-    Ok(Json(json!({
-        "success": true,
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicates,
-    })))
+    Ok(Json(outcome.into()))
 }
 
 /// A batch body's `writeKey` and its items, each only delimited yet; a missing
@@ -200,7 +276,7 @@ async fn single(
     caller: Option<Extension<Caller>>,
     request: Request,
     kind: Kind,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<IngestReply>, AppError> {
     let (parts, body) = request.into_parts();
     let bytes = read_body(&state, &parts.headers, body, MAX_MESSAGE_BYTES).await?;
     let value: Value = serde_json::from_slice(&bytes)
@@ -209,11 +285,7 @@ async fn single(
     let token = caller_token(&state, caller, object.get("writeKey")).await?;
     let message = parse_message(&state, kind, object, "", Timestamp::now(), &token)?;
     let outcome = state.ingest(std::slice::from_ref(&message)).await?;
-    Ok(Json(json!({
-        "success": true,
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicates,
-    })))
+    Ok(Json(outcome.into()))
 }
 
 /// The write key of a request: the one the guard already checked from the header, or

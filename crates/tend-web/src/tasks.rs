@@ -4,30 +4,61 @@
 use crate::AppState;
 use crate::body::{COMMAND_BYTES, Limited};
 use crate::error::AppError;
+use crate::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt::Write;
 use tend_engine::Engine;
 use tend_store::{TaskEnd, TaskView};
 
 /// Query string of `GET /api/tasks`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AgendaParams {
+    /// The day, `YYYY-MM-DD` in the business's time zone (default: today).
+    #[param(value_type = Option<String>, format = Date)]
     date: Option<String>,
+}
+
+/// A task as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskItem {
+    #[serde(flatten)]
+    task: TaskView,
+    /// Still open and due before the day asked for (or, after completing, before now).
+    overdue: bool,
+}
+
+/// The answer of `GET /api/tasks`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Agenda {
+    /// The day shown.
+    #[schema(value_type = String, format = Date)]
+    date: Date,
+    /// Open tasks due by the day's end and tasks finished that day, by due time.
+    tasks: Vec<TaskItem>,
 }
 
 /// `GET /api/tasks?date=YYYY-MM-DD`: open tasks due by the end of that day in the
 /// business's time zone (earlier ones marked overdue) and tasks finished that day.
+#[utoipa::path(
+    get,
+    path = "/api/tasks",
+    tag = "tasks",
+    params(AgendaParams),
+    responses((status = 200, description = "The day's agenda.", body = Agenda)),
+    security(("admin_token" = []))
+)]
 pub async fn agenda(
     State(state): State<AppState>,
     Query(params): Query<AgendaParams>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Agenda>, AppError> {
     let engine = state.engine()?;
     let date = match params.date.as_deref().filter(|d| !d.is_empty()) {
         Some(text) => text
@@ -37,23 +68,41 @@ pub async fn agenda(
     };
     let (from, to) = day_bounds(engine, date)?;
     let tasks = engine.store().tasks(from, to).await?;
-    let tasks: Vec<Value> = tasks.iter().map(|t| task_json(t, from)).collect();
-    Ok(Json(json!({ "date": date.to_string(), "tasks": tasks })))
+    let tasks = tasks.into_iter().map(|t| task_item(t, from)).collect();
+    Ok(Json(Agenda { date, tasks }))
 }
 
 /// Body of `POST /api/tasks/{id}/complete`.
-#[derive(Deserialize)]
-struct CompleteBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CompleteBody {
+    /// What came of the task, e.g. `replied`; one of `[tasks.outcomes]` when the config
+    /// lists them (in any case).
+    #[schema(value_type = String, min_length = 1)]
     outcome: Option<Value>,
+    /// Free text, at most 10,000 bytes.
+    #[schema(value_type = Option<String>, max_length = 10000)]
     note: Option<Value>,
 }
 
 /// `POST /api/tasks/{id}/complete` with `{"outcome": "...", "note": "..."}`.
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/complete",
+    tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id.", example = 1)),
+    request_body(content = CompleteBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task, completed.", body = TaskItem),
+        (status = 404, description = "No such task.", body = crate::error::ErrorBody),
+        (status = 409, description = "The task is already completed or skipped.", body = crate::error::ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn complete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Limited(body): Limited<COMMAND_BYTES>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<TaskItem>, AppError> {
     let engine = state.engine()?;
     let id = parse_task_id(&id)?;
     let body: CompleteBody = parse_json(&body)?;
@@ -72,22 +121,37 @@ pub async fn complete(
         .finish_task(id, TaskEnd::Done { outcome, note })
         .await?;
     let now = engine.clock().now();
-    Ok(Json(task_json(&task, now)))
+    Ok(Json(task_item(task, now)))
 }
 
 /// Body of `POST /api/tasks/{id}/skip`.
-#[derive(Deserialize)]
-struct SkipBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SkipBody {
+    /// Free text, at most 10,000 bytes.
+    #[schema(value_type = Option<String>, max_length = 10000)]
     note: Option<Value>,
 }
 
 /// `POST /api/tasks/{id}/skip` with an optional `{"note": "..."}`: the process moves on
 /// without the task.
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{id}/skip",
+    tag = "tasks",
+    params(("id" = i64, Path, description = "The task's id.", example = 1)),
+    request_body(content = Option<SkipBody>, description = "Optional; an empty body skips without a note.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task, skipped.", body = TaskItem),
+        (status = 404, description = "No such task.", body = crate::error::ErrorBody),
+        (status = 409, description = "The task is already completed or skipped.", body = crate::error::ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn skip(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Limited(body): Limited<COMMAND_BYTES>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<TaskItem>, AppError> {
     let engine = state.engine()?;
     let id = parse_task_id(&id)?;
     let note = if body.iter().all(u8::is_ascii_whitespace) {
@@ -97,7 +161,7 @@ pub async fn skip(
     };
     let task = engine.finish_task(id, TaskEnd::Skipped { note }).await?;
     let now = engine.clock().now();
-    Ok(Json(task_json(&task, now)))
+    Ok(Json(task_item(task, now)))
 }
 
 /// `GET /agenda.ics?token=…`: every open task as a calendar event at its due time,
@@ -162,10 +226,11 @@ fn day_bounds(engine: &Engine, date: Date) -> Result<(Timestamp, Timestamp), App
     Ok((start.timestamp(), end.timestamp()))
 }
 
-fn task_json(task: &TaskView, day_start: Timestamp) -> Value {
-    let mut value = json!(task);
-    value["overdue"] = json!(task.state == "open" && task.due_at < day_start);
-    value
+fn task_item(task: TaskView, day_start: Timestamp) -> TaskItem {
+    TaskItem {
+        overdue: task.state == "open" && task.due_at < day_start,
+        task,
+    }
 }
 
 /// An RFC 5545 calendar: CRLF line ends, lines folded at 75 octets, text escaped.

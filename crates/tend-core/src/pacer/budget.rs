@@ -21,6 +21,7 @@ use std::hash::BuildHasherDefault;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Resource {
     /// Emails sent, one per email touch.
     Emails,
@@ -68,6 +69,7 @@ impl Resource {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Period {
     /// A calendar day in the business's time zone.
     Day,
@@ -108,6 +110,7 @@ impl Period {
 
 /// Limits of one resource per window; `None` means that window is not limited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Limit per calendar day.
     pub per_day: Option<f64>,
@@ -271,6 +274,7 @@ pub struct WindowUsage {
 
 /// One budget window as `GET /api/pace` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BudgetStatus {
     /// The resource.
     pub resource: Resource,

@@ -44,6 +44,7 @@ impl ProcessLoad {
 
 /// Need against budget for one resource.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceDeficit {
     /// The resource.
     pub resource: Resource,
@@ -59,6 +60,7 @@ pub struct ResourceDeficit {
 
 /// The deficit report: one entry per resource the promise needs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeficitReport {
     /// Whether every resource covers its need.
     pub covered: bool,

@@ -14,6 +14,7 @@ const READ_BATCH: u32 = 10_000;
 
 /// The arrivals expected into one process.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArrivalRate {
     /// The process's id (its file stem).
     pub process: String,
