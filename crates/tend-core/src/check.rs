@@ -274,6 +274,11 @@ impl<'i> Report<'i> {
         std::mem::take(&mut self.warnings)
     }
 
+    /// The 1-based line and column of a byte offset into the file.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+        line_col(self.text, offset)
+    }
+
     pub(crate) fn is_clean(&self) -> bool {
         self.diagnostics.is_empty()
     }

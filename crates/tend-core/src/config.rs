@@ -29,6 +29,8 @@
 //! | `[channels.email] from` | none (required by `tend check` once a process sends email) |
 //! | `[channels.email] smtp_url` | none: email is written to `outbox/` as `.eml` files |
 //! | `[channels.email] bounce_address` | none: the envelope sender is the `from` address; set (`bounces@example.com`), each email's is `bounces+<signed touch token>@example.com` |
+//! | `[channels.email] dkim_selector` / `dkim_key_file` | none: mail leaves unsigned (your relay may sign it); both set, each email is DKIM-signed with the PEM key in the file |
+//! | `[channels.email] dkim_domain` | the `from` address's domain |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
 //! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |
 //! | `[dispatch] workers` | `8` sends in flight at once |
@@ -43,7 +45,7 @@
 mod email;
 mod http;
 mod listen;
-pub use email::{Channels, EmailChannel, MAX_BOUNCE_LOCAL_PART, WebhookChannel};
+pub use email::{Channels, ConfigFile, Dkim, EmailChannel, MAX_BOUNCE_LOCAL_PART, WebhookChannel};
 pub use http::Http;
 pub use listen::{
     DEFAULT_LISTEN, ListenAddress, ListenAddressError, PublicUrlWarning, is_loopback,

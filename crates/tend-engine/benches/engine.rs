@@ -289,6 +289,7 @@ async fn sender_loop(port: u16, n: usize, workers: usize) -> Duration {
             outbox_dir: std::env::temp_dir(),
             message_id_domain: "bench.example".into(),
             pool_size: workers as u32,
+            dkim: None,
         })
         .unwrap(),
     );

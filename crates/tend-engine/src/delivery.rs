@@ -1,12 +1,14 @@
 //! Where admitted touches go: the real channels (SMTP or the outbox folder, signed
 //! webhooks) in `tend serve`, a model of the population in the simulator.
 
+use crate::dkim::{DkimKeyError, DkimSigner};
 use crate::email::{EmailConfig, EmailSender, EmailSetupError, OutgoingEmail, smtp_url_from};
 use crate::send::SendError;
 use crate::webhook::{WebhookSender, WebhookSetupError};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::path::Path;
+use std::sync::Arc;
 use tend_core::config::Config;
 
 /// One email touch, rendered, ready for its channel.
@@ -74,6 +76,22 @@ pub enum DeliverySetupError {
     /// The webhook channel.
     #[error("webhooks: {0}")]
     Webhook(#[from] WebhookSetupError),
+    /// The DKIM key.
+    #[error("email: {0}")]
+    Dkim(#[from] DkimKeyError),
+}
+
+/// The DKIM signer `[channels.email] dkim_*` asks for, its key read from the file
+/// (relative to `project_dir`); `None` when DKIM is not configured.
+pub fn dkim_signer(
+    config: &Config,
+    project_dir: &Path,
+) -> Result<Option<DkimSigner>, DkimKeyError> {
+    let Some(dkim) = &config.channels.email.dkim else {
+        return Ok(None);
+    };
+    let path = project_dir.join(&dkim.key_file.path);
+    DkimSigner::from_file(&path, &dkim.domain, &dkim.selector).map(Some)
 }
 
 /// SMTP (or `.eml` files in `outbox/`) and signed webhooks, as `tend.toml` says.
@@ -107,6 +125,7 @@ impl ChannelDelivery {
                     outbox_dir: project_dir.join("outbox"),
                     message_id_domain: message_id_domain(instance, from),
                     pool_size: config.dispatch.workers,
+                    dkim: dkim_signer(config, project_dir)?.map(Arc::new),
                 })?)
             }
             None => None,
@@ -140,7 +159,17 @@ impl ChannelDelivery {
     /// Where email goes, for the log at start (no credentials).
     pub fn describe_email(&self) -> String {
         match &self.email {
-            Some(sender) => sender.describe(),
+            Some(sender) => match sender.dkim() {
+                Some(dkim) => {
+                    let (name, _) = dkim.dns_record();
+                    format!(
+                        "{}, DKIM-signed ({}, key at {name})",
+                        sender.describe(),
+                        dkim.algorithm()
+                    )
+                }
+                None => sender.describe(),
+            },
             None => "nowhere: [channels.email] from is not set".into(),
         }
     }

@@ -6,6 +6,7 @@
 //! every message's `Message-ID` is derived from its touch: receivers and the outbox
 //! both collapse the duplicates.
 
+use crate::dkim::DkimSigner;
 use crate::markdown;
 use crate::outbox::{erase_outbox, write_outbox};
 use crate::send::{SendError, error_chain};
@@ -44,6 +45,8 @@ pub struct EmailConfig {
     /// Most SMTP connections open at once: as many as sends in flight, so none waits
     /// for a connection.
     pub pool_size: u32,
+    /// Signs each message when set (`[channels.email] dkim_*`).
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 impl fmt::Debug for EmailConfig {
@@ -54,6 +57,7 @@ impl fmt::Debug for EmailConfig {
             .field("outbox_dir", &self.outbox_dir)
             .field("message_id_domain", &self.message_id_domain)
             .field("pool_size", &self.pool_size)
+            .field("dkim", &self.dkim)
             .finish()
     }
 }
@@ -301,6 +305,7 @@ pub struct EmailSender {
     from: Mailbox,
     message_id_domain: String,
     transport: Transport,
+    dkim: Option<Arc<DkimSigner>>,
 }
 
 impl fmt::Debug for EmailSender {
@@ -308,6 +313,7 @@ impl fmt::Debug for EmailSender {
         f.debug_struct("EmailSender")
             .field("from", &self.from.to_string())
             .field("transport", &self.describe())
+            .field("dkim", &self.dkim)
             .finish()
     }
 }
@@ -340,6 +346,7 @@ impl EmailSender {
             from: config.from,
             message_id_domain: domain.to_owned(),
             transport,
+            dkim: config.dkim,
         })
     }
 
@@ -352,14 +359,24 @@ impl EmailSender {
         }
     }
 
+    /// The DKIM signer, when mail is signed.
+    pub fn dkim(&self) -> Option<&DkimSigner> {
+        self.dkim.as_deref()
+    }
+
     /// Sends one touch's email, classifying failures for the dispatcher.
     pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<(), SendError> {
         let message = build_message(&self.from, email, &self.message_id_domain)?;
         let envelope = envelope(&message, email)?;
+        let formatted = message.formatted();
+        let message = match &self.dkim {
+            Some(signer) => signer.sign(&formatted),
+            None => formatted,
+        };
         match &self.transport {
             Transport::Smtp(smtp) => {
                 let deadline = tokio::time::Instant::now() + SEND_TIMEOUT;
-                let bytes = message.formatted();
+                let bytes = message;
                 match smtp.pool.send(&envelope, &bytes, deadline).await {
                     Ok(_response) => Ok(()),
                     Err(PoolError::Smtp(error)) => Err(classify(&error)),
@@ -383,7 +400,7 @@ impl EmailSender {
                     }
                     _ => Vec::new(),
                 };
-                bytes.extend_from_slice(&message.formatted());
+                bytes.extend_from_slice(&message);
                 tokio::task::spawn_blocking(move || write_outbox(&dir, touch_id, &bytes))
                     .await
                     .map_err(|e| SendError::Retryable(format!("outbox writer stopped: {e}")))?

@@ -4,6 +4,7 @@
 pub mod book;
 pub mod clock;
 pub mod delivery;
+pub mod dkim;
 pub mod email;
 mod engine;
 pub mod envelope;

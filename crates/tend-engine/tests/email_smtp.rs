@@ -71,6 +71,7 @@ fn sender(smtp_url: Option<String>, outbox: &Path) -> EmailSender {
         outbox_dir: outbox.to_path_buf(),
         message_id_domain: "studio.example".into(),
         pool_size: 4,
+        dkim: None,
     })
     .expect("valid email config")
 }

@@ -24,7 +24,7 @@ pub use browser::{Browser, Page};
 pub use dovecot::Dovecot;
 pub use mailbox::{Mail, Mailbox};
 pub use peers::{ClosedPort, SmtpSink, WebhookReceiver};
-pub use python::{python, require_python_module, run_python, run_python_in};
+pub use python::{dkim_verify, python, require_python_module, run_python, run_python_in};
 pub use serve::{Business, Serve, Studio};
 
 use std::time::{Duration, Instant};

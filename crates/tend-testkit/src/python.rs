@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Every Python package the test suite uses, as `pip install` takes them.
 pub const PIP_PACKAGES: &str = "aiosmtpd standardwebhooks icalendar segment-analytics-python \
-     prometheus-client playwright openapi-spec-validator schemathesis";
+     prometheus-client playwright openapi-spec-validator schemathesis dkimpy pynacl";
 
 /// The Python interpreter: `TEND_TEST_PYTHON` or `python3`.
 pub fn python() -> String {
@@ -76,4 +76,36 @@ fn spawn(mut command: Command, script: &str, args: &[&str], stdin: &[u8]) -> Out
     let output = child.wait_with_output().expect("wait for python");
     let _ = writer.join();
     output
+}
+
+/// Verifies the DKIM signature of `message` with dkimpy (`peers/dkim_verify.py`), an
+/// implementation independent of Tend's, the TXT record `record` answering for `name`
+/// (`<selector>._domainkey.<domain>`): `Err` carries dkimpy's reason for a failure.
+pub fn dkim_verify(message: &[u8], name: &str, record: &str) -> Result<(), String> {
+    require_python_module("dkim");
+    // Ed25519 signatures need PyNaCl under dkimpy.
+    require_python_module("nacl");
+    let mut child = Command::new(python())
+        .arg(crate::peer_file("dkim_verify.py"))
+        .args([name, record])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}); install Python 3", python()));
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(message).expect("message to dkim_verify.py");
+    drop(input);
+    let output = child.wait_with_output().expect("wait for dkim_verify.py");
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success(),
+        "dkim_verify.py failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if stdout == "pass" {
+        Ok(())
+    } else {
+        Err(stdout)
+    }
 }

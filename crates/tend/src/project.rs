@@ -11,7 +11,32 @@ use tend_core::check::{Diagnostic, Project, ProjectSources, SourceFile, check_pr
 /// found, with paths relative to the folder holding `tend.toml`.
 pub fn load_project(config_path: &Path) -> anyhow::Result<Result<Project, Vec<Diagnostic>>> {
     let sources = read_sources(config_path)?;
-    Ok(check_project(&sources))
+    Ok(check_project(&sources).and_then(|project| {
+        let problems = check_named_files(&project, &sources.config.path, config_path);
+        if problems.is_empty() {
+            Ok(project)
+        } else {
+            Err(problems)
+        }
+    }))
+}
+
+/// Problems with the files `tend.toml` names (the DKIM key), found by reading them
+/// (`check_project` does no IO), each pointing at the key that names the file.
+fn check_named_files(project: &Project, config_name: &str, config_path: &Path) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    if let Some(dkim) = &project.config.channels.email.dkim
+        && let Err(error) =
+            tend_engine::delivery::dkim_signer(&project.config, &project_dir(config_path))
+    {
+        problems.push(Diagnostic {
+            path: config_name.to_owned(),
+            line: dkim.key_file.line,
+            col: dkim.key_file.col,
+            message: format!("`dkim_key_file`: {error}"),
+        });
+    }
+    problems
 }
 
 /// Like [`load_project`], but any problem is an error that lists the diagnostics,

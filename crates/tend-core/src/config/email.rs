@@ -41,6 +41,32 @@ pub struct EmailChannel {
     pub inbound_delete: bool,
     /// Soft bounces (of different emails, within 30 days) that suppress an address.
     pub soft_bounce_limit: u32,
+    /// DKIM signing of every outgoing email, when `dkim_selector` and `dkim_key_file`
+    /// are set.
+    pub dkim: Option<Dkim>,
+}
+
+/// A file named in `tend.toml`, with where it is named: this crate does no IO, so the
+/// binary reads it and points a problem with it at the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// As written; a relative path is from the folder holding `tend.toml`.
+    pub path: String,
+    /// The 1-based line of the value in `tend.toml`.
+    pub line: usize,
+    /// The 1-based column of the value.
+    pub col: usize,
+}
+
+/// `[channels.email] dkim_*`: how outgoing mail is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dkim {
+    /// `dkim_selector`: the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// `dkim_domain`, or the `from` address's domain: the `d=` of each signature.
+    pub domain: String,
+    /// `dkim_key_file`: the private key, PEM (RSA of 2048 bits or more, or Ed25519).
+    pub key_file: ConfigFile,
 }
 
 impl Default for EmailChannel {
@@ -54,6 +80,7 @@ impl Default for EmailChannel {
             inbound_move_to: None,
             inbound_delete: false,
             soft_bounce_limit: 3,
+            dkim: None,
         }
     }
 }
@@ -140,6 +167,114 @@ fn read_inbound(report: &mut Report<'_>, fields: &Fields<'_, '_>, email: &mut Em
     }
 }
 
+/// Whether `text` is a DNS name as DKIM's selectors and domains are written: labels of
+/// letters, digits and inner hyphens, joined by dots.
+fn is_dns_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The `dkim_*` keys: all or nothing, the domain defaulting to `from`'s.
+fn read_dkim(report: &mut Report<'_>, fields: &Fields<'_, '_>, email: &mut EmailChannel) {
+    let selector = fields.str(report, "dkim_selector");
+    let key_file = fields.str(report, "dkim_key_file");
+    let domain = fields.str(report, "dkim_domain");
+    let (selector, key_file) = match (selector, key_file) {
+        (Some(selector), Some(key_file)) => (selector, key_file),
+        (None, None) => {
+            if let Some(domain) = domain {
+                report.error(
+                    domain.span().start,
+                    "`dkim_domain` needs `dkim_selector` and `dkim_key_file` to sign with",
+                );
+            }
+            return;
+        }
+        (Some(given), None) | (None, Some(given)) => {
+            report.error(
+                given.span().start,
+                "DKIM needs both `dkim_selector` and `dkim_key_file`; set the other or remove this one",
+            );
+            return;
+        }
+    };
+    let mut clean = true;
+    let selector_text = selector.get_ref().trim();
+    if !is_dns_name(selector_text) {
+        report.error(
+            selector.span().start,
+            format!(
+                "`dkim_selector` must be a DNS label such as `tend2026` (letters, digits, inner hyphens and dots), not `{selector_text}`"
+            ),
+        );
+        clean = false;
+    }
+    let path = key_file.get_ref().trim();
+    if path.is_empty() {
+        report.error(
+            key_file.span().start,
+            "`dkim_key_file` must name the PEM file holding the private key",
+        );
+        clean = false;
+    }
+    let domain = match domain {
+        Some(domain) => {
+            let text = domain
+                .get_ref()
+                .trim()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if !is_dns_name(&text) {
+                report.error(
+                    domain.span().start,
+                    format!(
+                        "`dkim_domain` must be a domain name such as `example.com`, not `{text}`"
+                    ),
+                );
+                clean = false;
+            }
+            text
+        }
+        None => match &email.from {
+            Some(from) => from
+                .email
+                .as_str()
+                .rsplit_once('@')
+                .map(|(_, domain)| domain.to_ascii_lowercase())
+                .unwrap_or_default(),
+            None => {
+                report.error(
+                    selector.span().start,
+                    "DKIM signs for the `from` address's domain: set `from` (or `dkim_domain`)",
+                );
+                return;
+            }
+        },
+    };
+    if !clean {
+        return;
+    }
+    let (line, col) = report.position(key_file.span().start);
+    email.dkim = Some(Dkim {
+        selector: selector_text.to_owned(),
+        domain,
+        key_file: ConfigFile {
+            path: path.to_owned(),
+            line,
+            col,
+        },
+    });
+}
+
 /// `imap://` or `imaps://`, a user, a password and a host; the path names the mailbox
 /// (INBOX when absent).
 fn check_inbound_url(text: &str) -> Result<(), String> {
@@ -190,6 +325,9 @@ pub(super) fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ch
                 "inbound_move_to",
                 "inbound_delete",
                 "soft_bounce_limit",
+                "dkim_selector",
+                "dkim_key_file",
+                "dkim_domain",
             ],
         )
     }) {
@@ -211,6 +349,7 @@ pub(super) fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ch
             .parsed(report, "bounce_address", parse_bounce_address)
             .map(|m| m.into_inner());
         read_inbound(report, &email, &mut channels.email);
+        read_dkim(report, &email, &mut channels.email);
     }
     if let Some(webhook) = fields
         .get("webhook")

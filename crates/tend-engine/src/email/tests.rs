@@ -157,6 +157,7 @@ fn config(smtp_url: Option<&str>) -> EmailConfig {
         outbox_dir: PathBuf::from("/tmp/outbox"),
         message_id_domain: "studio.example".into(),
         pool_size: 4,
+        dkim: None,
     }
 }
 
