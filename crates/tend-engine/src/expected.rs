@@ -15,6 +15,18 @@ const DELAY_PRIOR_STRENGTH: f64 = 5.0;
 /// The prior mean response delay shown in `/api/pace` when none is configured.
 const SHOWN_DELAY_PRIOR_DAYS: f64 = 3.0;
 
+/// The chance that an offer step's next offer brings work, as the pacer counts it:
+/// the configured `prior` (`[capacity] offer_probability`) updated by `responded`
+/// answers out of `sent` offers. A prior outside 0–1 (which `tend check` refuses) is
+/// returned as it is.
+pub fn learned_probability(prior: f64, sent: u64, responded: u64) -> f64 {
+    BetaPosterior::from_prior(prior, PRIOR_STRENGTH).map_or(prior, |posterior| {
+        posterior
+            .observe(responded, sent.saturating_sub(responded))
+            .mean()
+    })
+}
+
 /// What Tend has learned about one offer step, as `GET /api/pace` shows it.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -63,7 +75,8 @@ impl Expected {
     ) -> Result<Self, PacerError> {
         let fade_by_delays = prior_delay_days.is_some();
         let prior_delay_days = prior_delay_days.unwrap_or(SHOWN_DELAY_PRIOR_DAYS);
-        let prior = BetaPosterior::from_prior(prior_probability, PRIOR_STRENGTH)?;
+        // A prior the pacer cannot use is an error here, not a silent fallback.
+        BetaPosterior::from_prior(prior_probability, PRIOR_STRENGTH)?;
         let mut expected = Expected::default();
         for s in &snapshot.offer_stats {
             let key = (s.process_id, s.step);
@@ -74,9 +87,7 @@ impl Expected {
                 delay_days_sum,
                 ..
             } = *s;
-            let probability = prior
-                .observe(responded, sent.saturating_sub(responded))
-                .mean();
+            let probability = learned_probability(prior_probability, sent, responded);
             expected.probabilities.insert(key, probability);
             expected.delays.insert(
                 key,

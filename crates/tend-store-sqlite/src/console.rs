@@ -4,10 +4,11 @@
 use super::sql::{self, get, millis, timestamp};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, params};
+use std::collections::BTreeMap;
 use tend_core::pacer::TouchId;
 use tend_core::{ContactId, StageName};
 use tend_store::StoreError;
-use tend_store::{ConsoleAction, DeliveryView, PlannedTouch};
+use tend_store::{ConsoleAction, DeliveryView, PlannedTouch, StepCounts};
 
 /// Where a paused enrollment's pending touch waits: 9999-01-01, after anything the
 /// engine will ever reach.
@@ -294,6 +295,103 @@ pub(super) fn deliveries(
     )
 }
 
+pub(super) fn process_step_counts(
+    conn: &Connection,
+    process_key: &str,
+    conversion_stage: &StageName,
+) -> Result<Vec<StepCounts>, StoreError> {
+    let Some(process_id) = sql::fetch_optional(
+        conn,
+        "SELECT id FROM processes WHERE key = ?1",
+        params![process_key],
+        |row| get::<i64>(row, "id"),
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut steps: BTreeMap<u32, StepCounts> = BTreeMap::new();
+    let step_of = |row: &Row<'_>| -> Result<u32, StoreError> {
+        Ok(u32::try_from(get::<i64>(row, "step")?).unwrap_or(0))
+    };
+    // One process's entries of the covering index `touches_process_step`.
+    let counted = sql::fetch_all(
+        conn,
+        "SELECT step, kind, state, reason, COUNT(*) AS n FROM touches \
+         WHERE process_id = ?1 GROUP BY step, kind, state, reason",
+        params![process_id],
+        |row| {
+            Ok((
+                step_of(row)?,
+                get::<String>(row, "kind")?,
+                get::<String>(row, "state")?,
+                get::<Option<String>>(row, "reason")?,
+                u64::try_from(get::<i64>(row, "n")?).unwrap_or(0),
+            ))
+        },
+    )?;
+    for (step, kind, state, reason, n) in counted {
+        let counts = steps.entry(step).or_default();
+        if kind == "keep_warm" {
+            if state == "sent" {
+                counts.keep_warm_sent += n;
+            }
+            continue;
+        }
+        match (state.as_str(), reason) {
+            ("pending", Some(reason)) => *counts.held.entry(reason).or_default() += n,
+            ("pending", None) => counts.pending += n,
+            ("queued" | "open", _) => counts.in_progress += n,
+            ("sent" | "done", _) => counts.sent += n,
+            ("failed", _) => counts.failed += n,
+            _ => counts.skipped += n,
+        }
+    }
+    let offers = sql::fetch_all(
+        conn,
+        "SELECT step, sent, responded FROM offer_stats WHERE process_id = ?1",
+        params![process_id],
+        |row| {
+            Ok((
+                step_of(row)?,
+                u64::try_from(get::<i64>(row, "sent")?).unwrap_or(0),
+                u64::try_from(get::<i64>(row, "responded")?).unwrap_or(0),
+            ))
+        },
+    )?;
+    for (step, sent, responded) in offers {
+        let counts = steps.entry(step).or_default();
+        counts.offers = sent;
+        counts.responded = responded;
+    }
+    // Each contact's first entry into the conversion stage (`stage_history_to_stage`),
+    // credited to the last touch admitted before it (`touches_contact_admitted`), when
+    // that touch was one of this process's steps.
+    let conversions = sql::fetch_all(
+        conn,
+        "SELECT t.step, COUNT(*) AS n \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = ?2 \
+               GROUP BY contact_id) f \
+         JOIN touches t ON t.id = (SELECT l.id FROM touches l \
+               WHERE l.contact_id = f.contact_id AND l.admitted_at IS NOT NULL \
+               AND l.admitted_at <= f.at ORDER BY l.admitted_at DESC, l.id DESC LIMIT 1) \
+         WHERE t.process_id = ?1 AND t.kind = 'step' GROUP BY t.step",
+        params![process_id, conversion_stage.as_str()],
+        |row| {
+            Ok((
+                step_of(row)?,
+                u64::try_from(get::<i64>(row, "n")?).unwrap_or(0),
+            ))
+        },
+    )?;
+    for (step, n) in conversions {
+        steps.entry(step).or_default().conversions = n;
+    }
+    Ok(steps
+        .into_iter()
+        .map(|(step, counts)| StepCounts { step, ..counts })
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl tend_store::ConsoleStore for super::SqliteStore {
     async fn upsert_user(
@@ -407,6 +505,16 @@ impl tend_store::ConsoleStore for super::SqliteStore {
     ) -> Result<Vec<DeliveryView>, StoreError> {
         self.pool
             .read(|tx| deliveries(tx, status, contact, limit))
+            .await
+    }
+
+    async fn process_step_counts(
+        &self,
+        process_key: &str,
+        conversion_stage: &StageName,
+    ) -> Result<Vec<StepCounts>, StoreError> {
+        self.pool
+            .read(|tx| process_step_counts(tx, process_key, conversion_stage))
             .await
     }
 }

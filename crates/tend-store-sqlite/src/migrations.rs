@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "mail_feedback",
         include_str!("../migrations/0009_mail_feedback.sql"),
     ),
+    (
+        10,
+        "process_step_counts",
+        include_str!("../migrations/0010_process_step_counts.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

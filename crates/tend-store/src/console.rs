@@ -8,6 +8,7 @@ use crate::StoreError;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use tend_core::pacer::TouchId;
 use tend_core::{ContactId, StageName};
 
@@ -139,6 +140,34 @@ pub struct DeliveryView {
     pub at: Timestamp,
 }
 
+/// One process step's touches and results, as the Processes page shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StepCounts {
+    /// The step's index in its process.
+    pub step: u32,
+    /// Pending touches the pacer has not held back (not yet due, or not yet decided).
+    pub pending: u64,
+    /// Pending touches the pacer last held back, by reason (`capacity`, `budget`…).
+    pub held: BTreeMap<String, u64>,
+    /// Admitted and being sent, or open on the agenda.
+    pub in_progress: u64,
+    /// Emails and webhooks sent, tasks done.
+    pub sent: u64,
+    /// Sends that failed for good.
+    pub failed: u64,
+    /// Skipped by the pacer or by a person, or cancelled as the enrollment ended.
+    pub skipped: u64,
+    /// Keep-warm touches sent in place of this step's offer.
+    pub keep_warm_sent: u64,
+    /// Offers of this step admitted (the learned response rate's trials).
+    pub offers: u64,
+    /// Of which answered with work or a stage change.
+    pub responded: u64,
+    /// Contacts whose last touch before they first reached the conversion stage was
+    /// this step.
+    pub conversions: u64,
+}
+
 /// The console's reads and writes, beside the engine's.
 #[async_trait]
 pub trait ConsoleStore {
@@ -230,4 +259,15 @@ pub trait ConsoleStore {
         contact: Option<ContactId>,
         limit: u32,
     ) -> Result<Vec<DeliveryView>, StoreError>;
+
+    /// Every step of the process `process_key` that has touches, offers or conversions,
+    /// by step: its touches counted by state and held reason, its offers and their
+    /// answers, and the conversions (first entry into `conversion_stage`) it was the
+    /// last touch before. Counts are aggregated in the store over indexes; nothing is
+    /// listed. Empty for a process the store has never loaded.
+    async fn process_step_counts(
+        &self,
+        process_key: &str,
+        conversion_stage: &StageName,
+    ) -> Result<Vec<StepCounts>, StoreError>;
 }

@@ -12,7 +12,9 @@ mod model;
 pub mod suppression;
 pub mod tokens;
 
-pub use console::{ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, User};
+pub use console::{
+    ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, StepCounts, User,
+};
 pub use engine::*;
 pub use model::*;
 

@@ -18,6 +18,8 @@ pub mod python;
 pub mod serve;
 #[cfg(feature = "web")]
 pub mod web;
+#[cfg(feature = "web")]
+pub mod web_console;
 
 pub use api::Api;
 pub use browser::{Browser, Page};

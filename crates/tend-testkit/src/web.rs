@@ -41,6 +41,25 @@ pub struct Server {
     pub _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Writes `tend.toml`, `processes/` and `templates/` into `dir`.
+fn write_project(
+    dir: &std::path::Path,
+    config: &str,
+    processes: &[(&str, &str)],
+    templates: &[(&str, &str)],
+) {
+    std::fs::write(dir.join("tend.toml"), config).unwrap();
+    for (folder, files, extension) in [
+        ("processes", processes, "toml"),
+        ("templates", templates, "md"),
+    ] {
+        std::fs::create_dir_all(dir.join(folder)).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(folder).join(format!("{name}.{extension}")), text).unwrap();
+        }
+    }
+}
+
 impl Server {
     /// Starts at [`monday_morning`] with `config`, processes and templates by name.
     pub async fn start(
@@ -65,6 +84,8 @@ impl Server {
                 .await
                 .unwrap(),
         );
+        // The project's files on disk too, as `tend serve` has them: the console shows them.
+        write_project(dir.path(), config, processes, templates);
         let project = check_project(&ProjectSources {
             config: SourceFile::new("tend.toml", config),
             processes: processes
@@ -117,7 +138,8 @@ impl Server {
         }
         let state = AppState::new(store, rules, processes)
             .with_engine(Arc::clone(&engine))
-            .with_forecast(dir.path().join("tend.db"));
+            .with_forecast(dir.path().join("tend.db"))
+            .with_config_path(dir.path().join("tend.toml"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

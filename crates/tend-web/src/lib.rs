@@ -70,6 +70,9 @@ pub struct AppState {
     forecast: Option<Arc<forecast::ForecastSource>>,
     /// Failed console logins per address and account.
     login_limiter: Arc<console::LoginLimiter>,
+    /// The `tend.toml` the server was started from, when it was: the console shows
+    /// process files and their diagnostics as they are on disk now.
+    config_path: Option<Arc<std::path::PathBuf>>,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             metrics: Arc::default(),
             forecast: None,
             login_limiter: Arc::default(),
+            config_path: None,
         }
     }
 
@@ -105,6 +109,12 @@ impl AppState {
     /// Serves `GET /api/forecast` from copies of the SQLite file `database`.
     pub fn with_forecast(mut self, database: std::path::PathBuf) -> Self {
         self.forecast = Some(Arc::new(forecast::ForecastSource::new(database)));
+        self
+    }
+
+    /// Shows the project files beside `config_path` (its `tend.toml`) in the console.
+    pub fn with_config_path(mut self, config_path: std::path::PathBuf) -> Self {
+        self.config_path = Some(Arc::new(config_path));
         self
     }
 

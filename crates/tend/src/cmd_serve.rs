@@ -98,7 +98,8 @@ pub fn run(
             });
         let mut state = AppState::new(store, rules, processes)
             .with_engine(engine)
-            .with_limits(HttpLimits::from_config(&project.config));
+            .with_limits(HttpLimits::from_config(&project.config))
+            .with_config_path(config_path.to_path_buf());
         if let Some(path) = project.config.database_url.strip_prefix("sqlite://") {
             state = state.with_forecast(project_dir(config_path).join(path));
         }

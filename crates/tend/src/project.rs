@@ -1,10 +1,9 @@
 //! Loading a Tend project from disk: `tend.toml` plus the `processes/` and
 //! `templates/` folders beside it, validated by `tend_core::check`.
 
-use anyhow::Context;
-use std::fs;
-use std::path::{Path, PathBuf};
-use tend_core::check::{Diagnostic, Project, ProjectSources, SourceFile, check_project};
+use std::path::Path;
+use tend_core::check::{Diagnostic, Project, ProjectSources, check_project};
+pub use tend_engine::project_files::project_dir;
 
 /// Reads and checks the project whose config is `config_path`. The outer error is an
 /// IO failure (no `tend.toml`, unreadable file); the inner one lists every problem
@@ -56,67 +55,8 @@ pub fn load_valid_project(config_path: &Path) -> anyhow::Result<Project> {
     }
 }
 
-/// Reads `tend.toml`, `processes/*.toml` and `templates/*.md`, each folder sorted by
-/// file name; missing folders simply hold nothing.
+/// Reads `tend.toml`, `processes/*.toml` and `templates/*.md` (see
+/// [`tend_engine::project_files::read_sources`]).
 pub fn read_sources(config_path: &Path) -> anyhow::Result<ProjectSources> {
-    let dir = project_dir(config_path);
-    if !config_path.is_file() {
-        anyhow::bail!(
-            "no config file at {}; create a starter project with `tend init {}`",
-            config_path.display(),
-            dir.display()
-        );
-    }
-    let config_name = config_path
-        .file_name()
-        .map_or_else(|| "tend.toml".into(), |n| n.to_string_lossy().into_owned());
-    let config = SourceFile::new(config_name, read_text(config_path)?);
-    let processes = read_folder(&dir, "processes", "toml")?;
-    let templates = read_folder(&dir, "templates", "md")?;
-    Ok(ProjectSources {
-        config,
-        processes,
-        templates,
-    })
-}
-
-/// The folder holding `tend.toml`; `.` for a bare file name.
-pub fn project_dir(config_path: &Path) -> PathBuf {
-    match config_path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn read_folder(dir: &Path, folder: &str, extension: &str) -> anyhow::Result<Vec<SourceFile>> {
-    let path = dir.join(folder);
-    if !path.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut names = Vec::new();
-    for entry in fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))? {
-        let entry = entry.with_context(|| format!("listing {}", path.display()))?;
-        let file = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Editors leave hidden swap and backup files around; they are not part of the project.
-        if name.starts_with('.')
-            || !file.is_file()
-            || file.extension().and_then(|e| e.to_str()) != Some(extension)
-        {
-            continue;
-        }
-        names.push(name);
-    }
-    names.sort();
-    names
-        .into_iter()
-        .map(|name| {
-            let text = read_text(&path.join(&name))?;
-            Ok(SourceFile::new(format!("{folder}/{name}"), text))
-        })
-        .collect()
-}
-
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    Ok(tend_engine::project_files::read_sources(config_path)?)
 }

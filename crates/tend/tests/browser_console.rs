@@ -213,6 +213,21 @@ async fn an_owner_logs_in_sees_a_new_lead_on_today_and_in_contacts_and_logs_out(
         Some("ann@example.com")
     );
 
+    // Her call is the process's first step: on the agenda, counted on its page.
+    page.goto("/processes");
+    page.goto("/processes/new-inquiry");
+    wait_for("the call counted", Duration::from_secs(20), async || {
+        page.goto("/processes/new-inquiry");
+        let first = page
+            .text("[data-testid=step-row] >> nth=0")
+            .unwrap_or_default();
+        let in_progress = page
+            .text("[data-testid=step-row] >> nth=0 >> [data-testid=step-in-progress]")
+            .unwrap_or_default();
+        (in_progress == "1").then_some(()).ok_or(first)
+    })
+    .await;
+
     tour(
         &browser,
         &console,
@@ -220,6 +235,8 @@ async fn an_owner_logs_in_sees_a_new_lead_on_today_and_in_contacts_and_logs_out(
             ("/today", "today"),
             ("/contacts", "contacts"),
             (&format!("/contacts/{ann}"), "contact"),
+            ("/processes", "processes"),
+            ("/processes/new-inquiry", "process"),
             ("/settings", "settings"),
             ("/held/capacity", "held"),
         ],
@@ -355,6 +372,9 @@ async fn forms_without_the_csrf_token_are_refused_and_staff_cannot_open_settings
     assert_eq!(staff.count("[data-testid=nav-settings]"), 0);
     assert_eq!(staff.count("[data-testid=nav-contacts]"), 1);
     assert_eq!(staff.goto("/settings"), 403);
+    assert_eq!(staff.count("[data-testid=nav-processes]"), 0);
+    assert_eq!(staff.goto("/processes"), 403);
+    assert_eq!(staff.goto("/processes/new-inquiry"), 403);
     staff.screenshot("settings-refused-staff-phone");
     assert_eq!(staff.goto(&format!("/contacts/{ann}")), 200);
     assert_eq!(

@@ -64,6 +64,7 @@ pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Respon
                     (nav_item("/today", "Today", "nav-today"))
                     (nav_item("/contacts", "Contacts", "nav-contacts"))
                     @if viewer.is_owner() {
+                        (nav_item("/processes", "Processes", "nav-processes"))
                         (nav_item("/deliveries", "Deliveries", "nav-deliveries"))
                         (nav_item("/reports", "Reports", "nav-reports"))
                         (nav_item("/settings", "Settings", "nav-settings"))

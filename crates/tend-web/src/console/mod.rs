@@ -11,6 +11,7 @@ mod contacts;
 mod deliveries;
 mod layout;
 mod login;
+mod processes;
 mod reports;
 pub mod session;
 mod settings;
@@ -46,6 +47,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/contacts/{id}/unsubscribe", post(contact::unsubscribe))
         .route("/contacts/{id}/erase", post(contact::erase))
+        .route("/processes", get(processes::list))
+        .route("/processes/{id}", get(processes::show))
         .route("/deliveries", get(deliveries::show))
         .route("/reports", get(reports::show))
         .route("/settings", get(settings::show))
