@@ -88,7 +88,12 @@ async fn import_leads(store: &dyn Store, n: usize) -> Duration {
         });
         if rows.len() == IMPORT_CHUNK || i + 1 == n {
             store
-                .import_contacts(&rows, &StageName::new("prospect"), Timestamp::now())
+                .import_contacts(
+                    &rows,
+                    &StageName::new("prospect"),
+                    Timestamp::now(),
+                    tend_store::ImportEnrollment::Now,
+                )
                 .await
                 .unwrap();
             rows.clear();

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use tend_core::config::Config;
 use tend_core::process::{Enroll, Process, Step, StepChannel};
-use tend_store::{EngineAction, NextTouch, Signal, StepMove, StepSpec};
+use tend_store::{EngineAction, NextTouch, Signal, StageEnrollment, StepMove, StepSpec};
 
 /// A process with its database id.
 #[derive(Debug, Clone)]
@@ -106,7 +106,11 @@ impl ProcessBook {
         for signal in signals {
             match signal {
                 Signal::StageEntered {
-                    contact, from, to, ..
+                    contact,
+                    from,
+                    to,
+                    enrollment,
+                    ..
                 } => {
                     for b in &self.processes {
                         if b.process.exits_on_stage(to.as_str()) {
@@ -117,9 +121,17 @@ impl ProcessBook {
                             });
                         }
                     }
+                    // An import may withhold the enrollment or start it later.
+                    let start = match enrollment {
+                        StageEnrollment::Now => Some(now),
+                        StageEnrollment::NotBefore(instant) => Some(now.max(*instant)),
+                        StageEnrollment::No => None,
+                    };
                     for b in &self.processes {
-                        if b.process.enrolls_on_stage(to.as_str()) {
-                            actions.push(enroll(b, *contact, now));
+                        if let Some(start) = start
+                            && b.process.enrolls_on_stage(to.as_str())
+                        {
+                            actions.push(enroll(b, *contact, start));
                         }
                     }
                     let advanced = match from {
@@ -172,13 +184,15 @@ impl ProcessBook {
     }
 }
 
-fn enroll(b: &BoundProcess, contact: tend_core::ContactId, now: Timestamp) -> EngineAction {
+/// Enrolls `contact` in `b` as of `start`: the first step's wait counts from there.
+fn enroll(b: &BoundProcess, contact: tend_core::ContactId, start: Timestamp) -> EngineAction {
     let first = &b.process.steps[0];
     EngineAction::Enroll {
         contact,
         process_id: b.id,
         first: step_spec(0, first),
-        due_at: after(now, first),
+        due_at: after(start, first),
+        enrolled_at: start,
         reenroll: b.process.reenroll,
     }
 }

@@ -183,7 +183,12 @@ impl Scene {
             attributes: Map::new(),
         };
         self.store
-            .import_contacts(&[row], &StageName::new("prospect"), self.clock.now())
+            .import_contacts(
+                &[row],
+                &StageName::new("prospect"),
+                self.clock.now(),
+                tend_store::ImportEnrollment::Now,
+            )
             .await
             .unwrap();
     }

@@ -83,6 +83,7 @@ async fn identify_merges_a_tracked_user_into_the_imported_record_of_their_email(
             )],
             &prospect(),
             at(0),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();
@@ -135,6 +136,7 @@ async fn identify_merges_a_tracked_user_into_the_imported_record_of_their_email(
             &[import_row("cy@example.com", "Cy", Some("lead"), json!({}))],
             &prospect(),
             at(0),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap()
@@ -358,7 +360,9 @@ async fn listing_filters_and_walks_every_page_exactly_once() {
             import_row(&format!("person{i}@example.com"), &name, stage, json!({}))
         })
         .collect();
-    s.import_contacts(&rows, &prospect(), at(0)).await.unwrap();
+    s.import_contacts(&rows, &prospect(), at(0), tend_store::ImportEnrollment::Now)
+        .await
+        .unwrap();
 
     let walk = |query: ContactQuery| async move {
         let mut ids = Vec::new();
@@ -472,6 +476,7 @@ async fn a_merge_within_one_batch_reports_no_change_for_the_record_it_removes() 
         )],
         &prospect(),
         at(0),
+        tend_store::ImportEnrollment::Now,
     )
     .await
     .unwrap();

@@ -76,3 +76,44 @@ async fn signals_after_the_start_come_back_in_order_and_the_cursor_moves_once() 
     assert!(after.signals.is_empty(), "{:?}", after.signals);
     assert_ne!(batch.next, SignalCursor::default());
 }
+
+#[tokio::test]
+async fn an_import_records_how_its_stage_changes_enroll_row_by_row() {
+    let store = test_store().await;
+    let start = store.start_signal_cursor().await.unwrap();
+    let rows: Vec<_> = (0..3)
+        .map(|i| import_row(&format!("p{i}@example.com"), "P", Some("lead"), json!({})))
+        .collect();
+    let spread = tend_store::ImportEnrollment::Spread {
+        first: at(100),
+        step: jiff::SignedDuration::from_secs(60),
+    };
+    store
+        .import_contacts(&rows[..2], &prospect(), at(0), spread)
+        .await
+        .unwrap();
+    store
+        .import_contacts(
+            &rows[2..],
+            &prospect(),
+            at(0),
+            tend_store::ImportEnrollment::DoNotEnroll,
+        )
+        .await
+        .unwrap();
+    let batch = store.read_signals(start, &[], 100).await.unwrap();
+    let enrollments: Vec<_> = batch
+        .signals
+        .iter()
+        .map(|s| match s {
+            Signal::StageEntered { enrollment, .. } => *enrollment,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    use tend_store::StageEnrollment::{No, NotBefore};
+    assert_eq!(
+        enrollments,
+        vec![NotBefore(at(100)), NotBefore(at(160)), No],
+        "each row of the spread a step after the one before; `DoNotEnroll` enrolls nobody"
+    );
+}

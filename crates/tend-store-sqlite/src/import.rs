@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::AddressKeys;
-use tend_store::{ImportOutcome, ImportRow, StageChange, StoreError};
+use tend_store::{
+    ImportEnrollment, ImportOutcome, ImportRow, StageChange, StageEnrollment, StoreError,
+};
 
 /// One person of the chunk, as the rows so far left them.
 struct Imported<'a> {
@@ -22,6 +24,8 @@ struct Imported<'a> {
     dirty: bool,
     /// Stage moves of an existing contact, in row order.
     moves: Vec<(String, String)>,
+    /// How the stage changes of this person enroll: from the row that first named them.
+    enrollment: StageEnrollment,
 }
 
 /// Applies a chunk inside the caller's transaction; the caller commits.
@@ -31,6 +35,7 @@ pub(super) fn run(
     rows: &[ImportRow],
     default_stage: &StageName,
     at: i64,
+    enrollment: ImportEnrollment,
 ) -> Result<ImportOutcome, StoreError> {
     let mut outcome = ImportOutcome::default();
     let mut people: Vec<Imported> = Vec::new();
@@ -58,7 +63,7 @@ pub(super) fn run(
     }
     let suppressed = suppressed_among(conn, keys, rows, &existing)?;
 
-    for row in rows {
+    for (row_index, row) in rows.iter().enumerate() {
         let email = row.email.as_str();
         let Some(&i) = index.get(email) else {
             index.insert(email, people.len());
@@ -71,6 +76,7 @@ pub(super) fn run(
                         is_new: false,
                         dirty: false,
                         moves: Vec::new(),
+                        enrollment: enrollment.for_row(row_index),
                     };
                     if merge_row(&mut person, row, at)? {
                         outcome.updated += 1;
@@ -81,7 +87,9 @@ pub(super) fn run(
                 }
                 None => {
                     outcome.inserted += 1;
-                    new_person(row, default_stage, at, suppressed.contains(email))
+                    let mut person = new_person(row, default_stage, at, suppressed.contains(email));
+                    person.enrollment = enrollment.for_row(row_index);
+                    person
                 }
             };
             people.push(person);
@@ -114,6 +122,7 @@ pub(super) fn run(
                 None,
                 &person.row.stage,
                 at,
+                person.enrollment,
             );
         } else {
             for (from, to) in std::mem::take(&mut person.moves) {
@@ -124,6 +133,7 @@ pub(super) fn run(
                     Some(from),
                     &to,
                     at,
+                    person.enrollment,
                 );
             }
         }
@@ -173,6 +183,7 @@ fn new_person<'a>(
         is_new: true,
         dirty: false,
         moves: Vec::new(),
+        enrollment: StageEnrollment::Now,
     }
 }
 
@@ -273,6 +284,7 @@ fn record(
     from: Option<String>,
     to: &str,
     at: i64,
+    enrollment: StageEnrollment,
 ) {
     changes.push(StageChange {
         contact_id: ContactId(id),
@@ -286,5 +298,6 @@ fn record(
         reason: "import".to_owned(),
         message_id: None,
         at,
+        enrollment,
     });
 }

@@ -515,12 +515,13 @@ impl Store for SqliteStore {
         rows: &[ImportRow],
         default_stage: &StageName,
         at: Timestamp,
+        enrollment: ImportEnrollment,
     ) -> Result<ImportOutcome, StoreError> {
         if rows.is_empty() {
             return Ok(ImportOutcome::default());
         }
         self.pool
-            .write(|tx| import::run(tx, &self.keys, rows, default_stage, millis(at)))
+            .write(|tx| import::run(tx, &self.keys, rows, default_stage, millis(at), enrollment))
             .await
     }
 

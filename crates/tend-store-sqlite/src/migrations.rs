@@ -52,6 +52,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "process_step_counts",
         include_str!("../migrations/0010_process_step_counts.sql"),
     ),
+    (
+        11,
+        "import_enrollment",
+        include_str!("../migrations/0011_import_enrollment.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

@@ -11,7 +11,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, Params, Row, ToSql, params, params_from_iter};
 use serde_json::{Map, Value};
 use tend_core::{ContactId, StageName};
-use tend_store::{Contact, StoreError};
+use tend_store::{Contact, StageEnrollment, StoreError};
 
 /// A driver error as the backend-free [`StoreError::Backend`].
 pub(crate) fn db(error: rusqlite::Error) -> StoreError {
@@ -278,17 +278,24 @@ pub(super) struct HistoryRow {
     /// The event that caused the change, so the timeline can show it right after it.
     pub message_id: Option<String>,
     pub at: i64,
+    /// Whether and from when the change enrolls (see migration 0010).
+    pub enrollment: StageEnrollment,
 }
 
 /// Appends stage history.
 pub(super) fn insert_history(conn: &Connection, rows: &[HistoryRow]) -> Result<(), StoreError> {
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at, \
+             enrolls, enroll_not_before) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(db)?;
     for h in rows {
+        let (enrolls, not_before) = match h.enrollment {
+            StageEnrollment::Now => (true, None),
+            StageEnrollment::NotBefore(instant) => (true, Some(instant.as_millisecond())),
+            StageEnrollment::No => (false, None),
+        };
         insert
             .execute(params![
                 h.contact_id,
@@ -296,7 +303,9 @@ pub(super) fn insert_history(conn: &Connection, rows: &[HistoryRow]) -> Result<(
                 h.to,
                 h.reason,
                 h.message_id,
-                h.at
+                h.at,
+                enrolls,
+                not_before
             ])
             .map_err(db)?;
     }

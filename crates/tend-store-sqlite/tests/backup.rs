@@ -72,7 +72,12 @@ async fn backed_up_during_writes() -> (TempDir, std::path::PathBuf, usize) {
                     })
                     .collect();
                 store
-                    .import_contacts(&rows, &StageName::new("prospect"), jiff::Timestamp::now())
+                    .import_contacts(
+                        &rows,
+                        &StageName::new("prospect"),
+                        jiff::Timestamp::now(),
+                        tend_store::ImportEnrollment::Now,
+                    )
                     .await
                     .unwrap();
                 chunk += 1;
@@ -172,7 +177,12 @@ async fn live_and_snapshot() -> (TempDir, std::path::PathBuf, std::path::PathBuf
         })
         .collect();
     store
-        .import_contacts(&rows, &StageName::new("prospect"), jiff::Timestamp::now())
+        .import_contacts(
+            &rows,
+            &StageName::new("prospect"),
+            jiff::Timestamp::now(),
+            tend_store::ImportEnrollment::Now,
+        )
         .await
         .unwrap();
     let snapshot = dir.path().join("snapshot.tend");
@@ -263,6 +273,7 @@ async fn restore_keeps_the_replaced_database_owner_only() {
             }],
             &StageName::new("prospect"),
             jiff::Timestamp::now(),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();

@@ -116,9 +116,14 @@ async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
             )
         })
         .collect();
-    s.import_contacts(&neighbours, &prospect(), at(0))
-        .await
-        .unwrap();
+    s.import_contacts(
+        &neighbours,
+        &prospect(),
+        at(0),
+        tend_store::ImportEnrollment::Now,
+    )
+    .await
+    .unwrap();
     // A property long enough to spill onto overflow pages.
     let long = format!("{name} <{email}> ").repeat(300);
     let mut batch = vec![identify(
@@ -204,6 +209,7 @@ async fn erasing_leaves_no_bytes_behind_and_suppresses_the_address() {
             &[import_row(email, "Zeb", None, json!({}))],
             &prospect(),
             at(300),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();
@@ -232,7 +238,10 @@ async fn reimporting_the_same_rows_changes_nothing() {
         .collect();
     let mut first = (0, 0, 0, 0);
     for chunk in rows.chunks(1000) {
-        let o = s.import_contacts(chunk, &prospect(), at(0)).await.unwrap();
+        let o = s
+            .import_contacts(chunk, &prospect(), at(0), tend_store::ImportEnrollment::Now)
+            .await
+            .unwrap();
         first.0 += o.inserted;
         first.1 += o.updated;
         first.2 += o.unchanged;
@@ -247,7 +256,15 @@ async fn reimporting_the_same_rows_changes_nothing() {
 
     let mut second = (0, 0, 0, 0);
     for chunk in rows.chunks(1000) {
-        let o = s.import_contacts(chunk, &prospect(), at(50)).await.unwrap();
+        let o = s
+            .import_contacts(
+                chunk,
+                &prospect(),
+                at(50),
+                tend_store::ImportEnrollment::Now,
+            )
+            .await
+            .unwrap();
         second.0 += o.inserted;
         second.1 += o.updated;
         second.2 += o.unchanged;
@@ -280,7 +297,12 @@ async fn reimporting_the_same_rows_changes_nothing() {
         import_row("new@example.com", "New", Some("lead"), json!({})),
     ];
     let o = s
-        .import_contacts(&changed, &prospect(), at(60))
+        .import_contacts(
+            &changed,
+            &prospect(),
+            at(60),
+            tend_store::ImportEnrollment::Now,
+        )
         .await
         .unwrap();
     assert_eq!((o.inserted, o.updated, o.unchanged), (1, 2, 1));

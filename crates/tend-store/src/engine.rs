@@ -103,6 +103,8 @@ pub enum Signal {
         to: StageName,
         /// When.
         at: Timestamp,
+        /// Whether and from when the change enrolls (an import may spread or withhold it).
+        enrollment: crate::StageEnrollment,
     },
     /// A tracked event, one of the names the engine asked for.
     Event {
@@ -138,6 +140,9 @@ pub enum EngineAction {
         first: StepSpec,
         /// When the first touch falls due.
         due_at: Timestamp,
+        /// When the enrollment starts: now, or an imported contact's spread instant, so
+        /// its `max_gap` counts from there.
+        enrolled_at: Timestamp,
         /// Whether a contact who was enrolled before may enter again.
         reenroll: bool,
     },

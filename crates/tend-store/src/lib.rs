@@ -139,12 +139,14 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
     async fn set_inbound_cursor(&self, uid_validity: u32, uid: u32) -> Result<(), StoreError>;
 
     /// Upserts validated CSV rows by email in one transaction; rows that change nothing
-    /// leave the contact untouched.
+    /// leave the contact untouched. The stage changes it records carry `enrollment`
+    /// (row by row), which the engine follows when it reads them.
     async fn import_contacts(
         &self,
         rows: &[ImportRow],
         default_stage: &StageName,
         at: Timestamp,
+        enrollment: ImportEnrollment,
     ) -> Result<ImportOutcome, StoreError>;
 
     /// Stores a new API token by its hash; the clear token is never stored.

@@ -1,6 +1,6 @@
 //! The records that cross the [`crate::Store`] interface.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tend_core::{ContactId, Email, StageName, TimeZoneName};
@@ -201,6 +201,146 @@ pub struct ImportRow {
     pub timezone: Option<TimeZoneName>,
     /// Other columns, merged into the contact's attributes.
     pub attributes: Map<String, Value>,
+}
+
+/// What an owner chooses for the contacts a list import puts into a stage: written
+/// `now`, `none` or `spread:DURATION` (`spread:14d`) on the command line and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnrollChoice {
+    /// They enroll at once (the pacer still decides when each touch goes).
+    #[default]
+    Now,
+    /// Their enrollments start at instants spread evenly over this long, in file order.
+    Spread(tend_core::Duration),
+    /// The import enrolls nobody.
+    None,
+}
+
+/// The longest an import may spread its enrollments over.
+pub const MAX_SPREAD: tend_core::Duration = tend_core::Duration::from_secs(366 * 86_400);
+
+/// Why an enroll choice was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollChoiceError {
+    /// Neither `now`, `none` nor `spread:…`.
+    #[error(
+        "`{0}` is not an enroll choice: use `now`, `none` or `spread:DURATION` (e.g. `spread:14d`)"
+    )]
+    Unknown(String),
+    /// `spread:` with a duration that does not parse.
+    #[error("spread: {0}")]
+    Duration(#[from] tend_core::DurationError),
+    /// `spread:0d` or longer than [`MAX_SPREAD`].
+    #[error("spread over `{0}`: the period must be longer than zero and at most {MAX_SPREAD}")]
+    OutOfRange(tend_core::Duration),
+}
+
+impl std::str::FromStr for EnrollChoice {
+    type Err = EnrollChoiceError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "now" => Ok(EnrollChoice::Now),
+            "none" => Ok(EnrollChoice::None),
+            other => {
+                let period = other
+                    .strip_prefix("spread:")
+                    .ok_or_else(|| EnrollChoiceError::Unknown(other.to_owned()))?;
+                let period = tend_core::Duration::parse(period)?;
+                if period == tend_core::Duration::ZERO || period > MAX_SPREAD {
+                    return Err(EnrollChoiceError::OutOfRange(period));
+                }
+                Ok(EnrollChoice::Spread(period))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for EnrollChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrollChoice::Now => f.write_str("now"),
+            EnrollChoice::Spread(period) => write!(f, "spread:{period}"),
+            EnrollChoice::None => f.write_str("none"),
+        }
+    }
+}
+
+impl EnrollChoice {
+    /// The enrollment of a chunk that starts at row `first_row` (counting from 0) of an
+    /// import of `total_rows` good rows begun at `start`: row `i` of the import starts
+    /// at `start + i × period / total_rows`, so the last one starts just before the
+    /// period ends.
+    pub fn for_chunk(
+        &self,
+        start: Timestamp,
+        total_rows: usize,
+        first_row: usize,
+    ) -> ImportEnrollment {
+        match *self {
+            EnrollChoice::Now => ImportEnrollment::Now,
+            EnrollChoice::None => ImportEnrollment::DoNotEnroll,
+            EnrollChoice::Spread(period) => {
+                let rows = total_rows.max(1) as i128;
+                let step_nanos = i128::from(period.as_millis()) * 1_000_000 / rows;
+                let step = SignedDuration::from_nanos(step_nanos as i64);
+                let offset = SignedDuration::from_nanos(
+                    (step_nanos * first_row as i128).min(i128::from(i64::MAX)) as i64,
+                );
+                ImportEnrollment::Spread {
+                    first: start.saturating_add(offset).unwrap_or(start),
+                    step,
+                }
+            }
+        }
+    }
+}
+
+/// How the contacts an import puts into a stage (new ones, and existing ones whose
+/// stage the file changes) enroll in the processes that enroll on that stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportEnrollment {
+    /// As soon as the engine reads the stage change, like any other stage change.
+    #[default]
+    Now,
+    /// Row `i` of the chunk enrolls as though it entered the stage at
+    /// `first + i × step`, so a long list does not all start on one day.
+    Spread {
+        /// The instant of the chunk's first row.
+        first: Timestamp,
+        /// The interval between two rows.
+        step: SignedDuration,
+    },
+    /// The import enrolls nobody; a later stage change, an enrolling event or a new
+    /// process's backfill does.
+    DoNotEnroll,
+}
+
+impl ImportEnrollment {
+    /// What entering a stage through row `index` of the chunk does.
+    pub fn for_row(&self, index: usize) -> StageEnrollment {
+        match *self {
+            ImportEnrollment::Now => StageEnrollment::Now,
+            ImportEnrollment::Spread { first, step } => {
+                let nanos = step.as_nanos().saturating_mul(index as i128);
+                let offset = SignedDuration::from_nanos(nanos.min(i128::from(i64::MAX)) as i64);
+                StageEnrollment::NotBefore(first.saturating_add(offset).unwrap_or(first))
+            }
+            ImportEnrollment::DoNotEnroll => StageEnrollment::No,
+        }
+    }
+}
+
+/// Whether entering a stage enrolls the contact in the processes that enroll on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StageEnrollment {
+    /// When the engine reads the change.
+    #[default]
+    Now,
+    /// As though the contact entered the stage at this instant (if it is later than
+    /// when the engine reads the change): the first step's wait counts from it.
+    NotBefore(Timestamp),
+    /// Not by this change.
+    No,
 }
 
 /// What an import of one chunk did.

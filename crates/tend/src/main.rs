@@ -190,6 +190,12 @@ enum ImportKind {
         /// The CSV file.
         #[arg(value_parser = args::input_file)]
         file: PathBuf,
+        /// How the contacts it puts into a stage enroll in that stage's processes:
+        /// `now`; `spread:DURATION` (e.g. `spread:14d`), each starting at an instant
+        /// spread evenly over that period in file order; or `none`, enrolled only by a
+        /// later stage change or enrolling event.
+        #[arg(long, default_value = "now", value_name = "now|none|spread:DURATION")]
+        enroll: tend_store::EnrollChoice,
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
@@ -349,8 +355,13 @@ fn main() -> ExitCode {
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
         Command::Doctor { config, listen } => cmd_doctor::run(&config, listen.as_deref()),
         Command::Import {
-            what: ImportKind::Contacts { file, config },
-        } => cmd_import::run(&config, &file),
+            what:
+                ImportKind::Contacts {
+                    file,
+                    enroll,
+                    config,
+                },
+        } => cmd_import::run(&config, &file, enroll),
         Command::Token {
             action:
                 TokenAction::Create {

@@ -202,3 +202,98 @@ fn an_endless_row_stops_the_import_there_keeping_the_rows_before() {
     );
     assert!(stdout(&out).contains("1 new"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_bad_enroll_choice_exits_2_naming_it() {
+    let business = Business::new();
+    std::fs::write(business.dir.join("people.csv"), "email\nann@example.com\n").unwrap();
+    for bad in ["later", "spread:14", "spread:0d"] {
+        let out = tend(
+            &business.dir,
+            &["import", "contacts", "people.csv", "--enroll", bad],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--enroll"), "{}", stderr(&out));
+        assert!(stderr(&out).contains(bad), "{}", stderr(&out));
+    }
+}
+
+#[tokio::test]
+async fn a_spread_import_starts_each_row_at_its_own_instant_across_the_days() {
+    let business = Business::new();
+    let mut csv = String::from("email,name,stage\n");
+    for i in 0..10 {
+        csv.push_str(&format!("lead{i}@example.com,Lead {i},lead\n"));
+    }
+    csv.push_str("not-an-email,Nobody,lead\n");
+    std::fs::write(business.dir.join("people.csv"), csv).unwrap();
+    let before = jiff::Timestamp::now();
+    let out = tend(
+        &business.dir,
+        &["import", "contacts", "people.csv", "--enroll", "spread:10d"],
+    );
+    let after = jiff::Timestamp::now();
+    assert_eq!(out.status.code(), Some(1), "a row was rejected");
+    assert!(stdout(&out).contains("10 new"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("spread over 10d"), "{}", stdout(&out));
+
+    // The engine reads each new contact's stage change with its own start, a day
+    // apart in file order (the bad row takes no place in the spread).
+    let store = tend_store_sqlite::SqliteStore::open(&business.dir.join("tend.db"))
+        .await
+        .unwrap();
+    let batch = tend_store::Store::read_signals(&store, Default::default(), &[], 100)
+        .await
+        .unwrap();
+    let starts: Vec<jiff::Timestamp> = batch
+        .signals
+        .iter()
+        .map(|signal| match signal {
+            tend_store::Signal::StageEntered {
+                enrollment: tend_store::StageEnrollment::NotBefore(start),
+                ..
+            } => *start,
+            other => panic!("expected a spread stage change, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(starts.len(), 10);
+    assert!(starts[0] >= before && starts[0] <= after, "{starts:?}");
+    for (i, start) in starts.iter().enumerate() {
+        assert_eq!(
+            *start,
+            starts[0] + jiff::SignedDuration::from_hours(24 * i as i64),
+            "row {i}"
+        );
+    }
+
+    // `none` records changes that enroll nobody.
+    std::fs::write(
+        business.dir.join("more.csv"),
+        "email,stage\nmore@example.com,lead\n",
+    )
+    .unwrap();
+    let out = tend(
+        &business.dir,
+        &["import", "contacts", "more.csv", "--enroll", "none"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nobody was enrolled"),
+        "{}",
+        stdout(&out)
+    );
+    let batch = tend_store::Store::read_signals(&store, batch.next, &[], 100)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            batch.signals.as_slice(),
+            [tend_store::Signal::StageEntered {
+                enrollment: tend_store::StageEnrollment::No,
+                ..
+            }]
+        ),
+        "{:?}",
+        batch.signals
+    );
+}

@@ -266,6 +266,24 @@ impl Business {
             .unwrap_or_else(|| panic!("no contact for {user}"))
     }
 
+    /// The contact with this address.
+    pub async fn contact_of_email(&self, email: &str) -> ContactId {
+        let page = self
+            .store
+            .list_contacts(&tend_store::ContactQuery {
+                q: Some(email.to_owned()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        page.contacts
+            .iter()
+            .find(|c| c.email.as_deref() == Some(email))
+            .map(|c| c.id)
+            .unwrap_or_else(|| panic!("no contact with {email}"))
+    }
+
     /// The contact's touches, oldest first.
     pub async fn touches(&self, contact: ContactId) -> Vec<TouchView> {
         let mut touches = self.store.touches_of(contact, 500).await.unwrap();

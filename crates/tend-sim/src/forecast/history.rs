@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use tend_core::Enroll;
 use tend_core::check::Project;
-use tend_store::{Signal, SignalCursor, Store, StoreError};
+use tend_store::{Signal, SignalCursor, StageEnrollment, Store, StoreError};
 
 /// Signals read at once while counting.
 const READ_BATCH: u32 = 10_000;
@@ -66,7 +66,9 @@ pub(crate) async fn arrival_rates(
             let week = (now.duration_since(at).as_millis() / i128::from(week_ms)) as usize;
             for (counts, process) in observed.iter_mut().zip(&project.processes) {
                 let enrolls = match (&process.enroll, signal) {
-                    (Enroll::Stage(stage), Signal::StageEntered { to, .. }) => stage == to,
+                    (Enroll::Stage(stage), Signal::StageEntered { to, enrollment, .. }) => {
+                        stage == to && *enrollment != StageEnrollment::No
+                    }
                     (Enroll::Event(event), Signal::Event { name, .. }) => event == name,
                     _ => false,
                 };

@@ -297,15 +297,15 @@ pub(super) fn hand_off(
         |row| get::<i64>(row, "contact_id"),
     )?;
     if let Some(contact) = completed {
-        super::signals::enroll(
-            conn,
-            ContactId(contact),
+        let plan = super::signals::Enrollment {
+            contact: ContactId(contact),
             process_id,
-            next.step,
-            next.due_at,
-            true,
-            at,
-        )?;
+            first: next.step,
+            due_at: next.due_at,
+            enrolled_at: at,
+            reenroll: true,
+        };
+        super::signals::enroll(conn, &plan, at)?;
     }
     Ok(())
 }

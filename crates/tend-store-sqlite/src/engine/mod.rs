@@ -32,7 +32,7 @@ use tend_core::pacer::{BudgetState, Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
 use tend_store::engine::*;
 use tend_store::suppression::AddressKeys;
-use tend_store::{Contact, StoreError};
+use tend_store::{Contact, StageEnrollment, StoreError};
 
 pub(super) const CURSOR_KEY: &str = "signal_cursor";
 pub(super) const BUDGET_KEY: &str = "budget";

@@ -15,18 +15,27 @@ pub(crate) fn read_signals(
 
     let changes = sql::fetch_all(
         conn,
-        "SELECT id, contact_id, from_stage, to_stage, at FROM stage_history \
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, contact_id, from_stage, to_stage, at, enrolls, enroll_not_before \
+         FROM stage_history WHERE id > ?1 ORDER BY id LIMIT ?2",
         params![after.stage_history, limit],
         |row| {
             let id: i64 = get(row, "id")?;
             let at: i64 = get(row, "at")?;
             let from: Option<String> = get(row, "from_stage")?;
+            let not_before: Option<i64> = get(row, "enroll_not_before")?;
+            let enrollment = match (get::<bool>(row, "enrolls")?, not_before) {
+                (false, _) => StageEnrollment::No,
+                (true, None) => StageEnrollment::Now,
+                (true, Some(ms)) => {
+                    StageEnrollment::NotBefore(timestamp(ms, "stage change enroll_not_before")?)
+                }
+            };
             let signal = Signal::StageEntered {
                 contact: ContactId(get(row, "contact_id")?),
                 from: from.map(StageName::new),
                 to: StageName::new(get::<String>(row, "to_stage")?),
                 at: timestamp(at, "stage change at")?,
+                enrollment,
             };
             Ok(((at, 1, id), signal))
         },
@@ -103,17 +112,18 @@ pub(crate) fn apply_signals(
                 process_id,
                 first,
                 due_at,
+                enrolled_at,
                 reenroll,
             } => {
-                if enroll(
-                    conn,
-                    *contact,
-                    *process_id,
-                    *first,
-                    *due_at,
-                    *reenroll,
-                    at_ms,
-                )? {
+                let plan = Enrollment {
+                    contact: *contact,
+                    process_id: *process_id,
+                    first: *first,
+                    due_at: *due_at,
+                    enrolled_at: millis(*enrolled_at),
+                    reenroll: *reenroll,
+                };
+                if enroll(conn, &plan, at_ms)? {
                     outcome.enrolled += 1;
                 }
             }
@@ -195,15 +205,29 @@ pub(crate) fn wake_capacity_held(
     )
 }
 
-pub(super) fn enroll(
-    conn: &Connection,
-    contact: ContactId,
-    process_id: i64,
-    first: StepSpec,
-    due_at: Timestamp,
-    reenroll: bool,
-    at: i64,
-) -> Result<bool, StoreError> {
+/// One enrollment to create.
+pub(super) struct Enrollment {
+    pub contact: ContactId,
+    pub process_id: i64,
+    pub first: StepSpec,
+    pub due_at: Timestamp,
+    /// When it starts (milliseconds); an imported contact's may be later than `at`.
+    pub enrolled_at: i64,
+    /// Whether a contact who was enrolled before may enter again.
+    pub reenroll: bool,
+}
+
+/// Creates the enrollment and its first touch at `at`, unless the contact is
+/// suppressed or already enrolled (or was, without re-entry); returns whether it did.
+pub(super) fn enroll(conn: &Connection, plan: &Enrollment, at: i64) -> Result<bool, StoreError> {
+    let &Enrollment {
+        contact,
+        process_id,
+        first,
+        due_at,
+        enrolled_at,
+        reenroll,
+    } = plan;
     let enrolled = sql::fetch_optional(
         conn,
         "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
@@ -212,7 +236,13 @@ pub(super) fn enroll(
            SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = ?1 \
            AND (e.state = 'active' OR ?5 = 0)) \
          RETURNING id",
-        params![process_id, i64::from(first.step), at, contact.0, reenroll],
+        params![
+            process_id,
+            i64::from(first.step),
+            enrolled_at,
+            contact.0,
+            reenroll
+        ],
         |row| get::<i64>(row, "id"),
     )?;
     let Some(enrollment_id) = enrolled else {
