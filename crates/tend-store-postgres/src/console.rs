@@ -4,10 +4,11 @@
 use crate::pool::{Access, in_tx};
 use crate::sql::{self, Tx, get, millis, timestamp};
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use tend_core::pacer::TouchId;
 use tend_core::{ContactId, StageName};
 use tend_store::StoreError;
-use tend_store::{ConsoleAction, DeliveryView, PlannedTouch};
+use tend_store::{ConsoleAction, DeliveryView, PlannedTouch, StepCounts};
 use tokio_postgres::Row;
 
 /// Where a paused enrollment's pending touch waits: 9999-01-01, after anything the
@@ -314,6 +315,104 @@ pub(crate) async fn deliveries(
     .await
 }
 
+/// Counts of one process's touches by step, state and held reason, its offers and the
+/// conversions each step was the last touch before (see `ConsoleStore`).
+pub(crate) async fn process_step_counts(
+    tx: &Tx<'_>,
+    process_key: &str,
+    conversion_stage: &StageName,
+) -> Result<Vec<StepCounts>, StoreError> {
+    let Some(process_id) = sql::fetch_optional(
+        tx,
+        "SELECT id FROM processes WHERE key = $1",
+        &[&process_key],
+        |row| get::<i64>(row, "id"),
+    )
+    .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    let step_of = |row: &Row| -> Result<u32, StoreError> {
+        Ok(u32::try_from(get::<i64>(row, "step")?).unwrap_or(0))
+    };
+    let mut steps: BTreeMap<u32, StepCounts> = BTreeMap::new();
+    let counted = sql::fetch_all(
+        tx,
+        "SELECT step, kind, state, reason, COUNT(*) AS n FROM touches \
+         WHERE process_id = $1 GROUP BY step, kind, state, reason",
+        &[&process_id],
+        |row| {
+            Ok((
+                step_of(row)?,
+                get::<String>(row, "kind")?,
+                get::<String>(row, "state")?,
+                get::<Option<String>>(row, "reason")?,
+                count(get::<i64>(row, "n")?),
+            ))
+        },
+    )
+    .await?;
+    for (step, kind, state, reason, n) in counted {
+        let counts = steps.entry(step).or_default();
+        if kind == "keep_warm" {
+            if state == "sent" {
+                counts.keep_warm_sent += n;
+            }
+            continue;
+        }
+        match (state.as_str(), reason) {
+            ("pending", Some(reason)) => *counts.held.entry(reason).or_default() += n,
+            ("pending", None) => counts.pending += n,
+            ("queued" | "open", _) => counts.in_progress += n,
+            ("sent" | "done", _) => counts.sent += n,
+            ("failed", _) => counts.failed += n,
+            _ => counts.skipped += n,
+        }
+    }
+    let offers = sql::fetch_all(
+        tx,
+        "SELECT step, sent, responded FROM offer_stats WHERE process_id = $1",
+        &[&process_id],
+        |row| {
+            Ok((
+                step_of(row)?,
+                count(get::<i64>(row, "sent")?),
+                count(get::<i64>(row, "responded")?),
+            ))
+        },
+    )
+    .await?;
+    for (step, sent, responded) in offers {
+        let counts = steps.entry(step).or_default();
+        counts.offers = sent;
+        counts.responded = responded;
+    }
+    // Each contact's first entry into the conversion stage, credited to the last touch
+    // admitted before it when that touch was one of this process's steps.
+    let conversions = sql::fetch_all(
+        tx,
+        "SELECT t.step, COUNT(*) AS n \
+         FROM (SELECT contact_id, MIN(at) AS at FROM stage_history WHERE to_stage = $2 \
+               GROUP BY contact_id) f \
+         JOIN LATERAL (SELECT l.process_id, l.step, l.kind FROM touches l \
+               WHERE l.contact_id = f.contact_id AND l.admitted_at IS NOT NULL \
+               AND l.admitted_at <= f.at ORDER BY l.admitted_at DESC, l.id DESC LIMIT 1) t \
+         ON TRUE \
+         WHERE t.process_id = $1 AND t.kind = 'step' GROUP BY t.step",
+        &[&process_id, &conversion_stage.as_str()],
+        |row| Ok((step_of(row)?, count(get::<i64>(row, "n")?))),
+    )
+    .await?;
+    for (step, n) in conversions {
+        steps.entry(step).or_default().conversions = n;
+    }
+    Ok(steps
+        .into_iter()
+        .map(|(step, counts)| StepCounts { step, ..counts })
+        .collect())
+}
+
 #[async_trait::async_trait]
 impl tend_store::ConsoleStore for crate::PostgresStore {
     async fn upsert_user(
@@ -439,6 +538,19 @@ impl tend_store::ConsoleStore for crate::PostgresStore {
     ) -> Result<Vec<DeliveryView>, StoreError> {
         in_tx!(self, Access::Read, |tx| deliveries(
             &tx, status, contact, limit
+        )
+        .await?)
+    }
+
+    async fn process_step_counts(
+        &self,
+        process_key: &str,
+        conversion_stage: &StageName,
+    ) -> Result<Vec<StepCounts>, StoreError> {
+        in_tx!(self, Access::Read, |tx| process_step_counts(
+            &tx,
+            process_key,
+            conversion_stage
         )
         .await?)
     }

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::AddressKeys;
-use tend_store::{ImportOutcome, ImportRow, StageChange, StoreError};
+use tend_store::{
+    ImportEnrollment, ImportOutcome, ImportRow, StageChange, StageEnrollment, StoreError,
+};
 
 /// One person of the chunk, as the rows so far left them.
 struct Imported<'a> {
@@ -20,6 +22,8 @@ struct Imported<'a> {
     dirty: bool,
     /// Stage moves of an existing contact, in row order.
     moves: Vec<(String, String)>,
+    /// How the stage changes of this person enroll: from the row that first named them.
+    enrollment: StageEnrollment,
 }
 
 /// Applies a chunk inside the caller's transaction; the caller commits.
@@ -29,6 +33,7 @@ pub(crate) async fn run(
     rows: &[ImportRow],
     default_stage: &StageName,
     at: i64,
+    enrollment: ImportEnrollment,
 ) -> Result<ImportOutcome, StoreError> {
     // Held to the commit: stage changes become visible in id order.
     sql::lock_signal_writers(tx).await?;
@@ -60,7 +65,7 @@ pub(crate) async fn run(
     }
     let suppressed = suppressed_among(tx, keys, rows, &existing).await?;
 
-    for row in rows {
+    for (row_index, row) in rows.iter().enumerate() {
         let email = row.email.as_str();
         let Some(&i) = index.get(email) else {
             index.insert(email, people.len());
@@ -73,6 +78,7 @@ pub(crate) async fn run(
                         is_new: false,
                         dirty: false,
                         moves: Vec::new(),
+                        enrollment: enrollment.for_row(row_index),
                     };
                     if merge_row(&mut person, row, at)? {
                         outcome.updated += 1;
@@ -83,7 +89,9 @@ pub(crate) async fn run(
                 }
                 None => {
                     outcome.inserted += 1;
-                    new_person(row, default_stage, at, suppressed.contains(email))
+                    let mut person = new_person(row, default_stage, at, suppressed.contains(email));
+                    person.enrollment = enrollment.for_row(row_index);
+                    person
                 }
             };
             people.push(person);
@@ -116,6 +124,7 @@ pub(crate) async fn run(
                 None,
                 &person.row.stage,
                 at,
+                person.enrollment,
             );
         } else {
             for (from, to) in std::mem::take(&mut person.moves) {
@@ -126,6 +135,7 @@ pub(crate) async fn run(
                     Some(from),
                     &to,
                     at,
+                    person.enrollment,
                 );
             }
         }
@@ -175,6 +185,7 @@ fn new_person<'a>(
         is_new: true,
         dirty: false,
         moves: Vec::new(),
+        enrollment: StageEnrollment::Now,
     }
 }
 
@@ -281,6 +292,7 @@ fn record(
     from: Option<String>,
     to: &str,
     at: i64,
+    enrollment: StageEnrollment,
 ) {
     changes.push(StageChange {
         contact_id: ContactId(id),
@@ -294,5 +306,6 @@ fn record(
         reason: "import".to_owned(),
         message_id: None,
         at,
+        enrollment,
     });
 }

@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::AddressKeys;
-use tend_store::{ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StoreError};
+use tend_store::{
+    ContactTraits, Identity, IngestMessage, IngestOutcome, StageChange, StageEnrollment, StoreError,
+};
 
 /// Applies a batch inside the caller's transaction; the caller commits.
 pub(crate) async fn run(
@@ -502,6 +504,7 @@ impl<'a> Batch<'a> {
             reason: "created".to_owned(),
             message_id: None,
             at,
+            enrollment: StageEnrollment::Now,
         });
         self.changes.push(StageChange {
             contact_id: ContactId(id),
@@ -688,6 +691,7 @@ impl<'a> Batch<'a> {
             reason: reason.to_owned(),
             message_id: cause.map(str::to_owned),
             at,
+            enrollment: StageEnrollment::Now,
         });
     }
 

@@ -395,12 +395,13 @@ impl Store for PostgresStore {
         rows: &[ImportRow],
         default_stage: &StageName,
         at: Timestamp,
+        enrollment: ImportEnrollment,
     ) -> Result<ImportOutcome, StoreError> {
         if rows.is_empty() {
             return Ok(ImportOutcome::default());
         }
         in_tx!(self, Access::Write, |tx| {
-            import::run(&tx, &self.keys, rows, default_stage, millis(at)).await?
+            import::run(&tx, &self.keys, rows, default_stage, millis(at), enrollment).await?
         })
     }
 

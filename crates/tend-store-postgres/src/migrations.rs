@@ -9,9 +9,20 @@ use tend_store::StoreError;
 use tend_store::suppression::{self, SECRET_KEY};
 
 /// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
-/// changes add files here.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+/// changes add files here (0002 is SQLite's 0011, 0003 its 0010).
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        "import_enrollment",
+        include_str!("../migrations/0002_import_enrollment.sql"),
+    ),
+    (
+        3,
+        "process_step_counts",
+        include_str!("../migrations/0003_process_step_counts.sql"),
+    ),
+];
 
 /// The advisory lock migrations run under ("TENDMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x5445_4E44_4D49_4752;

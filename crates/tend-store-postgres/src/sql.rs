@@ -11,7 +11,7 @@ use deadpool_postgres::Transaction;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use tend_core::{ContactId, StageName};
-use tend_store::{Contact, StoreError};
+use tend_store::{Contact, StageEnrollment, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
 
@@ -245,18 +245,25 @@ pub(crate) struct HistoryRow {
     /// The event that caused the change, so the timeline can show it right after it.
     pub message_id: Option<String>,
     pub at: i64,
+    /// Whether and from when the change enrolls (see migration 0002).
+    pub enrollment: StageEnrollment,
 }
 
 /// Appends stage history (the caller holds [`lock_signal_writers`]).
 pub(crate) async fn insert_history(tx: &Tx<'_>, rows: &[HistoryRow]) -> Result<(), StoreError> {
     let insert = tx
         .prepare_cached(
-            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, message_id, at, \
+             enrolls, enroll_not_before) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .await
         .map_err(db)?;
     for h in rows {
+        let (enrolls, not_before) = match h.enrollment {
+            StageEnrollment::Now => (true, None),
+            StageEnrollment::NotBefore(instant) => (true, Some(instant.as_millisecond())),
+            StageEnrollment::No => (false, None),
+        };
         tx.execute(
             &insert,
             &[
@@ -266,6 +273,8 @@ pub(crate) async fn insert_history(tx: &Tx<'_>, rows: &[HistoryRow]) -> Result<(
                 &h.reason,
                 &h.message_id,
                 &h.at,
+                &enrolls,
+                &not_before,
             ],
         )
         .await

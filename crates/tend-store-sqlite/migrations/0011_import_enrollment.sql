@@ -1,6 +1,6 @@
 -- How a stage change enrolls the contact in the processes that enroll on its stage.
 -- Every change enrolls when the engine reads it, except those an import records with
--- `tend import contacts --enroll spread:N | none` (or the console's Import page):
+-- `tend import contacts --enroll spread:DURATION` or `--enroll none`:
 -- `enrolls = 0` enrolls nobody; `enroll_not_before` (milliseconds) starts the
 -- enrollment at that instant, so a long list's first touches spread over days.
 ALTER TABLE stage_history ADD COLUMN enrolls INTEGER NOT NULL DEFAULT 1;

@@ -278,7 +278,7 @@ pub(super) struct HistoryRow {
     /// The event that caused the change, so the timeline can show it right after it.
     pub message_id: Option<String>,
     pub at: i64,
-    /// Whether and from when the change enrolls (see migration 0010).
+    /// Whether and from when the change enrolls (see migration 0011).
     pub enrollment: StageEnrollment,
 }
 

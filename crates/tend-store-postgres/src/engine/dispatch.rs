@@ -316,16 +316,15 @@ pub(crate) async fn hand_off(
     )
     .await?;
     if let Some(contact) = completed {
-        super::signals::enroll(
-            tx,
-            ContactId(contact),
+        let plan = super::signals::Enrollment {
+            contact: ContactId(contact),
             process_id,
-            next.step,
-            next.due_at,
-            true,
-            at,
-        )
-        .await?;
+            first: next.step,
+            due_at: next.due_at,
+            enrolled_at: at,
+            reenroll: true,
+        };
+        super::signals::enroll(tx, &plan, at).await?;
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ use tend_core::pacer::{BudgetState, Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
 use tend_store::engine::*;
 use tend_store::suppression::AddressKeys;
-use tend_store::{Contact, StoreError};
+use tend_store::{Contact, StageEnrollment, StoreError};
 use tokio_postgres::Row;
 
 pub(super) const CURSOR_KEY: &str = "signal_cursor";

@@ -15,18 +15,27 @@ pub(crate) async fn read_signals(
 
     let changes = sql::fetch_all(
         tx,
-        "SELECT id, contact_id, from_stage, to_stage, at FROM stage_history \
-         WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, contact_id, from_stage, to_stage, at, enrolls, enroll_not_before \
+         FROM stage_history WHERE id > $1 ORDER BY id LIMIT $2",
         &[&after.stage_history, &limit],
         |row| {
             let id: i64 = get(row, "id")?;
             let at: i64 = get(row, "at")?;
             let from: Option<String> = get(row, "from_stage")?;
+            let not_before: Option<i64> = get(row, "enroll_not_before")?;
+            let enrollment = match (get::<bool>(row, "enrolls")?, not_before) {
+                (false, _) => StageEnrollment::No,
+                (true, None) => StageEnrollment::Now,
+                (true, Some(ms)) => {
+                    StageEnrollment::NotBefore(timestamp(ms, "stage change enroll_not_before")?)
+                }
+            };
             let signal = Signal::StageEntered {
                 contact: ContactId(get(row, "contact_id")?),
                 from: from.map(StageName::new),
                 to: StageName::new(get::<String>(row, "to_stage")?),
                 at: timestamp(at, "stage change at")?,
+                enrollment,
             };
             Ok(((at, 1, id), signal))
         },
@@ -110,9 +119,18 @@ pub(crate) async fn apply_signals(
                 process_id,
                 first,
                 due_at,
+                enrolled_at,
                 reenroll,
             } => {
-                if enroll(tx, *contact, *process_id, *first, *due_at, *reenroll, at_ms).await? {
+                let plan = Enrollment {
+                    contact: *contact,
+                    process_id: *process_id,
+                    first: *first,
+                    due_at: *due_at,
+                    enrolled_at: millis(*enrolled_at),
+                    reenroll: *reenroll,
+                };
+                if enroll(tx, &plan, at_ms).await? {
                     outcome.enrolled += 1;
                 }
             }
@@ -207,15 +225,29 @@ pub(crate) async fn wake_capacity_held(
     .await
 }
 
-pub(crate) async fn enroll(
-    tx: &Tx<'_>,
-    contact: ContactId,
-    process_id: i64,
-    first: StepSpec,
-    due_at: Timestamp,
-    reenroll: bool,
-    at: i64,
-) -> Result<bool, StoreError> {
+/// One enrollment to create.
+pub(crate) struct Enrollment {
+    pub contact: ContactId,
+    pub process_id: i64,
+    pub first: StepSpec,
+    pub due_at: Timestamp,
+    /// When it starts (milliseconds); an imported contact's may be later than `at`.
+    pub enrolled_at: i64,
+    /// Whether a contact who was enrolled before may enter again.
+    pub reenroll: bool,
+}
+
+/// Creates the enrollment and its first touch at `at`, unless the contact is
+/// suppressed or already enrolled (or was, without re-entry); returns whether it did.
+pub(crate) async fn enroll(tx: &Tx<'_>, plan: &Enrollment, at: i64) -> Result<bool, StoreError> {
+    let &Enrollment {
+        contact,
+        process_id,
+        first,
+        due_at,
+        enrolled_at,
+        reenroll,
+    } = plan;
     let enrolled = sql::fetch_optional(
         tx,
         "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
@@ -227,7 +259,7 @@ pub(crate) async fn enroll(
         &[
             &process_id,
             &(i64::from(first.step)),
-            &at,
+            &enrolled_at,
             &contact.0,
             &reenroll,
         ],
