@@ -149,6 +149,7 @@ async fn an_erased_contact_is_gone_and_its_address_stays_suppressed() {
             &[import_row("erase-0@example.com", "Back", None, json!({}))],
             &prospect(),
             at(40),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();
@@ -171,6 +172,7 @@ async fn an_import_upserts_by_email_and_leaves_unchanged_rows_alone() {
             ],
             &prospect(),
             at(10),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();
@@ -187,6 +189,7 @@ async fn an_import_upserts_by_email_and_leaves_unchanged_rows_alone() {
             ],
             &prospect(),
             at(20),
+            tend_store::ImportEnrollment::Now,
         )
         .await
         .unwrap();
