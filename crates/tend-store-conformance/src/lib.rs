@@ -5,7 +5,8 @@
 //! own tests reuse [`fixtures`]. CI runs the suite once per backend.
 
 pub mod fixtures;
-pub mod postgres;
+/// Scratch databases live in the test kit, beside Tend's other real peers.
+pub use tend_testkit::postgres;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
 
 /// The variable naming the backend under test.
-pub const DATABASE_URL_VAR: &str = "TEND_TEST_DATABASE_URL";
+pub const DATABASE_URL_VAR: &str = postgres::TEST_DATABASE_URL_VAR;
 
 /// A fresh, empty store of the backend under test, gone when dropped.
 pub struct TestStore {

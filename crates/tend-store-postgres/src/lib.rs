@@ -21,6 +21,7 @@ mod engine;
 mod feedback;
 mod import;
 mod ingest;
+mod inspect;
 mod migrations;
 mod pool;
 mod sql;
@@ -37,6 +38,8 @@ use tend_core::pacer::{BudgetState, TouchId};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::{self, AddressKeys};
 use tend_store::*;
+
+pub use inspect::{Inspection, inspect};
 
 /// Tables an erasure deletes rows from, vacuumed afterwards so the deleted tuples'
 /// space is reclaimed and reused (see the README on what that does and does not

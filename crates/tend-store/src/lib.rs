@@ -27,7 +27,9 @@ use tend_core::{ContactId, Email, StageName};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL names no backend Tend has.
-    #[error("unsupported database url `{0}`: use sqlite://PATH")]
+    #[error(
+        "unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// The database URL names a backend Tend has but cannot be read; says which part
     /// is wrong and never repeats a password.

@@ -1,8 +1,9 @@
 //! Tend's test kit: the real peers Tend's tests talk to, started once per test and
 //! stopped however the test ends. An SMTP server (aiosmtpd) and a Standard Webhooks
-//! receiver in Python, `tend serve` over a business in a temporary folder, a port that
-//! refuses connections, a headless Chromium, an IMAP server (Dovecot), and (feature `web`)
-//! Tend's web server in-process on a manual clock.
+//! receiver in Python, `tend serve` over a business in a temporary folder, a scratch
+//! PostgreSQL database per test, a port that refuses connections, a headless Chromium,
+//! an IMAP server (Dovecot), and (feature `web`) Tend's web server in-process on a
+//! manual clock.
 //!
 //! Every server binds port 0 and reports the port it got, so no two tests can ever be
 //! handed the same port. A dev-dependency only; never published.
@@ -13,6 +14,7 @@ pub mod browser_checks;
 pub mod dovecot;
 pub mod mailbox;
 pub mod peers;
+pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod serve;
@@ -26,6 +28,7 @@ pub use browser::{Browser, Page};
 pub use dovecot::Dovecot;
 pub use mailbox::{Mail, Mailbox};
 pub use peers::{ClosedPort, SmtpSink, WebhookReceiver};
+pub use postgres::ScratchDatabase;
 pub use python::{dkim_verify, python, require_python_module, run_python, run_python_in};
 pub use serve::{Business, Serve, Studio};
 

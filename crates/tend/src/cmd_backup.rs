@@ -1,7 +1,8 @@
 //! `tend backup FILE` and `tend restore FILE`: a consistent, owner-only snapshot of the
 //! live SQLite database, and putting one back while no server runs.
 
-use crate::project::{load_valid_project, project_dir};
+use crate::database::Database;
+use crate::project::load_valid_project;
 use crate::server_lock::ServerLock;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -66,12 +67,14 @@ pub fn restore(config_path: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured SQLite file; backups are for the SQLite backend only.
+/// The configured SQLite file; backup and restore are for the SQLite backend only.
 fn sqlite_path(config_path: &Path) -> anyhow::Result<PathBuf> {
     let project = load_valid_project(config_path)?;
-    let url = &project.config.database_url;
-    let Some(path) = url.strip_prefix("sqlite://") else {
-        bail!("`{url}` is not a SQLite database: backup and restore are for sqlite:// only");
-    };
-    Ok(project_dir(config_path).join(path))
+    let database = Database::of(config_path, &project.config.database_url)?;
+    let file = database.sqlite_only(
+        "`tend backup` and `tend restore`",
+        "back it up with PostgreSQL's own tools (pg_dump -Fc, pg_restore, or the \
+         server's continuous archiving)",
+    )?;
+    Ok(file.to_path_buf())
 }

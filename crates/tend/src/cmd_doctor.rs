@@ -2,6 +2,7 @@
 //! database, the SMTP relay, where links point, who may read its files — and prints
 //! each as ok, warning or error with the fix. Exit 1 when any is an error.
 
+use crate::database::Database;
 use crate::project::{load_project, project_dir};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -76,18 +77,26 @@ pub fn run(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCode>
     let config = check_config(config_path, &mut report);
     check_permission(&mut report, config_path, false);
     if let Some(config) = &config {
-        let database = config
-            .database_url
-            .strip_prefix("sqlite://")
-            .map(|path| dir.join(path));
-        match &database {
-            Some(database) => check_database(database, &mut report),
-            None => report.ok(
-                "database",
-                "not SQLite: checked by `tend serve` when it connects",
-            ),
-        }
         let runtime = tokio::runtime::Runtime::new()?;
+        let database = match Database::of(config_path, &config.database_url) {
+            Ok(Database::Sqlite(file)) => {
+                check_database(&file, &mut report);
+                Some(file)
+            }
+            Ok(Database::Postgres(url)) => {
+                runtime.block_on(check_postgres(&url, &mut report));
+                None
+            }
+            Err(error) => {
+                report.error(
+                    "database",
+                    format!("{error:#}"),
+                    "set `database_url` (or TEND_DATABASE_URL) to sqlite://FILE or \
+                     postgres://USER@HOST:PORT/DATABASE",
+                );
+                None
+            }
+        };
         runtime.block_on(check_smtp(config, &dir, &mut report));
         let running = database.as_deref().and_then(server_address);
         let planned = match listen {
@@ -157,6 +166,47 @@ fn check_config(config_path: &Path, report: &mut Report) -> Option<Config> {
             );
             None
         }
+    }
+}
+
+/// PostgreSQL's counterpart of [`check_database`]: reachable, a schema this binary
+/// knows, the install's secrets present. Integrity and backups are the server's own
+/// business there (`amcheck`, `pg_dump`, continuous archiving).
+async fn check_postgres(url: &str, report: &mut Report) {
+    match tend_store_postgres::inspect(url).await {
+        Ok(found) if found.schema_version == 0 => report.warn(
+            "database",
+            format!("{} holds no Tend schema yet", found.target),
+            "`tend serve` creates it on its first start, or move a SQLite business there \
+             with `tend migrate --to`",
+        ),
+        Ok(found) if found.schema_version > found.newest_version => report.error(
+            "database",
+            format!(
+                "{} is at schema version {}, newer than this binary's {}",
+                found.target, found.schema_version, found.newest_version
+            ),
+            "run the Tend release that wrote it (or a newer one)",
+        ),
+        Ok(found) if !found.secrets_present => report.error(
+            "database",
+            format!("{}: the install's secrets are missing", found.target),
+            "restore the database from a backup: new secrets would break every \
+             unsubscribe link already mailed",
+        ),
+        Ok(found) => report.ok(
+            "database",
+            format!(
+                "{}: PostgreSQL, schema version {}, {} contacts, secrets present",
+                found.target, found.schema_version, found.contacts
+            ),
+        ),
+        Err(error) => report.error(
+            "database",
+            error.to_string(),
+            "check that the server runs and accepts this user from this machine, and \
+             that the database exists",
+        ),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `tend forecast`: the live business run forward on a virtual clock, from a copy of
 //! its database; nothing is sent and the live database is only read.
 
-use crate::project::{load_valid_project, project_dir};
+use crate::database::Database;
+use crate::project::load_valid_project;
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use std::path::Path;
@@ -11,11 +12,13 @@ use tend_sim::forecast::{ForecastOptions, forecast_file, render};
 /// Prints the forecast of the next `weeks` weeks, as text or as JSON.
 pub fn run(config_path: &Path, weeks: u32, history: u32, json: bool) -> anyhow::Result<ExitCode> {
     let project = load_valid_project(config_path)?;
-    let url = &project.config.database_url;
-    let Some(path) = url.strip_prefix("sqlite://") else {
-        bail!("`{url}` is not a SQLite database: the forecast copies sqlite:// databases only");
-    };
-    let database = project_dir(config_path).join(path);
+    let database = Database::of(config_path, &project.config.database_url)?
+        .sqlite_only(
+            "`tend forecast`",
+            "the forecast runs on a copy of a SQLite file, and there is no PostgreSQL \
+             forecast yet",
+        )?
+        .to_path_buf();
     if !database.exists() {
         bail!(
             "there is no database at {} yet: `tend serve` or `tend import` creates it",

@@ -1,6 +1,7 @@
 //! `tend serve`: the HTTP API, ingest and the engine over the configured store, until
 //! Ctrl-C or SIGTERM; then in-flight requests and sends finish before it exits.
 
+use crate::database::Database;
 use crate::project::{load_valid_project, project_dir};
 use crate::server_lock::ServerLock;
 use anyhow::Context;
@@ -22,13 +23,16 @@ pub fn run(
     let project = Arc::new(load_valid_project(config_path)?);
     let listen = listen.unwrap_or(&project.config.http.listen).to_owned();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    // Before the store opens: a second engine would give back the first one's leases.
-    let mut lock = match project.config.database_url.strip_prefix("sqlite://") {
-        Some(path) => Some(ServerLock::acquire(&project_dir(config_path).join(path))?),
+    let database = Database::of(config_path, &project.config.database_url)?;
+    // Before the store opens: a second engine on a SQLite file would give back the
+    // first one's leases.
+    let mut lock = match database.sqlite_file() {
+        Some(file) => Some(ServerLock::acquire(file)?),
         None => None,
     };
     runtime.block_on(async {
-        let store = crate::open_store(config_path, &project.config).await?;
+        let store = database.open().await?;
+        tracing::info!(database = %database.shown(), "database open");
         let instance = tend_engine::instance_id(store.as_ref())
             .await
             .context("reading the installation id")?;
@@ -100,8 +104,10 @@ pub fn run(
             .with_engine(engine)
             .with_limits(HttpLimits::from_config(&project.config))
             .with_config_path(config_path.to_path_buf());
-        if let Some(path) = project.config.database_url.strip_prefix("sqlite://") {
-            state = state.with_forecast(project_dir(config_path).join(path));
+        // The forecast runs on a copy of a SQLite file; on PostgreSQL /api/forecast
+        // says it is not available.
+        if let Some(file) = database.sqlite_file() {
+            state = state.with_forecast(file.to_path_buf());
         }
         let stop = shutdown.clone();
         let served = tend_web::serve(listener, state, async move {

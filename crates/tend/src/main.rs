@@ -14,6 +14,7 @@ mod cmd_serve;
 mod cmd_simulate;
 mod cmd_token;
 mod cmd_user;
+mod database;
 mod project;
 mod server_lock;
 
@@ -267,39 +268,14 @@ fn init_tracing_as(level: &str, format: LogFormat) {
     };
 }
 
-/// `scheme://user:password@host/…` with the password replaced by `***`.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-        None => url.to_string(),
-    }
-}
-
-/// Opens the configured database; a relative SQLite path is beside `tend.toml`.
+/// Opens the business's database (see [`database::Database`]).
 async fn open_store(
     config_path: &std::path::Path,
     config: &tend_core::config::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn tend_store::Store>> {
-    use anyhow::Context;
-    let url = &config.database_url;
-    let Some(path) = url.strip_prefix("sqlite://") else {
-        // A server URL may carry a password; errors must not print it.
-        let shown = without_password(url);
-        return Err(tend_store::StoreError::UnsupportedUrl(shown.clone()))
-            .with_context(|| format!("opening the database {shown}"));
-    };
-    let path = project::project_dir(config_path).join(path);
-    let store = tend_store_sqlite::SqliteStore::open(&path)
+    database::Database::of(config_path, &config.database_url)?
+        .open()
         .await
-        .with_context(|| format!("opening the database {url}"))?;
-    Ok(std::sync::Arc::new(store))
 }
 
 fn main() -> ExitCode {

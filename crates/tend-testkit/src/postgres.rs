@@ -1,8 +1,12 @@
 //! Scratch PostgreSQL databases: each test gets one of its own, created on the server a
-//! `postgres://` URL names and dropped when the test ends.
+//! `postgres://` URL names and dropped when the test ends (with any connection a killed
+//! `tend serve` left open to it).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use tokio_postgres::NoTls;
+
+/// The variable naming the database server (or SQLite file) the store's tests use.
+pub const TEST_DATABASE_URL_VAR: &str = "TEND_TEST_DATABASE_URL";
 
 /// A database made for one test; dropped, with any connection still open to it, when
 /// this value is.
@@ -42,9 +46,25 @@ impl ScratchDatabase {
         }
     }
 
+    /// A database of its own on the server PostgreSQL-only tests use ([`server_url`]).
+    pub async fn fresh() -> ScratchDatabase {
+        ScratchDatabase::create(&server_url()).await
+    }
+
     /// The new database's URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Runs `sql` on the database and returns the first column of the first row: for
+    /// a test to look at what several processes wrote.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let client = connect(&self.url).await;
+        let row = client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.get(0)
     }
 }
 
@@ -99,8 +119,8 @@ pub fn with_database(url: &str, name: &str) -> String {
 /// The server PostgreSQL-only tests use: `TEND_TEST_DATABASE_URL` when it names one,
 /// else the local server on 127.0.0.1:5432 (user `postgres`, database `test`).
 pub fn server_url() -> String {
-    match std::env::var(crate::DATABASE_URL_VAR) {
-        Ok(url) if tend_store_postgres::is_postgres_url(&url) => url,
+    match std::env::var(TEST_DATABASE_URL_VAR) {
+        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => url,
         _ => "postgres://postgres@127.0.0.1:5432/test".to_owned(),
     }
 }
