@@ -204,13 +204,15 @@ fn serve_refuses_a_database_it_cannot_open_and_keeps_the_password_out_of_the_err
     edit(
         &tmp.path().join("biz/tend.toml"),
         "database_url = \"sqlite://tend.db\"",
-        "database_url = \"postgres://tend:hunter2-secret@db.example:5432/tend\"",
+        // Port 1: nothing listens there.
+        "database_url = \"postgres://tend:hunter2-secret@127.0.0.1:1/tend\"",
     );
     let out = tend(&["serve", "--config", "biz/tend.toml"], tmp.path());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("unsupported database url `postgres://tend:***@db.example:5432/tend`"),
+        stderr.contains("opening the database postgres://tend:***@127.0.0.1:1/tend")
+            && stderr.contains("PostgreSQL at postgres://tend@127.0.0.1:1/tend"),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
