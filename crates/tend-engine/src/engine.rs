@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 mod consent;
 use consent::catch_panic;
-pub use consent::{Unsubscribed, instance_id};
+pub use consent::{Unsubscribed, health_fingerprint, instance_id};
 
 /// Engine value holding the install's secret (hex): signs unsubscribe links and keys
 /// suppressed addresses.

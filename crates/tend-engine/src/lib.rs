@@ -25,7 +25,9 @@ pub mod webhook;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{ChannelDelivery, Delivery, DeliverySetupError, EmailTouch};
 pub use email::{EmailConfig, EmailSender, EmailSetupError, OutgoingEmail, RelayProbe, TlsMode};
-pub use engine::{Engine, EngineError, EngineSettings, SyncReport, Unsubscribed, instance_id};
+pub use engine::{
+    Engine, EngineError, EngineSettings, SyncReport, Unsubscribed, health_fingerprint, instance_id,
+};
 pub use expected::{OfferStepView, learned_probability};
 pub use metrics::Metrics;
 pub use pace::{CapacityView, DeficitView, PaceReport};

@@ -35,6 +35,20 @@ pub enum SnapshotError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The snapshot was written by a newer Tend, whose schema this binary does not know.
+    #[error(
+        "{} was written by a newer Tend: its schema version {version} is newer than this \
+         binary's {newest}",
+        path.display()
+    )]
+    Newer {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Its schema version.
+        version: i64,
+        /// The newest schema this binary knows.
+        newest: i64,
+    },
     /// The snapshot is not one this binary can restore; says why.
     #[error("{} is not a usable Tend snapshot: {reason}", path.display())]
     Unusable {
@@ -52,6 +66,13 @@ pub struct SnapshotInfo {
     pub schema_version: i64,
     /// How many contacts it holds.
     pub contacts: i64,
+    /// The install's id (`engine_state.instance_id`), from schema version 6 on.
+    pub instance_id: Option<String>,
+}
+
+/// The schema version this binary's migrations bring a database to.
+pub fn binary_schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _, _)| *v)
 }
 
 impl SqliteStore {
@@ -141,16 +162,18 @@ pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
     if version == 0 {
         version = applied_by_earlier_releases(&conn).map_err(|e| unusable(e.to_string()))?;
     }
-    let newest = MIGRATIONS.last().map_or(0, |(v, _, _)| *v);
+    let newest = binary_schema_version();
     if version == 0 {
         return Err(unusable("it holds no Tend schema".into()));
     }
     if version > newest {
-        return Err(unusable(format!(
-            "its schema version {version} is newer than this binary's {newest}; \
-             restore it with the Tend that wrote it"
-        )));
+        return Err(SnapshotError::Newer {
+            path: path.to_owned(),
+            version,
+            newest,
+        });
     }
+    let mut instance_id = None;
     if version >= 6 {
         suppress::load_keys(&conn).map_err(|e| unusable(e.to_string()))?;
         let instance: Option<String> = conn
@@ -164,11 +187,12 @@ pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
                 e => Err(e),
             })
             .map_err(db_error)?;
-        if instance.is_none_or(|v| v.trim().is_empty()) {
+        if instance.as_ref().is_none_or(|v| v.trim().is_empty()) {
             return Err(unusable(
                 "`instance_id` is missing from the engine_state table".into(),
             ));
         }
+        instance_id = instance;
     }
     let contacts = conn
         .query_row("SELECT COUNT(*) FROM contacts", [], |row| row.get(0))
@@ -176,6 +200,7 @@ pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
     Ok(SnapshotInfo {
         schema_version: version,
         contacts,
+        instance_id,
     })
 }
 

@@ -34,7 +34,9 @@ use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::{self, AddressKeys};
 use tend_store::*;
 
-pub use backup::{Restored, SnapshotError, SnapshotInfo, restore_snapshot, verify_snapshot};
+pub use backup::{
+    Restored, SnapshotError, SnapshotInfo, binary_schema_version, restore_snapshot, verify_snapshot,
+};
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
 const READERS: usize = 4;

@@ -176,10 +176,15 @@ pub async fn list_processes(State(state): State<AppState>) -> Result<Json<Proces
     }))
 }
 
-/// `GET /healthz`: public, answers once the database does.
+/// `GET /healthz`: public, answers once the database does, with the installation's
+/// fingerprint (see [`tend_engine::health_fingerprint`]) for `tend doctor`.
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     state.store.ping().await?;
-    Ok(Json(json!({ "status": "ok" })))
+    let instance = tend_engine::instance_id(state.store.as_ref()).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "instance": tend_engine::health_fingerprint(&instance),
+    })))
 }
 
 fn parse_id(text: &str) -> Result<ContactId, AppError> {

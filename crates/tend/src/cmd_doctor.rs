@@ -11,6 +11,8 @@ use tend_core::config::Config;
 use tend_core::config::is_loopback;
 use tend_engine::{ChannelDelivery, RelayProbe, TlsMode};
 
+/// How long `<public_url>/healthz` may take to answer.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A write-ahead log larger than this means checkpoints are not keeping up.
 const WAL_WARNING_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -70,17 +72,20 @@ impl Report {
 }
 
 /// Runs every check on the business of `config_path`; `listen` (`--listen`, else
-/// `[http] listen`) is where the server is meant to listen when none is running.
-pub fn run(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCode> {
+/// `[http] listen`) is where the server is meant to listen when none is running;
+/// `offline` skips what leaves this machine.
+pub fn run(config_path: &Path, listen: Option<&str>, offline: bool) -> anyhow::Result<ExitCode> {
     let dir = project_dir(config_path);
     let mut report = Report::default();
     let config = check_config(config_path, &mut report);
     check_permission(&mut report, config_path, false);
     if let Some(config) = &config {
         let runtime = tokio::runtime::Runtime::new()?;
+        // The install's id, for telling this installation's /healthz from another's.
+        let mut instance = None;
         let database = match Database::of(config_path, &config.database_url) {
             Ok(Database::Sqlite(file)) => {
-                check_database(&file, &mut report);
+                instance = check_database(&file, &mut report);
                 Some(file)
             }
             Ok(Database::Postgres(url)) => {
@@ -104,6 +109,11 @@ pub fn run(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCode>
             None => Planned::Config(&config.http.listen),
         };
         check_public_url(config, running.as_deref(), planned, &mut report);
+        if offline {
+            report.ok("healthz", "public_url not fetched (--offline)");
+        } else {
+            runtime.block_on(check_health(config, instance.as_deref(), &mut report));
+        }
         if let Some(database) = &database {
             for suffix in ["", "-wal", "-shm", ".lock"] {
                 let mut name = database.as_os_str().to_owned();
@@ -194,13 +204,16 @@ async fn check_postgres(url: &str, report: &mut Report) {
             "restore the database from a backup: new secrets would break every \
              unsubscribe link already mailed",
         ),
-        Ok(found) => report.ok(
-            "database",
-            format!(
-                "{}: PostgreSQL, schema version {}, {} contacts, secrets present",
-                found.target, found.schema_version, found.contacts
-            ),
-        ),
+        Ok(found) => {
+            report.ok(
+                "database",
+                format!(
+                    "{}: PostgreSQL, schema version {}, {} contacts, secrets present",
+                    found.target, found.schema_version, found.contacts
+                ),
+            );
+            schema_findings(found.schema_version, found.newest_version, report);
+        }
         Err(error) => report.error(
             "database",
             error.to_string(),
@@ -210,7 +223,8 @@ async fn check_postgres(url: &str, report: &mut Report) {
     }
 }
 
-fn check_database(database: &Path, report: &mut Report) {
+/// Checks the SQLite file; the install's id when it could be read.
+fn check_database(database: &Path, report: &mut Report) -> Option<String> {
     if !database.exists() {
         report.warn(
             "database",
@@ -218,18 +232,34 @@ fn check_database(database: &Path, report: &mut Report) {
             "`tend serve` or `tend import` creates it; restore a backup with `tend restore` \
              if it was lost",
         );
-        return;
+        return None;
     }
     // Reads only: SQLite lets it run beside a server that writes.
+    let mut instance = None;
     match tend_store_sqlite::verify_snapshot(database) {
-        Ok(info) => report.ok(
-            "database",
+        Ok(info) => {
+            report.ok(
+                "database",
+                format!(
+                    "{}: integrity_check ok, {} contacts, secrets present",
+                    database.display(),
+                    info.contacts
+                ),
+            );
+            let binary = tend_store_sqlite::binary_schema_version();
+            schema_findings(info.schema_version, binary, report);
+            instance = info.instance_id;
+        }
+        Err(tend_store_sqlite::SnapshotError::Newer {
+            version, newest, ..
+        }) => report.error(
+            "schema",
             format!(
-                "{}: integrity_check ok, schema version {}, {} contacts, secrets present",
-                database.display(),
-                info.schema_version,
-                info.contacts
+                "the database is at schema version {version}, newer than this binary's \
+                 {newest}: a newer Tend wrote it, and this one would misread it"
             ),
+            "run the Tend release that last served this database (or a newer one); \
+             never downgrade over it",
         ),
         Err(error) => report.error(
             "database",
@@ -250,6 +280,28 @@ fn check_database(database: &Path, report: &mut Report) {
         );
     } else {
         report.ok("database", format!("write-ahead log {mb:.1} MB"));
+    }
+    instance
+}
+
+/// The database's schema against this binary's (`binary`): older is migrated by
+/// `tend serve` on start (the warning is the moment to take a backup); newer is an
+/// error each backend's check reports itself.
+fn schema_findings(version: i64, binary: i64, report: &mut Report) {
+    if version < binary {
+        report.warn(
+            "schema",
+            format!(
+                "the database is at schema version {version}, this binary's is {binary}: \
+                 tend serve will migrate it when it starts"
+            ),
+            "take a backup first (`tend backup FILE`), then start `tend serve`",
+        );
+    } else {
+        report.ok(
+            "schema",
+            format!("schema version {version}, the same as this binary's"),
+        );
     }
 }
 
@@ -412,6 +464,84 @@ fn check_public_url(
     } else {
         report.ok("public_url", format!("{url}; {whose} {listens}"));
     }
+}
+
+/// Fetches `<public_url>/healthz`, as a contact's unsubscribe click would reach it, and
+/// compares the installation that answers with this one.
+async fn check_health(config: &Config, instance: Option<&str>, report: &mut Report) {
+    let url = format!("{}/healthz", config.public_url.trim_end_matches('/'));
+    let unreachable_fix = "check that public_url's name resolves to the reverse proxy (or \
+                           this server), that the proxy forwards to `tend serve`, and that \
+                           a firewall lets it through: unsubscribe links use this address";
+    tend_engine::webhook::install_crypto_provider();
+    let client = match reqwest::Client::builder()
+        .timeout(HEALTH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            report.warn(
+                "healthz",
+                format!("cannot fetch {url}: {error}"),
+                unreachable_fix,
+            );
+            return;
+        }
+    };
+    let response = match client.get(&url).send().await {
+        Ok(response) => response,
+        Err(error) => {
+            report.warn(
+                "healthz",
+                format!("{url} did not answer: {}", error_chain(&error)),
+                unreachable_fix,
+            );
+            return;
+        }
+    };
+    let status = response.status();
+    let body: Option<serde_json::Value> = response.json().await.ok();
+    let answered = body
+        .as_ref()
+        .and_then(|b| b.get("instance"))
+        .and_then(serde_json::Value::as_str);
+    let other_server_fix = "point public_url (or the proxy behind it) at this business's \
+                            `tend serve`: links in its emails reach whatever answers there";
+    match (status.is_success(), answered, instance) {
+        (true, Some(answered), Some(ours)) if answered == tend_engine::health_fingerprint(ours) => {
+            report.ok("healthz", format!("{url} answers from this installation"));
+        }
+        (true, Some(_), Some(_)) => report.error(
+            "healthz",
+            format!(
+                "{url} answers from a different Tend installation: unsubscribe links in \
+                 this business's emails would reach another one"
+            ),
+            other_server_fix,
+        ),
+        (true, Some(_), None) => report.ok(
+            "healthz",
+            format!("{url} answers from a Tend server (this database's id was not read)"),
+        ),
+        _ => report.warn(
+            "healthz",
+            format!("{url} answered {status}, not as Tend's /healthz does"),
+            other_server_fix,
+        ),
+    }
+}
+
+/// An error with its causes, e.g. "error sending request: connection refused".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The host of `host:port`, `[v6]:port` or a bare host.

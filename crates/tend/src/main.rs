@@ -148,6 +148,9 @@ enum Command {
         /// `[http] listen` in tend.toml, else 127.0.0.1:7070, when not given.
         #[arg(long, value_parser = args::listen_address)]
         listen: Option<String>,
+        /// Reach nothing outside this machine: `<public_url>/healthz` is not fetched.
+        #[arg(long)]
+        offline: bool,
     },
     /// Import records from a file.
     Import {
@@ -329,7 +332,11 @@ fn main() -> ExitCode {
             config,
         } => cmd_backup::backup(&config, &file, force),
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
-        Command::Doctor { config, listen } => cmd_doctor::run(&config, listen.as_deref()),
+        Command::Doctor {
+            config,
+            listen,
+            offline,
+        } => cmd_doctor::run(&config, listen.as_deref(), offline),
         Command::Import {
             what:
                 ImportKind::Contacts {

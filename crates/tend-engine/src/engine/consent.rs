@@ -126,3 +126,15 @@ pub(super) async fn catch_panic<F: std::future::Future>(future: F) -> Result<F::
 pub async fn instance_id(store: &dyn Store) -> Result<String, EngineError> {
     Ok(suppression::hex(&store.secret(Secret::Instance).await?))
 }
+
+/// What `GET /healthz` says of the installation that answers: a short digest of its id,
+/// so `tend doctor` can tell whether `public_url` reaches this installation or another,
+/// without a public route handing out the id itself.
+pub fn health_fingerprint(instance_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"tend healthz\0")
+        .chain_update(instance_id.trim().to_ascii_lowercase().as_bytes())
+        .finalize();
+    suppression::hex(&digest[..8])
+}
