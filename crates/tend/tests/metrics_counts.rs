@@ -1,19 +1,25 @@
 //! `/metrics` after known traffic, read by Prometheus's own Python parser
 //! (`prometheus_client.parser.text_string_to_metric_families`): events ingested,
-//! duplicates and refusals by reason, touches decided, deliveries by outcome against a
-//! real SMTP server (aiosmtpd) that takes some, holds one back and bounces one, HTTP
-//! requests by route and status with their latency histogram, the engine's tick and
-//! dispatch histograms, the age of the oldest due touch, and the pace gauges.
+//! duplicates and refusals by reason, touches decided by decision and reason (sent, and
+//! held by the frequency cap), deliveries by channel and outcome
+//! against a real SMTP server (aiosmtpd) that takes some, holds one back and bounces one
+//! and a real webhook receiver that takes one and refuses one, HTTP requests by route
+//! and status with their latency histogram, the engine's tick and dispatch histograms,
+//! the age of the oldest due touch, and the pace gauges. Every count is exact.
 //!
-//! Needs Python 3 with aiosmtpd and prometheus-client; fails, never skips, without them.
+//! Needs Python 3 with aiosmtpd, standardwebhooks and prometheus-client; fails, never
+//! skips, without them.
 
 use serde_json::{Value, json};
 use std::time::Duration;
 use tend_testkit::api::lead_email;
-use tend_testkit::{Api, SmtpSink, Studio, require_python_module, wait_for};
+use tend_testkit::{Api, SmtpSink, Studio, WebhookReceiver, require_python_module, wait_for};
+
+const WEBHOOK_SECRET: &str = "whsec_dGVuZC1tZXRyaWNzLXNlY3JldC12YWx1ZQ==";
 
 fn config() -> String {
-    r#"database_url = "sqlite://tend.db"
+    format!(
+        r#"database_url = "sqlite://tend.db"
 public_url = "https://tend.example.com"
 
 [business]
@@ -23,6 +29,7 @@ hours = "Mon-Sun 00:00-24:00"
 
 [limits]
 quiet_hours = "none"
+min_gap = "1d"
 
 [stages]
 order = ["prospect", "lead", "customer", "loyal", "lapsed"]
@@ -34,11 +41,28 @@ order = ["prospect", "lead", "customer", "loyal", "lapsed"]
 [channels.email]
 from = "Studio Rossi <hello@example.com>"
 
+[channels.webhook]
+secret = "{WEBHOOK_SECRET}"
+
 [dispatch]
-retry_after = "1s"
-retry_max = "2s"
+# One retry within the test, so the count is exact.
+retry_after = "1h"
+retry_max = "1h"
 "#
-    .to_owned()
+    )
+}
+
+/// A process made on `event` whose steps are `(wait, touch)`; `touch` is
+/// `email = "…"` or `webhook = "…"`.
+fn process(dir: &std::path::Path, file: &str, event: &str, steps: &[(&str, &str)]) {
+    let mut process =
+        format!("name = \"{file}\"\nenroll = {{ event = \"{event}\" }}\nmax_gap = \"30d\"\n");
+    for (wait, touch) in steps {
+        process.push_str(&format!(
+            "\n[[steps]]\nwait = \"{wait}\"\n{touch}\nintent = \"nurture\"\n"
+        ));
+    }
+    std::fs::write(dir.join("processes").join(format!("{file}.toml")), process).unwrap();
 }
 
 /// Every sample as `(name, labels, value)`, as Prometheus's Python parser reads the text.
@@ -111,6 +135,29 @@ async fn scrape(api: &Api, admin: &str) -> (String, Samples) {
 async fn metrics_count_known_traffic() {
     require_python_module("aiosmtpd");
     let business = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
+    let receiver = WebhookReceiver::start(
+        WEBHOOK_SECRET,
+        &business.business.scratch().join("webhooks.jsonl"),
+        &[],
+    );
+    let hook = |path: &str| format!("webhook = \"http://127.0.0.1:{}{path}\"", receiver.port);
+    let dir = business.dir();
+    let welcome = "email = \"welcome\"";
+    process(
+        dir,
+        "crm-quote",
+        "Quote Requested",
+        &[("0d", &hook("/verify"))],
+    );
+    process(
+        dir,
+        "crm-callback",
+        "Callback Requested",
+        &[("0d", &hook("/status/410"))],
+    );
+    process(dir, "brochure", "Brochure Requested", &[("0d", welcome)]);
+    let check = business.business.tend(&["check"]);
+    assert!(check.status.success(), "{check:?}");
     let held = format!("{0}=450 4.2.1 mailbox busy, try later", lead_email(3));
     let bounced = format!("{0}=550 5.1.1 user unknown", lead_email(2));
     let sink = SmtpSink::start(
@@ -173,9 +220,51 @@ async fn metrics_count_known_traffic() {
         },
     )
     .await;
+    let _ = (text, samples);
+
+    // Three more touches: a webhook taken and one refused (410), and a second email to
+    // lead 0 within a day of its welcome, which the frequency cap holds.
+    for (user, event) in [
+        ("lead-0", "Quote Requested"),
+        ("lead-1", "Callback Requested"),
+        ("lead-0", "Brochure Requested"),
+    ] {
+        api.segment("track", &json!({ "userId": user, "event": event }))
+            .await;
+    }
+    let decided = |s: &Samples, decision, reason| {
+        s.get(
+            "tend_touches_decided_total",
+            &[("decision", decision), ("reason", reason)],
+        )
+    };
+    let (text, samples) = wait_for(
+        "the webhooks sent and refused and the held email counted",
+        Duration::from_secs(60),
+        async || {
+            let (text, s) = scrape(&api, &business.admin).await;
+            let hooks = |outcome| {
+                s.get(
+                    "tend_deliveries_total",
+                    &[("channel", "webhook"), ("outcome", outcome)],
+                )
+            };
+            let held = decided(&s, "defer", "frequency_cap");
+            if hooks("sent") == 1.0 && hooks("failed") == 1.0 && held == 1.0 {
+                Ok((text, s))
+            } else {
+                Err(format!(
+                    "webhooks sent {} failed {}; held {held}",
+                    hooks("sent"),
+                    hooks("failed")
+                ))
+            }
+        },
+    )
+    .await;
     eprintln!("{text}");
 
-    assert_eq!(samples.get("tend_events_ingested_total", &[]), 9.0);
+    assert_eq!(samples.get("tend_events_ingested_total", &[]), 12.0);
     assert_eq!(samples.get("tend_events_duplicate_total", &[]), 1.0);
     for reason in ["invalid", "malformed", "unauthorized"] {
         assert_eq!(
@@ -185,37 +274,59 @@ async fn metrics_count_known_traffic() {
         );
     }
     assert_eq!(
-        samples.get(
-            "tend_touches_decided_total",
-            &[("decision", "send"), ("reason", "none")]
-        ),
-        4.0,
-        "the four welcome emails"
+        decided(&samples, "send", "none"),
+        6.0,
+        "the four welcome emails and the two webhooks"
     );
-    assert_eq!(
-        samples.get(
-            "tend_deliveries_total",
-            &[("channel", "email"), ("outcome", "failed")]
-        ),
-        0.0
-    );
-    let deliveries: f64 = ["sent", "retried", "failed", "bounced"]
+    let decisions: Vec<_> = samples
+        .0
         .iter()
-        .map(|o| {
-            samples.get(
-                "tend_deliveries_total",
-                &[("channel", "email"), ("outcome", o)],
-            )
-        })
-        .sum();
+        .filter(|(name, _, value)| name == "tend_touches_decided_total" && *value > 0.0)
+        .map(|(_, labels, _)| (labels["decision"].clone(), labels["reason"].clone()))
+        .collect();
     assert_eq!(
-        samples.get(
-            "tend_dispatch_duration_seconds_count",
-            &[("channel", "email")]
-        ),
-        deliveries,
-        "one dispatch timing per send"
+        decisions.len(),
+        2,
+        "no other decision was made: {decisions:?}"
     );
+    for (channel, counts) in [
+        (
+            "email",
+            [
+                ("sent", 2.0),
+                ("retried", 1.0),
+                ("failed", 0.0),
+                ("bounced", 1.0),
+            ],
+        ),
+        (
+            "webhook",
+            [
+                ("sent", 1.0),
+                ("retried", 0.0),
+                ("failed", 1.0),
+                ("bounced", 0.0),
+            ],
+        ),
+    ] {
+        let mut deliveries = 0.0;
+        for (outcome, expected) in counts {
+            let count = samples.get(
+                "tend_deliveries_total",
+                &[("channel", channel), ("outcome", outcome)],
+            );
+            assert_eq!(count, expected, "{channel} {outcome}");
+            deliveries += count;
+        }
+        assert_eq!(
+            samples.get(
+                "tend_dispatch_duration_seconds_count",
+                &[("channel", channel)]
+            ),
+            deliveries,
+            "one {channel} dispatch timing per send"
+        );
+    }
 
     let requests = |route: &str, status: &str| {
         samples.get(
@@ -224,6 +335,7 @@ async fn metrics_count_known_traffic() {
         )
     };
     assert_eq!(requests("/v1/batch", "200"), 3.0);
+    assert_eq!(requests("/v1/track", "200"), 3.0);
     assert_eq!(requests("/v1/identify", "400"), 1.0);
     assert_eq!(requests("/v1/identify", "401"), 1.0);
     assert_eq!(requests("/v1/track", "400"), 1.0);
