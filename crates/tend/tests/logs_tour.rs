@@ -1,19 +1,28 @@
-//! What `tend serve --log-format json` writes over a full tour of a business: Segment
-//! ingest, the REST API, the metrics and calendar routes, emails to a real SMTP server
-//! (aiosmtpd) that takes some, holds one back with a temporary error and bounces one,
-//! and an unsubscribe. Every request leaves one line with its span (method, the route
-//! template, status, latency, request id), and no line at info or above holds a token,
-//! a write key, a secret or an email address.
+//! What `tend serve` writes, in both `--log-format json` and `text`, over a full tour of
+//! a business: Segment ingest, the REST API, the metrics and calendar routes, emails to
+//! a real SMTP server (aiosmtpd) that wants a password and takes some, holds one back
+//! with a temporary error and bounces one, signed webhooks to a real receiver (one taken,
+//! one answered 503 from a URL with credentials in it), and an unsubscribe. Every
+//! request leaves one line with its span (method, the route template, status, latency,
+//! request id), and no line at info or above holds a token, a write key, the SMTP
+//! password, the webhook signing secret or a webhook URL's credentials, or an email
+//! address.
 //!
-//! Needs Python 3 with aiosmtpd; fails, never skips, without it.
+//! Needs Python 3 with aiosmtpd and standardwebhooks; fails, never skips, without them.
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tend_testkit::api::lead_email;
-use tend_testkit::{Mailbox, SmtpSink, Studio, require_python_module, wait_for};
+use tend_testkit::{
+    Mailbox, Serve, SmtpSink, Studio, WebhookReceiver, require_python_module, wait_for,
+};
 
 const WEBHOOK_SECRET: &str = "whsec_dGVuZC1sb2ctdG91ci1zZWNyZXQtdmFsdWU=";
+/// The relay's password, in the SMTP URL the server is given.
+const SMTP_PASSWORD: &str = "relay-pw-Zq81x";
+/// The password in the URL of a webhook whose receiver answers 503.
+const HOOK_PASSWORD: &str = "hook-pw-Kd03m";
 
 fn config() -> String {
     format!(
@@ -52,21 +61,61 @@ retry_max = "2s"
 /// lead 4's bounces, quoting it too.
 const LEADS: usize = 5;
 
-#[tokio::test]
-async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
+/// What a tour left: the server's log and what must not be in it.
+struct Tour {
+    log: String,
+    forbidden: BTreeSet<String>,
+    /// The request id `tend serve` made for a request whose own was refused.
+    made_request_id: String,
+}
+
+/// A process of one webhook, made on `event`.
+fn webhook_process(dir: &std::path::Path, file: &str, event: &str, url: &str) {
+    let process = format!(
+        "name = \"{file}\"\nenroll = {{ event = \"{event}\" }}\nmax_gap = \"30d\"\n\n\
+         [[steps]]\nwait = \"0d\"\nwebhook = \"{url}\"\nintent = \"nurture\"\n"
+    );
+    std::fs::write(dir.join("processes").join(format!("{file}.toml")), process).unwrap();
+}
+
+/// Runs the tour against `tend serve --log-format FORMAT` and stops the server.
+async fn tour(format: &str) -> Tour {
     require_python_module("aiosmtpd");
     let business = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
+    let receiver = WebhookReceiver::start(
+        WEBHOOK_SECRET,
+        &business.business.scratch().join("webhooks.jsonl"),
+        &[],
+    );
+    let hooks = format!("127.0.0.1:{}", receiver.port);
+    webhook_process(
+        business.dir(),
+        "crm",
+        "Quote Requested",
+        &format!("http://{hooks}/verify"),
+    );
+    webhook_process(
+        business.dir(),
+        "crm-down",
+        "Callback Requested",
+        &format!("http://crm:{HOOK_PASSWORD}@{hooks}/status/503"),
+    );
     let held = format!(
         "{0}=450 4.2.1 <{0}>: mailbox busy, try later",
         lead_email(3)
     );
     let bounced = format!("{0}=550 5.1.1 <{0}>: user unknown", lead_email(4));
+    let auth = format!("mailer:{SMTP_PASSWORD}");
     let sink = SmtpSink::start(
         &business.mail_folder(),
-        &["--rcpt", &held, "--rcpt", &bounced],
+        &["--rcpt", &held, "--rcpt", &bounced, "--auth", &auth],
     );
     let mut mailbox = Mailbox::new(&business.mail_folder());
-    let mut server = business.serve_with(sink.port, &["--log-format", "json"]);
+    let smtp_url = format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:{}", sink.port);
+    let mut server: Serve = business.business.serve_with(
+        &["--log-format", format],
+        &[("TEND_SMTP_URL", &smtp_url), ("RUST_LOG", "info")],
+    );
     let api = business.api(&server);
     let client = &api.client;
     let base = &server.base;
@@ -134,6 +183,15 @@ async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
         assert_eq!(response.status(), 200, "{path}");
     }
 
+    // Webhooks: one taken (its signature verified by the receiver), one answered 503.
+    for (user, event) in [
+        ("lead-0", "Quote Requested"),
+        ("lead-1", "Callback Requested"),
+    ] {
+        api.segment("track", &json!({ "userId": user, "event": event }))
+            .await;
+    }
+
     // Dispatch: three sent, one held back for later, one bounced.
     let touches = wait_for(
         "three welcomes sent, one retried, one bounced",
@@ -195,9 +253,84 @@ async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
         .expect("one-click unsubscribe");
     assert!(one_click.status().is_success(), "{}", one_click.status());
 
+    let record = business.business.scratch().join("webhooks.jsonl");
+    wait_for(
+        "the verified webhook and the one answered 503 twice",
+        Duration::from_secs(30),
+        async || {
+            let record = std::fs::read_to_string(&record).unwrap_or_default();
+            let verified = record.contains("\"verified\": true");
+            let refused = record.matches("/status/503").count();
+            if verified && refused >= 2 {
+                Ok(())
+            } else {
+                Err(record)
+            }
+        },
+    )
+    .await;
+
     let status = server.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "tend serve exited with {status}");
     let log = server.log();
+    assert!(
+        log.contains(&format!("http://{hooks}/status/503")),
+        "the failing webhook was not logged (without its credentials):\n{log}"
+    );
+
+    let mut forbidden: BTreeSet<String> = [
+        business.write_key.clone(),
+        business.admin.clone(),
+        WEBHOOK_SECRET.to_owned(),
+        // The signing key itself, as the receiver decodes it.
+        WEBHOOK_SECRET.trim_start_matches("whsec_").to_owned(),
+        SMTP_PASSWORD.to_owned(),
+        HOOK_PASSWORD.to_owned(),
+        unsubscribe_token.clone(),
+        "ann@example.com".to_owned(),
+        "bad@@example.com".to_owned(),
+    ]
+    .into();
+    forbidden.extend((0..LEADS).map(lead_email));
+    forbidden.extend(install_secrets(business.dir()));
+    Tour {
+        log,
+        forbidden,
+        made_request_id: made,
+    }
+}
+
+/// Fails on any line at info or above (`level` says which a line is) that holds a
+/// forbidden string or an email address.
+fn assert_nothing_forbidden<'a>(
+    tour: &Tour,
+    lines: impl Iterator<Item = (&'a str, String)>,
+) -> usize {
+    let mut scanned = 0;
+    for (level, text) in lines {
+        if !matches!(level, "INFO" | "WARN" | "ERROR") {
+            continue;
+        }
+        scanned += 1;
+        for secret in &tour.forbidden {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{secret:?} is logged: {text}"
+            );
+        }
+        assert!(
+            !text.contains("@example.com"),
+            "an address is logged: {text}"
+        );
+    }
+    scanned
+}
+
+#[tokio::test]
+async fn a_full_tour_in_json_logs_every_request_and_no_secret_or_address() {
+    let tour = tour("json").await;
+    let log = &tour.log;
+    let made = &tour.made_request_id;
 
     // Every line is a JSON object; requests carry their span.
     let lines: Vec<Value> = log
@@ -243,7 +376,9 @@ async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
         "the client's request id is not in the log"
     );
     assert!(
-        requests.iter().any(|r| r["span"]["request_id"] == made),
+        requests
+            .iter()
+            .any(|r| r["span"]["request_id"] == made.as_str()),
         "the request id made for a refused one is not in the log"
     );
     assert!(
@@ -252,38 +387,60 @@ async fn a_full_tour_logs_every_request_and_no_secret_or_address() {
     );
 
     // Nothing a reader of the log must not learn.
-    let mut forbidden: BTreeSet<String> = [
-        business.write_key.clone(),
-        business.admin.clone(),
-        WEBHOOK_SECRET.to_owned(),
-        unsubscribe_token.clone(),
-        "ann@example.com".to_owned(),
-        "bad@@example.com".to_owned(),
-    ]
-    .into();
-    forbidden.extend((0..LEADS).map(lead_email));
-    forbidden.extend(install_secrets(business.dir()));
-    for line in &lines {
-        let level = line["level"].as_str().unwrap_or("");
-        if !matches!(level, "INFO" | "WARN" | "ERROR") {
-            continue;
-        }
-        let text = line.to_string();
-        for secret in &forbidden {
-            assert!(
-                !text.contains(secret.as_str()),
-                "{secret:?} is logged: {text}"
-            );
-        }
-        assert!(
-            !text.contains("@example.com"),
-            "an address is logged: {text}"
-        );
-    }
+    let scanned = assert_nothing_forbidden(
+        &tour,
+        lines
+            .iter()
+            .map(|l| (l["level"].as_str().unwrap_or(""), l.to_string())),
+    );
+    assert!(scanned > requests.len(), "{scanned} lines at info or above");
     eprintln!(
         "{} log lines, {} requests, none with a secret or an address",
         lines.len(),
         requests.len()
+    );
+}
+
+/// The text format: one line per event, the level its second word (after the time); a
+/// request's span fields are on its line.
+#[tokio::test]
+async fn a_full_tour_in_text_logs_requests_and_no_secret_or_address() {
+    let tour = tour("text").await;
+    let mut level = "";
+    let mut lines = Vec::new();
+    for line in tour.log.lines() {
+        // A message with a newline in it continues at the level of the line it began on.
+        if let Some(word) = line.split_whitespace().nth(1)
+            && matches!(word, "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR")
+        {
+            level = word;
+        }
+        lines.push((level, line.to_owned()));
+    }
+    let requests: Vec<&str> = lines
+        .iter()
+        .filter(|(_, l)| l.contains("request{") && l.ends_with(": request"))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    for needle in [
+        "route=\"/v1/batch\" status=200",
+        "route=\"/api/contacts/{id}\" status=200",
+        "route=\"/v1/identify\" status=400",
+        "request_id=tour-identify-1",
+        &format!("request_id={}", tour.made_request_id),
+    ] {
+        assert!(
+            requests.iter().any(|r| r.contains(needle)),
+            "no request line with {needle} in:\n{}",
+            tour.log
+        );
+    }
+    let scanned = assert_nothing_forbidden(&tour, lines.iter().map(|(l, t)| (*l, t.clone())));
+    assert!(scanned > requests.len(), "{scanned} lines at info or above");
+    assert!(
+        tour.log.contains("send failed"),
+        "the held-back send was not logged:\n{}",
+        tour.log
     );
 }
 
