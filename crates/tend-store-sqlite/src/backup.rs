@@ -38,7 +38,7 @@ pub enum SnapshotError {
     /// The snapshot was written by a newer Tend, whose schema this binary does not know.
     #[error(
         "{} was written by a newer Tend: its schema version {version} is newer than this \
-         binary's {newest}",
+         binary's {newest}; use it with the Tend release that wrote it, or a newer one",
         path.display()
     )]
     Newer {
@@ -232,9 +232,17 @@ pub fn restore_snapshot(snapshot: &Path, database: &Path) -> Result<Restored, Sn
         output.sync_all().map_err(io("syncing", &temp))?;
         drop(output);
         let info = verify_snapshot(&temp).map_err(|e| match e {
+            // Errors name the file the user gave, not the copy being checked.
             SnapshotError::Unusable { reason, .. } => SnapshotError::Unusable {
                 path: snapshot.to_owned(),
                 reason,
+            },
+            SnapshotError::Newer {
+                version, newest, ..
+            } => SnapshotError::Newer {
+                path: snapshot.to_owned(),
+                version,
+                newest,
             },
             other => other,
         })?;
