@@ -24,7 +24,7 @@ pub use serve::{HttpLimits, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state, map_response};
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::get;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     openapi::complete(&mut document);
     let spec = openapi::Rendered::new(&document);
+    let documented_operations = openapi::Documented::new(&document);
     let metrics = Router::new()
         .route("/metrics", get(pace::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::metrics_only));
@@ -190,7 +191,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(api::healthz))
         .route(
-            "/api/openapi.json",
+            openapi::OPENAPI_PATH,
             get(move || async move { spec.response() }),
         );
     Router::new()
@@ -199,7 +200,10 @@ pub fn router(state: AppState) -> Router {
         .merge(calendar)
         .merge(public)
         .merge(console::routes(state.clone()))
-        .route_layer(from_fn(observe::matched_route))
+        .route_layer(from_fn_with_state(
+            documented_operations,
+            observe::matched_route,
+        ))
         // Handlers read bodies through `body::Limited`, which sets each route's own limit;
         // this one bounds any extractor that does not.
         .layer(DefaultBodyLimit::max(body::COMMAND_BYTES))

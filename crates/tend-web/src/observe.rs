@@ -4,10 +4,11 @@
 
 use crate::AppState;
 use crate::error::ErrorCode;
+use crate::openapi::Documented;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -82,15 +83,35 @@ pub async fn request(State(state): State<AppState>, request: Request, next: Next
 }
 
 /// The inner layer, on every route: names the matched route template on the span and
-/// on the response.
-pub async fn matched_route(request: Request, next: Next) -> Response {
+/// on the response, and holds the `/v1` and `/api` routes to the OpenAPI document.
+///
+/// A route under `/v1` or `/api` that the document does not describe is logged as an
+/// error; in debug builds (every test) it answers 500 instead, so a route added without
+/// its `#[utoipa::path]` fails the first test that calls it.
+pub async fn matched_route(
+    State(documented): State<Documented>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route: Arc<str> = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| Arc::from(p.as_str()))
         .unwrap_or_else(|| Arc::from(OTHER_ROUTE));
     tracing::Span::current().record("route", &*route);
+    let method = request.method().clone();
     let mut response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED && !documented.covers(&method, &route) {
+        tracing::error!(
+            %method,
+            route = &*route,
+            "served a route /api/openapi.json does not describe: add #[utoipa::path] and \
+             register it with utoipa_axum::routes!"
+        );
+        if cfg!(debug_assertions) {
+            response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
     response.extensions_mut().insert(MatchedRoute(route));
     response
 }
@@ -125,5 +146,52 @@ mod tests {
         let made = new_request_id();
         assert_eq!(made.len(), 32);
         assert!(acceptable_request_id(&made));
+    }
+
+    /// A `/v1` route served without being in the document fails in a test build; a
+    /// documented one and a console page pass.
+    #[tokio::test]
+    async fn an_undocumented_api_route_answers_500_in_tests() {
+        use axum::body::Body;
+        use axum::middleware::from_fn_with_state;
+        use axum::routing::{get, post};
+        use tower_service::Service;
+        use utoipa::OpenApi;
+        use utoipa_axum::{router::OpenApiRouter, routes};
+
+        /// A documented operation.
+        #[utoipa::path(get, path = "/api/documented", responses((status = 200)))]
+        async fn documented() -> &'static str {
+            "ok"
+        }
+        let (router, document) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+            .routes(routes!(documented))
+            .split_for_parts();
+        let app = router
+            .route("/v1/mail/bounces", post(|| async { "ok" }))
+            .route("/contacts", get(|| async { "ok" }))
+            .route_layer(from_fn_with_state(
+                Documented::new(&document),
+                matched_route,
+            ));
+        let status = |method: &str, uri: &str| {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap();
+            let mut app = app.clone();
+            async move { app.call(request).await.unwrap().status() }
+        };
+        assert_eq!(status("GET", "/api/documented").await, StatusCode::OK);
+        assert_eq!(status("GET", "/contacts").await, StatusCode::OK);
+        assert_eq!(
+            status("POST", "/v1/mail/bounces").await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status("POST", "/api/documented").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

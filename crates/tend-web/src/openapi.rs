@@ -7,7 +7,7 @@
 //! names no server, so it reveals nothing about the install that serves it.
 
 use crate::error::ErrorBody;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
@@ -155,6 +155,56 @@ pub fn complete(document: &mut Document) {
     ErrorResponses.modify(document);
 }
 
+/// The operations the document describes, as `(METHOD, path template)`: what
+/// [`crate::observe::matched_route`] checks every `/v1` and `/api` route it serves
+/// against, so a route registered with plain axum instead of `utoipa_axum::routes!`
+/// cannot go unnoticed.
+#[derive(Clone, Default)]
+pub struct Documented(std::sync::Arc<std::collections::HashMap<String, Vec<Method>>>);
+
+impl Documented {
+    /// Every operation of `document`.
+    pub fn new(document: &Document) -> Self {
+        let mut operations = std::collections::HashMap::new();
+        for (path, item) in &document.paths.paths {
+            let methods: Vec<Method> = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ]
+            .into_iter()
+            .filter(|(_, operation)| operation.is_some())
+            .map(|(method, _)| method)
+            .collect();
+            operations.insert(path.clone(), methods);
+        }
+        Documented(std::sync::Arc::new(operations))
+    }
+
+    /// Whether serving `method route` keeps the promise that every `/v1` and `/api`
+    /// operation is in the document: true for any other route (console pages, the
+    /// document itself) and for a documented one; HEAD is served as GET.
+    pub fn covers(&self, method: &Method, route: &str) -> bool {
+        let is_api = route.starts_with("/v1/") || route.starts_with("/api/");
+        if !is_api || route == OPENAPI_PATH {
+            return true;
+        }
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.0
+            .get(route)
+            .is_some_and(|methods| methods.contains(method))
+    }
+}
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
 /// The document served at `/api/openapi.json`, rendered once.
 #[derive(Clone)]
 pub struct Rendered(pub std::sync::Arc<String>);
@@ -176,5 +226,35 @@ impl Rendered {
             HeaderValue::from_static("application/json"),
         );
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::{PathsBuilder, Responses};
+
+    #[test]
+    fn only_documented_api_operations_are_covered() {
+        let mut document = ApiDoc::openapi();
+        document.paths = PathsBuilder::new()
+            .path(
+                "/api/contacts/{id}",
+                PathItem::new(
+                    HttpMethod::Get,
+                    OperationBuilder::new().responses(Responses::new()),
+                ),
+            )
+            .build();
+        let documented = Documented::new(&document);
+        assert!(documented.covers(&Method::GET, "/api/contacts/{id}"));
+        assert!(documented.covers(&Method::HEAD, "/api/contacts/{id}"));
+        assert!(!documented.covers(&Method::DELETE, "/api/contacts/{id}"));
+        assert!(!documented.covers(&Method::POST, "/v1/mail/bounces"));
+        assert!(!documented.covers(&Method::GET, "/api/undocumented"));
+        assert!(documented.covers(&Method::GET, OPENAPI_PATH));
+        assert!(documented.covers(&Method::GET, "/contacts/{id}"));
+        assert!(documented.covers(&Method::GET, "/metrics"));
     }
 }
