@@ -26,6 +26,7 @@ mod migrations;
 mod pool;
 mod sql;
 mod suppress;
+pub mod transfer;
 mod users;
 
 use async_trait::async_trait;

@@ -12,6 +12,7 @@ mod api_tokens;
 mod backup;
 mod console;
 mod engine;
+mod export;
 mod feedback;
 mod import;
 mod ingest;
@@ -37,6 +38,7 @@ use tend_store::*;
 pub use backup::{
     Restored, SnapshotError, SnapshotInfo, binary_schema_version, restore_snapshot, verify_snapshot,
 };
+pub use export::Export;
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
 const READERS: usize = 4;

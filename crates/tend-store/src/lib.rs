@@ -11,6 +11,7 @@ pub mod feedback;
 mod model;
 pub mod suppression;
 pub mod tokens;
+pub mod transfer;
 
 pub use console::{
     ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, StepCounts, User,

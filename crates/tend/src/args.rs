@@ -64,6 +64,16 @@ pub fn listen_address(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A `--to` database: a PostgreSQL URL (`postgres://` or `postgresql://`).
+pub fn postgres_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if tend_store_postgres::is_postgres_url(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("must be a PostgreSQL URL: postgres://USER@HOST:PORT/DATABASE".to_owned())
+    }
+}
+
 /// A non-empty name (`--name`), trimmed.
 pub fn name(text: &str) -> Result<String, String> {
     let trimmed = text.trim();

@@ -1,5 +1,5 @@
 //! The `tend` command line: one binary for init, check, serve, simulate, import,
-//! tokens, backup and restore.
+//! tokens, backup, restore and the move to PostgreSQL.
 
 mod args;
 mod cmd_agenda;
@@ -9,6 +9,7 @@ mod cmd_doctor;
 mod cmd_forecast;
 mod cmd_import;
 mod cmd_init;
+mod cmd_migrate;
 mod cmd_report;
 mod cmd_serve;
 mod cmd_simulate;
@@ -151,6 +152,18 @@ enum Command {
         /// Reach nothing outside this machine: `<public_url>/healthz` is not fetched.
         #[arg(long)]
         offline: bool,
+    },
+    /// Move the business from its SQLite file into an empty PostgreSQL database, in one
+    /// transaction, checking every table's row count; prints what to change in
+    /// tend.toml. Refuses while `tend serve` runs on the file.
+    Migrate {
+        /// The PostgreSQL database to move into: postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+        /// It must exist and hold no Tend data.
+        #[arg(long, value_parser = args::postgres_url)]
+        to: String,
+        /// Path to tend.toml.
+        #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
+        config: PathBuf,
     },
     /// Import records from a file.
     Import {
@@ -332,6 +345,7 @@ fn main() -> ExitCode {
             config,
         } => cmd_backup::backup(&config, &file, force),
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
+        Command::Migrate { to, config } => cmd_migrate::run(&config, &to),
         Command::Doctor {
             config,
             listen,
