@@ -13,6 +13,11 @@
 //!
 //! `cargo bench -p tend-engine --bench engine` (release). `TEND_BENCH_CONTACTS`
 //! overrides the large size, `TEND_BENCH_EMAILS` the dispatch count.
+//!
+//! With `TEND_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB` the same tick and dispatch
+//! figures are measured on PostgreSQL too (each measurement in a database of its own,
+//! made on that server and dropped after), dispatch alternating with SQLite's so both
+//! see the same load. `TEND_BENCH_SKIP_SQLITE_SCALE=1` leaves out SQLite's tick phase.
 
 use jiff::Timestamp;
 use lettre::message::Mailbox;
@@ -28,6 +33,8 @@ use tend_core::{Email, StageName};
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
 use tend_store::{ImportRow, Store};
+use tend_store_conformance::postgres::ScratchDatabase;
+use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -102,6 +109,79 @@ async fn import_leads(store: &dyn Store, n: usize) -> Duration {
     start.elapsed()
 }
 
+/// Where a measurement's store lives.
+#[derive(Clone)]
+enum Backend {
+    /// A fresh SQLite file in a temporary folder.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server this URL names.
+    Postgres(String),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+/// A fresh, empty store and what keeps it alive: the folder of its SQLite file, or
+/// its PostgreSQL database (dropped with this).
+struct FreshStore {
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+    _database: Option<ScratchDatabase>,
+}
+
+impl FreshStore {
+    async fn open(backend: &Backend) -> FreshStore {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => FreshStore {
+                store: Arc::new(
+                    SqliteStore::open(&dir.path().join("tend.db"))
+                        .await
+                        .unwrap(),
+                ),
+                dir,
+                _database: None,
+            },
+            Backend::Postgres(server) => {
+                let database = ScratchDatabase::create(server).await;
+                FreshStore {
+                    store: Arc::new(PostgresStore::open(database.url()).await.unwrap()),
+                    dir,
+                    _database: Some(database),
+                }
+            }
+        }
+    }
+
+    /// The SQLite file's size, or the PostgreSQL database's.
+    async fn bytes(&self, backend: &Backend) -> u64 {
+        match backend {
+            Backend::Sqlite => {
+                std::fs::metadata(self.dir.path().join("tend.db")).map_or(0, |m| m.len())
+            }
+            Backend::Postgres(_) => {
+                let url = self._database.as_ref().unwrap().url();
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                let size: i64 = client
+                    .query_one("SELECT pg_database_size(current_database())", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                size as u64
+            }
+        }
+    }
+}
+
 struct Scale {
     contacts: usize,
     import: Duration,
@@ -111,13 +191,9 @@ struct Scale {
     db_bytes: u64,
 }
 
-async fn scale(n: usize) -> Scale {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("tend.db"))
-            .await
-            .unwrap(),
-    );
+async fn scale(backend: &Backend, n: usize) -> Scale {
+    let fresh = FreshStore::open(backend).await;
+    let (store, dir) = (Arc::clone(&fresh.store), &fresh.dir);
     let import = import_leads(store.as_ref(), n).await;
     let config = config(None, 8);
     let project = Arc::new(project(&config, "30d"));
@@ -164,7 +240,7 @@ async fn scale(n: usize) -> Scale {
         part(1),
         part(2)
     );
-    let db_bytes = std::fs::metadata(dir.path().join("tend.db")).map_or(0, |m| m.len());
+    let db_bytes = fresh.bytes(backend).await;
     Scale {
         contacts: n,
         import,
@@ -363,13 +439,9 @@ async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
     start.elapsed()
 }
 
-async fn engine_dispatch(port: u16, n: usize, workers: usize) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("tend.db"))
-            .await
-            .unwrap(),
-    );
+async fn engine_dispatch(backend: &Backend, port: u16, n: usize, workers: usize) -> Duration {
+    let fresh = FreshStore::open(backend).await;
+    let (store, dir) = (Arc::clone(&fresh.store), &fresh.dir);
     import_leads(store.as_ref(), n).await;
     let config = config(Some(port), workers);
     let project = Arc::new(project(&config, "0d"));
@@ -411,6 +483,13 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -427,34 +506,47 @@ fn main() {
     runtime.block_on(async {
         let large = env_usize("TEND_BENCH_CONTACTS", 1_000_000);
         let emails = env_usize("TEND_BENCH_EMAILS", 5_000);
-
-        println!("## tick with nothing due, and fan-out");
-        println!(
-            "| enrollments | import | fan-out (enroll all) | tick median | tick p99 | db size |"
-        );
-        println!("|---:|---:|---:|---:|---:|---:|");
-        let mut ticks = Vec::new();
-        for n in [1_000, large, 1_000] {
-            let s = scale(n).await;
-            println!(
-                "| {} | {:.1} s | {:.2} s | {:.0} µs | {:.0} µs | {:.0} MB |",
-                s.contacts,
-                s.import.as_secs_f64(),
-                s.fan_out.as_secs_f64(),
-                s.tick_median.as_secs_f64() * 1e6,
-                s.tick_p99.as_secs_f64() * 1e6,
-                s.db_bytes as f64 / 1e6
-            );
-            ticks.push(s.tick_median);
+        let mut backends = vec![Backend::Sqlite];
+        if let Ok(server) = std::env::var("TEND_BENCH_POSTGRES") {
+            backends.push(Backend::Postgres(server));
         }
-        // The small scale runs before and after the large one, so load drifting on a
-        // shared machine shows up as a difference between the two.
-        let small = (ticks[0].as_secs_f64() + ticks[2].as_secs_f64()) / 2.0;
-        println!(
-            "\ntick at {large} / tick at 1000 (mean of the runs before and after): {:.2}×",
-            ticks[1].as_secs_f64() / small
-        );
-        println!("peak resident memory so far: {:.0} MB", peak_rss_mb());
+        println!("load average at the start: {}", loadavg());
+
+        for backend in &backends {
+            if matches!(backend, Backend::Sqlite)
+                && std::env::var_os("TEND_BENCH_SKIP_SQLITE_SCALE").is_some()
+            {
+                continue;
+            }
+            println!("## {}: tick with nothing due, and fan-out", backend.name());
+            println!(
+                "| enrollments | import | fan-out (enroll all) | tick median | tick p99 | db size |"
+            );
+            println!("|---:|---:|---:|---:|---:|---:|");
+            let mut ticks = Vec::new();
+            for n in [1_000, large, 1_000] {
+                let s = scale(backend, n).await;
+                println!(
+                    "| {} | {:.1} s | {:.2} s | {:.0} µs | {:.0} µs | {:.0} MB |",
+                    s.contacts,
+                    s.import.as_secs_f64(),
+                    s.fan_out.as_secs_f64(),
+                    s.tick_median.as_secs_f64() * 1e6,
+                    s.tick_p99.as_secs_f64() * 1e6,
+                    s.db_bytes as f64 / 1e6
+                );
+                ticks.push(s.tick_median);
+            }
+            // The small scale runs before and after the large one, so load drifting on a
+            // shared machine shows up as a difference between the two.
+            let small = (ticks[0].as_secs_f64() + ticks[2].as_secs_f64()) / 2.0;
+            println!(
+                "\ntick at {large} / tick at 1000 (mean of the runs before and after): {:.2}×",
+                ticks[1].as_secs_f64() / small
+            );
+            println!("peak resident memory so far: {:.0} MB", peak_rss_mb());
+            println!("load average: {}\n", loadavg());
+        }
 
         let received = Arc::new(AtomicUsize::new(0));
         let port = smtp_sink(Arc::clone(&received)).await;
@@ -463,35 +555,57 @@ fn main() {
         bare_nodelay(port, 200, 8).await;
         sender_loop(port, 200, 8).await;
         println!("\n## email dispatch to a loopback SMTP server ({emails} emails)");
+        let engines: Vec<String> = backends
+            .iter()
+            .map(|b| format!("Tend engine dispatch, {}", b.name()))
+            .collect();
         println!(
             "| sends in flight | bare lettre pool (no TCP_NODELAY) | bare lettre connections \
-             + TCP_NODELAY | Tend EmailSender alone | Tend engine dispatch | Tend / bare pool \
-             | Tend / bare TCP_NODELAY |"
+             + TCP_NODELAY | Tend EmailSender alone | {} | Tend / bare pool \
+             | Tend / bare TCP_NODELAY |",
+            engines.join(" | ")
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "|---:|---:|---:|---:|{}---:|---:|",
+            "---:|".repeat(backends.len())
+        );
         for workers in [8usize, 32] {
             let mut pooled = Vec::new();
             let mut nodelay = Vec::new();
             let mut sender = Vec::new();
-            let mut tend = Vec::new();
+            let mut tend = vec![Vec::new(); backends.len()];
             // Interleaved, so a change in the machine's load hits every column alike.
             for _ in 0..3 {
                 pooled.push(rate(emails, bare_lettre(port, emails, workers).await));
                 nodelay.push(rate(emails, bare_nodelay(port, emails, workers).await));
                 sender.push(rate(emails, sender_loop(port, emails, workers).await));
-                tend.push(rate(emails, engine_dispatch(port, emails, workers).await));
+                for (b, backend) in backends.iter().enumerate() {
+                    tend[b].push(rate(
+                        emails,
+                        engine_dispatch(backend, port, emails, workers).await,
+                    ));
+                }
             }
-            for runs in [&mut pooled, &mut nodelay, &mut sender, &mut tend] {
+            for runs in [&mut pooled, &mut nodelay, &mut sender]
+                .into_iter()
+                .chain(tend.iter_mut())
+            {
                 runs.sort_by(f64::total_cmp);
             }
-            let (pooled, nodelay, sender, tend) = (pooled[1], nodelay[1], sender[1], tend[1]);
+            let (pooled, nodelay, sender) = (pooled[1], nodelay[1], sender[1]);
+            let engines: Vec<String> = tend
+                .iter()
+                .map(|runs| format!("{:.0} emails/s", runs[1]))
+                .collect();
             println!(
                 "| {workers} | {pooled:.0} emails/s | {nodelay:.0} emails/s | {sender:.0} \
-                 emails/s | {tend:.0} emails/s | {:.0}% | {:.0}% |",
-                tend / pooled * 100.0,
-                tend / nodelay * 100.0
+                 emails/s | {} | {:.0}% | {:.0}% |",
+                engines.join(" | "),
+                tend[0][1] / pooled * 100.0,
+                tend[0][1] / nodelay * 100.0
             );
         }
+        println!("load average: {}", loadavg());
         println!(
             "(median of 3 runs each; emails received by the sink: {})",
             received.load(Ordering::Relaxed)

@@ -28,6 +28,11 @@
 //! replaces the random UUIDs with ids that sort in arrival order (`m-000000042`), to show
 //! what the random keys cost the `message_id` index; `TEND_BENCH_ONLY=raw|store|http1|…`
 //! runs one mode alone, for a profiler.
+//!
+//! With `TEND_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB`, `Store::ingest` and
+//! `HTTP /v1/batch` also run on PostgreSQL (`pg-store`, `pg-httpN`), each measurement in
+//! a database of its own made on that server (seeded the same way, dropped after). The
+//! server's own CPU time is not in the process's CPU column.
 
 use axum::body::Bytes;
 use jiff::Timestamp;
@@ -40,6 +45,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tend_core::StageName;
 use tend_store::{ContactQuery, Identity, IngestMessage, Store, TokenScope, tokens};
+use tend_store_conformance::postgres::ScratchDatabase;
+use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
 use tend_web::{AppState, IngestRules};
 use tokio::runtime::Runtime;
@@ -90,6 +97,9 @@ fn main() {
         Mode::Http(2),
         Mode::Http(4),
     ];
+    if postgres_server().is_some() {
+        modes.extend([Mode::PgStore, Mode::PgHttp(1), Mode::PgHttp(4)]);
+    }
     if let Ok(only) = std::env::var("TEND_BENCH_ONLY") {
         modes.retain(|m| m.key() == only);
         assert!(
@@ -207,6 +217,13 @@ enum Mode {
     Raw,
     Store,
     Http(usize),
+    PgStore,
+    PgHttp(usize),
+}
+
+/// The PostgreSQL server of the `pg-` modes, if `TEND_BENCH_POSTGRES` names one.
+fn postgres_server() -> Option<String> {
+    std::env::var("TEND_BENCH_POSTGRES").ok()
 }
 
 impl Mode {
@@ -215,6 +232,8 @@ impl Mode {
             Mode::Raw => "raw".into(),
             Mode::Store => "store".into(),
             Mode::Http(n) => format!("http{n}"),
+            Mode::PgStore => "pg-store".into(),
+            Mode::PgHttp(n) => format!("pg-http{n}"),
         }
     }
 
@@ -224,17 +243,44 @@ impl Mode {
             Mode::Store => "Store::ingest".into(),
             Mode::Http(1) => "HTTP /v1/batch, 1 conn".into(),
             Mode::Http(n) => format!("HTTP /v1/batch, {n} conns"),
+            Mode::PgStore => "PostgreSQL Store::ingest".into(),
+            Mode::PgHttp(1) => "PostgreSQL HTTP, 1 conn".into(),
+            Mode::PgHttp(n) => format!("PostgreSQL HTTP, {n} conns"),
         }
     }
 
     /// Wall time to write the whole workload into a fresh, seeded database.
     fn measure(self, server_rt: &Runtime, client_rt: &Runtime, w: &Workload) -> Measured {
+        if let Mode::PgStore | Mode::PgHttp(_) = self {
+            let server = postgres_server().expect("TEND_BENCH_POSTGRES names the server");
+            let database = server_rt.block_on(ScratchDatabase::create(&server));
+            let store: Arc<dyn Store> = server_rt.block_on(async {
+                let store = PostgresStore::open(database.url()).await.unwrap();
+                seed(&store).await;
+                Arc::new(store)
+            });
+            let elapsed = match self {
+                Mode::PgHttp(connections) => {
+                    http(store, None, server_rt, client_rt, w, connections)
+                }
+                _ => server_rt.block_on(ingest(store.as_ref(), None, w)),
+            };
+            drop(database);
+            return elapsed;
+        }
         let dir = TempDir::new().unwrap();
         let store = server_rt.block_on(seeded_store(&dir));
         let elapsed = match self {
             Mode::Raw => server_rt.block_on(raw(&store, w)),
-            Mode::Store => server_rt.block_on(ingest(&store, w)),
-            Mode::Http(connections) => http(store.clone(), server_rt, client_rt, w, connections),
+            Mode::Http(connections) => http(
+                store.clone(),
+                Some(store.clone()),
+                server_rt,
+                client_rt,
+                w,
+                connections,
+            ),
+            _ => server_rt.block_on(ingest(store.as_ref(), Some(&store), w)),
         };
         drop(store);
         elapsed
@@ -336,6 +382,12 @@ async fn seeded_store(dir: &TempDir) -> Arc<SqliteStore> {
     let store = SqliteStore::open(&dir.path().join("bench.db"))
         .await
         .unwrap();
+    seed(&store).await;
+    Arc::new(store)
+}
+
+/// The workload's users, as contacts that one event each made.
+async fn seed(store: &dyn Store) {
     let seed: Vec<IngestMessage> = (0..USERS)
         .map(|u| IngestMessage::Track {
             message_id: format!("seed-{u}"),
@@ -350,7 +402,6 @@ async fn seeded_store(dir: &TempDir) -> Arc<SqliteStore> {
         })
         .collect();
     store.ingest(&seed, &stage()).await.unwrap();
-    Arc::new(store)
 }
 
 /// A row for [`SqliteStore::raw_insert_events_for_bench`]:
@@ -401,28 +452,32 @@ async fn raw(store: &SqliteStore, w: &Workload) -> Measured {
     start.stop()
 }
 
-async fn ingest(store: &SqliteStore, w: &Workload) -> Measured {
+/// `Store::ingest` of every batch; a SQLite file given as `checkpoint` is checkpointed
+/// before the clock stops.
+async fn ingest(store: &dyn Store, checkpoint: Option<&SqliteStore>, w: &Workload) -> Measured {
     let stage = stage();
     let start = Clock::start();
     for batch in &w.messages {
         let outcome = store.ingest(batch, &stage).await.unwrap();
         assert_eq!(outcome.accepted, batch.len());
     }
-    store.checkpoint().await.unwrap();
+    if let Some(sqlite) = checkpoint {
+        sqlite.checkpoint().await.unwrap();
+    }
     start.stop()
 }
 
 /// Serves the store on the server runtime and posts every body from the client runtime
 /// over `connections` concurrent keep-alive connections.
 fn http(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
+    checkpoint: Option<Arc<SqliteStore>>,
     server_rt: &Runtime,
     client_rt: &Runtime,
     w: &Workload,
     connections: usize,
 ) -> Measured {
     let write_key = tokens::generate_token();
-    let log = Arc::clone(&store);
     let (base, shutdown, server) = server_rt.block_on(async {
         store
             .create_token(
@@ -490,7 +545,9 @@ fn http(
             .await
             .into_iter()
             .sum();
-        log.checkpoint().await.unwrap();
+        if let Some(sqlite) = &checkpoint {
+            sqlite.checkpoint().await.unwrap();
+        }
         let elapsed = start.stop();
         assert_eq!(accepted, w.events.len());
         elapsed
