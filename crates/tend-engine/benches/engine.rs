@@ -33,9 +33,9 @@ use tend_core::{Email, StageName};
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
 use tend_store::{ImportRow, Store};
-use tend_store_conformance::postgres::ScratchDatabase;
 use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
+use tend_testkit::ScratchDatabase;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 

@@ -45,9 +45,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tend_core::StageName;
 use tend_store::{ContactQuery, Identity, IngestMessage, Store, TokenScope, tokens};
-use tend_store_conformance::postgres::ScratchDatabase;
 use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
+use tend_testkit::ScratchDatabase;
 use tend_web::{AppState, IngestRules};
 use tokio::runtime::Runtime;
 

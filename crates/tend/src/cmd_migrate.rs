@@ -2,7 +2,8 @@
 //! empty PostgreSQL database in one transaction, checks every table's row count, and
 //! says what to change in `tend.toml`. The SQLite file is left as it was.
 
-use crate::project::{load_valid_project, project_dir};
+use crate::database::{Database, without_password};
+use crate::project::load_valid_project;
 use crate::server_lock::ServerLock;
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -29,22 +30,20 @@ enum Piece {
 /// Moves the business whose config is `config_path` into the database `to` names.
 pub fn run(config_path: &Path, to: &str) -> anyhow::Result<ExitCode> {
     let project = load_valid_project(config_path)?;
-    let url = &project.config.database_url;
-    let Some(path) = url.strip_prefix("sqlite://") else {
-        bail!(
-            "`database_url` is `{}`, not a SQLite file: tend migrate moves a business from \
-             its SQLite file",
-            crate::without_password(url)
-        );
-    };
-    let database = project_dir(config_path).join(path);
+    let source = Database::of(config_path, &project.config.database_url)?;
+    let database = source
+        .sqlite_only(
+            "`tend migrate`",
+            "it moves a business from its SQLite file, and this one has moved already",
+        )?
+        .to_owned();
     if !database.is_file() {
         bail!(
             "there is no database at {}: nothing to move",
             database.display()
         );
     }
-    let shown = crate::without_password(to);
+    let shown = without_password(to);
     // Held to the end: no server may start on the file and send what is being moved.
     let _lock = ServerLock::acquire_for(&database, "migrating to PostgreSQL").context(
         "refusing to migrate while a server runs on the SQLite file; nothing was written",

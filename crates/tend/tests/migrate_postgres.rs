@@ -1,8 +1,9 @@
 //! `tend migrate --to postgres://…` on a business that has run: welcome emails sent,
 //! more waiting in the outbox through an SMTP outage, later steps planned, a contact
-//! erased. Every table arrives with its count, ids and secrets; a target that holds
-//! anything is refused with nothing written, and so is a move while a server runs on
-//! the SQLite file.
+//! erased. Every table arrives with its count, ids and secrets; `tend serve` on
+//! PostgreSQL then sends the waiting emails once each and nothing already sent; a
+//! target that holds anything is refused with nothing written, and so is a move while a
+//! server runs on the SQLite file.
 //!
 //! Needs Python 3 with aiosmtpd and PostgreSQL on 127.0.0.1:5432 (or the server
 //! `TEND_TEST_DATABASE_URL` names); fails, never skips, without them.
@@ -11,8 +12,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
-use tend_store_conformance::postgres::{ScratchDatabase, server_url};
-use tend_testkit::{Mailbox, SmtpSink, Studio, run_python, wait_for};
+use tend_testkit::{Mailbox, ScratchDatabase, SmtpSink, Studio, run_python, wait_for};
 use tokio_postgres::NoTls;
 
 fn config() -> String {
@@ -139,10 +139,11 @@ async fn engine_value(client: &tokio_postgres::Client, key: &str) -> Option<Stri
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_business_that_has_run_moves_whole_and_a_filled_target_is_refused() {
+async fn a_business_that_has_run_moves_whole_sends_what_waited_once_and_a_filled_target_is_refused()
+{
     let studio = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
     let database = studio.dir().join("tend.db");
-    let target = ScratchDatabase::create(&server_url()).await;
+    let target = ScratchDatabase::fresh().await;
 
     // Four leads whose welcome emails are sent.
     let sent_folder = studio.business.scratch().join("sent");
@@ -275,7 +276,81 @@ async fn a_business_that_has_run_moves_whole_and_a_filled_target_is_refused() {
         );
     }
 
-    // A second move into the same database is refused, and changes nothing.
+    // Served from PostgreSQL, with the relay back: the three waiting welcomes go out,
+    // once each, with the Message-IDs they had; nothing sent before goes again.
+    let first_sent: BTreeSet<i64> = sent
+        .messages()
+        .iter()
+        .filter_map(|m| m.touch_id())
+        .collect();
+    assert_eq!(first_sent.len(), 4);
+    let sqlite_config = config();
+    studio.business.configure(&sqlite_config.replace(
+        "database_url = \"sqlite://tend.db\"",
+        &format!("database_url = \"{}\"", target.url()),
+    ));
+    let mut outage = outage;
+    outage.listen();
+    let mut server = studio.serve(outage.port);
+    let mut after = Mailbox::new(&outage_folder);
+    wait_for(
+        "the three waiting welcomes, from PostgreSQL",
+        Duration::from_secs(60),
+        async || match after.counts() {
+            (3, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    // A new lead gets an id the erased one never had.
+    let api = studio.api(&server);
+    api.segment("batch", &leads(100, 1)).await;
+    wait_for(
+        "the new lead's welcome",
+        Duration::from_secs(60),
+        async || match after.counts() {
+            (4, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    let new_lead = api.contacts_in("lead").await;
+    let new_id = new_lead
+        .iter()
+        .find(|c| c["email"] == "lead100@example.com")
+        .map(|c| c["id"].as_i64().unwrap())
+        .expect("the new lead");
+    assert!(new_id > newest, "{new_id} after the erased {newest}");
+    // Whatever was in flight finishes before the server exits; then the count is final.
+    assert!(
+        server.terminate(Duration::from_secs(30)).await.success(),
+        "{}",
+        server.log()
+    );
+    let resent: Vec<i64> = after
+        .messages()
+        .iter()
+        .filter_map(|m| m.touch_id())
+        .collect();
+    assert_eq!(resent.len(), 4, "{resent:?}");
+    let resent_set: BTreeSet<i64> = resent.iter().copied().collect();
+    assert_eq!(resent_set.len(), 4, "each once: {resent:?}");
+    assert!(queued.is_subset(&resent_set), "{queued:?} in {resent:?}");
+    assert!(
+        resent_set.is_disjoint(&first_sent),
+        "nothing sent before: {resent:?}"
+    );
+    let before = postgres_counts(&client).await;
+
+    // A business already on PostgreSQL has nothing to move.
+    let moved_already = studio.business.tend(&["migrate", "--to", target.url()]);
+    let stderr = String::from_utf8_lossy(&moved_already.stderr);
+    assert_eq!(moved_already.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is on PostgreSQL"), "{stderr}");
+
+    // A second move from the SQLite file into the same database is refused, and
+    // changes nothing.
+    studio.business.configure(&sqlite_config);
     let again = studio.business.tend(&["migrate", "--to", target.url()]);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{stderr}");
@@ -287,7 +362,7 @@ async fn a_business_that_has_run_moves_whole_and_a_filled_target_is_refused() {
 
     // A database holding one row, in the last table the move fills, is refused before
     // anything is written: its own secrets stay, and no contact arrives.
-    let other = ScratchDatabase::create(&server_url()).await;
+    let other = ScratchDatabase::fresh().await;
     drop(
         tend_store_postgres::PostgresStore::open(other.url())
             .await
