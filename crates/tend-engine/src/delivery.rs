@@ -16,6 +16,8 @@ use tend_core::config::Config;
 pub struct EmailTouch<'a> {
     /// The touch id; the Message-ID derives from it.
     pub touch_id: i64,
+    /// The id of the process it belongs to (its file stem).
+    pub process: &'a str,
     /// The template it was rendered from.
     pub template: &'a str,
     /// Recipient address.

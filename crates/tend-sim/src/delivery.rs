@@ -19,6 +19,8 @@ pub(crate) struct Delivered {
     pub person: Option<usize>,
     /// What it was.
     pub kind: DeliveredKind,
+    /// The id of the process that sent it.
+    pub process: String,
     /// The unsubscribe token, which names the address.
     pub token: Option<String>,
 }
@@ -37,6 +39,7 @@ impl Delivery for SimDelivery {
             kind: DeliveredKind::Email {
                 template: email.template.to_owned(),
             },
+            process: email.process.to_owned(),
             token: Some(email.unsubscribe_token.to_owned()),
         };
         self.delivered
@@ -59,6 +62,10 @@ impl Delivery for SimDelivery {
             kind: DeliveredKind::Webhook {
                 offer: body["step"]["intent"] == "offer",
             },
+            process: body["process"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             token: None,
         };
         self.delivered

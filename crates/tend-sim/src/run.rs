@@ -9,6 +9,7 @@ use crate::setup::{BLAST_EVENT, Setting};
 use crate::world::{Response, Signal, TouchKind, World, earliest};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Map;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tend_core::check::Project;
@@ -166,7 +167,10 @@ struct Run<'a> {
     signals: Vec<Signal>,
     counters: Counters,
     first_stage: StageName,
-    lead_gaps: Vec<(i64, i64)>,
+    /// Every process's `max_gap` in milliseconds by its store id, for the daily check.
+    gaps: Vec<(i64, i64)>,
+    /// Every process's `max_gap` by its id, for touches that come late.
+    max_gaps: HashMap<String, SignedDuration>,
     blasts: u32,
     /// Neglected leads already counted in the daily rows.
     neglect_booked: u64,
@@ -194,11 +198,17 @@ async fn run_strategy(
         settings,
     )
     .await?;
-    let lead_gaps = engine
+    // Each process's own promise: a lead handed to a slower process after its sequence
+    // (`then`) is neglected only past that process's `max_gap`.
+    let gaps = engine
         .book()
         .iter()
-        .filter(|b| setting.lead_processes.contains(&b.process.id))
         .map(|b| (b.id, b.process.max_gap.as_millis()))
+        .collect();
+    let max_gaps = engine
+        .book()
+        .iter()
+        .map(|b| (b.process.id.clone(), b.process.max_gap.to_signed()))
         .collect();
     let days = usize::try_from(setting.scenario.simulation.days).unwrap_or(0);
     let mut run = Run {
@@ -209,7 +219,6 @@ async fn run_strategy(
             &setting.arrivals,
             setting.capacity_per_week,
             setting.capacity_line,
-            setting.lead_max_gap,
         ),
         engine,
         clock,
@@ -218,7 +227,8 @@ async fn run_strategy(
         signals: Vec::new(),
         counters: Counters::default(),
         first_stage,
-        lead_gaps,
+        gaps,
+        max_gaps,
         blasts: 0,
         neglect_booked: 0,
     };
@@ -454,7 +464,8 @@ impl Run<'_> {
                 }
             };
             let Some(person) = touch.person else { continue };
-            match self.world.touch(person, kind, 1.0, email, now) {
+            let max_gap = self.max_gaps.get(&touch.process).copied();
+            match self.world.touch(person, kind, 1.0, email, max_gap, now) {
                 Response::None => {}
                 Response::Booked => self.world.follow_up(person, now, false, false),
                 Response::Unsubscribed => {
@@ -504,7 +515,10 @@ impl Run<'_> {
             let person = task.contact_email.as_deref().and_then(person_of);
             let was_lead = person.is_some_and(|n| self.world.is_open_lead(n));
             let response = match person {
-                Some(n) => self.world.touch(n, kind, weight, false, now),
+                Some(n) => {
+                    let max_gap = self.max_gaps.get(&task.process).copied();
+                    self.world.touch(n, kind, weight, false, max_gap, now)
+                }
                 None => Response::None,
             };
             let booked_lead = response == Response::Booked && was_lead && self.setting.call_books;
@@ -528,12 +542,13 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// Asks the store which leads are past their process's `max_gap` right now.
+    /// Asks the store which enrollments are past their process's `max_gap` right now;
+    /// the model counts those of leads.
     async fn check_neglect(&mut self, now: Timestamp, day: usize) -> Result<(), SimError> {
         let rows = self
             .engine
             .store()
-            .neglect(&self.lead_gaps, Some(now), u32::MAX)
+            .neglect(&self.gaps, Some(now), u32::MAX)
             .await?;
         for row in rows {
             if let Some(n) = row.email.as_deref().and_then(person_of) {

@@ -25,15 +25,12 @@ pub(crate) struct Setting {
     /// Work items open above which a day counts as over capacity: the team's own
     /// capacity over `business.capacity_line`, the same line for every strategy.
     pub capacity_line: f64,
-    pub lead_max_gap: Option<SignedDuration>,
     pub lead_timezone: Option<TimeZoneName>,
     pub arrival_stage: Option<StageName>,
     pub conversion_stage: Option<StageName>,
     /// Whether completing a task with `booked_outcome` records the conversion event.
     pub call_books: bool,
     pub offer_templates: HashSet<String>,
-    /// Ids of the processes new leads enter.
-    pub lead_processes: Vec<String>,
     /// The process the `campaign` strategy's blasts enroll every open lead in.
     pub blast: Option<tend_core::Process>,
 }
@@ -71,7 +68,6 @@ impl Setting {
                 population.arrival_event
             )));
         }
-        let lead_max_gap = lead_processes.iter().map(|p| p.max_gap.to_signed()).min();
         let business = &scenario.business;
         let conversion_stage = config.stage_for_event(&business.conversion_event).cloned();
         let call_books =
@@ -105,7 +101,6 @@ impl Setting {
             })
             .collect();
         let blast = lead_processes.first().and_then(|lead| blast_process(lead));
-        let lead_processes = lead_processes.iter().map(|p| p.id.clone()).collect();
         Ok(Setting {
             arrivals: world::arrivals(scenario, start, end),
             scenario: scenario.clone(),
@@ -115,13 +110,11 @@ impl Setting {
             end,
             capacity_per_week,
             capacity_line: capacity_per_week * line_weeks,
-            lead_max_gap,
             lead_timezone,
             arrival_stage,
             conversion_stage,
             call_books,
             offer_templates,
-            lead_processes,
             blast,
         })
     }

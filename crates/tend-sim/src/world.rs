@@ -267,7 +267,6 @@ pub struct World {
     params: crate::scenario::Population,
     congestion: crate::scenario::Congestion,
     half_life_secs: f64,
-    lead_max_gap: Option<SignedDuration>,
     tolerance_secs: f64,
     job_value: f64,
     /// Everything the run reports, gathered as it goes.
@@ -302,15 +301,13 @@ pub struct Tally {
 }
 
 impl World {
-    /// The world at `start`, with the known arrivals queued. `lead_max_gap` is the
-    /// `max_gap` of the process new leads enter, if any; `line` the capacity line in
-    /// work items open.
+    /// The world at `start`, with the known arrivals queued; `line` is the capacity
+    /// line in work items open.
     pub fn new(
         scenario: &Scenario,
         arrivals: &[Arrival],
         capacity_per_week: f64,
         line: f64,
-        lead_max_gap: Option<SignedDuration>,
     ) -> World {
         let mut world = World {
             people: Vec::with_capacity(arrivals.len()),
@@ -329,7 +326,6 @@ impl World {
             params: scenario.population.clone(),
             congestion: scenario.congestion.clone(),
             half_life_secs: scenario.population.interest_half_life.as_secs() as f64,
-            lead_max_gap,
             tolerance_secs: scenario.business.wait_tolerance.as_secs() as f64,
             job_value: scenario.business.job_value,
             tally: Tally::default(),
@@ -579,13 +575,16 @@ impl World {
     }
 
     /// A person received a touch at `now`; `weight` is how persuasive the channel is,
-    /// `email` whether it can make them unsubscribe. Returns what they did.
+    /// `email` whether it can make them unsubscribe, `max_gap` the promise of the
+    /// process that sent it: a lead reached later than that since their last touch was
+    /// neglected. Returns what they did.
     pub fn touch(
         &mut self,
         person: usize,
         kind: TouchKind,
         weight: f64,
         email: bool,
+        max_gap: Option<SignedDuration>,
         now: Timestamp,
     ) -> Response {
         let Some(p) = self.people.get(person) else {
@@ -595,7 +594,7 @@ impl World {
             return Response::None;
         }
         if p.standing == Standing::Lead
-            && let Some(gap) = self.lead_max_gap
+            && let Some(gap) = max_gap
             && now.duration_since(p.last_contact) > gap
         {
             self.neglect(person);

@@ -168,6 +168,56 @@ async fn no_lead_is_neglected_when_the_budget_covers_them() {
     assert_eq!(background.neglected_leads, 0, "\n{table}");
 }
 
+/// A lead handed to the evergreen process after the new-inquiry sequence hears from
+/// it about once a month: neglect is judged by the `max_gap` of the process that holds
+/// the lead (evergreen's six weeks), not by the ten days of the sequence it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_handed_to_a_slower_process_is_judged_by_its_max_gap() {
+    let roomy = |config: &str| {
+        config.replace("per_week = 6", "per_week = 40").replace(
+            "staff_minutes = { per_day = 180 }",
+            "staff_minutes = { per_day = 600 }",
+        )
+    };
+    let mut handed_over = starter_project(roomy);
+    let new_inquiry = handed_over
+        .processes
+        .iter_mut()
+        .find(|p| p.id == "new-inquiry")
+        .unwrap();
+    assert_eq!(
+        new_inquiry.then, None,
+        "the starter's leads stop after the sequence"
+    );
+    new_inquiry.then = Some("evergreen".into());
+    let background = plan(&[7], &[Strategy::Background]);
+    let days = |s: &mut Scenario| s.simulation.days = 200;
+    let (alone, handed) = tokio::join!(
+        run_on(starter_project(roomy), background.clone(), days),
+        run_on(handed_over, background, days),
+    );
+    let figure = |r: &SimReport, f: fn(&Summary) -> f64| total(r, Strategy::Background, f);
+    let table = |r: &SimReport| tend_sim::table::render_table(r);
+    assert!(
+        figure(&handed, |s| s.touches as f64) > figure(&alone, |s| s.touches as f64) + 100.0,
+        "evergreen must reach the leads after their sequence\n{}\n{}",
+        table(&alone),
+        table(&handed)
+    );
+    assert_eq!(
+        figure(&alone, |s| s.neglected_leads as f64),
+        0.0,
+        "\n{}",
+        table(&alone)
+    );
+    assert_eq!(
+        figure(&handed, |s| s.neglected_leads as f64),
+        0.0,
+        "\n{}",
+        table(&handed)
+    );
+}
+
 /// Runs `plan` on the starter project and scenario, the scenario edited by `edit`.
 async fn run_plan(plan: Plan, edit: impl Fn(&mut Scenario)) -> SimReport {
     run_on(starter_project(str::to_owned), plan, edit).await

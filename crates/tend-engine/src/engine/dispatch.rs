@@ -196,10 +196,10 @@ impl Engine {
                         "the process has no keep_warm template".into(),
                     ));
                 };
-                self.send_email(claimed, &contact, template).await
+                self.send_email(claimed, process, &contact, template).await
             }
             (TouchKind::Step, Some((StepChannel::Email { template }, _))) => {
-                self.send_email(claimed, &contact, template).await
+                self.send_email(claimed, process, &contact, template).await
             }
             (TouchKind::Step, Some((StepChannel::Webhook { url }, intent))) => {
                 let body = serde_json::json!({
@@ -223,6 +223,7 @@ impl Engine {
     async fn send_email(
         &self,
         claimed: &ClaimedTouch,
+        process: &tend_core::Process,
         contact: &ContactFields<'_>,
         template_name: &str,
     ) -> Result<(), SendError> {
@@ -241,6 +242,7 @@ impl Engine {
         let unsubscribe_url = format!("{}/unsubscribe/{token}", self.project.config.public_url);
         let email = EmailTouch {
             touch_id: claimed.touch.0,
+            process: &process.id,
             template: template_name,
             to_email: to,
             to_name: contact.name,
