@@ -185,6 +185,7 @@ fn capacity() -> CapacityState {
         horizon: Duration::from_secs(2 * 604_800),
         open_work: 30.0,
         expected_in_flight: 20.0,
+        max_wait: None,
     }
 }
 

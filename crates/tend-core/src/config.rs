@@ -16,6 +16,7 @@
 //! | `[capacity] horizon` | `2w` |
 //! | `[capacity] offer_probability` | `0.2`: prior chance that an offer creates work |
 //! | `[capacity] response_delay` | none: offers in flight fade evenly over the horizon; set (e.g. `3d`), the prior mean time from an offer to its answer, from which each step's delays are learned and its unanswered offers fade |
+//! | `[capacity] max_wait` | none: only the share of capacity over the horizon bounds offers; set (e.g. `10d`), offers are also held while new work would wait longer than this for the team |
 //! | `[budget]` | no limits |
 //! | `[budget] <resource>.reserve` | a twentieth of the resource's smallest limit: what first touches may spend ahead of the accrual |
 //! | `[costs]` | every channel costs 0 |

@@ -23,7 +23,10 @@ pub struct CapacityView {
     pub target_utilization: f64,
     /// How far ahead expected work counts, e.g. `2w`.
     pub horizon: String,
-    /// `target_utilization × per_week × horizon`: the most work open or expected at once.
+    /// The longest new work should wait for the team, e.g. `10d`, if bounded.
+    pub max_wait: Option<String>,
+    /// The most work open or expected at once: `target_utilization × per_week ×
+    /// horizon`, and no more than the team reaches within `max_wait`.
     pub limit: f64,
     /// Work items open now.
     pub open_work: f64,
@@ -31,6 +34,9 @@ pub struct CapacityView {
     pub expected_in_flight: f64,
     /// What is left for new offers (never below 0).
     pub headroom: f64,
+    /// Days new work would wait now for the team, with the work open or expected ahead
+    /// of it; absent when the team takes on no work.
+    pub predicted_wait_days: Option<f64>,
 }
 
 /// The budgets' shortfall against the `max_gap` promise.
@@ -111,10 +117,12 @@ impl Engine {
                 per_week: capacity.per_week,
                 target_utilization: capacity.target_utilization,
                 horizon: config.capacity.horizon.to_string(),
+                max_wait: config.capacity.max_wait.map(|w| w.to_string()),
                 limit: capacity.limit(),
                 open_work: capacity.open_work,
                 expected_in_flight: capacity.expected_in_flight,
                 headroom: (capacity.limit() - capacity.load()).max(0.0),
+                predicted_wait_days: capacity.predicted_wait_days(),
             },
             held,
             enrolled,

@@ -160,6 +160,9 @@ async fn with_capacity_full_an_offer_waits_while_its_nurture_sibling_goes_out() 
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["capacity"]["open_work"], 4.0);
     assert_eq!(body["capacity"]["headroom"], 0.0);
+    // Four jobs ahead of a team of two a week: new work would wait two weeks.
+    assert_eq!(body["capacity"]["predicted_wait_days"], 14.0);
+    assert_eq!(body["capacity"]["max_wait"], Value::Null);
 
     lead(&s, 1, "Europe/Rome").await;
     s.after(0).await;

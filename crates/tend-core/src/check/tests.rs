@@ -227,6 +227,28 @@ fn bad_durations_hours_windows_and_zones_point_at_the_value() {
 }
 
 #[test]
+fn max_wait_bounds_new_work_and_must_be_a_positive_duration() {
+    let c = Config::parse(
+        "tend.toml",
+        "[business]\nname = \"X\"\n[capacity]\nmax_wait = \"10d\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.capacity.max_wait, Some(Duration::parse("10d").unwrap()));
+    let absent = Config::parse("tend.toml", "[business]\nname = \"X\"\n").unwrap();
+    assert_eq!(absent.capacity.max_wait, None);
+    assert_eq!(
+        config_errors("[business]\nname = \"X\"\n[capacity]\nmax_wait = \"0d\"\n"),
+        ["tend.toml:4:12: `max_wait` must be longer than zero (leave it out for no bound)"]
+    );
+    assert_eq!(
+        config_errors("[business]\nname = \"X\"\n[capacity]\nmax_wait = \"soon\"\n"),
+        [
+            "tend.toml:4:12: `max_wait`: duration `soon` has no number; expected an integer and a unit such as `2d`"
+        ]
+    );
+}
+
+#[test]
 fn wrong_types_and_ranges_are_reported() {
     let text = "database_url = \"mysql://x\"\n[business]\nname = 5\n[capacity]\nper_week = \"eight\"\ntarget_utilization = 1.5\n[limits]\nper_contact_per_week = 0\n[costs]\nemail = -1\n[channels.email]\nfrom = \"not an address\"\nsmtp_url = \"http://x\"\n";
     assert_eq!(

@@ -22,6 +22,9 @@ pub struct Capacity {
     /// set, an unanswered offer's expected work fades with the delays learned per step,
     /// otherwise evenly over the horizon.
     pub response_delay: Option<Duration>,
+    /// The longest new work should wait for the team: offers are held while the work
+    /// open or expected would take longer than this to reach; `None`: no such bound.
+    pub max_wait: Option<Duration>,
 }
 
 impl Default for Capacity {
@@ -32,6 +35,7 @@ impl Default for Capacity {
             horizon: Duration::from_secs(14 * 86_400),
             offer_probability: 0.2,
             response_delay: None,
+            max_wait: None,
         }
     }
 }
@@ -103,6 +107,7 @@ pub(super) fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ca
                 "horizon",
                 "offer_probability",
                 "response_delay",
+                "max_wait",
             ],
         )
     }) else {
@@ -147,6 +152,15 @@ pub(super) fn read_capacity(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ca
             report.error(d.span().start, "`response_delay` must be longer than zero");
         }
         capacity.response_delay = Some(d.into_inner());
+    }
+    if let Some(w) = fields.parsed(report, "max_wait", Duration::parse) {
+        if *w.get_ref() == Duration::ZERO {
+            report.error(
+                w.span().start,
+                "`max_wait` must be longer than zero (leave it out for no bound)",
+            );
+        }
+        capacity.max_wait = Some(w.into_inner());
     }
     capacity
 }

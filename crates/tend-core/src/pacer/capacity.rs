@@ -20,13 +20,30 @@ pub struct CapacityState {
     /// Expected work from offers already sent and still inside their attribution
     /// window: the sum of their probabilities.
     pub expected_in_flight: f64,
+    /// The longest new work should wait for the team: offers are held while the work
+    /// open or expected would take the team longer than this to reach. `None`: only the
+    /// share of capacity over the horizon bounds them.
+    #[serde(default)]
+    pub max_wait: Option<Duration>,
 }
 
 impl CapacityState {
-    /// `target_utilization × per_week × horizon in weeks`: the most work that may be
-    /// open or expected at once.
+    /// The most work that may be open or expected at once:
+    /// `target_utilization × per_week × horizon in weeks`, and with `max_wait` set, no
+    /// more than the team reaches within it (`per_week × max_wait in weeks`).
     pub fn limit(&self) -> f64 {
-        self.target_utilization * self.per_week * (self.horizon.as_secs() as f64 / WEEK_SECS)
+        let share =
+            self.target_utilization * self.per_week * (self.horizon.as_secs() as f64 / WEEK_SECS);
+        match self.max_wait {
+            Some(wait) => share.min(self.per_week * (wait.as_secs() as f64 / WEEK_SECS)),
+            None => share,
+        }
+    }
+
+    /// How long new work would wait now before the team reaches it, in days: the work
+    /// open or expected ahead of it, at `per_week`; `None` when the team serves none.
+    pub fn predicted_wait_days(&self) -> Option<f64> {
+        (self.per_week > 0.0).then(|| self.load() / self.per_week * 7.0)
     }
 
     /// Work already open or expected.

@@ -99,6 +99,7 @@ fn full_capacity() -> CapacityState {
         horizon: Duration::from_secs(604_800),
         open_work: 2.0,
         expected_in_flight: 0.0,
+        max_wait: None,
     }
 }
 

@@ -83,6 +83,7 @@ impl Engine {
             horizon: capacity.horizon,
             open_work: snapshot.open_work,
             expected_in_flight: expected.total,
+            max_wait: capacity.max_wait,
         }
     }
 

@@ -263,3 +263,62 @@ fn idle_capacity_goes_to_offers_after_the_sequence_by_expected_value() {
         }
     ));
 }
+
+/// `[capacity] max_wait` bounds the wait new work would face, not only the share of
+/// capacity: with room left under `target_utilization` but nine jobs ahead of a team of
+/// six a week (ten and a half days), an offer waits when new work should wait at most
+/// ten days, and goes once the work ahead fits in them.
+#[test]
+fn an_offer_waits_while_new_work_would_wait_longer_than_max_wait() {
+    let p = policy("Europe/Rome", "Mon-Sun 00:00-24:00");
+    let mut w = World::new();
+    w.contact(1, "Europe/Rome");
+    let now = ts("2026-11-23T10:00:00Z");
+    let offer = [touch(1, 1, Channel::Email, Intent::Offer, now)];
+    let busy = CapacityState {
+        per_week: 6.0,
+        target_utilization: 0.85,
+        horizon: Duration::from_secs(2 * 604_800),
+        open_work: 9.0,
+        expected_in_flight: 0.0,
+        max_wait: None,
+    };
+    // 0.85 × 6 × 2 weeks = 10.2 items: room for the offer's 0.2.
+    let out = w.decide(&p, &offer, &BudgetState::default(), Some(busy), now);
+    assert_eq!(only(&out), Decision::Send);
+
+    let bounded = CapacityState {
+        max_wait: Some(Duration::from_secs(10 * 86_400)),
+        ..busy
+    };
+    assert!((bounded.predicted_wait_days().unwrap() - 10.5).abs() < 1e-9);
+    assert!((bounded.limit() - 6.0 * 10.0 / 7.0).abs() < 1e-9);
+    let out = w.decide(&p, &offer, &BudgetState::default(), Some(bounded), now);
+    assert!(
+        matches!(
+            only(&out),
+            Decision::Defer {
+                reason: Reason::Capacity,
+                ..
+            }
+        ),
+        "{:?}",
+        out.decisions
+    );
+    assert_eq!(out.summary.capacity.unwrap().limit, bounded.limit());
+
+    // Eight jobs ahead: 9⅓ days, and the offer's expected 0.2 still fits in ten.
+    let fits = CapacityState {
+        open_work: 8.0,
+        ..bounded
+    };
+    let out = w.decide(&p, &offer, &BudgetState::default(), Some(fits), now);
+    assert_eq!(only(&out), Decision::Send);
+
+    // A bound looser than the share changes nothing.
+    let loose = CapacityState {
+        max_wait: Some(Duration::from_secs(4 * 604_800)),
+        ..busy
+    };
+    assert_eq!(loose.limit(), busy.limit());
+}

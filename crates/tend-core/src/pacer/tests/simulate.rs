@@ -486,6 +486,7 @@ fn random_sim(rng: &mut Rng) -> Sim {
         horizon: Duration::from_secs(rng.range(1, 3) as u64 * 604_800),
         open_work: rng.unit() * 3.0,
         expected_in_flight: 0.0,
+        max_wait: None,
     });
     let mut sim = Sim {
         policy,
@@ -615,6 +616,7 @@ fn served_within_max_gap(seed: u64, scarce: bool) -> Result<(), TestCaseError> {
             horizon: Duration::from_secs(2 * 604_800),
             open_work: 0.0,
             expected_in_flight: 0.0,
+            max_wait: None,
         }),
         in_flight: Vec::new(),
         ledger: Vec::new(),
