@@ -32,6 +32,7 @@
 //! | `[channels.email] bounce_address` | none: the envelope sender is the `from` address; set (`bounces@example.com`), each email's is `bounces+<signed touch token>@example.com` |
 //! | `[channels.email] dkim_selector` / `dkim_key_file` | none: mail leaves unsigned (your relay may sign it); both set, each email is DKIM-signed with the PEM key in the file |
 //! | `[channels.email] dkim_domain` | the `from` address's domain |
+//! | `[channels.email.providers.*]` | none: no provider's event webhook is accepted; `postmark` (`user`, `password_env`/`_file`), `mailgun` (`signing_key_env`/`_file`), `sendgrid` (`public_key`) each enable `POST /v1/mail/<provider>` |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
 //! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |
 //! | `[dispatch] workers` | `8` sends in flight at once |
@@ -47,6 +48,7 @@ mod email;
 mod http;
 mod listen;
 mod pacing;
+mod providers;
 pub use email::{Channels, ConfigFile, Dkim, EmailChannel, MAX_BOUNCE_LOCAL_PART, WebhookChannel};
 pub use http::Http;
 pub use listen::{
@@ -55,6 +57,9 @@ pub use listen::{
 };
 pub use pacing::{BudgetLimits, Capacity, Limits, default_reserve};
 use pacing::{read_budget, read_capacity, read_costs, read_limits};
+pub use providers::{
+    MailProviders, MailgunWebhook, PostmarkWebhook, SecretRef, SecretSource, SendgridWebhook,
+};
 
 use crate::check::{Diagnostic, Fields, Report, parse_toml};
 use crate::domain::{Email, StageName, TimeZoneName};

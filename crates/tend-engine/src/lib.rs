@@ -10,6 +10,7 @@ mod engine;
 pub mod envelope;
 mod expected;
 pub mod inbound;
+pub mod mail_providers;
 pub mod markdown;
 pub mod metrics;
 mod outbox;

@@ -31,6 +31,7 @@ pub struct Metrics {
     http_seconds: Family<Histogram>,
     tick_seconds: Family<Histogram>,
     dispatch_seconds: Family<Histogram>,
+    mail_webhook_events: Family<u64>,
 }
 
 impl Default for Metrics {
@@ -80,6 +81,11 @@ impl Default for Metrics {
                 "tend_dispatch_duration_seconds",
                 "One send, from claim to result, by channel.",
                 &["channel"],
+            ),
+            mail_webhook_events: Family::new(
+                "tend_mail_webhook_events_total",
+                "Events from mail providers' webhooks, by provider and outcome (recorded, duplicate, ignored).",
+                &["provider", "outcome"],
             ),
         }
     }
@@ -135,6 +141,13 @@ impl Metrics {
         self.http_seconds.observe(&[route], took);
     }
 
+    /// Counts `n` events a mail provider's webhook reported, by what became of them.
+    pub fn mail_webhook_events(&self, provider: &str, outcome: &str, n: usize) {
+        if n > 0 {
+            self.mail_webhook_events.add(&[provider, outcome], n as u64);
+        }
+    }
+
     /// Every family in Prometheus's text format.
     pub fn render(&self, out: &mut String) {
         self.events_ingested.render(out);
@@ -146,6 +159,7 @@ impl Metrics {
         self.http_seconds.render(out);
         self.tick_seconds.render(out);
         self.dispatch_seconds.render(out);
+        self.mail_webhook_events.render(out);
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Every Python package the test suite uses, as `pip install` takes them.
 pub const PIP_PACKAGES: &str = "aiosmtpd standardwebhooks icalendar segment-analytics-python \
-     prometheus-client playwright openapi-spec-validator schemathesis dkimpy pynacl";
+     prometheus-client playwright openapi-spec-validator schemathesis dkimpy pynacl cryptography";
 
 /// The Python interpreter: `TEND_TEST_PYTHON` or `python3`.
 pub fn python() -> String {

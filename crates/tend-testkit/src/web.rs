@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tend_core::check::{ProjectSources, SourceFile, check_project};
+use tend_engine::mail_providers::ProviderKeys;
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock};
 use tend_store::{Store, TokenScope, tokens};
 use tend_store_sqlite::SqliteStore;
@@ -77,8 +78,23 @@ impl Server {
         templates: &[(&str, &str)],
         at: Timestamp,
     ) -> Server {
+        Server::start_with_files(config, processes, templates, &[], at).await
+    }
+
+    /// [`Server::start_at`] with more files beside `tend.toml` (secrets the config
+    /// names), written before the server reads them.
+    pub async fn start_with_files(
+        config: &str,
+        processes: &[(&str, &str)],
+        templates: &[(&str, &str)],
+        files: &[(&str, &str)],
+        at: Timestamp,
+    ) -> Server {
         tend_engine::webhook::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&dir.path().join("tend.db"))
                 .await
@@ -98,6 +114,8 @@ impl Server {
                 .collect(),
         })
         .unwrap();
+        // Secrets from files only: the tests share one process environment.
+        let provider_keys = ProviderKeys::read(&project.config, dir.path(), |_| None).unwrap();
         let clock = ManualClock::new(at);
         let delivery =
             Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "t").unwrap());
@@ -138,6 +156,7 @@ impl Server {
         }
         let state = AppState::new(store, rules, processes)
             .with_engine(Arc::clone(&engine))
+            .with_mail_providers(provider_keys)
             .with_forecast(dir.path().join("tend.db"))
             .with_config_path(dir.path().join("tend.toml"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

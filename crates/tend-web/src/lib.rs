@@ -8,6 +8,7 @@ pub mod console;
 mod error;
 mod extract;
 mod forecast;
+pub mod mail_webhooks;
 mod observe;
 mod openapi;
 mod pace;
@@ -73,6 +74,8 @@ pub struct AppState {
     /// The `tend.toml` the server was started from, when it was: the console shows
     /// process files and their diagnostics as they are on disk now.
     config_path: Option<Arc<std::path::PathBuf>>,
+    /// The mail providers' event webhooks, when any provider is configured.
+    mail_webhooks: Option<Arc<mail_webhooks::MailWebhooks>>,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             forecast: None,
             login_limiter: Arc::default(),
             config_path: None,
+            mail_webhooks: None,
         }
     }
 
@@ -118,6 +122,13 @@ impl AppState {
         self
     }
 
+    /// Serves the webhooks of the mail providers whose keys `keys` holds
+    /// (`POST /v1/mail/{provider}`); the others answer 404.
+    pub fn with_mail_providers(mut self, keys: tend_engine::mail_providers::ProviderKeys) -> Self {
+        self.mail_webhooks = Some(mail_webhooks::MailWebhooks::new(keys));
+        self
+    }
+
     fn engine(&self) -> Result<&Arc<Engine>, AppError> {
         self.engine.as_ref().ok_or(AppError::NotFound("engine"))
     }
@@ -141,7 +152,8 @@ impl AppState {
 
 /// Every route Tend serves. Each group of routes is wrapped in its guard, which checks
 /// the caller's token before a handler runs or a body is read; only `/healthz`, the
-/// OpenAPI document and the signed unsubscribe links are public.
+/// OpenAPI document and the signed unsubscribe links are public. The mail providers'
+/// webhooks authenticate each the provider's way, inside their handlers.
 ///
 /// The `/v1` and `/api` routes are registered with their OpenAPI operations
 /// (`utoipa_axum::routes!`), so none can be served without appearing in
@@ -156,6 +168,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(segment::alias))
         .routes(routes!(segment::batch))
         .route_layer(from_fn_with_state(state.clone(), auth::write_key));
+    // Each provider's handler checks its own kind of credentials (see `mail_webhooks`).
+    let mail = OpenApiRouter::new()
+        .routes(routes!(mail_webhooks::postmark))
+        .routes(routes!(mail_webhooks::mailgun))
+        .routes(routes!(mail_webhooks::sendgrid));
     let api = OpenApiRouter::new()
         .routes(routes!(api::list_contacts))
         .routes(routes!(api::get_contact, api::erase_contact))
@@ -173,6 +190,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::admin_only));
     let (documented, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(ingest)
+        .merge(mail)
         .merge(api)
         .split_for_parts();
     openapi::complete(&mut document);

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
@@ -21,6 +21,10 @@ pub const ADMIN_TOKEN: &str = "admin_token";
 pub const WRITE_KEY_BASIC: &str = "write_key";
 /// Name of the write key sent as a Bearer token.
 pub const WRITE_KEY_BEARER: &str = "write_key_bearer";
+/// Name of Postmark's basic-auth credentials.
+pub const POSTMARK_BASIC: &str = "postmark_basic";
+/// Name of SendGrid's signature header.
+pub const SENDGRID_SIGNATURE: &str = "sendgrid_signature";
 
 /// The document's fixed parts; the paths come from the router (see [`crate::router`]).
 #[derive(OpenApi)]
@@ -35,6 +39,7 @@ pub const WRITE_KEY_BEARER: &str = "write_key_bearer";
     components(schemas(ErrorBody)),
     tags(
         (name = "ingest", description = "The Segment HTTP tracking API."),
+        (name = "mail", description = "Mail providers' event webhooks: bounces, complaints, unsubscribes."),
         (name = "contacts", description = "Contacts, their timelines and erasure."),
         (name = "processes", description = "The process definitions in use."),
         (name = "tasks", description = "The team's agenda."),
@@ -83,6 +88,26 @@ impl Modify for SecuritySchemes {
                     .description(Some("A write key (or an admin token) as a Bearer token."))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            POSTMARK_BASIC,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The user and password of `[channels.email.providers.postmark]`, \
+                         written into the webhook's URL in Postmark.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SENDGRID_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::mail_webhooks::SENDGRID_SIGNATURE_HEADER,
+                "SendGrid's ECDSA P-256 signature (base64) of the timestamp header followed \
+                 by the body, checked with the `[channels.email.providers.sendgrid]` public key.",
+            ))),
         );
     }
 }

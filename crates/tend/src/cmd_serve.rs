@@ -100,8 +100,20 @@ pub fn run(
                 let reader = tend_engine::inbound::InboundReader::new(config);
                 tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()))
             });
+        // `load_valid_project` read these already; a file or variable that changed since
+        // is reported the same way.
+        let provider_keys = crate::project::read_provider_keys(&project, config_path)
+            .map_err(|errors| {
+                let listed: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}:{}:{}: {e}", config_path.display(), e.line, e.col))
+                    .collect();
+                anyhow::anyhow!("{}", listed.join("\n"))
+            })
+            .context("reading the mail providers' webhook keys")?;
         let mut state = AppState::new(store, rules, processes)
             .with_engine(engine)
+            .with_mail_providers(provider_keys)
             .with_limits(HttpLimits::from_config(&project.config))
             .with_config_path(config_path.to_path_buf());
         // The forecast runs on a copy of a SQLite file; on PostgreSQL /api/forecast

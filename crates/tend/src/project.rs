@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use tend_core::check::{Diagnostic, Project, ProjectSources, check_project};
+use tend_engine::mail_providers::{ProviderKeyError, ProviderKeys};
 pub use tend_engine::project_files::project_dir;
 
 /// Reads and checks the project whose config is `config_path`. The outer error is an
@@ -20,8 +21,9 @@ pub fn load_project(config_path: &Path) -> anyhow::Result<Result<Project, Vec<Di
     }))
 }
 
-/// Problems with the files `tend.toml` names (the DKIM key), found by reading them
-/// (`check_project` does no IO), each pointing at the key that names the file.
+/// Problems with the files and variables `tend.toml` names (the DKIM key, the mail
+/// providers' secrets), found by reading them (`check_project` does no IO), each
+/// pointing at the key that names them.
 fn check_named_files(project: &Project, config_name: &str, config_path: &Path) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     if let Some(dkim) = &project.config.channels.email.dkim
@@ -35,7 +37,26 @@ fn check_named_files(project: &Project, config_name: &str, config_path: &Path) -
             message: format!("`dkim_key_file`: {error}"),
         });
     }
+    if let Err(errors) = read_provider_keys(project, config_path) {
+        problems.extend(errors.into_iter().map(|error| Diagnostic {
+            path: config_name.to_owned(),
+            line: error.line,
+            col: error.col,
+            message: error.to_string(),
+        }));
+    }
     problems
+}
+
+/// The mail providers' webhook keys, from the environment and the files beside
+/// `tend.toml`.
+pub fn read_provider_keys(
+    project: &Project,
+    config_path: &Path,
+) -> Result<ProviderKeys, Vec<ProviderKeyError>> {
+    ProviderKeys::read(&project.config, &project_dir(config_path), |name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Like [`load_project`], but any problem is an error that lists the diagnostics,

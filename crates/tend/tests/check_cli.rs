@@ -323,3 +323,69 @@ fn serve_warns_at_start_when_listen_moves_it_away_from_public_url() {
     );
     assert!(log.contains("RFC 8058"), "{log}");
 }
+
+#[test]
+fn check_reads_the_mail_providers_secrets_and_points_at_the_key_naming_them() {
+    let tmp = TempDir::new().unwrap();
+    let out = tend(&["init", "studio"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = tmp.path().join("studio");
+    let config = dir.join("tend.toml");
+    let mut text_of_config = fs::read_to_string(&config).unwrap();
+    let line = text_of_config.lines().count() + 4;
+    text_of_config.push_str(
+        "\n[channels.email.providers.postmark]\nuser = \"postmark\"\npassword_env = \"TEND_TEST_POSTMARK_UNSET\"\n\
+         [channels.email.providers.mailgun]\nsigning_key_file = \"mailgun.secret\"\n\
+         [channels.email.providers.sendgrid]\npublic_key = \"bm90IGEga2V5\"\n",
+    );
+    fs::write(&config, &text_of_config).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(["check", "studio"])
+        .current_dir(tmp.path())
+        .env_remove("TEND_TEST_POSTMARK_UNSET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains(&format!(
+            "tend.toml:{line}:16: `password_env`: the environment variable TEND_TEST_POSTMARK_UNSET is not set"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "tend.toml:{}:20: `signing_key_file`: cannot read",
+            line + 2
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "tend.toml:{}:14: `public_key`: not an ECDSA P-256",
+            line + 4
+        )),
+        "{said}"
+    );
+
+    // Set and present, the project checks clean and no secret is printed.
+    fs::write(dir.join("mailgun.secret"), "key-supersecret\n").unwrap();
+    edit(
+        &config,
+        "bm90IGEga2V5",
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEiyQ1+tQP4pXRtwNrQ9gAf/y5guVsv+ldRch0q0WXnyPp001PeiYSjoWD0ez8aFelQ8VoU1ChBsBoQPboD8tKRA==",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(["check", "studio"])
+        .current_dir(tmp.path())
+        .env("TEND_TEST_POSTMARK_UNSET", "pm-hunter2")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(
+        !said.contains("hunter2") && !said.contains("supersecret"),
+        "{said}"
+    );
+}

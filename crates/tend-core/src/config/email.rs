@@ -1,6 +1,7 @@
 //! `[channels]`: how email and webhooks leave, and where reports about sent email come
 //! back.
 
+use super::providers::{MailProviders, read_providers};
 use super::{Duration, Email, Mailbox, Secret};
 use crate::check::{Fields, Report};
 
@@ -44,6 +45,8 @@ pub struct EmailChannel {
     /// DKIM signing of every outgoing email, when `dkim_selector` and `dkim_key_file`
     /// are set.
     pub dkim: Option<Dkim>,
+    /// `[channels.email.providers]`: the providers whose event webhooks are accepted.
+    pub providers: MailProviders,
 }
 
 /// A file named in `tend.toml`, with where it is named: this crate does no IO, so the
@@ -81,6 +84,7 @@ impl Default for EmailChannel {
             inbound_delete: false,
             soft_bounce_limit: 3,
             dkim: None,
+            providers: MailProviders::default(),
         }
     }
 }
@@ -328,6 +332,7 @@ pub(super) fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ch
                 "dkim_selector",
                 "dkim_key_file",
                 "dkim_domain",
+                "providers",
             ],
         )
     }) {
@@ -350,6 +355,7 @@ pub(super) fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ch
             .map(|m| m.into_inner());
         read_inbound(report, &email, &mut channels.email);
         read_dkim(report, &email, &mut channels.email);
+        channels.email.providers = read_providers(report, &email);
     }
     if let Some(webhook) = fields
         .get("webhook")
