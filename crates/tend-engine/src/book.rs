@@ -5,7 +5,9 @@ use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use tend_core::config::Config;
 use tend_core::process::{Enroll, Process, Step, StepChannel};
-use tend_store::{EngineAction, NextTouch, Signal, StageEnrollment, StepMove, StepSpec};
+use tend_store::{
+    EngineAction, EnrollTrigger, NextTouch, Signal, StageEnrollment, StepMove, StepSpec,
+};
 
 /// A process with its database id.
 #[derive(Debug, Clone)]
@@ -110,6 +112,7 @@ impl ProcessBook {
                     from,
                     to,
                     enrollment,
+                    id,
                     ..
                 } => {
                     for b in &self.processes {
@@ -131,7 +134,8 @@ impl ProcessBook {
                         if let Some(start) = start
                             && b.process.enrolls_on_stage(to.as_str())
                         {
-                            actions.push(enroll(b, *contact, start));
+                            let trigger = EnrollTrigger::StageChange(*id);
+                            actions.push(enroll(b, *contact, start, trigger));
                         }
                     }
                     let advanced = match from {
@@ -147,7 +151,9 @@ impl ProcessBook {
                         });
                     }
                 }
-                Signal::Event { contact, name, .. } => {
+                Signal::Event {
+                    contact, name, id, ..
+                } => {
                     if *name == config.work.opened {
                         actions.push(EngineAction::OpenWork(1.0));
                         actions.push(EngineAction::Responded {
@@ -174,7 +180,8 @@ impl ProcessBook {
                     }
                     for b in &self.processes {
                         if b.process.enrolls_on_event(name) {
-                            actions.push(enroll(b, *contact, now));
+                            let trigger = EnrollTrigger::Event(*id);
+                            actions.push(enroll(b, *contact, now, trigger));
                         }
                     }
                 }
@@ -184,8 +191,14 @@ impl ProcessBook {
     }
 }
 
-/// Enrolls `contact` in `b` as of `start`: the first step's wait counts from there.
-fn enroll(b: &BoundProcess, contact: tend_core::ContactId, start: Timestamp) -> EngineAction {
+/// Enrolls `contact` in `b` as of `start`, because of `trigger`: the first step's wait
+/// counts from there.
+fn enroll(
+    b: &BoundProcess,
+    contact: tend_core::ContactId,
+    start: Timestamp,
+    trigger: EnrollTrigger,
+) -> EngineAction {
     let first = &b.process.steps[0];
     EngineAction::Enroll {
         contact,
@@ -194,6 +207,7 @@ fn enroll(b: &BoundProcess, contact: tend_core::ContactId, start: Timestamp) -> 
         due_at: after(start, first),
         enrolled_at: start,
         reenroll: b.process.reenroll,
+        trigger: Some(trigger),
     }
 }
 

@@ -117,3 +117,131 @@ async fn an_import_records_how_its_stage_changes_enroll_row_by_row() {
         "each row of the spread a step after the one before; `DoNotEnroll` enrolls nobody"
     );
 }
+
+#[tokio::test]
+async fn an_enrollment_remembers_the_event_or_stage_change_that_started_it() {
+    use tend_core::pacer::{Channel, Intent};
+    use tend_store::{EngineAction, EnrollTrigger, EnrollmentTrigger, IngestMessage, ProcessSync};
+
+    let store = test_store().await;
+    let start = store.start_signal_cursor().await.unwrap();
+    let with_properties = |mut message: IngestMessage, properties: serde_json::Value| {
+        if let IngestMessage::Track { properties: p, .. } = &mut message {
+            *p = properties.as_object().cloned().unwrap();
+        }
+        message
+    };
+    store
+        .ingest(
+            &[
+                identify(
+                    "i1",
+                    user("u1"),
+                    traits(Some("ann@example.com"), None, json!({})),
+                ),
+                with_properties(
+                    track("q1", user("u1"), "Quote Requested", 8),
+                    json!({"service": "kitchen", "budget": 12000}),
+                ),
+                with_properties(
+                    track_to("e1", user("u1"), "Inquiry Received", "lead"),
+                    json!({"source": "website"}),
+                ),
+            ],
+            &prospect(),
+        )
+        .await
+        .unwrap();
+    let process = |key: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .sync_process(&ProcessSync {
+                    key,
+                    steps: &["0".to_owned()],
+                    previous: None,
+                    moves: &[],
+                    backfill: None,
+                    at: at(5),
+                })
+                .await
+                .unwrap()
+                .process_id
+        }
+    };
+    let (quote, lead, manual) = (
+        process("quote").await,
+        process("lead").await,
+        process("manual").await,
+    );
+    let names = ["Quote Requested".to_owned()];
+    let batch = store.read_signals(start, &names, 100).await.unwrap();
+    let enroll = |contact, process_id, trigger| EngineAction::Enroll {
+        contact,
+        process_id,
+        first: step(0, Channel::Webhook, Intent::Nurture),
+        due_at: at(20),
+        enrolled_at: at(20),
+        reenroll: false,
+        trigger,
+    };
+    let mut actions = Vec::new();
+    let mut ann = None;
+    for signal in &batch.signals {
+        match signal {
+            Signal::Event { id, contact, .. } => {
+                actions.push(enroll(*contact, quote, Some(EnrollTrigger::Event(*id))));
+            }
+            Signal::StageEntered {
+                id, contact, to, ..
+            } if to.as_str() == "lead" => {
+                actions.push(enroll(
+                    *contact,
+                    lead,
+                    Some(EnrollTrigger::StageChange(*id)),
+                ));
+                actions.push(enroll(*contact, manual, None));
+                ann = Some(*contact);
+            }
+            Signal::StageEntered { .. } => {}
+        }
+    }
+    store
+        .apply_signals(start, batch.next, &actions, at(20))
+        .await
+        .unwrap();
+    let enrollments = store
+        .enrollments_of(ann.expect("ann moved to lead"))
+        .await
+        .unwrap();
+    let trigger_of = |key: &str| {
+        let id = enrollments.iter().find(|e| e.process == key).expect(key).id;
+        let store = &store;
+        async move { store.enrollment_trigger(id).await.unwrap() }
+    };
+
+    let Some(EnrollmentTrigger::Event(event)) = trigger_of("quote").await else {
+        panic!("the quote enrollment's trigger is its event");
+    };
+    assert_eq!(event.event, "Quote Requested");
+    assert_eq!(
+        event.properties,
+        json!({"service": "kitchen", "budget": 12000})
+    );
+    assert_eq!(event.timestamp, at(8));
+    match trigger_of("lead").await {
+        Some(EnrollmentTrigger::StageChange {
+            from,
+            to,
+            event: Some(cause),
+            ..
+        }) => {
+            assert_eq!((from.as_deref(), to.as_str()), (Some("prospect"), "lead"));
+            assert_eq!(cause.event, "Inquiry Received");
+            assert_eq!(cause.properties, json!({"source": "website"}));
+        }
+        other => panic!("the lead enrollment's trigger is the stage change: {other:?}"),
+    }
+    assert_eq!(trigger_of("manual").await, None);
+    assert_eq!(store.enrollment_trigger(999_999).await.unwrap(), None);
+}

@@ -465,6 +465,15 @@ impl Store for PostgresStore {
         in_tx!(self, Access::Read, |tx| engine::cursor(&tx).await?)
     }
 
+    async fn enrollment_trigger(
+        &self,
+        enrollment_id: i64,
+    ) -> Result<Option<EnrollmentTrigger>, StoreError> {
+        in_tx!(self, Access::Read, |tx| {
+            engine::enrollment_trigger(&tx, enrollment_id).await?
+        })
+    }
+
     async fn read_signals(
         &self,
         after: SignalCursor,

@@ -9,7 +9,7 @@ use tend_store::StoreError;
 use tend_store::suppression::{self, SECRET_KEY};
 
 /// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
-/// changes add files here (0002 is SQLite's 0011, 0003 its 0010).
+/// changes add files here (0002 is SQLite's 0011, 0003 its 0010, 0004 its 0012).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (
@@ -21,6 +21,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "process_step_counts",
         include_str!("../migrations/0003_process_step_counts.sql"),
+    ),
+    (
+        4,
+        "enrollment_trigger",
+        include_str!("../migrations/0004_enrollment_trigger.sql"),
     ),
 ];
 

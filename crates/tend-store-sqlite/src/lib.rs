@@ -582,6 +582,15 @@ impl Store for SqliteStore {
         self.pool.read(|tx| engine::cursor(tx)).await
     }
 
+    async fn enrollment_trigger(
+        &self,
+        enrollment_id: i64,
+    ) -> Result<Option<EnrollmentTrigger>, StoreError> {
+        self.pool
+            .read(|tx| engine::enrollment_trigger(tx, enrollment_id))
+            .await
+    }
+
     async fn read_signals(
         &self,
         after: SignalCursor,

@@ -57,6 +57,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import_enrollment",
         include_str!("../migrations/0011_import_enrollment.sql"),
     ),
+    (
+        12,
+        "enrollment_trigger",
+        include_str!("../migrations/0012_enrollment_trigger.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

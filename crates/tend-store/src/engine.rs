@@ -105,9 +105,13 @@ pub enum Signal {
         at: Timestamp,
         /// Whether and from when the change enrolls (an import may spread or withhold it).
         enrollment: crate::StageEnrollment,
+        /// The stage change's id, recorded as the trigger of what it enrolls.
+        id: i64,
     },
     /// A tracked event, one of the names the engine asked for.
     Event {
+        /// The event's id, recorded as the trigger of what it enrolls.
+        id: i64,
         /// Who.
         contact: ContactId,
         /// The event name.
@@ -115,6 +119,45 @@ pub enum Signal {
         /// When it happened.
         at: Timestamp,
     },
+}
+
+/// The signal an enrollment came from, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollTrigger {
+    /// A tracked event.
+    Event(i64),
+    /// A stage change.
+    StageChange(i64),
+}
+
+/// What started an enrollment, as its webhooks carry it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EnrollmentTrigger {
+    /// A tracked event.
+    Event(TriggerEvent),
+    /// The contact entered a stage.
+    StageChange {
+        /// The stage left; `None` for a new contact.
+        from: Option<String>,
+        /// The stage entered.
+        to: String,
+        /// When.
+        timestamp: Timestamp,
+        /// The event that moved the contact, when one did (`[stages.on_event]`).
+        event: Option<TriggerEvent>,
+    },
+}
+
+/// An event, as a trigger shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriggerEvent {
+    /// Its name (`Inquiry Received`).
+    pub event: String,
+    /// Its properties, as sent.
+    pub properties: serde_json::Value,
+    /// When it happened.
+    pub timestamp: Timestamp,
 }
 
 /// Signals in the order they happened, and the cursor after them.
@@ -145,6 +188,8 @@ pub enum EngineAction {
         enrolled_at: Timestamp,
         /// Whether a contact who was enrolled before may enter again.
         reenroll: bool,
+        /// The signal that enrolls the contact, kept for the payloads of its webhooks.
+        trigger: Option<EnrollTrigger>,
     },
     /// End the contact's active enrollment in a process (every process when `None`),
     /// cancelling its planned touches.

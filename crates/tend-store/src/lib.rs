@@ -213,6 +213,14 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<ApplyOutcome, StoreError>;
 
+    /// What started enrollment `enrollment_id` (the event or stage change recorded with
+    /// it); `None` when nothing did (a process added later, a contact moved by the
+    /// console) or its record was erased.
+    async fn enrollment_trigger(
+        &self,
+        enrollment_id: i64,
+    ) -> Result<Option<EnrollmentTrigger>, StoreError>;
+
     /// Up to `limit` pending touches due at `now`, oldest first, with their contacts'
     /// pacing state.
     async fn due_touches(&self, now: Timestamp, limit: u32) -> Result<DueBatch, StoreError>;

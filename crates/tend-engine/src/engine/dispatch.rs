@@ -202,6 +202,12 @@ impl Engine {
                 self.send_email(claimed, process, &contact, template).await
             }
             (TouchKind::Step, Some((StepChannel::Webhook { url }, intent))) => {
+                // What started the enrollment, so the receiver need not look it up.
+                let trigger = self
+                    .store
+                    .enrollment_trigger(claimed.enrollment_id)
+                    .await
+                    .map_err(|e| SendError::Retryable(format!("reading the trigger: {e}")))?;
                 let body = serde_json::json!({
                     "type": "tend.touch",
                     "touch_id": claimed.touch.0,
@@ -209,6 +215,7 @@ impl Engine {
                     "process": { "id": process.id, "name": process.name },
                     "step": { "index": index, "intent": intent },
                     "contact": claimed.contact,
+                    "trigger": trigger,
                 });
                 let id = format!("tend_touch_{}", claimed.touch.0);
                 self.delivery.webhook(url, &id, &body, now).await

@@ -323,6 +323,8 @@ pub(crate) async fn hand_off(
             due_at: next.due_at,
             enrolled_at: at,
             reenroll: true,
+            // What follows a process was started by its end, not by a signal.
+            trigger: None,
         };
         super::signals::enroll(tx, &plan, at).await?;
     }

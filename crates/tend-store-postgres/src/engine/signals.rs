@@ -36,6 +36,7 @@ pub(crate) async fn read_signals(
                 to: StageName::new(get::<String>(row, "to_stage")?),
                 at: timestamp(at, "stage change at")?,
                 enrollment,
+                id,
             };
             Ok(((at, 1, id), signal))
         },
@@ -66,6 +67,7 @@ pub(crate) async fn read_signals(
                     let id: i64 = get(row, "id")?;
                     let at: i64 = get(row, "occurred_at")?;
                     let signal = Signal::Event {
+                        id,
                         contact: ContactId(get(row, "contact_id")?),
                         name: get(row, "name")?,
                         at: timestamp(at, "event occurred_at")?,
@@ -121,6 +123,7 @@ pub(crate) async fn apply_signals(
                 due_at,
                 enrolled_at,
                 reenroll,
+                trigger,
             } => {
                 let plan = Enrollment {
                     contact: *contact,
@@ -129,6 +132,7 @@ pub(crate) async fn apply_signals(
                     due_at: *due_at,
                     enrolled_at: millis(*enrolled_at),
                     reenroll: *reenroll,
+                    trigger: *trigger,
                 };
                 if enroll(tx, &plan, at_ms).await? {
                     outcome.enrolled += 1;
@@ -235,6 +239,8 @@ pub(crate) struct Enrollment {
     pub enrolled_at: i64,
     /// Whether a contact who was enrolled before may enter again.
     pub reenroll: bool,
+    /// The event or stage change it came from.
+    pub trigger: Option<EnrollTrigger>,
 }
 
 /// Creates the enrollment and its first touch at `at`, unless the contact is
@@ -247,11 +253,19 @@ pub(crate) async fn enroll(tx: &Tx<'_>, plan: &Enrollment, at: i64) -> Result<bo
         due_at,
         enrolled_at,
         reenroll,
+        trigger,
     } = plan;
+    let (trigger_event, trigger_stage_change) = match trigger {
+        Some(EnrollTrigger::Event(id)) => (Some(id), None),
+        Some(EnrollTrigger::StageChange(id)) => (None, Some(id)),
+        None => (None, None),
+    };
     let enrolled = sql::fetch_optional(
         tx,
-        "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
-         SELECT c.id, $1::bigint, 'active', $2::bigint, $3::bigint FROM contacts c \
+        "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at, \
+           trigger_event_id, trigger_stage_change_id) \
+         SELECT c.id, $1::bigint, 'active', $2::bigint, $3::bigint, $6::bigint, $7::bigint \
+         FROM contacts c \
          WHERE c.id = $4 AND c.suppressed_at IS NULL AND NOT EXISTS (\
            SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = $1 \
            AND (e.state = 'active' OR NOT $5::boolean)) \
@@ -262,6 +276,8 @@ pub(crate) async fn enroll(tx: &Tx<'_>, plan: &Enrollment, at: i64) -> Result<bo
             &enrolled_at,
             &contact.0,
             &reenroll,
+            &trigger_event,
+            &trigger_stage_change,
         ],
         |row| get::<i64>(row, "id"),
     )
@@ -343,4 +359,72 @@ pub(crate) async fn exit(
     };
     cancel_planned(tx, &ids, "exited").await?;
     Ok(ids.len() as u64)
+}
+
+/// What started an enrollment (see [`tend_store::Store::enrollment_trigger`]).
+pub(crate) async fn enrollment_trigger(
+    tx: &Tx<'_>,
+    enrollment_id: i64,
+) -> Result<Option<EnrollmentTrigger>, StoreError> {
+    let row = sql::fetch_optional(
+        tx,
+        "SELECT e.trigger_event_id, h.from_stage, h.to_stage, h.at, h.message_id AS cause \
+         FROM enrollments e LEFT JOIN stage_history h ON h.id = e.trigger_stage_change_id \
+         WHERE e.id = $1",
+        &[&enrollment_id],
+        |row| {
+            Ok((
+                get::<Option<i64>>(row, "trigger_event_id")?,
+                get::<Option<String>>(row, "from_stage")?,
+                get::<Option<String>>(row, "to_stage")?,
+                get::<Option<i64>>(row, "at")?,
+                get::<Option<String>>(row, "cause")?,
+            ))
+        },
+    )
+    .await?;
+    let Some((event_id, from, to, at, cause)) = row else {
+        return Ok(None);
+    };
+    if let Some(id) = event_id {
+        return Ok(trigger_event(tx, "id = $1", &id)
+            .await?
+            .map(EnrollmentTrigger::Event));
+    }
+    let (Some(to), Some(at)) = (to, at) else {
+        return Ok(None);
+    };
+    let event = match cause {
+        Some(message_id) => trigger_event(tx, "message_id = $1", &message_id).await?,
+        None => None,
+    };
+    Ok(Some(EnrollmentTrigger::StageChange {
+        from,
+        to,
+        timestamp: timestamp(at, "stage change at")?,
+        event,
+    }))
+}
+
+/// The tracked event `condition` (on `id` or `message_id`) names, if it is still there.
+async fn trigger_event(
+    tx: &Tx<'_>,
+    condition: &str,
+    key: sql::Param<'_>,
+) -> Result<Option<TriggerEvent>, StoreError> {
+    sql::fetch_optional(
+        tx,
+        &format!(
+            "SELECT name, properties, occurred_at FROM events WHERE {condition} AND kind = 'track'"
+        ),
+        &[key],
+        |row| {
+            Ok(TriggerEvent {
+                event: get::<Option<String>>(row, "name")?.unwrap_or_default(),
+                properties: get(row, "properties")?,
+                timestamp: timestamp(get(row, "occurred_at")?, "event occurred_at")?,
+            })
+        },
+    )
+    .await
 }

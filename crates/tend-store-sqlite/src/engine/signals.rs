@@ -36,6 +36,7 @@ pub(crate) fn read_signals(
                 to: StageName::new(get::<String>(row, "to_stage")?),
                 at: timestamp(at, "stage change at")?,
                 enrollment,
+                id,
             };
             Ok(((at, 1, id), signal))
         },
@@ -68,6 +69,7 @@ pub(crate) fn read_signals(
                 let id: i64 = get(row, "id")?;
                 let at: i64 = get(row, "occurred_at")?;
                 let signal = Signal::Event {
+                    id,
                     contact: ContactId(get(row, "contact_id")?),
                     name: get(row, "name")?,
                     at: timestamp(at, "event occurred_at")?,
@@ -114,6 +116,7 @@ pub(crate) fn apply_signals(
                 due_at,
                 enrolled_at,
                 reenroll,
+                trigger,
             } => {
                 let plan = Enrollment {
                     contact: *contact,
@@ -122,6 +125,7 @@ pub(crate) fn apply_signals(
                     due_at: *due_at,
                     enrolled_at: millis(*enrolled_at),
                     reenroll: *reenroll,
+                    trigger: *trigger,
                 };
                 if enroll(conn, &plan, at_ms)? {
                     outcome.enrolled += 1;
@@ -215,6 +219,8 @@ pub(super) struct Enrollment {
     pub enrolled_at: i64,
     /// Whether a contact who was enrolled before may enter again.
     pub reenroll: bool,
+    /// The event or stage change it came from.
+    pub trigger: Option<EnrollTrigger>,
 }
 
 /// Creates the enrollment and its first touch at `at`, unless the contact is
@@ -227,11 +233,18 @@ pub(super) fn enroll(conn: &Connection, plan: &Enrollment, at: i64) -> Result<bo
         due_at,
         enrolled_at,
         reenroll,
+        trigger,
     } = plan;
+    let (trigger_event, trigger_stage_change) = match trigger {
+        Some(EnrollTrigger::Event(id)) => (Some(id), None),
+        Some(EnrollTrigger::StageChange(id)) => (None, Some(id)),
+        None => (None, None),
+    };
     let enrolled = sql::fetch_optional(
         conn,
-        "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at) \
-         SELECT c.id, ?1, 'active', ?2, ?3 FROM contacts c \
+        "INSERT INTO enrollments (contact_id, process_id, state, step, enrolled_at, \
+           trigger_event_id, trigger_stage_change_id) \
+         SELECT c.id, ?1, 'active', ?2, ?3, ?6, ?7 FROM contacts c \
          WHERE c.id = ?4 AND c.suppressed_at IS NULL AND NOT EXISTS (\
            SELECT 1 FROM enrollments e WHERE e.contact_id = c.id AND e.process_id = ?1 \
            AND (e.state = 'active' OR ?5 = 0)) \
@@ -241,7 +254,9 @@ pub(super) fn enroll(conn: &Connection, plan: &Enrollment, at: i64) -> Result<bo
             i64::from(first.step),
             enrolled_at,
             contact.0,
-            reenroll
+            reenroll,
+            trigger_event,
+            trigger_stage_change
         ],
         |row| get::<i64>(row, "id"),
     )?;
@@ -314,4 +329,71 @@ pub(crate) fn exit(
     };
     cancel_planned(conn, &ids, "exited")?;
     Ok(ids.len() as u64)
+}
+
+/// What started an enrollment (see [`tend_store::Store::enrollment_trigger`]).
+pub(crate) fn enrollment_trigger(
+    conn: &Connection,
+    enrollment_id: i64,
+) -> Result<Option<EnrollmentTrigger>, StoreError> {
+    let row = sql::fetch_optional(
+        conn,
+        "SELECT e.trigger_event_id, h.from_stage, h.to_stage, h.at, h.message_id AS cause \
+         FROM enrollments e LEFT JOIN stage_history h ON h.id = e.trigger_stage_change_id \
+         WHERE e.id = ?1",
+        params![enrollment_id],
+        |row| {
+            Ok((
+                get::<Option<i64>>(row, "trigger_event_id")?,
+                get::<Option<String>>(row, "from_stage")?,
+                get::<Option<String>>(row, "to_stage")?,
+                get::<Option<i64>>(row, "at")?,
+                get::<Option<String>>(row, "cause")?,
+            ))
+        },
+    )?;
+    let Some((event_id, from, to, at, cause)) = row else {
+        return Ok(None);
+    };
+    if let Some(id) = event_id {
+        return Ok(trigger_event(conn, "id = ?1", &id)?.map(EnrollmentTrigger::Event));
+    }
+    let (Some(to), Some(at)) = (to, at) else {
+        return Ok(None);
+    };
+    let event = match cause {
+        Some(message_id) => trigger_event(conn, "message_id = ?1", &message_id)?,
+        None => None,
+    };
+    Ok(Some(EnrollmentTrigger::StageChange {
+        from,
+        to,
+        timestamp: timestamp(at, "stage change at")?,
+        event,
+    }))
+}
+
+/// The tracked event `condition` (on `id` or `message_id`) names, if it is still there.
+fn trigger_event(
+    conn: &Connection,
+    condition: &str,
+    key: &dyn ToSql,
+) -> Result<Option<TriggerEvent>, StoreError> {
+    sql::fetch_optional(
+        conn,
+        &format!(
+            "SELECT name, properties, occurred_at FROM events WHERE {condition} AND kind = 'track'"
+        ),
+        params![key],
+        |row| {
+            let properties: String = get(row, "properties")?;
+            Ok(TriggerEvent {
+                event: get::<Option<String>>(row, "name")?.unwrap_or_default(),
+                properties: serde_json::from_str(&properties).map_err(|e| {
+                    StoreError::Corrupt(format!("an event's properties are not JSON: {e}"))
+                })?,
+                timestamp: timestamp(get(row, "occurred_at")?, "event occurred_at")?,
+            })
+        },
+    )
 }
