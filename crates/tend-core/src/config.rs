@@ -32,6 +32,7 @@
 //! | `[channels.email] bounce_address` | none: the envelope sender is the `from` address; set (`bounces@example.com`), each email's is `bounces+<signed touch token>@example.com` |
 //! | `[channels.email] dkim_selector` / `dkim_key_file` | none: mail leaves unsigned (your relay may sign it); both set, each email is DKIM-signed with the PEM key in the file |
 //! | `[channels.email] dkim_domain` | the `from` address's domain |
+//! | `[channels.email] inbound_ca_file` | none: the inbound server's certificate must chain to the public (Mozilla) roots; set, to the certificates in this PEM file only |
 //! | `[channels.email.providers.*]` | none: no provider's event webhook is accepted; `postmark` (`user`, `password_env`/`_file`), `mailgun` (`signing_key_env`/`_file`), `sendgrid` (`public_key`) each enable `POST /v1/mail/<provider>` |
 //! | `[channels.webhook] secret` | none: webhooks are sent unsigned |
 //! | `[tasks.outcomes]` | none: a task's outcome is recorded but records no event |

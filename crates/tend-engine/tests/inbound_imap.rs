@@ -6,12 +6,44 @@
 mod harness;
 
 use harness::{Business, CONFIG, CUSTOMER, INQUIRY};
+use rustls::pki_types::CertificateDer;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tend_core::ContactId;
+use tend_engine::inbound::read_certificates;
 use tend_engine::inbound::{AfterHandling, ImapUrl, InboundConfig, InboundReader, PollReport};
 use tend_store::TimelineEntry;
 use tend_store::feedback::FeedbackCounts;
-use tend_testkit::Dovecot;
+use tend_testkit::{Dovecot, TestCertificates};
+
+/// What the subscriber writes, kept for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
 
 const BOUNCE_ADDRESS: &str = "bounces@studio.example";
 /// The harness's installation id is `test`.
@@ -97,13 +129,22 @@ impl Story {
     }
 
     fn reader(&self, server: &Dovecot, after: AfterHandling) -> InboundReader {
+        Story::reader_at(&server.url(), after, None)
+    }
+
+    fn reader_at(
+        url: &str,
+        after: AfterHandling,
+        trusted: Option<Vec<CertificateDer<'static>>>,
+    ) -> InboundReader {
         InboundReader::new(InboundConfig {
-            url: ImapUrl::parse(&server.url()).unwrap(),
+            url: ImapUrl::parse(url).unwrap(),
             bounce_address: Some(BOUNCE_ADDRESS.into()),
             message_id_domain: MESSAGE_ID_DOMAIN.into(),
             soft_bounce_limit: 3,
             after,
             poll_every: Duration::from_secs(60),
+            trusted,
         })
     }
 }
@@ -277,10 +318,20 @@ async fn one_poll_suppresses_bounced_complained_and_unsubscribed_and_records_the
     let server = Dovecot::start(&messages);
     let reader = story.reader(&server, AfterHandling::Flag);
 
-    let report = reader
-        .poll_once(engine)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let report = {
+        // This test's runtime is one thread: the poll logs through this subscriber.
+        let _logging = tracing::subscriber::set_default(subscriber);
+        reader
+            .poll_once(engine)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()))
+    };
     assert_eq!(
         report,
         PollReport {
@@ -292,6 +343,39 @@ async fn one_poll_suppresses_bounced_complained_and_unsubscribed_and_records_the
             ignored: 5,
         }
     );
+    // One info line per message saying what became of it, and no address anywhere.
+    let logged = log.text();
+    let outcomes: Vec<&str> = logged
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains("inbound message uid="))
+        .filter_map(|line| line.split("outcome=").nth(1))
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "hard_bounce",
+            "complaint",
+            "unsubscribe",
+            "reply",
+            "left_alone",
+            "too_large",
+            "left_alone",
+            "reply_from_another_address",
+            "soft_bounce",
+            "left_alone",
+        ],
+        "{logged}"
+    );
+    let lower = logged.to_lowercase();
+    for address in ["@example.com", "@example.net", "@studio.example"] {
+        assert!(!lower.contains(address), "an address was logged:\n{logged}");
+    }
     assert!(story.suppressed(story.ann).await, "hard bounce");
     assert!(story.suppressed(story.bob).await, "complaint");
     assert!(story.suppressed(story.cat).await, "mailto unsubscribe");
@@ -397,6 +481,7 @@ async fn repeated_soft_bounces_suppress_and_handled_reports_can_be_moved() {
         soft_bounce_limit: 3,
         after: AfterHandling::Move("Tend".into()),
         poll_every: Duration::from_secs(60),
+        trusted: None,
     };
     let reader = InboundReader::new(config(&server));
     let report = reader
@@ -417,4 +502,57 @@ async fn repeated_soft_bounces_suppress_and_handled_reports_can_be_moved() {
     let report = reader.poll_once(&business.engine).await.unwrap();
     assert_eq!(report.bounces, 1, "{report:?}");
     assert!(contact(&business).await.suppressed_at.is_some());
+}
+
+#[tokio::test]
+async fn over_tls_the_mailbox_is_read_only_when_its_certificate_chains_to_the_configured_authority()
+{
+    tend_engine::webhook::install_crypto_provider();
+    let story = Story::start().await;
+    let engine = &story.business.engine;
+    let ann_sender = story.envelope_sender(story.ann).await;
+    let certificates = TestCertificates::make();
+    let server = Dovecot::start_tls(
+        &[bounce_report(
+            "tls-1",
+            &ann_sender,
+            "ann@example.com",
+            "failed",
+            "5.1.1",
+        )],
+        &certificates,
+    );
+    let url = server.imaps_url();
+
+    // The public roots do not vouch for a private authority: the poll fails, nothing
+    // is read, and the error says why.
+    let error = Story::reader_at(&url, AfterHandling::Flag, None)
+        .poll_once(engine)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("TLS handshake"), "{error}");
+    // Another authority's certificate is no better.
+    let stranger = TestCertificates::make();
+    let other = read_certificates(&stranger.ca).unwrap();
+    let error = Story::reader_at(&url, AfterHandling::Flag, Some(other))
+        .poll_once(engine)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("TLS handshake"), "{error}");
+    assert!(!story.suppressed(story.ann).await);
+
+    // Trusting the test's authority (`inbound_ca_file`), the report is read.
+    let trusted = read_certificates(&certificates.ca).unwrap();
+    let report = Story::reader_at(&url, AfterHandling::Flag, Some(trusted))
+        .poll_once(engine)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!((report.read, report.bounces), (1, 1), "{report:?}");
+    assert!(story.suppressed(story.ann).await, "hard bounce over imaps");
+    assert!(
+        read_certificates(&certificates.server_key).is_err(),
+        "a key file is not a certificate file"
+    );
 }

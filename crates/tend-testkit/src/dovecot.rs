@@ -17,7 +17,10 @@ pub const PASSWORD: &str = "s3cret-pass";
 /// One running Dovecot.
 pub struct Dovecot {
     child: Child,
+    /// Plain IMAP.
     pub port: u16,
+    /// IMAP over TLS, when started with [`Dovecot::start_tls`].
+    pub tls_port: Option<u16>,
     pub dir: tempfile::TempDir,
     /// Who owns the Maildir: the test's user, or Dovecot's own when running as root
     /// (Dovecot will not serve mail as root).
@@ -51,8 +54,18 @@ impl Dovecot {
     /// Writes `messages` (raw RFC 5322 bytes) into the Maildir's `new/` folder, then
     /// starts Dovecot and waits until it answers.
     pub fn start(messages: &[Vec<u8>]) -> Dovecot {
+        Dovecot::start_with(messages, None)
+    }
+
+    /// [`Dovecot::start`], also serving IMAP over TLS (`imaps`) with this certificate
+    /// chain and key (PEM files).
+    pub fn start_tls(messages: &[Vec<u8>], tls: &TestCertificates) -> Dovecot {
+        Dovecot::start_with(messages, Some(tls))
+    }
+
+    fn start_with(messages: &[Vec<u8>], tls: Option<&TestCertificates>) -> Dovecot {
         for _ in 0..5 {
-            if let Some(dovecot) = Dovecot::try_start(messages) {
+            if let Some(dovecot) = Dovecot::try_start(messages, tls) {
                 return dovecot;
             }
         }
@@ -60,7 +73,7 @@ impl Dovecot {
     }
 
     /// One try: `None` if Dovecot exited (its port was taken).
-    fn try_start(messages: &[Vec<u8>]) -> Option<Dovecot> {
+    fn try_start(messages: &[Vec<u8>], tls: Option<&TestCertificates>) -> Option<Dovecot> {
         let binary = require_dovecot();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
@@ -96,17 +109,30 @@ impl Dovecot {
             .expect("write message");
         }
         chown_tree(&root.join("mail"), owner);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port()
+        };
+        let port = free_port();
+        let tls_port = tls.map(|_| free_port());
+        let ssl = match tls {
+            // The key stays where the test made it; Dovecot's master reads it as us.
+            Some(files) => format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
+                files.server_chain.display(),
+                files.server_key.display()
+            ),
+            None => "ssl = no\n".to_owned(),
+        };
         let config = format!(
             "base_dir = {root}/run\n\
              state_dir = {root}/state\n\
              log_path = {root}/dovecot.log\n\
              protocols = imap\n\
              listen = 127.0.0.1\n\
-             ssl = no\n\
+             {ssl}\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
              mail_location = maildir:{root}/mail/Maildir\n\
@@ -116,11 +142,12 @@ impl Dovecot {
              first_valid_gid = 1\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {root}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={root}/mail\n}}\n\
-             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = {imaps_port}\n  }}\n}}\n\
              service anvil {{\n  chroot =\n}}\n",
             root = root.display(),
             uid = owner.0,
             gid = owner.1,
+            imaps_port = tls_port.unwrap_or(0),
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("config");
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n"))
@@ -137,6 +164,7 @@ impl Dovecot {
         let mut dovecot = Dovecot {
             child,
             port,
+            tls_port,
             dir,
             owner,
         };
@@ -173,6 +201,12 @@ impl Dovecot {
     /// `imap://bounces:…@127.0.0.1:PORT/INBOX`.
     pub fn url(&self) -> String {
         format!("imap://{USER}:{PASSWORD}@127.0.0.1:{}/INBOX", self.port)
+    }
+
+    /// `imaps://bounces:…@127.0.0.1:TLS_PORT/INBOX`; panics without TLS.
+    pub fn imaps_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("imaps://{USER}:{PASSWORD}@127.0.0.1:{port}/INBOX")
     }
 
     /// The server's log, for failure messages.
@@ -249,6 +283,107 @@ fn chown_tree(path: &Path, (uid, gid): (u32, u32)) {
     if path.is_dir() {
         for entry in std::fs::read_dir(path).expect("read dir") {
             chown_tree(&entry.expect("entry").path(), (uid, gid));
+        }
+    }
+}
+
+/// A certificate authority made for one test, and a server certificate it signed for
+/// 127.0.0.1, as PEM files in a temp folder (by the `openssl` command).
+pub struct TestCertificates {
+    /// The authority's certificate: what a client must be told to trust.
+    pub ca: PathBuf,
+    /// The server's certificate followed by the authority's.
+    pub server_chain: PathBuf,
+    /// The server's private key.
+    pub server_key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCertificates {
+    /// Makes a fresh authority and server certificate, valid for two days.
+    pub fn make() -> TestCertificates {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = |name: &str| dir.path().join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca_args = vec!["req", "-x509"];
+        ca_args.extend(ec);
+        ca_args.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Tend test CA",
+        ]);
+        openssl(&ca_args);
+        let mut request_args = vec!["req"];
+        request_args.extend(ec);
+        request_args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&request_args);
+        std::fs::write(
+            path("server.ext"),
+            "basicConstraints = CA:FALSE\nsubjectAltName = IP:127.0.0.1\n\
+             extendedKeyUsage = serverAuth\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let chain = [
+            std::fs::read_to_string(path("server.pem")).expect("server.pem"),
+            std::fs::read_to_string(path("ca.pem")).expect("ca.pem"),
+        ]
+        .concat();
+        std::fs::write(path("server-chain.pem"), chain).expect("chain");
+        // Dovecot, running as another user under root, must read the key.
+        set_mode(&path("server.key"), 0o644);
+        set_mode(dir.path(), 0o755);
+        TestCertificates {
+            ca: path("ca.pem"),
+            server_chain: path("server-chain.pem"),
+            server_key: path("server.key"),
+            _dir: dir,
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod web_console;
 
 pub use api::Api;
 pub use browser::{Browser, Page};
-pub use dovecot::Dovecot;
+pub use dovecot::{Dovecot, TestCertificates};
 pub use mailbox::{Mail, Mailbox};
 pub use peers::{ClosedPort, SmtpSink, WebhookReceiver};
 pub use postgres::ScratchDatabase;

@@ -94,12 +94,16 @@ pub fn run(
 
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
-        let inbound = tend_engine::inbound::InboundConfig::from_config(&project.config, &instance)
-            .context("setting up the inbound mailbox")?
-            .map(|config| {
-                let reader = tend_engine::inbound::InboundReader::new(config);
-                tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()))
-            });
+        let inbound = tend_engine::inbound::InboundConfig::from_config(
+            &project.config,
+            &project_dir(config_path),
+            &instance,
+        )
+        .context("setting up the inbound mailbox")?
+        .map(|config| {
+            let reader = tend_engine::inbound::InboundReader::new(config);
+            tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()))
+        });
         // `load_valid_project` read these already; a file or variable that changed since
         // is reported the same way.
         let provider_keys = crate::project::read_provider_keys(&project, config_path)

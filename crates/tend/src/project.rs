@@ -37,6 +37,17 @@ fn check_named_files(project: &Project, config_name: &str, config_path: &Path) -
             message: format!("`dkim_key_file`: {error}"),
         });
     }
+    if let Some(file) = &project.config.channels.email.inbound_ca_file
+        && let Err(error) =
+            tend_engine::inbound::read_certificates(&project_dir(config_path).join(&file.path))
+    {
+        problems.push(Diagnostic {
+            path: config_name.to_owned(),
+            line: file.line,
+            col: file.col,
+            message: error.to_string(),
+        });
+    }
     if let Err(errors) = read_provider_keys(project, config_path) {
         problems.extend(errors.into_iter().map(|error| Diagnostic {
             path: config_name.to_owned(),

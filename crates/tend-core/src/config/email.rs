@@ -40,6 +40,9 @@ pub struct EmailChannel {
     pub inbound_move_to: Option<String>,
     /// Delete handled reports and unsubscribe requests instead of keeping them.
     pub inbound_delete: bool,
+    /// The PEM certificate(s) the inbound server's must chain to instead of the public
+    /// roots (a self-signed or private CA's), for `imaps://`.
+    pub inbound_ca_file: Option<ConfigFile>,
     /// Soft bounces (of different emails, within 30 days) that suppress an address.
     pub soft_bounce_limit: u32,
     /// DKIM signing of every outgoing email, when `dkim_selector` and `dkim_key_file`
@@ -82,6 +85,7 @@ impl Default for EmailChannel {
             inbound_poll: Duration::from_secs(60),
             inbound_move_to: None,
             inbound_delete: false,
+            inbound_ca_file: None,
             soft_bounce_limit: 3,
             dkim: None,
             providers: MailProviders::default(),
@@ -156,6 +160,31 @@ fn read_inbound(report: &mut Report<'_>, fields: &Fields<'_, '_>, email: &mut Em
     }
     if let Some(delete) = fields.bool(report, "inbound_delete") {
         email.inbound_delete = *delete.get_ref();
+    }
+    if let Some(file) = fields.str(report, "inbound_ca_file") {
+        let path = file.get_ref().trim();
+        let imaps = email
+            .inbound
+            .as_ref()
+            .is_some_and(|url| url.expose().starts_with("imaps://"));
+        if path.is_empty() {
+            report.error(
+                file.span().start,
+                "`inbound_ca_file` must name a PEM file of certificates",
+            );
+        } else if !imaps {
+            report.error(
+                file.span().start,
+                "`inbound_ca_file` is for an `imaps://` inbound mailbox; set one or remove this",
+            );
+        } else {
+            let (line, col) = report.position(file.span().start);
+            email.inbound_ca_file = Some(ConfigFile {
+                path: path.to_owned(),
+                line,
+                col,
+            });
+        }
     }
     if let Some(limit) = fields.count(report, "soft_bounce_limit") {
         if *limit.get_ref() == 0 {
@@ -328,6 +357,7 @@ pub(super) fn read_channels(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Ch
                 "inbound_poll",
                 "inbound_move_to",
                 "inbound_delete",
+                "inbound_ca_file",
                 "soft_bounce_limit",
                 "dkim_selector",
                 "dkim_key_file",
@@ -420,6 +450,10 @@ mod tests {
             (
                 "inbound = \"imaps://u:hunter2@h\"\nsoft_bounce_limit = 0",
                 "at least 1",
+            ),
+            (
+                "inbound = \"imap://u:hunter2@h\"\ninbound_ca_file = \"ca.pem\"",
+                "is for an `imaps://` inbound",
             ),
         ] {
             let text = errors(keys);

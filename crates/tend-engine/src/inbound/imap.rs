@@ -3,8 +3,9 @@
 
 use super::{AfterHandling, InboundError, MAX_MESSAGE_BYTES};
 use futures_util::TryStreamExt as _;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -124,8 +125,12 @@ async fn step<T, E: fmt::Display>(
 }
 
 impl Session {
-    /// Connects, logs in and selects the mailbox.
-    pub(super) async fn open(url: &ImapUrl) -> Result<Session, InboundError> {
+    /// Connects, logs in and selects the mailbox; over TLS the server's certificate
+    /// must chain to `trusted` when given, else to the public roots.
+    pub(super) async fn open(
+        url: &ImapUrl,
+        trusted: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Session, InboundError> {
         let tcp = step(
             "connecting",
             TcpStream::connect((url.host.as_str(), url.port)),
@@ -135,7 +140,7 @@ impl Session {
             let name = ServerName::try_from(url.host.clone()).map_err(|_| {
                 imap_error("TLS", "the host cannot be checked against a certificate")
             })?;
-            let connector = tokio_rustls::TlsConnector::from(tls_config()?);
+            let connector = tokio_rustls::TlsConnector::from(tls_config(trusted)?);
             Box::new(step("TLS handshake", connector.connect(name, tcp)).await?)
         } else {
             Box::new(tcp)
@@ -276,6 +281,27 @@ impl Session {
     }
 }
 
+/// The certificates in a PEM file (`inbound_ca_file`): at least one, each usable as a
+/// root.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, InboundSetupError> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |why: String| InboundSetupError(format!("inbound_ca_file {}: {why}", path.display()));
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certificates = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(bad("holds no `BEGIN CERTIFICATE` block".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in &certificates {
+        roots
+            .add(certificate.clone())
+            .map_err(|e| bad(format!("a certificate cannot be used: {e}")))?;
+    }
+    Ok(certificates)
+}
+
 /// `1,5,7` for these UIDs.
 fn uid_set(uids: &[u32]) -> String {
     uids.iter()
@@ -284,13 +310,26 @@ fn uid_set(uids: &[u32]) -> String {
         .join(",")
 }
 
-/// rustls with Mozilla's roots, as the SMTP side uses.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, InboundError> {
+/// rustls with Mozilla's roots, as the SMTP side uses, or only `trusted`.
+fn tls_config(
+    trusted: Option<&[CertificateDer<'static>]>,
+) -> Result<Arc<rustls::ClientConfig>, InboundError> {
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let roots = match trusted {
+        Some(certificates) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for certificate in certificates {
+                roots
+                    .add(certificate.clone())
+                    .map_err(|e| imap_error("TLS: inbound_ca_file", e))?;
+            }
+            roots
+        }
+        None => rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)

@@ -11,11 +11,13 @@ pub mod classify;
 mod imap;
 
 pub use classify::{Context, Inbound, classify};
-pub use imap::{ImapUrl, InboundSetupError};
+pub use imap::{ImapUrl, InboundSetupError, read_certificates};
 
 use crate::engine::{Engine, EngineError};
 use crate::unsubscribe::UnsubscribeTarget;
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::time::Duration;
 use tend_core::pacer::TouchId;
 use tend_store::feedback::{FeedbackAbout, FeedbackKind, FeedbackOutcome, MailFeedback};
@@ -59,13 +61,18 @@ pub struct InboundConfig {
     pub after: AfterHandling,
     /// Between polls.
     pub poll_every: Duration,
+    /// For `imaps://`: the certificates the server's must chain to instead of the
+    /// public roots (`inbound_ca_file`).
+    pub trusted: Option<Vec<CertificateDer<'static>>>,
 }
 
 impl InboundConfig {
     /// The reader's settings from `[channels.email]`, or `None` when `inbound` is not
-    /// set. `instance` is the installation id the `Message-ID`s carry.
+    /// set. `instance` is the installation id the `Message-ID`s carry; a relative
+    /// `inbound_ca_file` is read from `project_dir`.
     pub fn from_config(
         config: &tend_core::config::Config,
+        project_dir: &Path,
         instance: &str,
     ) -> Result<Option<InboundConfig>, InboundSetupError> {
         let email = &config.channels.email;
@@ -83,6 +90,11 @@ impl InboundConfig {
                 (None, false) => AfterHandling::Flag,
             },
             poll_every: Duration::from_secs(email.inbound_poll.as_secs()),
+            trusted: email
+                .inbound_ca_file
+                .as_ref()
+                .map(|file| read_certificates(&project_dir.join(&file.path)))
+                .transpose()?,
         }))
     }
 }
@@ -127,6 +139,60 @@ pub struct InboundReader {
     config: InboundConfig,
 }
 
+/// What became of one message, as its log line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    HardBounce,
+    SoftBounce,
+    Complaint,
+    Unsubscribe,
+    /// An unsubscribe request for an address already suppressed.
+    AlreadyUnsubscribed,
+    Reply,
+    /// A reply Tend already recorded.
+    RepeatedReply,
+    /// A report recorded before (the same message read again).
+    Duplicate,
+    /// A report or reply naming a touch this database does not have.
+    UnknownTouch,
+    /// A reply from another address than the touch went to.
+    ReplyFromAnotherAddress,
+    /// Not a report, request or reply Tend understands (or a forged one).
+    NotForTend,
+    TooLarge,
+    /// Expunged before it could be read.
+    Gone,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::HardBounce => "hard_bounce",
+            Outcome::SoftBounce => "soft_bounce",
+            Outcome::Complaint => "complaint",
+            Outcome::Unsubscribe => "unsubscribe",
+            Outcome::AlreadyUnsubscribed => "already_unsubscribed",
+            Outcome::Reply => "reply",
+            Outcome::RepeatedReply => "repeated_reply",
+            Outcome::Duplicate => "duplicate",
+            Outcome::UnknownTouch => "unknown_touch",
+            Outcome::ReplyFromAnotherAddress => "reply_from_another_address",
+            Outcome::NotForTend => "left_alone",
+            Outcome::TooLarge => "too_large",
+            Outcome::Gone => "gone",
+        }
+    }
+
+    /// A recorded report's outcome: `kind` unless the store knew it already.
+    fn of_report(kind: Outcome, recorded: FeedbackOutcome) -> Outcome {
+        match recorded {
+            FeedbackOutcome::Recorded { .. } => kind,
+            FeedbackOutcome::Duplicate => Outcome::Duplicate,
+            FeedbackOutcome::UnknownTouch => Outcome::UnknownTouch,
+        }
+    }
+}
+
 /// What became of one message, for marking it.
 enum Handled {
     /// A report or request: flagged, moved or deleted as configured.
@@ -163,7 +229,8 @@ impl InboundReader {
     /// Reads the messages that arrived since the last poll, acts on them and marks
     /// the handled ones.
     pub async fn poll_once(&self, engine: &Engine) -> Result<PollReport, InboundError> {
-        let mut session = imap::Session::open(&self.config.url).await?;
+        let mut session =
+            imap::Session::open(&self.config.url, self.config.trusted.as_deref()).await?;
         let validity = session.uid_validity();
         let store = engine.store();
         // UIDs of another UIDVALIDITY mean nothing: read the mailbox from the start.
@@ -178,14 +245,16 @@ impl InboundReader {
         let mut cursor = last;
         for uid in uids.into_iter().take(BATCH) {
             report.read += 1;
-            let handled = match session.fetch(uid).await? {
+            let (handled, outcome) = match session.fetch(uid).await? {
                 imap::Fetched::TooLarge(size) => {
                     tracing::warn!(uid, size, "inbound message too large to read; left alone");
-                    Handled::No
+                    (Handled::No, Outcome::TooLarge)
                 }
-                imap::Fetched::Gone => Handled::No,
+                imap::Fetched::Gone => (Handled::No, Outcome::Gone),
                 imap::Fetched::Message(raw) => self.handle(engine, &raw, &mut report).await?,
             };
+            // One line per message, naming what became of it and never whom it is about.
+            tracing::info!(uid, outcome = outcome.as_str(), "inbound message");
             match handled {
                 Handled::Report => reports.push(uid),
                 Handled::Reply => replies.push(uid),
@@ -211,7 +280,7 @@ impl InboundReader {
         engine: &Engine,
         raw: &[u8],
         report: &mut PollReport,
-    ) -> Result<Handled, InboundError> {
+    ) -> Result<(Handled, Outcome), InboundError> {
         let context = Context {
             bounce_tokens: engine.bounce_tokens(),
             bounce_address: self.config.bounce_address.as_deref(),
@@ -255,9 +324,14 @@ impl InboundReader {
                         now,
                     )
                     .await?;
-                tracing::info!(touch, %status, hard, ?outcome, "bounce report");
+                tracing::debug!(touch, %status, hard, ?outcome, "bounce report");
                 report.bounces += usize::from(outcome != FeedbackOutcome::UnknownTouch);
-                Ok(handled_if_known(outcome))
+                let kind = if hard {
+                    Outcome::HardBounce
+                } else {
+                    Outcome::SoftBounce
+                };
+                Ok((handled_if_known(outcome), Outcome::of_report(kind, outcome)))
             }
             Inbound::Complaint {
                 touch,
@@ -275,9 +349,12 @@ impl InboundReader {
                         now,
                     )
                     .await?;
-                tracing::info!(touch, %feedback_type, ?outcome, "complaint");
+                tracing::debug!(touch, %feedback_type, ?outcome, "complaint");
                 report.complaints += usize::from(outcome != FeedbackOutcome::UnknownTouch);
-                Ok(handled_if_known(outcome))
+                Ok((
+                    handled_if_known(outcome),
+                    Outcome::of_report(Outcome::Complaint, outcome),
+                ))
             }
             Inbound::Unsubscribe(target) => {
                 let changed = match target {
@@ -306,9 +383,13 @@ impl InboundReader {
                             .await?
                     }
                 };
-                tracing::info!(changed, "unsubscribe request by mail");
                 report.unsubscribes += usize::from(changed);
-                Ok(Handled::Report)
+                let outcome = if changed {
+                    Outcome::Unsubscribe
+                } else {
+                    Outcome::AlreadyUnsubscribed
+                };
+                Ok((Handled::Report, outcome))
             }
             Inbound::Reply {
                 touch,
@@ -317,7 +398,7 @@ impl InboundReader {
             } => {
                 let Some(recipient) = store.touch_recipient(TouchId(touch)).await? else {
                     tracing::warn!(touch, "a reply to an unknown touch; left alone");
-                    return Ok(Handled::No);
+                    return Ok((Handled::No, Outcome::UnknownTouch));
                 };
                 let from_key = engine.address_keys().key(&from);
                 if recipient.address_key.as_deref() != Some(from_key.as_str()) {
@@ -326,7 +407,7 @@ impl InboundReader {
                         touch,
                         "a reply from another address than the touch went to; left alone"
                     );
-                    return Ok(Handled::No);
+                    return Ok((Handled::No, Outcome::ReplyFromAnotherAddress));
                 }
                 let new = store
                     .track_for_contact(
@@ -338,13 +419,19 @@ impl InboundReader {
                         now,
                     )
                     .await?;
-                tracing::info!(touch, contact = recipient.contact.0, new, "reply");
+                tracing::debug!(touch, contact = recipient.contact.0, new, "reply");
                 report.replies += usize::from(new);
-                Ok(Handled::Reply)
+                let outcome = if new {
+                    Outcome::Reply
+                } else {
+                    Outcome::RepeatedReply
+                };
+                Ok((Handled::Reply, outcome))
             }
             Inbound::Other(why) => {
+                // Says what the message is not, never who sent it.
                 tracing::info!(%why, "inbound message left alone");
-                Ok(Handled::No)
+                Ok((Handled::No, Outcome::NotForTend))
             }
         }
     }
