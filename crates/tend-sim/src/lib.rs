@@ -17,6 +17,8 @@ mod verdict;
 mod world;
 
 pub use outcome::{DayRow, SeedRun, SimReport, Spread, Strategy, StrategyRun, Summary};
-pub use run::{Plan, Progress, SimError, simulate};
+pub use run::{
+    Plan, Progress, SimError, StopSignal, parse_seeds, simulate, simulate_until_stopped,
+};
 pub use scenario::{Congestion, Scenario, ScenarioError};
 pub use verdict::{net, verdict};

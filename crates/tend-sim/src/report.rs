@@ -18,6 +18,17 @@ pub fn render_html(report: &SimReport) -> String {
     out
 }
 
+/// The report without its page around it, for embedding in another page (the
+/// console's): the summary, the verdict, the table and the charts, with no heading of
+/// its own and no style. Each time chart draws at most `max_points` points per line,
+/// so a long run stays light: consecutive days are grouped, each point the highest
+/// value of its group (a spike stays visible), and the captions say so.
+pub fn render_fragment(report: &SimReport, max_points: usize) -> String {
+    let mut out = String::with_capacity(96 * 1024);
+    let _ = write_body(&mut out, report, Some(max_points));
+    out
+}
+
 const CSS: &str = "\
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;\
 max-width:980px;margin:0 auto;padding:24px 16px 48px;background:#fff}\
@@ -79,19 +90,30 @@ fn seeds_text(seeds: &[u64]) -> String {
 
 fn write_page(out: &mut String, report: &SimReport) -> fmt::Result {
     let name = escape_html(&report.scenario);
+    write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Simulation: {name}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
+         <h1>Simulation: {name}</h1>\n"
+    )?;
+    write_body(out, report, None)?;
+    out.push_str("</body>\n</html>\n");
+    Ok(())
+}
+
+/// Everything below the page's heading; time charts thinned to `max_points` if given.
+fn write_body(out: &mut String, report: &SimReport, max_points: Option<usize>) -> fmt::Result {
     let strategies = report.strategies();
     let currency = if report.currency.is_empty() {
         String::new()
     } else {
         format!(" · amounts in {}", escape_html(&report.currency))
     };
-    write!(
+    writeln!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Simulation: {name}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
-         <h1>Simulation: {name}</h1>\n<p class=\"meta\">{} · starting {} · {} days · \
-         capacity {} work items per week · capacity line {} work items open{currency}</p>\n",
+        "<p class=\"meta\">{} · starting {} · {} days · \
+         capacity {} work items per week · capacity line {} work items open{currency}</p>",
         seeds_text(&report.seed_list()),
         escape_html(&report.start),
         group_thousands(&report.days.to_string()),
@@ -127,20 +149,24 @@ fn write_page(out: &mut String, report: &SimReport) -> fmt::Result {
     } else {
         ""
     };
+    let days = report
+        .seeds
+        .first()
+        .and_then(|s| s.runs.iter().map(|r| r.days.len()).max())
+        .unwrap_or(0);
+    let group = max_points.map_or(1, |max| days.div_ceil(max.max(1)).max(1));
+    let group_note = if group > 1 {
+        format!(" Each point is the highest of {group} days.")
+    } else {
+        String::new()
+    };
     for chart in &TIME_CHARTS {
         let limit = chart.with_line.then(|| Limit {
             value: line,
             label: &line_label,
         });
-        let svg = time_chart(
-            report,
-            &strategies,
-            chart.title,
-            chart.unit,
-            chart.value,
-            limit,
-        );
-        let caption = format!("{}{band_note}", chart.caption);
+        let svg = time_chart(report, &strategies, chart, limit, group);
+        let caption = format!("{}{band_note}{group_note}", chart.caption);
         figure(
             out,
             &strategies,
@@ -161,8 +187,6 @@ fn write_page(out: &mut String, report: &SimReport) -> fmt::Result {
         false,
         &svg,
     )?;
-
-    out.push_str("</body>\n</html>\n");
     Ok(())
 }
 
@@ -274,46 +298,52 @@ fn figure(
 }
 
 /// A line per strategy of a daily figure: its mean over the seeds, with the range as
-/// a band when there are several.
+/// a band when there are several; every `group` consecutive days make one point, the
+/// highest of them.
 fn time_chart(
     report: &SimReport,
     strategies: &[Strategy],
-    title: &str,
-    unit: &str,
-    value: fn(&DayRow) -> f64,
+    chart: &TimeFigure,
     limit: Option<Limit>,
+    group: usize,
 ) -> String {
-    let dates: Vec<&str> = report
+    let group = group.max(1);
+    let days: Vec<&str> = report
         .seeds
         .first()
         .and_then(|s| s.runs.iter().max_by_key(|r| r.days.len()))
         .map(|r| r.days.iter().map(|d| d.date.as_str()).collect())
         .unwrap_or_default();
+    let dates: Vec<&str> = days
+        .chunks(group)
+        .filter_map(|c| c.last().copied())
+        .collect();
+    let highest = |values: &[f64]| values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lowest = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
     let series = strategies
         .iter()
         .map(|&s| {
             let runs = report.runs_of(s);
-            let spreads: Vec<Spread> = (0..dates.len())
-                .map(|day| Spread::of(runs.iter().filter_map(|r| r.days.get(day)).map(value)))
+            let spreads: Vec<Spread> = (0..days.len())
+                .map(|day| Spread::of(runs.iter().filter_map(|r| r.days.get(day)).map(chart.value)))
                 .collect();
-            let mut series = Series::new(
-                s.name(),
-                colour(s),
-                dash(s),
-                spreads.iter().map(|x| x.mean).collect(),
-            );
+            let grouped = |pick: fn(&Spread) -> f64, combine: &dyn Fn(&[f64]) -> f64| {
+                spreads
+                    .chunks(group)
+                    .map(|c| combine(&c.iter().map(pick).collect::<Vec<_>>()))
+                    .collect::<Vec<f64>>()
+            };
+            let mut series =
+                Series::new(s.name(), colour(s), dash(s), grouped(|x| x.mean, &highest));
             if runs.len() > 1 {
-                series.band = Some((
-                    spreads.iter().map(|x| x.min).collect(),
-                    spreads.iter().map(|x| x.max).collect(),
-                ));
+                series.band = Some((grouped(|x| x.min, &lowest), grouped(|x| x.max, &highest)));
             }
             series
         })
         .collect();
     charts::line_chart(&LineChart {
-        unit,
-        title,
+        unit: chart.unit,
+        title: chart.title,
         dates,
         series,
         limit,

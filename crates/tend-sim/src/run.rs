@@ -10,8 +10,10 @@ use crate::world::{Response, Signal, TouchKind, World, earliest};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Map;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tend_core::check::Project;
 use tend_core::{Email, Intent, StageName};
 use tend_engine::{Clock, Delivery, Engine, EngineError, EngineSettings, ManualClock};
@@ -36,6 +38,26 @@ pub enum SimError {
     /// A strategy's task panicked or was cancelled.
     #[error("a strategy stopped abnormally: {0}")]
     Join(String),
+    /// The run was stopped through its [`StopSignal`] before it finished.
+    #[error("the simulation was stopped before it finished")]
+    Stopped,
+}
+
+/// Asks a running simulation to stop: every strategy looks at it before each jump of
+/// its virtual clock, so a stop takes effect within one step of simulated time.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// Asks the simulation to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// Called with the number of simulated days just completed, for a progress bar.
@@ -48,6 +70,9 @@ pub struct Plan {
     pub seeds: Vec<u64>,
     /// The strategies compared, in report order.
     pub strategies: Vec<Strategy>,
+    /// At most this many strategies simulate at once, each on its own OS thread;
+    /// `None` is one per core. A server bounds it so its own work keeps a core.
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl Plan {
@@ -61,11 +86,45 @@ impl Plan {
         Plan {
             seeds: seeds.into_iter().collect(),
             strategies: Strategy::ALL.to_vec(),
+            threads: None,
+        }
+    }
+
+    /// This plan on at most `threads` OS threads.
+    pub fn on_threads(self, threads: NonZeroUsize) -> Plan {
+        Plan {
+            threads: Some(threads),
+            ..self
         }
     }
 }
 
-/// Simulates each seed × strategy of `plan`, as many at a time as there are cores, and
+/// Parses a range of seeds, `A..B` (both included; `A..=B` is read the same way), of
+/// at most `max` seeds; the error says what is wrong in words.
+pub fn parse_seeds(text: &str, max: u64) -> Result<RangeInclusive<u64>, String> {
+    let (first, last) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{text}` is not a range of seeds; write it as 1..8"))?;
+    let last = last.strip_prefix('=').unwrap_or(last);
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{part}` in `{text}` is not a seed (a whole number ≥ 0)"))
+    };
+    let (first, last) = (number(first)?, number(last)?);
+    if last < first {
+        return Err(format!(
+            "`{text}` is empty: the last seed comes before the first"
+        ));
+    }
+    if last - first >= max {
+        return Err(format!("`{text}` has more than {max} seeds"));
+    }
+    Ok(first..=last)
+}
+
+/// Simulates each seed × strategy of `plan`, as many at a time as there are cores (or
+/// as `plan.threads` allows), and
 /// returns the results by seed, each seed's strategies in `plan` order.
 pub async fn simulate(
     scenario: &Scenario,
@@ -73,6 +132,26 @@ pub async fn simulate(
     project: &Project,
     plan: &Plan,
     progress: Progress,
+) -> Result<SimReport, SimError> {
+    simulate_until_stopped(
+        scenario,
+        name,
+        project,
+        plan,
+        progress,
+        StopSignal::default(),
+    )
+    .await
+}
+
+/// [`simulate`], ending early with [`SimError::Stopped`] once `stop` is signalled.
+pub async fn simulate_until_stopped(
+    scenario: &Scenario,
+    name: &str,
+    project: &Project,
+    plan: &Plan,
+    progress: Progress,
+    stop: StopSignal,
 ) -> Result<SimReport, SimError> {
     if plan.seeds.is_empty() || plan.strategies.is_empty() {
         return Err(SimError::Setup(
@@ -97,15 +176,17 @@ pub async fn simulate(
     // One OS thread and one single-threaded runtime per running job: each is a chain
     // of synchronous database calls. No more threads than cores: more would only slow
     // the longest one down.
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let threads = plan.threads.map_or(cores, NonZeroUsize::get).min(cores);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for _ in 0..cores.min(jobs.len()) {
-        let (settings, jobs, progress, next) = (
+    for _ in 0..threads.min(jobs.len()) {
+        let (settings, jobs, progress, next, stop) = (
             Arc::clone(&settings),
             Arc::clone(&jobs),
             Arc::clone(&progress),
             Arc::clone(&next),
+            stop.clone(),
         );
         workers.push(std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -117,6 +198,7 @@ pub async fn simulate(
                     &settings[i],
                     strategy,
                     Arc::clone(&progress),
+                    &stop,
                 ))?;
                 done.push((i, run));
             }
@@ -180,6 +262,7 @@ async fn run_strategy(
     setting: &Setting,
     strategy: Strategy,
     progress: Progress,
+    stop: &StopSignal,
 ) -> Result<StrategyRun, SimError> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_scratch()?);
     let clock = ManualClock::new(setting.start);
@@ -232,14 +315,14 @@ async fn run_strategy(
         blasts: 0,
         neglect_booked: 0,
     };
-    run.play(&progress).await?;
+    run.play(&progress, stop).await?;
     let result = metrics::finish(setting, strategy, &run.counters, run.days, &run.world);
     drop(store);
     Ok(result)
 }
 
 impl Run<'_> {
-    async fn play(&mut self, progress: &Progress) -> Result<(), SimError> {
+    async fn play(&mut self, progress: &Progress, stop: &StopSignal) -> Result<(), SimError> {
         let step = self.setting.scenario.simulation.step.to_signed();
         let every = self.setting.scenario.campaign.every.to_signed();
         // Campaigns go out mid-morning, when the team can also make the calls.
@@ -250,6 +333,9 @@ impl Run<'_> {
             .unwrap_or(self.setting.start);
         let mut day_done = 0usize;
         loop {
+            if stop.is_stopped() {
+                return Err(SimError::Stopped);
+            }
             let now = self.clock.now();
             if now >= self.setting.end {
                 break;
@@ -589,5 +675,24 @@ fn track(
         properties: Map::new(),
         at,
         stage_change,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seeds;
+
+    #[test]
+    fn seed_ranges_include_both_ends() {
+        assert_eq!(parse_seeds("1..8", 8), Ok(1..=8));
+        assert_eq!(parse_seeds("3..=3", 8), Ok(3..=3));
+        assert!(parse_seeds("8..1", 8).unwrap_err().contains("empty"));
+        assert!(
+            parse_seeds("1-8", 8)
+                .unwrap_err()
+                .contains("write it as 1..8")
+        );
+        assert!(parse_seeds("a..3", 8).unwrap_err().contains("`a`"));
+        assert!(parse_seeds("1..9", 8).unwrap_err().contains("more than 8"));
     }
 }

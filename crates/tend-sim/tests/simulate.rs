@@ -235,6 +235,7 @@ fn plan(seeds: &[u64], strategies: &[Strategy]) -> Plan {
     Plan {
         seeds: seeds.to_vec(),
         strategies: strategies.to_vec(),
+        threads: None,
     }
 }
 

@@ -101,6 +101,11 @@ class Pages:
         if op == "text":
             locator = page.locator(c["selector"])
             return locator.first.inner_text() if locator.count() else None
+        if op == "wait_for":
+            # Polls across navigations, so a page that reloads itself (a meta refresh)
+            # is followed until the element appears in one of its loads.
+            page.wait_for_selector(c["selector"], state="attached", timeout=c["timeout_ms"])
+            return None
         if op == "count":
             return page.locator(c["selector"]).count()
         if op == "eval":

@@ -265,6 +265,16 @@ impl Page {
             .map(str::to_owned)
     }
 
+    /// Waits up to `timeout` for an element `selector` names, following the page as it
+    /// reloads itself; panics when none appears in time.
+    pub fn wait_for_element(&self, selector: &str, timeout: std::time::Duration) {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.call(
+            "wait_for",
+            json!({ "selector": selector, "timeout_ms": timeout_ms }),
+        );
+    }
+
     /// How many elements `selector` names.
     pub fn count(&self, selector: &str) -> usize {
         self.call("count", json!({ "selector": selector }))

@@ -23,11 +23,14 @@ impl Page {
         let found = self.eval(
             "(() => { const w = document.documentElement.clientWidth;
               // Inside a box that scrolls or clips on its own (a wide table in an
-              // overflow-x: auto block), sticking out does not move the page.
+              // overflow-x: auto block), sticking out does not move the page. Boxes
+              // nest (an SVG clips, inside a table that scrolls): any of them inside
+              // the viewport contains it.
               const contained = e => {
                 for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-                  if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX))
-                    return a.getBoundingClientRect().right <= w + 1;
+                  if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX)
+                      && a.getBoundingClientRect().right <= w + 1)
+                    return true;
                 }
                 return false;
               };

@@ -38,6 +38,8 @@ pub struct Server {
     pub clock: ManualClock,
     /// The folder holding `tend.db` and `outbox/`.
     pub dir: tempfile::TempDir,
+    /// The console's simulations, to wait on.
+    pub simulations: Arc<tend_web::console::Simulations>,
     /// Dropping it shuts the server down.
     pub _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -159,6 +161,7 @@ impl Server {
             .with_mail_providers(provider_keys)
             .with_forecast(dir.path().join("tend.db"))
             .with_config_path(dir.path().join("tend.toml"));
+        let simulations = state.simulations();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -177,6 +180,7 @@ impl Server {
             engine,
             clock,
             dir,
+            simulations,
             _shutdown: tx,
         }
     }

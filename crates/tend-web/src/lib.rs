@@ -76,6 +76,8 @@ pub struct AppState {
     config_path: Option<Arc<std::path::PathBuf>>,
     /// The mail providers' event webhooks, when any provider is configured.
     mail_webhooks: Option<Arc<mail_webhooks::MailWebhooks>>,
+    /// The console's simulation, one at a time; stopped when the server shuts down.
+    simulations: Arc<console::Simulations>,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             login_limiter: Arc::default(),
             config_path: None,
             mail_webhooks: None,
+            simulations: Arc::default(),
         }
     }
 
@@ -127,6 +130,11 @@ impl AppState {
     pub fn with_mail_providers(mut self, keys: tend_engine::mail_providers::ProviderKeys) -> Self {
         self.mail_webhooks = Some(mail_webhooks::MailWebhooks::new(keys));
         self
+    }
+
+    /// The console's simulations, for a caller that waits on or stops them.
+    pub fn simulations(&self) -> Arc<console::Simulations> {
+        Arc::clone(&self.simulations)
     }
 
     fn engine(&self) -> Result<&Arc<Engine>, AppError> {

@@ -71,6 +71,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.limits;
+    // A console simulation stops with the server rather than outliving it.
+    let simulations = state.simulations();
+    let shutdown = async move {
+        shutdown.await;
+        simulations.shutdown();
+    };
     let app = router(state);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stopping, stop_seen) = watch::channel(false);

@@ -16,25 +16,7 @@ const MAX_SEEDS: u64 = 1_000;
 
 /// Parses `--seeds A..B` (both included; `A..=B` is read the same way).
 pub fn parse_seeds(text: &str) -> Result<RangeInclusive<u64>, String> {
-    let (first, last) = text
-        .split_once("..")
-        .ok_or_else(|| format!("`{text}` is not a range of seeds; write it as 1..8"))?;
-    let last = last.strip_prefix('=').unwrap_or(last);
-    let number = |part: &str| {
-        part.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("`{part}` in `{text}` is not a seed (a whole number ≥ 0)"))
-    };
-    let (first, last) = (number(first)?, number(last)?);
-    if last < first {
-        return Err(format!(
-            "`{text}` is empty: the last seed comes before the first"
-        ));
-    }
-    if last - first >= MAX_SEEDS {
-        return Err(format!("`{text}` has more than {MAX_SEEDS} seeds"));
-    }
-    Ok(first..=last)
+    tend_sim::parse_seeds(text, MAX_SEEDS)
 }
 
 /// Runs the scenario and writes `summary.json` and `report.html` into `out`.

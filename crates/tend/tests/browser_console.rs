@@ -344,6 +344,47 @@ async fn tasks_unsubscribe_and_erase_from_the_console_change_what_the_engine_doe
 }
 
 #[tokio::test]
+async fn an_owner_runs_a_small_simulation_and_reads_its_report_in_the_page() {
+    let Some(browser) = Browser::launch("console_simulate") else {
+        return;
+    };
+    let console = Console::start();
+    let page = console.logged_in(&browser, OWNER, 1280, 800);
+    assert_eq!(page.goto("/simulate"), 200);
+    // A week of the starter scenario, with the business's own settings.
+    page.fill("#years", "0.02");
+    assert_eq!(page.submit("#run-simulation"), 200);
+    let run = page.path();
+    assert!(run.starts_with("/simulate/runs/"), "{run}");
+    // Nothing but the page's own meta refresh brings the report in.
+    page.wait_for_element(
+        "[data-testid=sim-report], [data-testid=sim-failed]",
+        Duration::from_secs(180),
+    );
+    assert_eq!(
+        page.count("[data-testid=sim-failed]"),
+        0,
+        "{:?}",
+        page.text("main")
+    );
+    let report = page.text("[data-testid=sim-report]").unwrap_or_default();
+    assert!(report.contains("unthrottled"), "{report}");
+    assert!(page.count("[data-testid=sim-report] svg[role=img]") >= 8);
+
+    tour(
+        &browser,
+        &console,
+        &[("/simulate", "simulate"), (&run, "simulation-report")],
+    );
+
+    let staff = console.logged_in(&browser, STAFF, 375, 740);
+    assert_eq!(staff.count("[data-testid=nav-simulate]"), 0);
+    assert_eq!(staff.goto("/simulate"), 403);
+    assert_eq!(staff.goto(&run), 403);
+    page.assert_same_origin_only("the simulation");
+}
+
+#[tokio::test]
 async fn forms_without_the_csrf_token_are_refused_and_staff_cannot_open_settings() {
     let Some(browser) = Browser::launch("console_guards") else {
         return;

@@ -238,3 +238,30 @@ fn the_verdict_places_background_and_shares_ties() {
         "{text}"
     );
 }
+
+#[test]
+fn a_fragment_for_another_page_thins_long_charts_and_keeps_their_spikes() {
+    let mut long = report(1095);
+    // One day's backlog far above every other: grouping must not average it away.
+    long.seeds[0].runs[0].days[500].backlog_peak = 10_000;
+    let html = render_fragment(&long, 120);
+    assert!(
+        !html.contains("<html") && !html.contains("<style"),
+        "embeddable"
+    );
+    assert!(
+        html.contains("Each point is the highest of 10 days."),
+        "says so"
+    );
+    for line in html.lines().filter(|l| l.starts_with("<path d=\"M")) {
+        let points = line.matches('L').count() + 1;
+        assert!(points <= 110, "{points} points in {line}");
+    }
+    // The axis reaches the spike: 10,000 (a tick label of 10k or more).
+    assert!(
+        html.contains(">10k<") || html.contains(">10,000<"),
+        "the spike stays"
+    );
+    // The whole page draws every day.
+    assert!(!render_html(&long).contains("Each point is the highest"));
+}

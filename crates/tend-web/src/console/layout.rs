@@ -50,14 +50,37 @@ pub async fn stylesheet(Path(file): Path<String>) -> Response {
 
 /// A whole page: `title`, the navigation with `current` marked, and `body`.
 pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Response {
+    page_with(viewer, title, current, None, body)
+}
+
+/// [`page`] that reloads itself every `seconds`, without script (a meta refresh), for
+/// work that runs in the background.
+pub fn page_refreshing(
+    viewer: &Viewer,
+    title: &str,
+    current: &str,
+    seconds: u32,
+    body: Markup,
+) -> Response {
+    page_with(viewer, title, current, Some(seconds), body)
+}
+
+fn page_with(
+    viewer: &Viewer,
+    title: &str,
+    current: &str,
+    refresh: Option<u32>,
+    body: Markup,
+) -> Response {
     let nav_item = |href: &str, label: &str, id: &str| {
         html! {
             a href=(href) id=(id) data-testid=(id)
                 aria-current=[(label == current).then_some("page")] { (label) }
         }
     };
-    document(
+    document_with(
         title,
+        refresh,
         html! {
             header.top {
                 nav aria-label="Console" {
@@ -67,6 +90,7 @@ pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Respon
                         (nav_item("/processes", "Processes", "nav-processes"))
                         (nav_item("/deliveries", "Deliveries", "nav-deliveries"))
                         (nav_item("/reports", "Reports", "nav-reports"))
+                        (nav_item("/simulate", "Simulate", "nav-simulate"))
                         (nav_item("/settings", "Settings", "nav-settings"))
                     }
                 }
@@ -83,11 +107,16 @@ pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Respon
 
 /// The HTML document around any body, logged in or not.
 pub fn document(title: &str, body: Markup) -> Response {
+    document_with(title, None, body)
+}
+
+fn document_with(title: &str, refresh: Option<u32>, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Tend" }
                 link rel="stylesheet" href=(*STYLE_PATH);

@@ -15,6 +15,7 @@ mod processes;
 mod reports;
 pub mod session;
 mod settings;
+mod simulate;
 mod today;
 
 use crate::AppState;
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use session::Viewer;
 
 pub use session::{LoginLimiter, hash_password};
+pub use simulate::{RunStatus, Simulations};
 
 /// The console's routes.
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -51,6 +53,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/processes/{id}", get(processes::show))
         .route("/deliveries", get(deliveries::show))
         .route("/reports", get(reports::show))
+        .route("/simulate", get(simulate::form).post(simulate::start))
+        .route("/simulate/runs/{id}", get(simulate::show))
+        .route("/simulate/runs/{id}/cancel", post(simulate::cancel))
         .route("/settings", get(settings::show))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/revoke", post(settings::revoke_token))
