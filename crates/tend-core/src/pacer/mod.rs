@@ -59,6 +59,7 @@ mod batch;
 mod budget;
 mod capacity;
 mod deficit;
+mod outlook;
 mod policy;
 mod touch;
 mod zones;
@@ -71,6 +72,7 @@ pub use budget::{
 };
 pub use capacity::{BetaPosterior, CapacityState, CapacityStatus, ResponseDelays};
 pub use deficit::{DeficitReport, ProcessLoad, ResourceDeficit, deficit};
+pub use outlook::admit_by_day;
 pub use policy::{ChannelCosts, PacerError, PacerPolicy};
 pub use touch::{
     Channel, ChannelSet, ContactState, ContactStates, Decision, DueTouch, Intent, ProcessId,

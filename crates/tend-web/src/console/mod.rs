@@ -11,6 +11,7 @@ mod contacts;
 mod deliveries;
 mod layout;
 mod login;
+mod next_days;
 mod processes;
 mod reports;
 pub mod session;

@@ -3,14 +3,13 @@
 //! (`GET /held/{reason}`).
 
 use super::layout::{PageError, csrf_field, num, page, redirect, when, when_opt, zone};
+use super::next_days;
 use super::session::{FormFields, Viewer};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
-use maud::{Markup, PreEscaped, html};
-use std::collections::BTreeMap;
-use tend_charts::{BarChart, Series, bar_chart};
+use maud::{Markup, html};
 use tend_engine::{Engine, PaceReport, reports};
 use tend_store::{PlannedTouch, TaskEnd, TaskView};
 
@@ -32,8 +31,14 @@ pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
     let week_end = add_days(day_start, 8);
     let store = engine.store();
     let tasks = store.tasks(day_start, week_end).await?;
+    // From the start of time: touches due earlier that still wait count on today.
+    let day_ends = next_days::day_ends(day_start, &tz);
     let planned = store
-        .planned_touches(now, add_days(now, 7), PLANNED_LIMIT)
+        .planned_touches(
+            Timestamp::UNIX_EPOCH,
+            day_ends[next_days::DAYS - 1],
+            PLANNED_LIMIT,
+        )
         .await?;
     let pace = engine.pace().await?;
     let neglect = reports::neglect(store.as_ref(), engine.project(), now, 10).await?;
@@ -50,7 +55,7 @@ pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         .copied()
         .filter(|t| t.due_at >= day_end)
         .collect();
-    let upcoming = upcoming_tasks(engine, &planned).await?;
+    let upcoming = upcoming_tasks(engine, &planned, now).await?;
     let outcomes: Vec<&String> = engine.project().config.tasks.outcomes.keys().collect();
 
     let body = html! {
@@ -97,7 +102,7 @@ pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             }
             (deficit(&pace))
         }
-        (next_days(&planned, &pace, day_start, &tz))
+        (next_days::section(engine, &planned, &pace.budgets, day_start, &day_ends, planned.len() >= PLANNED_LIMIT as usize, &tz))
     };
     Ok(page(&viewer, "Today", "Today", body))
 }
@@ -118,11 +123,12 @@ fn hours(left: f64) -> String {
 async fn upcoming_tasks(
     engine: &Engine,
     planned: &[PlannedTouch],
+    now: Timestamp,
 ) -> Result<Vec<(PlannedTouch, String, u32)>, PageError> {
     let mut out = Vec::new();
     for touch in planned
         .iter()
-        .filter(|t| t.channel == "task" && t.state == "pending")
+        .filter(|t| t.channel == "task" && t.state == "pending" && t.due_at >= now)
         .take(UPCOMING_TASKS)
     {
         let Some(contact) = engine.store().contact(touch.contact_id).await? else {
@@ -247,73 +253,6 @@ fn deficit(pace: &PaceReport) -> Markup {
             } @else {
                 p.warn { "The budgets cannot keep every contact within its " code { "max_gap" } ":" }
                 ul { @for message in &pace.deficit.messages { li { (message) } } }
-            }
-        }
-    }
-}
-
-fn next_days(
-    planned: &[PlannedTouch],
-    pace: &PaceReport,
-    day_start: Timestamp,
-    tz: &jiff::tz::TimeZone,
-) -> Markup {
-    // Per day (0 = today) and channel.
-    let mut per_day: BTreeMap<i64, [f64; 3]> = (0..8).map(|d| (d, [0.0; 3])).collect();
-    for touch in planned {
-        let day = (touch.due_at.duration_since(day_start).as_secs() / 86_400).clamp(0, 7);
-        let slot = match touch.channel.as_str() {
-            "email" => 0,
-            "webhook" => 1,
-            _ => 2,
-        };
-        if let Some(counts) = per_day.get_mut(&day) {
-            counts[slot] += 1.0;
-        }
-    }
-    let labels: Vec<String> = per_day
-        .keys()
-        .map(|d| {
-            add_days(day_start, *d)
-                .to_zoned_datetime(tz.clone())
-                .strftime("%a %d")
-                .to_string()
-        })
-        .collect();
-    let column = |i: usize| per_day.values().map(|c| c[i]).collect::<Vec<_>>();
-    let daily_limit = |resource: &str| {
-        pace.budgets
-            .iter()
-            .find(|b| b.resource.to_string() == resource && b.period.to_string() == "day")
-            .map(|b| num(b.limit))
-    };
-    let chart = bar_chart(&BarChart {
-        unit: "touches",
-        title: "Touches planned per day, next 7 days",
-        x_caption: "day",
-        labels: labels.clone(),
-        series: vec![
-            Series::new("emails", "#2f6fb0", None, column(0)),
-            Series::new("webhooks", "#7a5cb8", None, column(1)),
-            Series::new("tasks", "#2e8b57", None, column(2)),
-        ],
-    });
-    html! {
-        section aria-labelledby="next-h" data-testid="next-days" {
-            h2 id="next-h" { "Next 7 days" }
-            div.chart { (PreEscaped(chart)) }
-            table {
-                thead { tr { th { "Day" } th { "Emails" } th { "Webhooks" } th { "Tasks" } } }
-                tbody {
-                    @for (label, counts) in labels.iter().zip(per_day.values()) {
-                        tr { td { (label) } td { (num(counts[0])) } td { (num(counts[1])) } td { (num(counts[2])) } }
-                    }
-                }
-            }
-            p.hint {
-                "Daily limits: emails " (daily_limit("emails").unwrap_or_else(|| "none".into()))
-                ", webhooks " (daily_limit("webhooks").unwrap_or_else(|| "none".into()))
-                ", staff minutes " (daily_limit("staff_minutes").unwrap_or_else(|| "none".into())) "."
             }
         }
     }
