@@ -1,9 +1,11 @@
 //! The console's storage on any backend: people and sessions, actions on contacts,
-//! pausing an enrollment, and the lists of planned touches and deliveries.
+//! pausing an enrollment (a step that follows while paused waits too), and the lists
+//! of planned touches and deliveries (bounces by their records).
 
 use tend_core::StageName;
 use tend_core::pacer::{Channel, Intent};
-use tend_store::{ConsoleAction, DispatchResult, Role};
+use tend_store::feedback::{FeedbackAbout, FeedbackKind, FeedbackOutcome, MailFeedback};
+use tend_store::{ConsoleAction, DispatchResult, NextTouch, Role};
 use tend_store_conformance::fixtures::*;
 use tend_store_conformance::test_store;
 
@@ -157,7 +159,7 @@ async fn stage_changes_pauses_and_actions_by_hand_are_recorded() {
 }
 
 #[tokio::test]
-async fn deliveries_list_sends_retries_and_failures_newest_first() {
+async fn deliveries_list_sends_retries_failures_and_bounces_by_their_records_newest_first() {
     let store = test_store().await;
     let s = &*store;
     let (_, contacts) = enrolled(
@@ -166,21 +168,29 @@ async fn deliveries_list_sends_retries_and_failures_newest_first() {
         &["email:hello"],
         step(0, Channel::Email, Intent::Nurture),
         "lead",
-        3,
+        5,
         at(10),
     )
     .await;
     queue_due(s, at(10)).await;
     let claimed = s.claim_dispatch(at(10), 60_000, 10).await.unwrap();
-    assert_eq!(claimed.len(), 3);
+    assert_eq!(claimed.len(), 5);
     let results = [
         DispatchResult::Delivered { next: None },
         DispatchResult::Retry {
             error: "421 try later".into(),
             retry_at: at(100),
         },
+        // Refused by the server for good: the address is suppressed as bounced.
         DispatchResult::Bounced {
-            error: "550 hard bounce".into(),
+            error: "550 5.1.1 no such user".into(),
+        },
+        // Sent, and a bounce report about it comes later.
+        DispatchResult::Delivered { next: None },
+        // A failure whose text says "bounce" is not a bounce without a record.
+        DispatchResult::Failed {
+            error: "554 bounce-handling relay misconfigured".into(),
+            next: None,
         },
     ];
     let finished: Vec<_> = claimed
@@ -191,20 +201,53 @@ async fn deliveries_list_sends_retries_and_failures_newest_first() {
     s.finish_and_claim(&finished, at(20), 60_000, 0)
         .await
         .unwrap();
+    let reported = s
+        .record_mail_feedback(
+            &MailFeedback {
+                source: "imap:<bounce-1@example.net>",
+                kind: FeedbackKind::HardBounce,
+                about: FeedbackAbout::Touch(claimed[3].touch.0),
+                detail: "5.1.1",
+                soft_bounce_limit: 2,
+            },
+            at(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reported, FeedbackOutcome::Recorded { suppressed: true });
 
     let all = s.deliveries(None, None, 10).await.unwrap();
-    let statuses: Vec<&str> = all.iter().map(|d| d.status.as_str()).collect();
-    assert_eq!(statuses, ["bounced", "retrying", "sent"]);
-    assert_eq!(s.deliveries(Some("sent"), None, 10).await.unwrap().len(), 1);
-    assert_eq!(
-        s.deliveries(Some("retrying"), None, 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    let bounced = s.deliveries(Some("bounced"), None, 10).await.unwrap();
-    assert_eq!(bounced.len(), 1);
+    let statuses: Vec<(i64, &str)> = all.iter().map(|d| (d.id.0, d.status.as_str())).collect();
+    let touch = |i: usize| claimed[i].touch.0;
+    let mut expected = vec![
+        (touch(0), "sent"),
+        (touch(1), "retrying"),
+        (touch(2), "bounced"),
+        (touch(3), "bounced"),
+        (touch(4), "failed"),
+    ];
+    expected.sort_by_key(|(id, _)| -id);
+    assert_eq!(statuses, expected);
+    let ids = |status: &str| {
+        let status = status.to_owned();
+        async move {
+            let mut ids: Vec<i64> = s
+                .deliveries(Some(&status), None, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| d.id.0)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(ids("sent").await, [touch(0)]);
+    assert_eq!(ids("retrying").await, [touch(1)]);
+    let mut bounced = vec![touch(2), touch(3)];
+    bounced.sort();
+    assert_eq!(ids("bounced").await, bounced);
+    assert_eq!(ids("failed").await, [touch(4)]);
     let of_first = s
         .deliveries(None, Some(claimed[0].contact.id), 10)
         .await
@@ -217,5 +260,83 @@ async fn deliveries_list_sends_retries_and_failures_newest_first() {
         s.enrollments_of(claimed[0].contact.id).await.unwrap()[0].state,
         "completed"
     );
-    assert_eq!(contacts.len(), 3);
+    assert_eq!(contacts.len(), 5);
+}
+
+#[tokio::test]
+async fn a_step_that_follows_while_paused_waits_for_the_resume() {
+    let store = test_store().await;
+    let s = &*store;
+    let (_, contacts) = enrolled(
+        s,
+        "care",
+        &["email:hello", "email:again"],
+        step(0, Channel::Email, Intent::Nurture),
+        "lead",
+        1,
+        at(10),
+    )
+    .await;
+    let id = contacts[0];
+    queue_due(s, at(10)).await;
+    let claimed = s.claim_dispatch(at(10), 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Paused while its first email is on its way.
+    let enrollment = s.enrollments_of(id).await.unwrap()[0].id;
+    assert!(
+        s.set_enrollment_paused(id, enrollment, true, "ann@example.com", at(15))
+            .await
+            .unwrap()
+    );
+    let next = NextTouch {
+        step: step(1, Channel::Email, Intent::Nurture),
+        due_at: at(100),
+        then: None,
+    };
+    s.finish_and_claim(
+        &[(
+            claimed[0].touch,
+            at(20),
+            DispatchResult::Delivered { next: Some(next) },
+        )],
+        at(20),
+        60_000,
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.due_touches(at(1_000_000), 10)
+            .await
+            .unwrap()
+            .touches
+            .is_empty(),
+        "the second step waits"
+    );
+    assert!(
+        s.planned_touches(at(0), at(1_000_000), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Resumed before it was due: it comes when it was due, not at once.
+    assert!(
+        s.set_enrollment_paused(id, enrollment, false, "ann@example.com", at(50))
+            .await
+            .unwrap()
+    );
+    assert!(s.due_touches(at(99), 10).await.unwrap().touches.is_empty());
+    let due = s.due_touches(at(100), 10).await.unwrap().touches;
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].contact, due[0].step), (id, 1));
+
+    // Paused again and resumed after that: it comes at once.
+    s.set_enrollment_paused(id, enrollment, true, "ann@example.com", at(60))
+        .await
+        .unwrap();
+    s.set_enrollment_paused(id, enrollment, false, "ann@example.com", at(300))
+        .await
+        .unwrap();
+    assert!(s.due_touches(at(299), 10).await.unwrap().touches.is_empty());
+    assert_eq!(s.next_due_at().await.unwrap(), Some(at(300)));
 }

@@ -12,8 +12,8 @@ use tend_store::{ConsoleAction, DeliveryView, PlannedTouch, StepCounts};
 use tokio_postgres::Row;
 
 /// Where a paused enrollment's pending touch waits: 9999-01-01, after anything the
-/// engine will ever reach.
-const PARKED_AT: i64 = 253_370_764_800_000;
+/// engine will ever reach. A step that follows while it is paused waits there too.
+pub(crate) const PARKED_AT: i64 = 253_370_764_800_000;
 
 pub(crate) async fn record_action(tx: &Tx<'_>, action: &ConsoleAction) -> Result<(), StoreError> {
     sql::execute(
@@ -127,23 +127,38 @@ pub(crate) async fn set_paused(
     if paused_now == paused {
         return Ok(false);
     }
-    let (paused_at, due_at) = if paused {
-        (Some(millis(at)), PARKED_AT)
+    if paused {
+        // The pending touch's due time is kept for the resume; the touch waits parked.
+        sql::execute(
+            tx,
+            "UPDATE enrollments SET paused_at = $2, paused_due_at = (SELECT MIN(due_at) \
+             FROM touches WHERE enrollment_id = $1 AND state = 'pending') WHERE id = $1",
+            &[&enrollment, &millis(at)],
+        )
+        .await?;
+        sql::execute(
+            tx,
+            "UPDATE touches SET due_at = $2 WHERE enrollment_id = $1 AND state = 'pending'",
+            &[&enrollment, &PARKED_AT],
+        )
+        .await?;
     } else {
-        (None, millis(at))
-    };
-    sql::execute(
-        tx,
-        "UPDATE enrollments SET paused_at = $2 WHERE id = $1",
-        &[&enrollment, &paused_at],
-    )
-    .await?;
-    sql::execute(
-        tx,
-        "UPDATE touches SET due_at = $2 WHERE enrollment_id = $1 AND state = 'pending'",
-        &[&enrollment, &due_at],
-    )
-    .await?;
+        // Back on its schedule: when it was due, or now if that has passed.
+        sql::execute(
+            tx,
+            "UPDATE touches SET due_at = GREATEST($2, COALESCE((SELECT paused_due_at \
+             FROM enrollments WHERE id = $1), $2)) \
+             WHERE enrollment_id = $1 AND state = 'pending'",
+            &[&enrollment, &millis(at)],
+        )
+        .await?;
+        sql::execute(
+            tx,
+            "UPDATE enrollments SET paused_at = NULL, paused_due_at = NULL WHERE id = $1",
+            &[&enrollment],
+        )
+        .await?;
+    }
     let verb = if paused { "pause" } else { "resume" };
     record_action(
         tx,
@@ -253,19 +268,28 @@ fn decode_planned(row: &Row) -> Result<PlannedTouch, StoreError> {
     })
 }
 
+/// Whether the send `t` bounced, by the records that say so: a bounce report about it
+/// (from the bounce mailbox or a provider's webhook, after it was sent), or, for a send
+/// the mail server refused outright, the address's suppression as bounced.
+const BOUNCED: &str = "(EXISTS (SELECT 1 FROM mail_feedback f WHERE f.touch_id = t.id \
+     AND f.kind IN ('hard_bounce', 'soft_bounce')) \
+     OR (t.state = 'failed' AND EXISTS (SELECT 1 FROM suppressions s \
+     WHERE s.address_key = t.address_key AND s.reason = 'bounced')))";
+
 pub(crate) async fn deliveries(
     tx: &Tx<'_>,
     status: Option<&str>,
     contact: Option<ContactId>,
     limit: u32,
 ) -> Result<Vec<DeliveryView>, StoreError> {
-    // Bounced sends are failed ones whose contact was suppressed as bounced.
     let status_sql = match status {
-        Some("sent") => "t.state = 'sent'",
-        Some("retrying") => "t.state = 'queued' AND t.attempts > 0",
-        Some("failed") => "t.state = 'failed'",
-        Some("bounced") => "t.state = 'failed' AND t.last_error LIKE '%bounce%'",
-        _ => "(t.state IN ('sent', 'failed') OR (t.state = 'queued' AND t.attempts > 0))",
+        Some("sent") => format!("t.state = 'sent' AND NOT {BOUNCED}"),
+        Some("retrying") => "t.state = 'queued' AND t.attempts > 0".to_owned(),
+        Some("failed") => format!("t.state = 'failed' AND NOT {BOUNCED}"),
+        Some("bounced") => BOUNCED.to_owned(),
+        _ => {
+            "(t.state IN ('sent', 'failed') OR (t.state = 'queued' AND t.attempts > 0))".to_owned()
+        }
     };
     let contact_sql = if contact.is_some() {
         "t.contact_id = $2"
@@ -276,7 +300,8 @@ pub(crate) async fn deliveries(
         tx,
         &format!(
             "SELECT t.id, t.contact_id, c.email, p.key AS process, t.step, t.channel, t.state, \
-             t.attempts, t.last_error, COALESCE(t.sent_at, t.decided_at, t.due_at) AS at \
+             t.attempts, t.last_error, COALESCE(t.sent_at, t.decided_at, t.due_at) AS at, \
+             {BOUNCED} AS bounced \
              FROM touches t LEFT JOIN contacts c ON c.id = t.contact_id \
              JOIN processes p ON p.id = t.process_id \
              WHERE t.channel IN ('email', 'webhook') AND {status_sql} AND {contact_sql} \
@@ -288,14 +313,9 @@ pub(crate) async fn deliveries(
             let state: String = get(row, "state")?;
             let last_error: Option<String> = get(row, "last_error")?;
             let status = match state.as_str() {
+                _ if get::<bool>(row, "bounced")? => "bounced",
                 "sent" => "sent",
                 "queued" => "retrying",
-                _ if last_error
-                    .as_deref()
-                    .is_some_and(|e| e.to_lowercase().contains("bounce")) =>
-                {
-                    "bounced"
-                }
                 _ => "failed",
             };
             Ok(DeliveryView {

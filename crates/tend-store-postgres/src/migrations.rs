@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "enrollment_trigger",
         include_str!("../migrations/0004_enrollment_trigger.sql"),
     ),
+    (
+        5,
+        "console_bounces_and_pauses",
+        include_str!("../migrations/0005_console_bounces_and_pauses.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("TENDMIGR" in ASCII).

@@ -62,6 +62,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "enrollment_trigger",
         include_str!("../migrations/0012_enrollment_trigger.sql"),
     ),
+    (
+        13,
+        "console_bounces_and_pauses",
+        include_str!("../migrations/0013_console_bounces_and_pauses.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

@@ -338,27 +338,32 @@ pub(crate) async fn advance_many(
     moves: &[(i64, i64, NextTouch)],
 ) -> Result<(), StoreError> {
     for (enrollment, at, next) in moves {
-        let moved: Option<(i64, i64)> = sql::fetch_optional(
+        let moved: Option<(i64, i64, bool)> = sql::fetch_optional(
             tx,
-            "UPDATE enrollments SET step = $1 WHERE id = $2 AND state = 'active' \
-             RETURNING contact_id, process_id",
-            &[&i64::from(next.step.step), enrollment],
-            |row| Ok((get(row, "contact_id")?, get(row, "process_id")?)),
+            "UPDATE enrollments SET step = $1, paused_due_at = CASE WHEN paused_at IS NULL \
+             THEN paused_due_at ELSE $3 END WHERE id = $2 AND state = 'active' \
+             RETURNING contact_id, process_id, paused_at IS NOT NULL AS paused",
+            &[&i64::from(next.step.step), enrollment, &millis(next.due_at)],
+            |row| {
+                Ok((
+                    get(row, "contact_id")?,
+                    get(row, "process_id")?,
+                    get(row, "paused")?,
+                ))
+            },
         )
         .await?;
-        let Some((contact, process)) = moved else {
+        let Some((contact, process, paused)) = moved else {
             continue;
         };
-        insert_pending(
-            tx,
-            *enrollment,
-            contact,
-            process,
-            next.step,
-            millis(next.due_at),
-            *at,
-        )
-        .await?;
+        // Paused while its last touch was on its way: the next one waits for the resume,
+        // which brings it back at its due time (kept above).
+        let due = if paused {
+            crate::console::PARKED_AT
+        } else {
+            millis(next.due_at)
+        };
+        insert_pending(tx, *enrollment, contact, process, next.step, due, *at).await?;
     }
     Ok(())
 }

@@ -320,28 +320,28 @@ pub(super) fn advance_many(
 ) -> Result<(), StoreError> {
     let mut step = conn
         .prepare_cached(
-            "UPDATE enrollments SET step = ?1 WHERE id = ?2 AND state = 'active' \
-         RETURNING contact_id, process_id",
+            "UPDATE enrollments SET step = ?1, paused_due_at = CASE WHEN paused_at IS NULL \
+             THEN paused_due_at ELSE ?3 END WHERE id = ?2 AND state = 'active' \
+             RETURNING contact_id, process_id, paused_at IS NOT NULL AS paused",
         )
         .map_err(db)?;
     for (enrollment, at, next) in moves {
         let mut returned = step
-            .query(params![next.step.step, enrollment])
+            .query(params![next.step.step, enrollment, millis(next.due_at)])
             .map_err(db)?;
         let Some(row) = returned.next().map_err(db)? else {
             continue;
         };
         let (contact, process) = (get(row, "contact_id")?, get(row, "process_id")?);
+        // Paused while its last touch was on its way: the next one waits for the resume,
+        // which brings it back at its due time (kept above).
+        let due = if get::<bool>(row, "paused")? {
+            crate::console::PARKED_AT
+        } else {
+            millis(next.due_at)
+        };
         drop(returned);
-        insert_pending(
-            conn,
-            *enrollment,
-            contact,
-            process,
-            next.step,
-            millis(next.due_at),
-            *at,
-        )?;
+        insert_pending(conn, *enrollment, contact, process, next.step, due, *at)?;
     }
     Ok(())
 }
