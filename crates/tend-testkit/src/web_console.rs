@@ -42,38 +42,63 @@ fn csrf_in(page: &str) -> Option<String> {
     page.get(at..at + 64).map(str::to_owned)
 }
 
+/// Posts the login form as a browser does: fetches it for its CSRF token and cookie,
+/// then sends `email` and `password` with them. The answer as it comes.
+pub async fn login_attempt(server: &Server, email: &str, password: &str) -> Response {
+    let form = server
+        .client
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = set_cookie(&form, "tend_login_csrf").expect("the login form's cookie");
+    let token = csrf_in(&form.text().await.unwrap()).expect("the login form's csrf");
+    server
+        .client
+        .post(format!("{}/login", server.base))
+        .header("cookie", login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("csrf", token.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Whether `response` sets the cookie `name`.
+pub fn sets_cookie(response: &Response, name: &str) -> bool {
+    set_cookie(response, name).is_some()
+}
+
 impl<'a> ConsoleUser<'a> {
-    /// Logs `email` in through the login form; panics unless it lands on Today.
+    /// Logs `email` in through the login form with [`PASSWORD`]; panics unless it
+    /// lands on Today with an `HttpOnly`, `SameSite=Strict` session cookie that
+    /// expires.
     pub async fn login(server: &'a Server, email: &str) -> ConsoleUser<'a> {
-        let form = server
-            .client
-            .get(format!("{}/login", server.base))
-            .send()
-            .await
-            .unwrap();
-        let login_cookie = set_cookie(&form, "tend_login_csrf").expect("the login form's cookie");
-        let token = csrf_in(&form.text().await.unwrap()).expect("the login form's csrf");
-        let response = server
-            .client
-            .post(format!("{}/login", server.base))
-            .header("cookie", login_cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                serde_urlencoded::to_string([
-                    ("csrf", token.as_str()),
-                    ("email", email),
-                    ("password", PASSWORD),
-                ])
-                .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let response = login_attempt(server, email, PASSWORD).await;
         assert_eq!(
             response.status(),
             StatusCode::SEE_OTHER,
             "logging in {email}"
         );
+        assert_eq!(response.headers()["location"], "/today");
+        let header = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("tend_session="))
+            .expect("a session cookie")
+            .to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age="] {
+            assert!(header.contains(attribute), "{header}");
+        }
         let cookie = set_cookie(&response, "tend_session").expect("a session cookie");
         let mut user = ConsoleUser {
             server,
@@ -82,6 +107,12 @@ impl<'a> ConsoleUser<'a> {
         };
         user.page("/today").await;
         user
+    }
+
+    /// The session cookie as a `Cookie` header sends it (`tend_session=…`), for
+    /// requests made by hand.
+    pub fn cookie(&self) -> &str {
+        &self.cookie
     }
 
     /// `GET path` with the session, as it answers.

@@ -2,10 +2,11 @@
 //! limit, roles, and each page's content and actions against a real SQLite store and a
 //! running engine on a manual clock.
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use tend_store::Role;
 use tend_testkit::web::Server;
+use tend_testkit::web_console::{ConsoleUser, PASSWORD, add_user, login_attempt, sets_cookie};
 
 const CONFIG: &str = r#"
 [business]
@@ -48,142 +49,12 @@ intent = "nurture"
 
 const OWNER: &str = "owner@studio.example";
 const STAFF: &str = "staff@studio.example";
-const PASSWORD: &str = "correct horse battery";
 
 async fn server() -> Server {
     let server = Server::start(CONFIG, &[("new-inquiry", PROCESS)], &[("welcome", WELCOME)]).await;
-    let hash = tend_web::console::hash_password(PASSWORD).unwrap();
-    let store = server.engine.store();
-    for (email, role) in [(OWNER, Role::Owner), (STAFF, Role::Staff)] {
-        store
-            .upsert_user(email, role, &hash, jiff::Timestamp::now())
-            .await
-            .unwrap();
-    }
+    add_user(&server, OWNER, Role::Owner).await;
+    add_user(&server, STAFF, Role::Staff).await;
     server
-}
-
-/// A browser: the session cookie and the CSRF token of the last page read.
-struct Browser<'a> {
-    server: &'a Server,
-    cookie: String,
-    csrf: String,
-}
-
-fn set_cookie(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
-fn cookie_value(header: &str) -> String {
-    header.split(';').next().unwrap().to_owned()
-}
-
-fn csrf_in(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a csrf field")
-        + 19;
-    page[at..at + 64].to_owned()
-}
-
-async fn login_response(server: &Server, email: &str, password: &str) -> Response {
-    let form = server
-        .client
-        .get(format!("{}/login", server.base))
-        .send()
-        .await
-        .unwrap();
-    let cookie = cookie_value(&set_cookie(&form, "tend_login_csrf").unwrap());
-    let token = csrf_in(&form.text().await.unwrap());
-    server
-        .client
-        .post(format!("{}/login", server.base))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("csrf", token.as_str()),
-                ("email", email),
-                ("password", password),
-            ])
-            .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn login<'a>(server: &'a Server, email: &str) -> Browser<'a> {
-    let response = login_response(server, email, PASSWORD).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()["location"], "/today");
-    let session = set_cookie(&response, "tend_session").unwrap();
-    assert!(session.contains("HttpOnly"), "{session}");
-    assert!(session.contains("SameSite=Strict"), "{session}");
-    assert!(session.contains("Max-Age="), "{session}");
-    let mut browser = Browser {
-        server,
-        cookie: cookie_value(&session),
-        csrf: String::new(),
-    };
-    browser.page("/today").await;
-    browser
-}
-
-impl Browser<'_> {
-    async fn get(&self, path: &str) -> Response {
-        self.server
-            .client
-            .get(format!("{}{path}", self.server.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// A page that must answer 200; remembers its CSRF token.
-    async fn page(&mut self, path: &str) -> String {
-        let response = self.get(path).await;
-        let status = response.status();
-        if status != StatusCode::OK {
-            panic!("GET {path}: {status}: {}", response.text().await.unwrap());
-        }
-        let csp = response.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(csp.contains("default-src 'none'"), "{csp}");
-        let body = response.text().await.unwrap();
-        assert!(body.len() < 100_000, "{path} weighs {} bytes", body.len());
-        assert!(
-            !body.contains("href=\"http") && !body.contains("src="),
-            "{path} loads from another origin"
-        );
-        if body.contains("name=\"csrf\"") {
-            self.csrf = csrf_in(&body);
-        }
-        body
-    }
-
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let mut form = vec![("csrf", self.csrf.as_str())];
-        form.extend_from_slice(fields);
-        self.server
-            .client
-            .post(format!("{}{path}", self.server.base))
-            .header("cookie", &self.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(&form).unwrap())
-            .send()
-            .await
-            .unwrap()
-    }
 }
 
 async fn ann_id(server: &Server) -> i64 {
@@ -212,9 +83,9 @@ async fn root_leads_to_login_then_today_and_logout_ends_the_session() {
         assert_eq!(response.headers()["location"], "/login", "{path}");
     }
 
-    let wrong = login_response(&server, OWNER, "not the password").await;
+    let wrong = login_attempt(&server, OWNER, "not the password").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(set_cookie(&wrong, "tend_session").is_none());
+    assert!(!sets_cookie(&wrong, "tend_session"));
     assert!(
         wrong
             .text()
@@ -223,7 +94,7 @@ async fn root_leads_to_login_then_today_and_logout_ends_the_session() {
             .contains("Wrong email or password")
     );
 
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
     let root = owner.get("/").await;
     assert_eq!(root.headers()["location"], "/today");
     let today = owner.page("/today").await;
@@ -247,7 +118,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
     let server = server().await;
     server.lead_ann().await;
     let id = ann_id(&server).await;
-    let owner = login(&server, OWNER).await;
+    let owner = ConsoleUser::login(&server, OWNER).await;
     for token in [
         "",
         "0000000000000000000000000000000000000000000000000000000000000000",
@@ -255,7 +126,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
         let response = server
             .client
             .post(format!("{}/contacts/{id}/unsubscribe", server.base))
-            .header("cookie", &owner.cookie)
+            .header("cookie", owner.cookie())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string([("csrf", token)]).unwrap())
             .send()
@@ -266,7 +137,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
     let bare = server
         .client
         .post(format!("{}/logout", server.base))
-        .header("cookie", &owner.cookie)
+        .header("cookie", owner.cookie())
         .send()
         .await
         .unwrap();
@@ -299,13 +170,13 @@ async fn a_form_without_its_csrf_token_is_refused() {
 async fn failed_logins_are_limited_per_account() {
     let server = server().await;
     for _ in 0..5 {
-        let response = login_response(&server, STAFF, "guess").await;
+        let response = login_attempt(&server, STAFF, "guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let blocked = login_response(&server, STAFF, PASSWORD).await;
+    let blocked = login_attempt(&server, STAFF, PASSWORD).await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another account from the same address still logs in.
-    login(&server, OWNER).await;
+    ConsoleUser::login(&server, OWNER).await;
 }
 
 #[tokio::test]
@@ -313,7 +184,7 @@ async fn staff_see_today_and_contacts_but_not_settings_nor_erase() {
     let server = server().await;
     server.lead_ann().await;
     let id = ann_id(&server).await;
-    let mut staff = login(&server, STAFF).await;
+    let mut staff = ConsoleUser::login(&server, STAFF).await;
     let today = staff.page("/today").await;
     assert!(!today.contains("nav-settings"));
     let contact = staff.page(&format!("/contacts/{id}")).await;
@@ -346,7 +217,7 @@ async fn a_lead_shows_on_today_and_in_contacts_and_its_task_completes_with_an_ou
     let server = server().await;
     server.lead_ann().await;
     let id = ann_id(&server).await;
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
 
     // Before it is due, the task is planned with its rendered title.
     let today = owner.page("/today").await;
@@ -418,7 +289,7 @@ async fn contact_actions_land_in_the_timeline_and_erase_needs_the_address() {
     let server = server().await;
     server.lead_ann().await;
     let id = ann_id(&server).await;
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
     let page = owner.page(&format!("/contacts/{id}")).await;
     assert!(page.contains("event: Inquiry Received"));
     assert!(page.contains("email new-inquiry (step 1)"), "{page}");
@@ -539,7 +410,7 @@ async fn contact_actions_land_in_the_timeline_and_erase_needs_the_address() {
 #[tokio::test]
 async fn settings_create_list_and_revoke_tokens_set_open_work_and_mask_secrets() {
     let server = server().await;
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
     let settings = owner.page("/settings").await;
     assert!(settings.contains(OWNER) && settings.contains(STAFF));
     assert!(!settings.contains("whsec_"), "the webhook secret is masked");
@@ -597,7 +468,7 @@ async fn settings_create_list_and_revoke_tokens_set_open_work_and_mask_secrets()
 async fn the_stylesheet_is_cached_under_its_hash_and_held_lists_answer() {
     let server = server().await;
     server.lead_ann().await;
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
     let today = owner.page("/today").await;
     let at = today.find("href=\"/static/").unwrap() + 6;
     let path = &today[at..today[at..].find('"').unwrap() + at];
@@ -636,7 +507,7 @@ async fn the_stylesheet_is_cached_under_its_hash_and_held_lists_answer() {
 async fn owners_see_deliveries_and_reports_with_charts_and_staff_do_not() {
     let server = server().await;
     server.lead_ann().await;
-    let mut owner = login(&server, OWNER).await;
+    let mut owner = ConsoleUser::login(&server, OWNER).await;
     let deliveries = owner.page("/deliveries").await;
     assert!(
         deliveries.contains("data-testid=\"delivery-row\""),
@@ -664,7 +535,7 @@ async fn owners_see_deliveries_and_reports_with_charts_and_staff_do_not() {
         assert!(reports.contains(section), "{section}");
     }
     assert!(reports.matches("<svg").count() >= 4);
-    let staff = login(&server, STAFF).await;
+    let staff = ConsoleUser::login(&server, STAFF).await;
     for path in ["/deliveries", "/reports"] {
         assert_eq!(
             staff.get(path).await.status(),
