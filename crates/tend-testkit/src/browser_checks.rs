@@ -88,19 +88,48 @@ impl Page {
     /// Tabbing through the page reaches its controls, and each shows a visible focus
     /// indicator (an outline or a box shadow). Checks at most `stops` tab stops.
     pub fn assert_focus_visible(&self, what: &str, stops: usize) {
+        let reached = self.tab_through(what, stops);
+        assert!(reached > 0, "{what}: the Tab key reaches no control");
+    }
+
+    /// Tabbing reaches every visible control of the page (links, buttons, fields,
+    /// summaries) and each shows a visible focus indicator.
+    pub fn assert_focus_visible_on_every_control(&self, what: &str) {
+        let controls = self
+            .eval(
+                "[...document.querySelectorAll('a[href], button, input:not([type=hidden]), \
+                  select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])')]
+                  .filter(e => !e.disabled && e.getClientRects().length).length",
+            )
+            .as_u64()
+            .unwrap_or(0) as usize;
+        // A box that scrolls (a wide table) is a tab stop of its own in Chromium.
+        let reached = self.tab_through(what, controls + 32);
+        assert!(
+            reached >= controls,
+            "{what}: the Tab key reaches {reached} of {controls} controls"
+        );
+    }
+
+    /// Presses Tab from the top of the page until the focus leaves it, comes back to
+    /// where it started or `stops` are made, checking each stop; how many it made.
+    fn tab_through(&self, what: &str, stops: usize) -> usize {
         self.eval("document.activeElement && document.activeElement.blur()");
+        self.eval("window.__tendSeen = new Set()");
         let mut reached = 0;
         for _ in 0..stops {
             self.key("Tab");
             let focused = self.eval(
                 "(() => { const e = document.activeElement;
                   if (!e || e === document.body) return null;
+                  if (window.__tendSeen.has(e)) return 'again';
+                  window.__tendSeen.add(e);
                   const s = getComputedStyle(e);
                   const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
                   return { html: e.outerHTML.slice(0, 120),
                            visible: outline || (s.boxShadow && s.boxShadow !== 'none') }; })()",
             );
-            if focused.is_null() {
+            if focused.is_null() || focused == "again" {
                 break;
             }
             reached += 1;
@@ -110,6 +139,6 @@ impl Page {
                 focused["html"]
             );
         }
-        assert!(reached > 0, "{what}: the Tab key reaches no control");
+        reached
     }
 }

@@ -145,6 +145,7 @@ impl Console {
 fn check_page(page: &Page, what: &str) {
     page.assert_no_horizontal_overflow(what);
     page.assert_controls_labelled(what);
+    page.assert_focus_visible_on_every_control(what);
     let bytes = page_bytes(page);
     assert!(bytes < 100_000, "{what} weighs {bytes} bytes, over 100 KB");
     page.assert_same_origin_only(what);
