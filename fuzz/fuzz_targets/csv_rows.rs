@@ -6,7 +6,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use tend::import_rows::{MAX_FIELD_BYTES, RowReader};
+use tend_store::import_rows::{MAX_FIELD_BYTES, RowReader};
 
 static PROJECT: LazyLock<tend_core::check::Project> = LazyLock::new(common::project);
 

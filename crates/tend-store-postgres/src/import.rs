@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::AddressKeys;
 use tend_store::{
-    ImportEnrollment, ImportOutcome, ImportRow, StageChange, StageEnrollment, StoreError,
+    ImportEnrollment, ImportOutcome, ImportRow, RowEffect, StageChange, StageEnrollment, StoreError,
 };
 
 /// One person of the chunk, as the rows so far left them.
@@ -80,15 +80,12 @@ pub(crate) async fn run(
                         moves: Vec::new(),
                         enrollment: enrollment.for_row(row_index),
                     };
-                    if merge_row(&mut person, row, at)? {
-                        outcome.updated += 1;
-                    } else {
-                        outcome.unchanged += 1;
-                    }
+                    outcome.count(merge_row(&mut person, row, at)?);
                     person
                 }
                 None => {
                     outcome.inserted += 1;
+                    outcome.effects.push(RowEffect::Inserted);
                     let mut person = new_person(row, default_stage, at, suppressed.contains(email));
                     person.enrollment = enrollment.for_row(row_index);
                     person
@@ -97,11 +94,7 @@ pub(crate) async fn run(
             people.push(person);
             continue;
         };
-        if merge_row(&mut people[i], row, at)? {
-            outcome.updated += 1;
-        } else {
-            outcome.unchanged += 1;
-        }
+        outcome.count(merge_row(&mut people[i], row, at)?);
     }
 
     for person in people.iter_mut().filter(|p| p.dirty || p.is_new) {

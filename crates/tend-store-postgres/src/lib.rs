@@ -409,6 +409,30 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn preview_import(
+        &self,
+        rows: &[ImportRow],
+        default_stage: &StageName,
+        at: Timestamp,
+    ) -> Result<ImportOutcome, StoreError> {
+        if rows.is_empty() {
+            return Ok(ImportOutcome::default());
+        }
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool::pool_error(&self.target, e))?;
+        let tx = pool::begin(&mut client, Access::Write).await?;
+        let enrollment = ImportEnrollment::Now;
+        let outcome =
+            import::run(&tx, &self.keys, rows, default_stage, millis(at), enrollment).await?;
+        // Dropping the transaction would roll it back too; saying so keeps the
+        // connection clean before it returns to the pool.
+        tx.rollback().await.map_err(sql::db)?;
+        Ok(outcome)
+    }
+
     async fn create_token(
         &self,
         name: &str,

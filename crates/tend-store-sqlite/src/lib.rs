@@ -529,6 +529,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn preview_import(
+        &self,
+        rows: &[ImportRow],
+        default_stage: &StageName,
+        at: Timestamp,
+    ) -> Result<ImportOutcome, StoreError> {
+        if rows.is_empty() {
+            return Ok(ImportOutcome::default());
+        }
+        let enrollment = ImportEnrollment::Now;
+        self.pool
+            .write_rolled_back(|tx| {
+                import::run(tx, &self.keys, rows, default_stage, millis(at), enrollment)
+            })
+            .await
+    }
+
     async fn create_token(
         &self,
         name: &str,

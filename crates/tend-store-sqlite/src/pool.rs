@@ -94,6 +94,23 @@ impl Pool {
         })
     }
 
+    /// Runs `work` as [`Pool::write`] does, then rolls it back: what a write would do,
+    /// with nothing written.
+    pub(super) async fn write_rolled_back<R>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.writer.lock().await;
+        blocking(|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let out = work(&tx)?;
+            tx.rollback().map_err(db)?;
+            Ok(out)
+        })
+    }
+
     /// Runs `work` on the writer outside any transaction: checkpoints.
     pub(super) async fn on_writer<R>(
         &self,

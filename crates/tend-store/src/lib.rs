@@ -8,6 +8,7 @@
 pub mod console;
 pub mod engine;
 pub mod feedback;
+pub mod import_rows;
 mod model;
 pub mod suppression;
 pub mod tokens;
@@ -150,6 +151,16 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         default_stage: &StageName,
         at: Timestamp,
         enrollment: ImportEnrollment,
+    ) -> Result<ImportOutcome, StoreError>;
+
+    /// What [`Store::import_contacts`] would do with `rows` now, writing nothing: the
+    /// same statements in a transaction that is rolled back, so a preview counts
+    /// exactly what importing the rows writes while the contacts stay as they are.
+    async fn preview_import(
+        &self,
+        rows: &[ImportRow],
+        default_stage: &StageName,
+        at: Timestamp,
     ) -> Result<ImportOutcome, StoreError>;
 
     /// Stores a new API token by its hash; the clear token is never stored.

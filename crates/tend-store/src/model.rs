@@ -354,6 +354,32 @@ pub struct ImportOutcome {
     pub unchanged: usize,
     /// New contacts' first stages and stage moves, in row order.
     pub stage_changes: Vec<StageChange>,
+    /// What each row did, in row order: how a preview lists them.
+    pub effects: Vec<RowEffect>,
+}
+
+impl ImportOutcome {
+    /// Counts a row that met a contact already there: updated when it changed it.
+    pub fn count(&mut self, changed: bool) {
+        if changed {
+            self.updated += 1;
+            self.effects.push(RowEffect::Updated);
+        } else {
+            self.unchanged += 1;
+            self.effects.push(RowEffect::Unchanged);
+        }
+    }
+}
+
+/// What one import row did to its contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowEffect {
+    /// It created the contact.
+    Inserted,
+    /// It changed the contact (or one an earlier row of the chunk created).
+    Updated,
+    /// It changed nothing.
+    Unchanged,
 }
 
 /// What a token may do.

@@ -98,6 +98,9 @@ class Pages:
                 page.click(c["selector"])
             response = navigation.value
             return response.status if response else None
+        if op == "set_files":
+            page.set_input_files(c["selector"], c["path"])
+            return None
         if op == "text":
             locator = page.locator(c["selector"])
             return locator.first.inner_text() if locator.count() else None

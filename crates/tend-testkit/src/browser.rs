@@ -247,6 +247,12 @@ impl Page {
         self.call("key", json!({ "key": key }));
     }
 
+    /// Chooses the file at `path` in the file input `selector` names.
+    pub fn set_file(&self, selector: &str, path: &Path) {
+        let path = path.to_str().expect("a UTF-8 path");
+        self.call("set_files", json!({ "selector": selector, "path": path }));
+    }
+
     /// Clicks what `selector` names and waits for the page to settle.
     pub fn click(&self, selector: &str) {
         self.call("click", json!({ "selector": selector }));

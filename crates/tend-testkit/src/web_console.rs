@@ -165,4 +165,46 @@ impl<'a> ConsoleUser<'a> {
             .await
             .unwrap()
     }
+
+    /// Posts `file` as a browser posts a file form: `multipart/form-data` with the last
+    /// page's CSRF token first (unless `with_csrf` is false), then the file as `file`.
+    pub async fn upload(
+        &self,
+        path: &str,
+        file_name: &str,
+        file: &[u8],
+        with_csrf: bool,
+    ) -> Response {
+        const BOUNDARY: &str = "----TendTestBoundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        if with_csrf {
+            let csrf = &self.csrf;
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        self.server
+            .client
+            .post(format!("{}{path}", self.server.base))
+            .header("cookie", &self.cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }

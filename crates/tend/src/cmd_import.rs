@@ -5,8 +5,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use tend::import_rows::RowReader;
 use tend_core::config::Config;
+use tend_store::import_rows::RowReader;
 use tend_store::{EnrollChoice, ImportOutcome, ImportRow, Store};
 
 /// Rows written per transaction: large enough to amortise the commit, small enough to

@@ -1,8 +1,8 @@
 //! The owner's console in a real browser (headless Debian Chromium via Playwright),
 //! against the real `tend serve` over a SQLite file: logging in and out, a lead from
 //! the Segment API on Today and in Contacts, a task's outcome moving the stage,
-//! unsubscribe and erase from a contact's page, CSRF, roles, a 375-px phone, and no
-//! request leaving the origin. Every page is saved as a screenshot at desktop and phone
+//! unsubscribe and erase from a contact's page, a list imported through its preview,
+//! CSRF, roles, a 375-px phone, and no request leaving the origin. Every page is saved as a screenshot at desktop and phone
 //! width under the target folder's `browser-artifacts/` (the test prints where).
 //!
 //! Needs `chromium` and `pip install playwright`; fails without them in CI (`CI` set),
@@ -425,4 +425,63 @@ async fn forms_without_the_csrf_token_are_refused_and_staff_cannot_open_settings
         "erase is the owner's"
     );
     staff.assert_same_origin_only("the staff visit");
+}
+
+#[tokio::test]
+async fn an_owner_imports_a_list_after_seeing_what_it_would_do() {
+    let Some(browser) = Browser::launch("console_import") else {
+        return;
+    };
+    let console = Console::start();
+    console.lead("u-ann", "Ann Smith", "ann@example.com").await;
+    let list = browser.artifacts().join("customers.csv");
+    std::fs::write(
+        &list,
+        "email,name,stage,plan\n\
+         ann@example.com,Ann Smith,customer,gold\n\
+         bea@example.com,Bea Rossi,lead,\n\
+         not-an-address,Nobody,,\n",
+    )
+    .expect("write the list");
+
+    for (label, width, height) in VIEWPORTS {
+        let page = console.logged_in(&browser, OWNER, width, height);
+        page.click("[data-testid=nav-import]");
+        assert_eq!(page.path(), "/import");
+        page.screenshot(&format!("import-{label}"));
+        check_page(&page, &format!("/import at {width}px"));
+        page.set_file("#file", &list);
+        assert_eq!(page.submit("#upload"), 200);
+        assert!(page.path().starts_with("/import/"), "{}", page.path());
+        let counts = ["new", "updated", "unchanged", "rejected"].map(|kind| {
+            page.text(&format!("[data-testid=preview-{kind}]"))
+                .unwrap_or_default()
+        });
+        assert_eq!(counts, ["1 new", "1 updated", "0 unchanged", "1 rejected"]);
+        let rejected = page.text("[data-testid=rejected-row]").unwrap_or_default();
+        assert!(rejected.starts_with("4: "), "{rejected}");
+        page.screenshot(&format!("import-preview-{label}"));
+        check_page(&page, &format!("the import preview at {width}px"));
+    }
+    let nobody = console.api.get("/api/contacts?q=bea").await;
+    assert_eq!(nobody["contacts"], json!([]), "a preview writes nothing");
+
+    // The last preview (on the phone) is confirmed, spread over a week.
+    let page = console.logged_in(&browser, OWNER, 375, 740);
+    page.goto("/import");
+    page.set_file("#file", &list);
+    page.submit("#upload");
+    page.click("#enroll-spread");
+    page.fill("#spread-days", "7");
+    assert_eq!(page.submit("#confirm-import"), 200);
+    let result = page.text("[data-testid=import-result]").unwrap_or_default();
+    assert!(result.contains("1 new, 1 updated, 0 unchanged"), "{result}");
+    assert!(result.contains("spread over 7 days"), "{result}");
+    page.screenshot("import-result-phone");
+    check_page(&page, "the import result at 375px");
+    let bea = console.api.get("/api/contacts?q=bea").await;
+    assert_eq!(bea["contacts"][0]["stage"], "lead", "{bea}");
+    let ann = console.api.get("/api/contacts?q=ann").await;
+    assert_eq!(ann["contacts"][0]["stage"], "customer", "{ann}");
+    page.assert_same_origin_only("the import");
 }

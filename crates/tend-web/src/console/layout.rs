@@ -91,6 +91,7 @@ fn page_with(
                         (nav_item("/deliveries", "Deliveries", "nav-deliveries"))
                         (nav_item("/reports", "Reports", "nav-reports"))
                         (nav_item("/simulate", "Simulate", "nav-simulate"))
+                        (nav_item("/import", "Import", "nav-import"))
                         (nav_item("/settings", "Settings", "nav-settings"))
                     }
                 }
@@ -169,6 +170,15 @@ pub enum PageError {
     /// The form is wrong; says what.
     #[error("{0}")]
     BadRequest(String),
+    /// An upload over its limit; says which and what to do.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload that is not the kind of file asked for; says which.
+    #[error("{0}")]
+    UnsupportedType(String),
+    /// The request clashes with another one or with what changed meanwhile.
+    #[error("{0}")]
+    Conflict(String),
     /// Too many failed logins.
     #[error("too many failed logins; try again in {0} minutes")]
     TooManyAttempts(i64),
@@ -199,6 +209,9 @@ impl IntoResponse for PageError {
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             PageError::Internal(detail) => {
                 tracing::error!(error = %detail, "console request failed");

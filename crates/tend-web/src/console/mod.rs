@@ -9,9 +9,12 @@
 mod contact;
 mod contacts;
 mod deliveries;
+mod import;
+mod import_drafts;
 mod layout;
 mod login;
 mod next_days;
+mod multipart;
 mod processes;
 mod reports;
 pub mod session;
@@ -26,6 +29,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use session::Viewer;
 
+pub use import_drafts::ImportDrafts;
 pub use session::{LoginLimiter, hash_password};
 pub use simulate::{RunStatus, Simulations};
 
@@ -57,6 +61,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/simulate", get(simulate::form).post(simulate::start))
         .route("/simulate/runs/{id}", get(simulate::show))
         .route("/simulate/runs/{id}/cancel", post(simulate::cancel))
+        .route(import::UPLOAD_PATH, get(import::form).post(import::upload))
+        .route("/import/{id}", get(import::show))
+        .route("/import/{id}/rejected.txt", get(import::rejected))
+        .route("/import/{id}/confirm", post(import::confirm))
         .route("/settings", get(settings::show))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/revoke", post(settings::revoke_token))

@@ -2,10 +2,12 @@
 //! CSRF check of every form, passwords and the login rate limit.
 //!
 //! The guard runs before a handler or a body is read: without a live session a page
-//! redirects to the login form. A POST's body (a form, at most [`FORM_BYTES`]) is then
+//! redirects to the login form. A POST's body (a form, at most [`FORM_BYTES`]; or the
+//! Import page's multipart upload, at most [`import::UPLOAD_BYTES`] of file) is then
 //! read and must carry the session's CSRF token as `csrf`, or the request is refused
 //! with 403; the parsed fields reach the handler as [`FormFields`].
 
+use super::import;
 use super::layout::{PageError, redirect};
 use crate::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -107,17 +109,34 @@ pub async fn require_session(
     };
     let (mut parts, body) = request.into_parts();
     if parts.method == Method::POST {
-        let bytes =
-            match crate::body::read(&parts.headers, body, FORM_BYTES, state.limits.body_timeout)
-                .await
+        let fields = if import::is_upload(&parts) {
+            if import::announced_too_large(&parts.headers) {
+                return import::refuse_too_large(&state, body).await;
+            }
+            match import::read_upload(&state, &parts.headers, body).await {
+                Ok((fields, file)) => {
+                    parts.extensions.insert(file);
+                    fields
+                }
+                Err(err) => return err.into_response(),
+            }
+        } else {
+            let bytes = match crate::body::read(
+                &parts.headers,
+                body,
+                FORM_BYTES,
+                state.limits.body_timeout,
+            )
+            .await
             {
                 Ok(bytes) => bytes,
                 Err(err) => return PageError::BadRequest(err.to_string()).into_response(),
             };
-        let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes) else {
-            return PageError::BadRequest("the form could not be read".into()).into_response();
+            let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes) else {
+                return PageError::BadRequest("the form could not be read".into()).into_response();
+            };
+            FormFields(fields)
         };
-        let fields = FormFields(fields);
         if !fields
             .get("csrf")
             .is_some_and(|sent| same(sent, &session.csrf))

@@ -1,7 +1,9 @@
-//! `tend import contacts` reading a CSV file: the header, then one validated contact
-//! per row, each good or rejected with its line. Pure (no store), so the fuzz targets
-//! run exactly what the command runs.
+//! A contact list as a CSV file, read the one way `tend import contacts` and the
+//! console's Import page both read it: the header, then one validated contact per row,
+//! each good or rejected with its line. Pure (no store), so the fuzz targets run
+//! exactly what the command and the page run.
 
+use crate::ImportRow;
 use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -9,7 +11,6 @@ use std::io::{BufReader, Read};
 use std::rc::Rc;
 use tend_core::config::Config;
 use tend_core::{Email, TimeZoneName};
-use tend_store::ImportRow;
 
 /// Columns with a meaning of their own; every other column is an attribute.
 const KNOWN_COLUMNS: [&str; 4] = ["email", "name", "stage", "timezone"];
