@@ -24,7 +24,13 @@ impl Api {
         // reqwest is built without a default TLS provider; Tend installs ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Api {
-            client: reqwest::Client::new(),
+            // The server closes a keep-alive connection idle for its header timeout
+            // (10 s by default); a client reusing one it kept longer could write into a
+            // socket being closed, so it lets idle ones go first.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("a plain HTTP client"),
             base: base.to_owned(),
             write_key: write_key.to_owned(),
             admin: admin.to_owned(),

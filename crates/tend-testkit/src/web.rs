@@ -173,7 +173,9 @@ impl Server {
             write_key: keys[0].clone(),
             admin: keys[1].clone(),
             calendar: keys[2].clone(),
+            // Idle connections go before the server's 10-s keep-alive closes them.
             client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
