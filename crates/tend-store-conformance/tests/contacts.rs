@@ -412,9 +412,9 @@ async fn listing_filters_and_walks_every_page_exactly_once() {
         ..all(100)
     };
     assert_eq!(walk(by_email).await.0.len(), 11, "person1, person10..19");
-    // `%` and `_` are literal, not wildcards.
+    // Punctuation only separates words: `%`, `_`, quotes and stars are no syntax.
     let literal = ContactQuery {
-        q: Some("0%_s".into()),
+        q: Some("\"100%_SU*".into()),
         ..all(100)
     };
     assert_eq!(walk(literal).await.0.len(), 17);
@@ -509,4 +509,81 @@ async fn a_merge_within_one_batch_reports_no_change_for_the_record_it_removes() 
         ("lead", Some("u5"))
     );
     assert_eq!(event_names(&s.timeline(dee.id).await.unwrap()).len(), 2);
+}
+
+#[tokio::test]
+async fn a_search_finds_the_start_of_any_word_of_the_address_or_name() {
+    let db = db().await;
+    let s = &db.store;
+    let rows = [
+        import_row("ann.rossi@example.com", "Ann Smith", None, json!({})),
+        import_row("bo@shop.example", "Bo Ferrari-Bianchi", None, json!({})),
+        import_row("cy@example.com", "Cy Annunzio", None, json!({})),
+    ];
+    let imported = s
+        .import_contacts(&rows, &prospect(), at(0), tend_store::ImportEnrollment::Now)
+        .await
+        .unwrap();
+    let found = |q: &'static str| async move {
+        let page = s
+            .list_contacts(&ContactQuery {
+                q: Some(q.into()),
+                ..all(100)
+            })
+            .await
+            .unwrap();
+        let mut emails: Vec<String> = page.contacts.into_iter().filter_map(|c| c.email).collect();
+        emails.sort();
+        emails
+    };
+    assert_eq!(
+        found("smi").await,
+        ["ann.rossi@example.com"],
+        "a surname's start"
+    );
+    assert_eq!(
+        found("ROSSI").await,
+        ["ann.rossi@example.com"],
+        "a word of the address"
+    );
+    assert_eq!(
+        found("ann").await,
+        ["ann.rossi@example.com", "cy@example.com"]
+    );
+    assert_eq!(
+        found("ann smith").await,
+        ["ann.rossi@example.com"],
+        "every word"
+    );
+    assert_eq!(
+        found("bianchi").await,
+        ["bo@shop.example"],
+        "after a hyphen"
+    );
+    assert_eq!(found("shop.example").await, ["bo@shop.example"]);
+    assert!(found("mith").await.is_empty(), "not the middle of a word");
+    assert_eq!(found("--").await.len(), 3, "no word: everyone");
+
+    // A new name is found and the old one is not; an erased contact is not found.
+    let renamed = [import_row(
+        "ann.rossi@example.com",
+        "Ann Verdi",
+        None,
+        json!({}),
+    )];
+    s.import_contacts(
+        &renamed,
+        &prospect(),
+        at(60),
+        tend_store::ImportEnrollment::Now,
+    )
+    .await
+    .unwrap();
+    assert!(found("smith").await.is_empty());
+    assert_eq!(found("verdi").await, ["ann.rossi@example.com"]);
+    s.erase_contact(imported.stage_changes[1].contact_id, at(120))
+        .await
+        .unwrap();
+    assert!(found("bianchi").await.is_empty());
+    assert!(found("bo").await.is_empty());
 }

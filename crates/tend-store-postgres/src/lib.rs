@@ -82,8 +82,12 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// `contacts` listing statement for the filters present, so each shape can use its index.
-/// Parameters: the cursor, then the stage and the pattern when present, then the limit.
+/// The words of a contact, as migration 0006 indexes them.
+const SEARCH_DOCUMENT: &str = "to_tsvector('simple', translate(coalesce(email, ''), '@.+_-', '     ') || ' ' || coalesce(name, ''))";
+
+/// `contacts` listing statement for the filters present, so each shape can use its index
+/// (a search, the GIN index of migration 0006). Parameters: the cursor, then the stage
+/// and the search when present, then the limit.
 fn list_sql(by_stage: bool, by_text: bool) -> String {
     let mut sql = String::from(concat!(
         "SELECT ",
@@ -98,25 +102,22 @@ fn list_sql(by_stage: bool, by_text: bool) -> String {
     if by_text {
         n += 1;
         sql.push_str(&format!(
-            " AND (email LIKE ${n} ESCAPE '\\' OR lower(name) LIKE ${n} ESCAPE '\\')"
+            " AND {SEARCH_DOCUMENT} @@ to_tsquery('simple', ${n})"
         ));
     }
     sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
     sql
 }
 
-/// `%text%` for LIKE, with the text's own wildcards taken literally.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// A tsquery for the words of a search: each word a prefix (`smi:*`), all of them
+/// required. The words are letters and digits only, so nothing in them is tsquery
+/// syntax.
+fn ts_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("{w}:*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
 }
 
 #[async_trait]
@@ -158,9 +159,9 @@ impl Store for PostgresStore {
                 next_cursor: None,
             });
         }
-        let text = query.q.as_deref().filter(|q| !q.is_empty());
-        let statement = list_sql(query.stage.is_some(), text.is_some());
-        let pattern = text.map(like_pattern);
+        let words = query.q.as_deref().map(search_words).unwrap_or_default();
+        let statement = list_sql(query.stage.is_some(), !words.is_empty());
+        let pattern = (!words.is_empty()).then(|| ts_query(&words));
         // One row more than asked tells whether another page follows.
         let limit = i64::from(query.limit) + 1;
         let stage = query.stage.as_ref().map(StageName::as_str);

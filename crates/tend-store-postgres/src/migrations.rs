@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console_bounces_and_pauses",
         include_str!("../migrations/0005_console_bounces_and_pauses.sql"),
     ),
+    (
+        6,
+        "contact_search",
+        include_str!("../migrations/0006_contact_search.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("TENDMIGR" in ASCII).

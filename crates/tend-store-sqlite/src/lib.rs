@@ -169,40 +169,50 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
 
 /// `contacts` listing statement for the filters present, so each shape can use its index
 /// (`stage, id` or the primary key) instead of a generic `?n IS NULL OR …`. Parameters:
-/// the cursor, then the stage and the pattern when present, then the limit.
+/// the cursor, then the stage and the search when present, then the limit. A search
+/// walks the full-text index in id order (FTS5 takes the `rowid >` bound and the
+/// order), so a page reads its own rows and not every match.
 fn list_sql(by_stage: bool, by_text: bool) -> String {
-    let mut sql = String::from(concat!(
-        "SELECT ",
-        contact_columns!(),
-        " FROM contacts WHERE id > ?1"
-    ));
     let mut n = 1;
+    let mut sql = if by_text {
+        String::from(
+            "SELECT c.id, c.email, c.user_id, c.name, c.timezone, c.stage, c.attributes, \
+             c.created_at, c.updated_at, c.suppressed_at, c.last_touch_at \
+             FROM contacts_search s CROSS JOIN contacts c ON c.id = s.rowid \
+             WHERE s.rowid > ?1",
+        )
+    } else {
+        String::from(concat!(
+            "SELECT ",
+            contact_columns!(),
+            " FROM contacts c WHERE c.id > ?1"
+        ))
+    };
     if by_stage {
         n += 1;
-        sql.push_str(&format!(" AND stage = ?{n}"));
+        sql.push_str(&format!(" AND c.stage = ?{n}"));
     }
     if by_text {
         n += 1;
         sql.push_str(&format!(
-            " AND (email LIKE ?{n} ESCAPE '\\' OR lower(name) LIKE ?{n} ESCAPE '\\')"
+            " AND s.contacts_search MATCH ?{n} ORDER BY s.rowid LIMIT ?{}",
+            n + 1
         ));
+    } else {
+        sql.push_str(&format!(" ORDER BY c.id LIMIT ?{}", n + 1));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", n + 1));
     sql
 }
 
-/// `%text%` for LIKE, with the text's own wildcards taken literally.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// An FTS5 query for the words of a search: each word a quoted prefix (`"smi"*`), all
+/// of them required. The words are letters and digits only, so nothing in them is
+/// FTS5 syntax.
+fn fts_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[async_trait]
@@ -241,9 +251,9 @@ impl Store for SqliteStore {
                 next_cursor: None,
             });
         }
-        let text = query.q.as_deref().filter(|q| !q.is_empty());
-        let statement = list_sql(query.stage.is_some(), text.is_some());
-        let pattern = text.map(like_pattern);
+        let words = query.q.as_deref().map(search_words).unwrap_or_default();
+        let statement = list_sql(query.stage.is_some(), !words.is_empty());
+        let pattern = (!words.is_empty()).then(|| fts_query(&words));
         // One row more than asked tells whether another page follows.
         let limit = i64::from(query.limit) + 1;
         let stage = query.stage.as_ref().map(StageName::as_str);
@@ -431,6 +441,13 @@ impl Store for SqliteStore {
                 ] {
                     sql::execute(tx, statement, params![id.0])?;
                 }
+                // The search index drops its entry only when its segments merge: merge
+                // them now, so no page of it keeps the erased address or name.
+                sql::execute(
+                    tx,
+                    "INSERT INTO contacts_search (contacts_search) VALUES ('optimize')",
+                    [],
+                )?;
                 if let Some(email) = email {
                     suppress::record(tx, &keys.key(&email), "erased", millis(at))?;
                     // A bare hash an earlier release kept for the same address goes: the

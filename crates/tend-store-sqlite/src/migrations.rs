@@ -67,6 +67,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console_bounces_and_pauses",
         include_str!("../migrations/0013_console_bounces_and_pauses.sql"),
     ),
+    (
+        14,
+        "contact_search",
+        include_str!("../migrations/0014_contact_search.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

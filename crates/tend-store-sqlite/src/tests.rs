@@ -18,7 +18,12 @@ fn every_migration_file_is_embedded() {
 }
 
 #[test]
-fn like_patterns_match_wildcards_literally() {
-    assert_eq!(like_pattern("Ann_a%"), "%ann\\_a\\%%");
-    assert_eq!(like_pattern("a\\b"), "%a\\\\b%");
+fn a_search_is_quoted_prefixes_of_its_words_and_nothing_else() {
+    let words = search_words("Ann.Smith@ex\"AMPLE* OR x");
+    assert_eq!(words, ["ann", "smith", "ex", "ample", "or", "x"]);
+    assert_eq!(
+        fts_query(&words),
+        "\"ann\"* \"smith\"* \"ex\"* \"ample\"* \"or\"* \"x\"*"
+    );
+    assert!(search_words("@ -- %").is_empty());
 }

@@ -85,7 +85,8 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         new_contact_stage: &StageName,
     ) -> Result<IngestOutcome, StoreError>;
 
-    /// One page of contacts, filtered by stage and by a substring of email or name.
+    /// One page of contacts, filtered by stage and by the starts of words of their email
+    /// or name ([`search_words`]), through an index rather than reading every contact.
     async fn list_contacts(&self, query: &ContactQuery) -> Result<ContactPage, StoreError>;
 
     /// One contact by id.

@@ -140,12 +140,35 @@ pub struct Contact {
 pub struct ContactQuery {
     /// Only contacts in this stage.
     pub stage: Option<StageName>,
-    /// Case-insensitive substring of email or name.
+    /// Words that each start a word of the contact's email or name, in any case
+    /// ([`search_words`]): `smi` finds Ann Smith, `ann rossi` ann.rossi@example.com.
     pub q: Option<String>,
     /// At most this many contacts (the caller clamps it).
     pub limit: u32,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+}
+
+/// The words of a contact search, lowercased: its runs of letters and digits, so
+/// `Ann.Smith@` is `ann`, `smith`. Each must start a word of the contact's email (cut
+/// at its punctuation) or name; a search with no word finds everyone. At most eight
+/// words of at most 64 bytes are kept.
+pub fn search_words(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut word = w.to_lowercase();
+            if word.len() > 64 {
+                let mut end = 64;
+                while !word.is_char_boundary(end) {
+                    end -= 1;
+                }
+                word.truncate(end);
+            }
+            word
+        })
+        .take(8)
+        .collect()
 }
 
 /// One page of contacts and where the next one starts.

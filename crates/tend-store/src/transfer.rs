@@ -42,6 +42,27 @@ pub const SKIPPED_TABLES: &[(&str, &str)] = &[
          value of the target's id generators, not rows",
     ),
     (
+        "contacts_search",
+        "SQLite's full-text index of contacts' addresses and names (its migration \
+         0012); PostgreSQL keeps its own index of the same words",
+    ),
+    (
+        "contacts_search_config",
+        "part of SQLite's full-text index of contacts",
+    ),
+    (
+        "contacts_search_data",
+        "part of SQLite's full-text index of contacts",
+    ),
+    (
+        "contacts_search_docsize",
+        "part of SQLite's full-text index of contacts",
+    ),
+    (
+        "contacts_search_idx",
+        "part of SQLite's full-text index of contacts",
+    ),
+    (
         "sqlite_stat1",
         "SQLite's query planner statistics, rebuilt by the target's own ANALYZE",
     ),

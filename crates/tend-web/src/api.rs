@@ -25,7 +25,8 @@ const TOUCHES_SHOWN: u32 = 200;
 pub struct ListParams {
     /// Only contacts in this stage.
     stage: Option<String>,
-    /// A case-insensitive part of the email or name.
+    /// Words, in any case, that each start a word of the email or name (`smi` finds
+    /// Ann Smith, `rossi` ann.rossi@example.com).
     q: Option<String>,
     /// Contacts per page, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]

@@ -66,7 +66,8 @@ fn sqlite_counts(database: &Path) -> BTreeMap<String, i64> {
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=30)
 names = [r[0] for r in db.execute(\"SELECT name FROM sqlite_schema WHERE type = 'table' \
-AND name NOT IN ('sqlite_sequence', 'sqlite_stat1', '_sqlx_migrations')\")]
+AND name NOT IN ('sqlite_sequence', 'sqlite_stat1', '_sqlx_migrations') \
+AND name NOT LIKE 'contacts_search%'\")]
 print(json.dumps({n: db.execute(f'SELECT COUNT(*) FROM \"{n}\"').fetchone()[0] for n in names}))
 ";
     query_sqlite(SCRIPT, database)

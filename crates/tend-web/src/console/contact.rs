@@ -14,6 +14,9 @@ use tend_store::{ConsoleAction, TimelineEntry};
 
 /// Most touches a contact's timeline shows.
 const TOUCHES_SHOWN: u32 = 200;
+/// Most timeline lines the page shows, newest first: a contact with thousands of
+/// events still gets a page that is quick to render and under 100 KB.
+const LINES_SHOWN: usize = 300;
 
 /// One line of the merged timeline.
 struct Line {
@@ -91,6 +94,8 @@ pub async fn show(
         });
     }
     lines.sort_by_key(|l| std::cmp::Reverse(l.at));
+    let older = lines.len().saturating_sub(LINES_SHOWN);
+    lines.truncate(LINES_SHOWN);
     let tz = zone(&state);
     let stages = &engine.project().config.stages.order;
     let email = contact.email.clone().unwrap_or_default();
@@ -165,6 +170,11 @@ pub async fn show(
                     li class=(line.kind) data-testid={ "timeline-" (line.kind) } {
                         span.due { (when(line.at, &tz)) } " " (line.text)
                     }
+                }
+            }
+            @if older > 0 {
+                p.hint data-testid="timeline-older" {
+                    (older) " older entries are not shown; " code { "GET /api/contacts/" (id.0) } " has them all."
                 }
             }
         }

@@ -81,7 +81,8 @@ pub async fn list(
         h1 { "Contacts" }
         form.search method="get" action="/contacts" role="search" data-testid="contact-search" {
             label for="q" { "Email or name" }
-            input type="search" id="q" name="q" value=(q.unwrap_or(""));
+            input type="search" id="q" name="q" value=(q.unwrap_or(""))
+                placeholder="starts of words: ann smi";
             label for="stage" { "Stage" }
             select id="stage" name="stage" {
                 option value="" { "any" }
