@@ -16,7 +16,7 @@ use tend_core::ContactId;
 use tend_core::check::Project;
 use tend_core::pacer::{self, PacerPolicy, ZoneId, ZoneTable};
 use tend_store::suppression::{AddressKeys, Secret};
-use tend_store::{OutcomeEvent, Store, StoreError, TaskEnd, TaskView};
+use tend_store::{Coordination, OutcomeEvent, Store, StoreError, TaskEnd, TaskView, Wake};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -124,6 +124,8 @@ pub struct Engine {
     erased_in_flight: Mutex<std::collections::HashSet<i64>>,
     wake_decide: Notify,
     wake_dispatch: Notify,
+    /// Whether this node leads, and other nodes' wake-ups.
+    coordination: Arc<dyn Coordination>,
     metrics: Arc<Metrics>,
 }
 
@@ -154,8 +156,12 @@ impl Engine {
         let signer = UnsubscribeSigner::new(&secret);
         let bounce = BounceTokens::new(&secret);
         let keys = AddressKeys::new(&secret);
-        // One engine per database: any lease still held belongs to a run that stopped.
-        store.release_all_claims(now).await?;
+        let coordination = store.coordination().await?;
+        // Alone on the database, any lease still held belongs to a run that stopped.
+        // Beside other nodes, a held lease may be a live node's: it expires instead.
+        if coordination.sole_engine() {
+            store.release_all_claims(now).await?;
+        }
         Ok((
             Engine {
                 store,
@@ -172,6 +178,7 @@ impl Engine {
                 erased_in_flight: Mutex::default(),
                 wake_decide: Notify::new(),
                 wake_dispatch: Notify::new(),
+                coordination,
                 metrics: Arc::default(),
             },
             report,
@@ -282,18 +289,29 @@ impl Engine {
         }
     }
 
-    /// The loop `tend serve` runs: one leader reading signals and deciding every
-    /// second or when woken, and `dispatch_workers` senders. Returns after `shutdown`
-    /// once in-flight sends have finished and been recorded.
+    /// The loop `tend serve` runs: reading signals and deciding every second or when
+    /// woken, on the node that leads (see [`Coordination`]), and `dispatch_workers`
+    /// senders on every node. Returns after `shutdown` once in-flight sends have
+    /// finished and been recorded.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let sender = tokio::spawn(Arc::clone(&self).dispatch_loop(shutdown.clone()));
         loop {
-            if let Err(error) = self.leader_pass().await {
-                tracing::error!(%error, "engine pass failed; retrying");
+            if self.coordination.leads() {
+                match self.leader_pass().await {
+                    Ok(()) => {}
+                    // Leadership passed to another node mid-pass; nothing was written.
+                    Err(EngineError::Store(StoreError::Conflict(reason)))
+                        if !self.coordination.leads() =>
+                    {
+                        tracing::info!(%reason, "no longer the leader");
+                    }
+                    Err(error) => tracing::error!(%error, "engine pass failed; retrying"),
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake_decide.notified() => {},
+                () = self.coordination.woken(Wake::Signals) => {},
                 () = tokio::time::sleep(self.settings.idle_tick) => {},
             }
         }

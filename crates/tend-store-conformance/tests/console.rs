@@ -196,7 +196,7 @@ async fn deliveries_list_sends_retries_failures_and_bounces_by_their_records_new
     let finished: Vec<_> = claimed
         .iter()
         .zip(results)
-        .map(|(c, r)| (c.touch, at(20), r))
+        .map(|(c, r)| (c.lease(), at(20), r))
         .collect();
     s.finish_and_claim(&finished, at(20), 60_000, 0)
         .await

@@ -63,7 +63,7 @@ async fn keep_warm_substitutes_skips_released_leases_and_edited_steps() {
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|c| c.attempts == 2));
     s.finish_dispatch(
-        claimed[0].touch,
+        claimed[0].lease(),
         at(21),
         &DispatchResult::Failed {
             error: "554 rejected".into(),
@@ -73,7 +73,7 @@ async fn keep_warm_substitutes_skips_released_leases_and_edited_steps() {
     .await
     .unwrap();
     s.finish_dispatch(
-        claimed[1].touch,
+        claimed[1].lease(),
         at(21),
         &DispatchResult::Delivered { next: None },
     )
@@ -197,7 +197,7 @@ async fn a_finished_sequence_hands_its_contact_to_the_process_it_names() {
     };
     s.finish_and_claim(
         &[(
-            claimed[0].touch,
+            claimed[0].lease(),
             at(11),
             DispatchResult::Delivered { next: Some(then) },
         )],

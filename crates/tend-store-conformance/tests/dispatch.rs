@@ -105,7 +105,7 @@ async fn a_queued_touch_is_leased_to_one_claimer_until_its_lease_runs_out() {
 
     store
         .finish_dispatch(
-            again[0].touch,
+            again[0].lease(),
             expired,
             &DispatchResult::Delivered { next: None },
         )
@@ -131,7 +131,7 @@ async fn a_retry_waits_for_its_time_and_counts_its_attempt() {
     let touch: TouchId = claimed[0].touch;
     store
         .finish_dispatch(
-            touch,
+            claimed[0].lease(),
             at(12),
             &DispatchResult::Retry {
                 error: "450 try later".into(),
@@ -182,4 +182,62 @@ async fn concurrent_claimers_never_share_a_touch() {
         }
     }
     assert_eq!(total, contacts.len());
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_ran_out_cannot_record_over_the_next_claim() {
+    let store = test_store().await;
+    let contact = queued_emails(&*store, 1).await[0];
+    let stale = store.claim_dispatch(at(10), LEASE_MS, 10).await.unwrap();
+    // The first holder stalls past its lease; another dispatcher takes the touch.
+    let expired = later(at(10), LEASE_MS + 1_000);
+    let current = store.claim_dispatch(expired, LEASE_MS, 10).await.unwrap();
+    assert_eq!(current[0].touch, stale[0].touch);
+    assert_ne!(
+        current[0].lease(),
+        stale[0].lease(),
+        "each claim has its own token"
+    );
+
+    // The stalled holder wakes up and reports a permanent failure: refused.
+    let failed = DispatchResult::Failed {
+        error: "554 rejected".into(),
+        next: None,
+    };
+    assert!(
+        !store
+            .finish_dispatch(stale[0].lease(), expired, &failed)
+            .await
+            .unwrap()
+    );
+    store
+        .finish_and_claim(&[(stale[0].lease(), expired, failed)], expired, LEASE_MS, 0)
+        .await
+        .unwrap();
+    let touch = touch_of(&*store, contact).await;
+    assert_eq!((touch.state.as_str(), touch.last_error), ("queued", None));
+
+    // The current holder's result is the one recorded.
+    assert!(
+        store
+            .finish_dispatch(
+                current[0].lease(),
+                expired,
+                &DispatchResult::Delivered { next: None },
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(touch_of(&*store, contact).await.state, "sent");
+    // Once recorded, no lease finishes it again.
+    assert!(
+        !store
+            .finish_dispatch(
+                current[0].lease(),
+                expired,
+                &DispatchResult::Delivered { next: None },
+            )
+            .await
+            .unwrap()
+    );
 }

@@ -25,7 +25,7 @@ pub struct Inspection {
 /// Connects to the database `url` names and reads its schema version, contact count
 /// and secrets, writing nothing.
 pub async fn inspect(url: &str) -> Result<Inspection, StoreError> {
-    let (pool, target) = crate::pool::build(url)?;
+    let (pool, _, target) = crate::pool::build(url)?;
     let client = pool
         .get()
         .await

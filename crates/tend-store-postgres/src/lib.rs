@@ -12,11 +12,16 @@
 //! (`x = x + $1`), the signal cursor is compared and set under a row lock, dispatch
 //! claims with `FOR UPDATE SKIP LOCKED`, and transactions that append events or stage
 //! changes hold an advisory lock to their commit, so the engine, which reads both behind
-//! an id cursor, never sees an id after a later one. One engine runs per database, as
-//! with SQLite; several nodes are a later step.
+//! an id cursor, never sees an id after a later one.
+//!
+//! Several `tend serve` nodes may share one database (see `coordination`): each claim
+//! carries a random lease token its finish must present, the once-only work runs on
+//! the holder of an advisory lock and its writes are fenced by that lock, and
+//! `LISTEN/NOTIFY` wakes the leader and the dispatchers of every node.
 
 mod api_tokens;
 mod console;
+mod coordination;
 mod engine;
 mod feedback;
 mod import;
@@ -35,11 +40,13 @@ use jiff::Timestamp;
 use pool::{Access, in_tx};
 use sql::{ContactRow, contact_columns, get, millis, timestamp};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tend_core::pacer::{BudgetState, TouchId};
 use tend_core::{ContactId, Email, StageName};
 use tend_store::suppression::{self, AddressKeys};
 use tend_store::*;
 
+pub use coordination::ELECTION_APPLICATION;
 pub use inspect::{Inspection, inspect};
 
 /// Tables an erasure deletes rows from, vacuumed afterwards so the deleted tuples'
@@ -51,29 +58,47 @@ const ERASED_TABLES: &str = "touches, enrollments, events, contact_aliases, stag
 /// Tend's store on a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// How the pool connects, for the election's connection of its own.
+    config: tokio_postgres::Config,
     /// Where the pool connects, without the password, for errors.
     target: String,
     /// Keys suppression records under the install's secret.
     keys: AddressKeys,
+    /// This node's part in the election, once an engine asked for it; from then on the
+    /// leader's writes are fenced by its lock.
+    coordination: tokio::sync::OnceCell<Arc<coordination::PgCoordination>>,
 }
 
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://user@host:port/db`), brings its
     /// schema up to date and loads the install's secret. The database must exist.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let (pool, target) = pool::build(url)?;
+        let (pool, config, target) = pool::build(url)?;
         let mut client = pool.get().await.map_err(|e| pool::pool_error(&target, e))?;
         migrations::migrate(&mut client).await?;
         let tx = client.transaction().await.map_err(sql::db)?;
         let keys = suppress::load_keys(&tx).await?;
         tx.commit().await.map_err(sql::db)?;
         drop(client);
-        Ok(PostgresStore { pool, target, keys })
+        Ok(PostgresStore {
+            pool,
+            config,
+            target,
+            keys,
+            coordination: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Where this store connects, without the password.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// This node's leader term when an engine runs here: `None` when no engine asked
+    /// for coordination (a CLI command, a test driving the engine by hand), so there is
+    /// nothing to fence; `Some(None)` when one did and this node does not lead.
+    fn fenced_leader(&self) -> Option<Option<i64>> {
+        self.coordination.get().map(|c| c.term())
     }
 }
 
@@ -517,7 +542,11 @@ impl Store for PostgresStore {
         actions: &[EngineAction],
         at: Timestamp,
     ) -> Result<ApplyOutcome, StoreError> {
+        let fenced = self.fenced_leader();
         in_tx!(self, Access::Write, |tx| {
+            if let Some(leader) = fenced {
+                coordination::fence(&tx, leader).await?;
+            }
             engine::apply_signals(&tx, from, to, actions, at).await?
         })
     }
@@ -547,7 +576,13 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let budget = serde_json::to_string(budget)
             .map_err(|e| StoreError::Corrupt(format!("budget usage does not serialize: {e}")))?;
+        let fenced = self.fenced_leader();
         in_tx!(self, Access::Write, |tx| {
+            // Budget usage is written whole by the leader alone: a node that lost the
+            // lock cannot write over what its successor spent.
+            if let Some(leader) = fenced {
+                coordination::fence(&tx, leader).await?;
+            }
             engine::record_decisions(&tx, at, decisions, &budget).await?
         })
     }
@@ -565,18 +600,18 @@ impl Store for PostgresStore {
 
     async fn finish_dispatch(
         &self,
-        touch: TouchId,
+        lease: Lease,
         at: Timestamp,
         result: &DispatchResult,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         in_tx!(self, Access::Write, |tx| {
-            engine::finish_dispatch(&tx, &self.keys, touch, at, result).await?
+            engine::finish_dispatch(&tx, &self.keys, lease, at, result).await?
         })
     }
 
     async fn finish_and_claim(
         &self,
-        finished: &[(TouchId, Timestamp, DispatchResult)],
+        finished: &[(Lease, Timestamp, DispatchResult)],
         now: Timestamp,
         lease_ms: i64,
         limit: u32,
@@ -748,6 +783,19 @@ impl Store for PostgresStore {
         let stored = in_tx!(self, Access::Read, |tx| engine::value(&tx, which.key())
             .await?)?;
         which.decode(stored.as_deref())
+    }
+
+    async fn coordination(&self) -> Result<Arc<dyn Coordination>, StoreError> {
+        let joined = self
+            .coordination
+            .get_or_init(|| async {
+                Arc::new(coordination::PgCoordination::start(
+                    self.config.clone(),
+                    self.target.clone(),
+                ))
+            })
+            .await;
+        Ok(Arc::clone(joined) as Arc<dyn Coordination>)
     }
 }
 

@@ -9,7 +9,8 @@ use tend_store::StoreError;
 use tend_store::suppression::{self, SECRET_KEY};
 
 /// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
-/// changes add files here (0002 is SQLite's 0011, 0003 its 0010, 0004 its 0012).
+/// changes add files here (0002 is SQLite's 0011, 0003 its 0010, 0004 its 0012, 0005 its 0013,
+/// 0006 its 0014, 0007 its 0015).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (
@@ -36,6 +37,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "contact_search",
         include_str!("../migrations/0006_contact_search.sql"),
+    ),
+    (
+        7,
+        "lease_token",
+        include_str!("../migrations/0007_lease_token.sql"),
     ),
 ];
 

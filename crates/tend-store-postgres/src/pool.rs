@@ -41,8 +41,9 @@ pub(crate) fn describe(config: &Config) -> String {
     format!("postgres://{user}@{host}:{port}/{db}")
 }
 
-/// A pool for the URL's server. Connects lazily; the caller's first `get` proves it.
-pub(crate) fn build(url: &str) -> Result<(Pool, String), StoreError> {
+/// A pool for the URL's server, and the connection settings it uses. Connects lazily;
+/// the caller's first `get` proves it.
+pub(crate) fn build(url: &str) -> Result<(Pool, Config, String), StoreError> {
     let mut config: Config = url.parse().map_err(|e| {
         // The driver's message names the bad part, never the password.
         StoreError::InvalidUrl(format!("postgres://…: {e}"))
@@ -53,7 +54,7 @@ pub(crate) fn build(url: &str) -> Result<(Pool, String), StoreError> {
     config.application_name("tend");
     let target = describe(&config);
     let manager = Manager::from_config(
-        config,
+        config.clone(),
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -66,7 +67,7 @@ pub(crate) fn build(url: &str) -> Result<(Pool, String), StoreError> {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}").into()))?;
-    Ok((pool, target))
+    Ok((pool, config, target))
 }
 
 /// A pool error (no connection could be made or none was free) naming the server.

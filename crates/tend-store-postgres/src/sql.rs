@@ -42,12 +42,26 @@ pub(crate) use contact_columns;
 const SIGNAL_WRITERS_LOCK: i64 = 0x5445_4E44_5349_474E;
 
 /// Waits for the other writers of events and stage changes to commit; held to the end
-/// of the transaction.
+/// of the transaction. Also tells the leader, whichever node it is, that there are
+/// signals to read: the notification goes out when the transaction commits, never for
+/// one rolled back.
 pub(crate) async fn lock_signal_writers(tx: &Tx<'_>) -> Result<(), StoreError> {
     execute(
         tx,
-        "SELECT pg_advisory_xact_lock($1)",
-        &[&SIGNAL_WRITERS_LOCK],
+        "SELECT pg_advisory_xact_lock($1), pg_notify($2, 'signals')",
+        &[&SIGNAL_WRITERS_LOCK, &crate::coordination::WAKE_CHANNEL],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Tells every node's dispatcher, when the transaction commits, that touches were
+/// admitted.
+pub(crate) async fn announce_dispatch(tx: &Tx<'_>) -> Result<(), StoreError> {
+    execute(
+        tx,
+        "SELECT pg_notify($1, 'dispatch')",
+        &[&crate::coordination::WAKE_CHANNEL],
     )
     .await?;
     Ok(())

@@ -691,18 +691,18 @@ impl Store for SqliteStore {
 
     async fn finish_dispatch(
         &self,
-        touch: TouchId,
+        lease: Lease,
         at: Timestamp,
         result: &DispatchResult,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.pool
-            .write(|tx| engine::finish_dispatch(tx, &self.keys, touch, at, result))
+            .write(|tx| engine::finish_dispatch(tx, &self.keys, lease, at, result))
             .await
     }
 
     async fn finish_and_claim(
         &self,
-        finished: &[(TouchId, Timestamp, DispatchResult)],
+        finished: &[(Lease, Timestamp, DispatchResult)],
         now: Timestamp,
         lease_ms: i64,
         limit: u32,
@@ -873,6 +873,11 @@ impl Store for SqliteStore {
     async fn secret(&self, which: suppression::Secret) -> Result<Vec<u8>, StoreError> {
         let stored = self.pool.read(|tx| engine::value(tx, which.key())).await?;
         which.decode(stored.as_deref())
+    }
+
+    async fn coordination(&self) -> Result<std::sync::Arc<dyn Coordination>, StoreError> {
+        // One engine per file: `tend serve` holds the file's server lock.
+        Ok(std::sync::Arc::new(SoleEngine))
     }
 }
 

@@ -72,6 +72,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "contact_search",
         include_str!("../migrations/0014_contact_search.sql"),
     ),
+    (
+        15,
+        "lease_token",
+        include_str!("../migrations/0015_lease_token.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

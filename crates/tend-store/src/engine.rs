@@ -438,6 +438,36 @@ pub struct ClaimedTouch {
     pub intent: Intent,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// The random token of this claim, which finishing the send must present.
+    pub lease_token: i64,
+}
+
+impl ClaimedTouch {
+    /// The hold to present when recording how the send ended.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            touch: self.touch,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// A dispatcher's hold on a claimed touch. Each claim draws a new random token, so a
+/// dispatcher whose lease ran out (a stalled or partitioned node) and whose touch was
+/// claimed again cannot record its stale result over the new holder's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The touch.
+    pub touch: TouchId,
+    /// The claim's token.
+    pub token: i64,
+}
+
+impl Lease {
+    /// A fresh random token for one claim.
+    pub fn new_token() -> i64 {
+        rand::random()
+    }
 }
 
 /// The next touch of an enrollment, once the current one is done.

@@ -6,6 +6,7 @@
 //! milliseconds since the Unix epoch and ids as 64-bit integers.
 
 pub mod console;
+pub mod coordination;
 pub mod engine;
 pub mod feedback;
 pub mod import_rows;
@@ -17,6 +18,7 @@ pub mod transfer;
 pub use console::{
     ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, StepCounts, User,
 };
+pub use coordination::{Coordination, SoleEngine, Wake};
 pub use engine::*;
 pub use model::*;
 
@@ -259,7 +261,8 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Leases up to `limit` queued touches whose time has come until `now + lease_ms`,
-    /// counting an attempt on each.
+    /// counting an attempt on each, under a new random token. A touch whose lease ran
+    /// out is queued again and may be claimed by anyone.
     async fn claim_dispatch(
         &self,
         now: Timestamp,
@@ -267,27 +270,30 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError>;
 
-    /// Records how a claimed touch's dispatch ended; ignored if the touch is no longer
-    /// queued (cancelled meanwhile).
+    /// Records how a claimed touch's dispatch ended. Ignored, returning `false`, if the
+    /// touch is no longer queued (cancelled meanwhile) or no longer held by `lease`
+    /// (its lease ran out and another claim took it).
     async fn finish_dispatch(
         &self,
-        touch: TouchId,
+        lease: Lease,
         at: Timestamp,
         result: &DispatchResult,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Records how claimed touches' dispatches ended and leases up to `limit` more, in
-    /// one transaction: a busy dispatcher's one write per round.
+    /// Records how claimed touches' dispatches ended (each ignored as
+    /// [`Store::finish_dispatch`] would) and leases up to `limit` more, in one
+    /// transaction: a busy dispatcher's one write per round.
     async fn finish_and_claim(
         &self,
-        finished: &[(TouchId, Timestamp, DispatchResult)],
+        finished: &[(Lease, Timestamp, DispatchResult)],
         now: Timestamp,
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<ClaimedTouch>, StoreError>;
 
-    /// Gives back every leased touch at once, due at `at`: at start, the leases still
-    /// held belong to a run that stopped (one engine runs per database).
+    /// Gives back every leased touch at once, due at `at`: for an engine alone on its
+    /// database ([`Coordination::sole_engine`]), the leases still held at its start
+    /// belong to a run that stopped. Beside other nodes, leases expire instead.
     async fn release_all_claims(&self, at: Timestamp) -> Result<u64, StoreError>;
 
     /// Records an event for a known contact (a task's outcome) and moves it to `stage`
@@ -388,4 +394,10 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
     /// One of the install's secrets; [`StoreError::Secret`] naming it when it is missing
     /// or unreadable (a new one is never made in its place).
     async fn secret(&self, which: suppression::Secret) -> Result<Vec<u8>, StoreError>;
+
+    /// How an engine on this store shares the database with other nodes: for a backend
+    /// one engine owns, [`SoleEngine`]; for a shared one, the node joins the election
+    /// of a leader and starts hearing other nodes' wake-ups (once; later calls return
+    /// the same).
+    async fn coordination(&self) -> Result<std::sync::Arc<dyn Coordination>, StoreError>;
 }

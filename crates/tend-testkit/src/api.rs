@@ -55,8 +55,14 @@ impl Api {
     /// Identifies `count` people and tracks "Inquiry Received" for each in one batch,
     /// so each becomes a lead; person `i` is `lead_email(i)`.
     pub async fn new_leads(&self, count: usize) {
-        let mut calls = Vec::with_capacity(2 * count);
-        for i in 0..count {
+        self.new_leads_numbered(0..count).await;
+    }
+
+    /// [`Api::new_leads`] for people numbered `numbers`, so several servers can each
+    /// take a share of one business's leads.
+    pub async fn new_leads_numbered(&self, numbers: std::ops::Range<usize>) {
+        let mut calls = Vec::with_capacity(2 * numbers.len());
+        for i in numbers {
             let user = format!("lead-{i}");
             calls.push(json!({
                 "type": "identify",

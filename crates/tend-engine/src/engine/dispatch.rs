@@ -12,7 +12,7 @@ use rand::Rng;
 use std::sync::Arc;
 use tend_core::pacer;
 use tend_core::process::StepChannel;
-use tend_store::{ClaimedTouch, DispatchResult, TouchKind};
+use tend_store::{ClaimedTouch, DispatchResult, Lease, TouchKind, Wake};
 use tokio_util::sync::CancellationToken;
 
 impl Engine {
@@ -45,7 +45,7 @@ impl Engine {
     }
 
     /// Sends one claimed touch and says how it ended, ready to record.
-    async fn send(&self, touch: &ClaimedTouch) -> (pacer::TouchId, Timestamp, DispatchResult) {
+    async fn send(&self, touch: &ClaimedTouch) -> (Lease, Timestamp, DispatchResult) {
         // A panic in a channel must not lose the send: it is logged and retried with
         // backoff like any temporary failure.
         let started = std::time::Instant::now();
@@ -81,7 +81,7 @@ impl Engine {
             let error = crate::redact::without_addresses(error);
             tracing::warn!(touch = touch.touch.0, attempts = touch.attempts, %error, "send failed");
         }
-        (touch.touch, at, result)
+        (touch.lease(), at, result)
     }
 
     /// Keeps up to `dispatch_workers` sends in flight. Results are recorded in the same
@@ -128,6 +128,7 @@ impl Engine {
                 tokio::select! {
                     () = shutdown.cancelled() => {},
                     () = self.wake_dispatch.notified() => {},
+                    () = self.coordination.woken(Wake::Dispatch) => {},
                     () = tokio::time::sleep(self.settings.idle_tick) => {},
                 }
                 continue;

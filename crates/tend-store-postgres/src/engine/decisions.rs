@@ -321,6 +321,15 @@ pub(crate) async fn record_decisions(
         }
     }
     defer_touches(tx, &deferred, at).await?;
+    let keep_warm = decisions.iter().any(|d| {
+        matches!(
+            d,
+            DecisionRecord::Substitute { .. } | DecisionRecord::Replace { .. }
+        )
+    });
+    if !queued.is_empty() || keep_warm {
+        sql::announce_dispatch(tx).await?;
+    }
     queue_touches(tx, &queued, at).await?;
     set_value(tx, BUDGET_KEY, budget).await
 }

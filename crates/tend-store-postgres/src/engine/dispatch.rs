@@ -35,6 +35,7 @@ pub(crate) async fn claim_once(
     limit: u32,
 ) -> Result<(usize, Vec<ClaimedTouch>), StoreError> {
     let now_ms = millis(now);
+    let token = Lease::new_token();
     // A claimed touch before its contact and enrollment are attached.
     struct Leased {
         touch: TouchId,
@@ -57,11 +58,16 @@ pub(crate) async fn claim_once(
            SELECT id, next_attempt_at AS was FROM touches \
            WHERE state = 'queued' AND next_attempt_at <= $2 \
            ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         UPDATE touches t SET next_attempt_at = $1, attempts = t.attempts + 1, leased = TRUE \
-         FROM picked WHERE t.id = picked.id \
+         UPDATE touches t SET next_attempt_at = $1, attempts = t.attempts + 1, leased = TRUE, \
+         lease_token = $4 FROM picked WHERE t.id = picked.id \
          RETURNING t.id, t.enrollment_id, t.contact_id, t.process_id, t.step, t.kind, \
          t.channel, t.intent, t.attempts, picked.was",
-        &[&now_ms.saturating_add(lease_ms), &now_ms, &i64::from(limit)],
+        &[
+            &now_ms.saturating_add(lease_ms),
+            &now_ms,
+            &i64::from(limit),
+            &token,
+        ],
         |row| {
             let text = |i, column| get_at::<String>(row, i, column);
             Ok(Leased {
@@ -122,7 +128,7 @@ pub(crate) async fn claim_once(
             sql::execute(
                 tx,
                 "UPDATE touches SET state = 'skipped', decision = 'skip', \
-                 reason = 'suppressed', decided_at = $1, leased = FALSE, \
+                 reason = 'suppressed', decided_at = $1, leased = FALSE, lease_token = NULL, \
                  next_attempt_at = NULL, attempts = GREATEST(attempts - 1, 0) \
                  WHERE id = $2 AND state = 'queued'",
                 &[&now_ms, &row.touch.0],
@@ -167,6 +173,7 @@ pub(crate) async fn claim_once(
             channel: row.channel,
             intent: row.intent,
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            lease_token: token,
         });
     }
     Ok((leased, claimed))
@@ -235,43 +242,53 @@ pub(crate) async fn advance(
 }
 
 /// Records many dispatch results; deliveries, the common case, in a few statements
-/// per batch instead of three per touch.
+/// per batch instead of three per touch. Results whose lease is no longer held are
+/// ignored.
 pub(crate) async fn finish_dispatches(
     tx: &Tx<'_>,
     keys: &AddressKeys,
-    finished: &[(TouchId, Timestamp, DispatchResult)],
+    finished: &[(Lease, Timestamp, DispatchResult)],
 ) -> Result<(), StoreError> {
     let mut delivered = Vec::new();
-    for (touch, at, result) in finished {
+    for (lease, at, result) in finished {
         match result {
-            DispatchResult::Delivered { next } => delivered.push((touch.0, millis(*at), *next)),
-            other => finish_dispatch(tx, keys, *touch, *at, other).await?,
+            DispatchResult::Delivered { next } => delivered.push((*lease, millis(*at), *next)),
+            other => {
+                finish_dispatch(tx, keys, *lease, *at, other).await?;
+            }
         }
     }
-    deliver_touches(tx, &delivered).await
+    deliver_touches(tx, &delivered).await?;
+    Ok(())
 }
 
-/// Marks queued touches sent, `(id, sent at, next step)` each, and moves their
-/// enrollments on.
+/// Marks queued touches still held by their lease sent, `(lease, sent at, next step)`
+/// each, and moves their enrollments on. Returns how many were recorded.
 pub(crate) async fn deliver_touches(
     tx: &Tx<'_>,
-    rows: &[(i64, i64, Option<NextTouch>)],
-) -> Result<(), StoreError> {
+    rows: &[(Lease, i64, Option<NextTouch>)],
+) -> Result<usize, StoreError> {
     // In the order given, so the next touches get ids in a repeatable order.
     let mut moves = Vec::new();
     let mut completions = Vec::new();
     let mut hand_offs = Vec::new();
-    for (id, at, next) in rows {
+    let mut recorded = 0;
+    for (lease, at, next) in rows {
         let delivered = sql::fetch_optional(
             tx,
             "UPDATE touches SET state = 'sent', sent_at = $1, last_error = NULL, \
-             next_attempt_at = NULL, leased = FALSE WHERE id = $2 AND state = 'queued' \
+             next_attempt_at = NULL, leased = FALSE, lease_token = NULL \
+             WHERE id = $2 AND state = 'queued' AND lease_token = $3 \
              RETURNING enrollment_id, kind",
-            &[at, id],
+            &[at, &lease.touch.0, &lease.token],
             step_enrollment,
         )
         .await?;
-        let Some(Some(enrollment)) = delivered else {
+        let Some(enrollment) = delivered else {
+            continue;
+        };
+        recorded += 1;
+        let Some(enrollment) = enrollment else {
             continue;
         };
         match next {
@@ -293,7 +310,7 @@ pub(crate) async fn deliver_touches(
         )
         .await?;
     }
-    Ok(())
+    Ok(recorded)
 }
 
 /// Completes an active enrollment whose sequence has ended and enrolls its contact in
@@ -368,64 +385,63 @@ pub(crate) async fn advance_many(
     Ok(())
 }
 
+/// Records one dispatch result if `lease` still holds its touch; returns whether it did.
 pub(crate) async fn finish_dispatch(
     tx: &Tx<'_>,
     keys: &AddressKeys,
-    touch: TouchId,
+    lease: Lease,
     at: Timestamp,
     result: &DispatchResult,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let at = millis(at);
-    match result {
+    let (touch, token) = (lease.touch, lease.token);
+    let recorded = match result {
         DispatchResult::Delivered { next } => {
-            let sent = sql::fetch_optional(
-                tx,
-                "UPDATE touches SET state = 'sent', sent_at = $1, last_error = NULL, \
-                 next_attempt_at = NULL, leased = FALSE WHERE id = $2 AND state = 'queued' \
-                 RETURNING enrollment_id, kind",
-                &[&at, &touch.0],
-                step_enrollment,
-            )
-            .await?;
-            if let Some(Some(enrollment)) = sent {
-                advance(tx, enrollment, *next, at).await?;
-            }
+            deliver_touches(tx, &[(lease, at, *next)]).await? == 1
         }
         DispatchResult::Retry { error, retry_at } => {
             sql::execute(
                 tx,
-                "UPDATE touches SET next_attempt_at = $1, last_error = $2, leased = FALSE \
-                 WHERE id = $3 AND state = 'queued'",
-                &[&(millis(*retry_at)), &(error.as_str()), &touch.0],
+                "UPDATE touches SET next_attempt_at = $1, last_error = $2, leased = FALSE, \
+                 lease_token = NULL WHERE id = $3 AND state = 'queued' AND lease_token = $4",
+                &[&(millis(*retry_at)), &(error.as_str()), &touch.0, &token],
             )
-            .await?;
+            .await?
+                == 1
         }
         DispatchResult::Failed { error, next } => {
             let failed = sql::fetch_optional(
                 tx,
                 "UPDATE touches SET state = 'failed', last_error = $1, next_attempt_at = NULL, \
-                 leased = FALSE WHERE id = $2 AND state = 'queued' RETURNING enrollment_id, kind",
-                &[&error, &touch.0],
+                 leased = FALSE, lease_token = NULL \
+                 WHERE id = $2 AND state = 'queued' AND lease_token = $3 \
+                 RETURNING enrollment_id, kind",
+                &[&error, &touch.0, &token],
                 step_enrollment,
             )
             .await?;
             if let Some(Some(enrollment)) = failed {
                 advance(tx, enrollment, *next, at).await?;
             }
+            failed.is_some()
         }
         DispatchResult::Bounced { error } => {
             let bounced = sql::fetch_optional(
                 tx,
                 "UPDATE touches SET state = 'failed', last_error = $1, next_attempt_at = NULL, \
-                 leased = FALSE WHERE id = $2 AND state = 'queued' RETURNING contact_id, address_key",
-                &[&error, &touch.0],
+                 leased = FALSE, lease_token = NULL \
+                 WHERE id = $2 AND state = 'queued' AND lease_token = $3 \
+                 RETURNING contact_id, address_key",
+                &[&error, &touch.0, &token],
                 |row| {
                     Ok((
                         get::<i64>(row, "contact_id")?,
                         get::<Option<String>>(row, "address_key")?,
                     ))
                 },
-            ).await?;
+            )
+            .await?;
+            let recorded = bounced.is_some();
             if let Some((contact, address_key)) = bounced {
                 // The address it was sent to, even if the record has moved on since.
                 if let Some(key) = address_key {
@@ -433,9 +449,10 @@ pub(crate) async fn finish_dispatch(
                 }
                 suppress::suppress(tx, keys, ContactId(contact), "bounced", at).await?;
             }
+            recorded
         }
-    }
-    Ok(())
+    };
+    Ok(recorded)
 }
 
 /// The enrollment a finished touch moves on: its own for a step, none for a keep-warm.
@@ -450,7 +467,7 @@ pub(super) fn step_enrollment(row: &Row) -> Result<Option<i64>, StoreError> {
 pub(crate) async fn release_all_claims(tx: &Tx<'_>, at: Timestamp) -> Result<u64, StoreError> {
     sql::execute(
         tx,
-        "UPDATE touches SET next_attempt_at = $1, leased = FALSE \
+        "UPDATE touches SET next_attempt_at = $1, leased = FALSE, lease_token = NULL \
          WHERE state = 'queued' AND leased = TRUE",
         &[&(millis(at))],
     )

@@ -35,6 +35,7 @@ pub(super) fn claim_once(
     limit: u32,
 ) -> Result<(usize, Vec<ClaimedTouch>), StoreError> {
     let now_ms = millis(now);
+    let token = Lease::new_token();
     // A claimed touch before its contact and enrollment are attached.
     struct Leased {
         touch: TouchId,
@@ -49,13 +50,13 @@ pub(super) fn claim_once(
     }
     let rows = sql::fetch_all(
         conn,
-        "UPDATE touches SET next_attempt_at = ?1, attempts = attempts + 1, leased = 1 \
-         WHERE id IN (\
+        "UPDATE touches SET next_attempt_at = ?1, attempts = attempts + 1, leased = 1, \
+         lease_token = ?4 WHERE id IN (\
            SELECT id FROM touches WHERE state = 'queued' AND next_attempt_at <= ?2 \
            ORDER BY next_attempt_at, id LIMIT ?3) \
          RETURNING id, enrollment_id, contact_id, process_id, step, kind, channel, intent, \
          attempts",
-        params![now_ms.saturating_add(lease_ms), now_ms, limit],
+        params![now_ms.saturating_add(lease_ms), now_ms, limit, token],
         |row| {
             let text = |i, column| get_at::<String>(row, i, column);
             Ok(Leased {
@@ -109,7 +110,7 @@ pub(super) fn claim_once(
         let mut skip = conn
             .prepare_cached(
                 "UPDATE touches SET state = 'skipped', decision = 'skip', reason = 'suppressed', \
-             decided_at = ?1, leased = 0, next_attempt_at = NULL, \
+             decided_at = ?1, leased = 0, lease_token = NULL, next_attempt_at = NULL, \
              attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE id = ?2 AND state = 'queued'",
             )
@@ -158,6 +159,7 @@ pub(super) fn claim_once(
             channel: row.channel,
             intent: row.intent,
             attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            lease_token: token,
         });
     }
     Ok((leased, claimed))
@@ -215,32 +217,37 @@ pub(super) fn advance(
 }
 
 /// Records many dispatch results; deliveries, the common case, in a few statements
-/// per batch instead of three per touch.
+/// per batch instead of three per touch. Results whose lease is no longer held are
+/// ignored.
 pub(crate) fn finish_dispatches(
     conn: &Connection,
     keys: &AddressKeys,
-    finished: &[(TouchId, Timestamp, DispatchResult)],
+    finished: &[(Lease, Timestamp, DispatchResult)],
 ) -> Result<(), StoreError> {
     let mut delivered = Vec::new();
-    for (touch, at, result) in finished {
+    for (lease, at, result) in finished {
         match result {
-            DispatchResult::Delivered { next } => delivered.push((touch.0, millis(*at), *next)),
-            other => finish_dispatch(conn, keys, *touch, *at, other)?,
+            DispatchResult::Delivered { next } => delivered.push((*lease, millis(*at), *next)),
+            other => {
+                finish_dispatch(conn, keys, *lease, *at, other)?;
+            }
         }
     }
-    deliver_touches(conn, &delivered)
+    deliver_touches(conn, &delivered)?;
+    Ok(())
 }
 
-/// Marks queued touches sent, `(id, sent at, next step)` each, and moves their
-/// enrollments on.
+/// Marks queued touches still held by their lease sent, `(lease, sent at, next step)`
+/// each, and moves their enrollments on. Returns how many were recorded.
 pub(super) fn deliver_touches(
     conn: &Connection,
-    rows: &[(i64, i64, Option<NextTouch>)],
-) -> Result<(), StoreError> {
+    rows: &[(Lease, i64, Option<NextTouch>)],
+) -> Result<usize, StoreError> {
     let mut deliver = conn
         .prepare_cached(
             "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
-         next_attempt_at = NULL, leased = 0 WHERE id = ?2 AND state = 'queued' \
+         next_attempt_at = NULL, leased = 0, lease_token = NULL \
+         WHERE id = ?2 AND state = 'queued' AND lease_token = ?3 \
          RETURNING enrollment_id, kind",
         )
         .map_err(db)?;
@@ -248,11 +255,15 @@ pub(super) fn deliver_touches(
     let mut moves = Vec::new();
     let mut completions = Vec::new();
     let mut hand_offs = Vec::new();
-    for (id, at, next) in rows {
-        let mut returned = deliver.query(params![at, id]).map_err(db)?;
+    let mut recorded = 0;
+    for (lease, at, next) in rows {
+        let mut returned = deliver
+            .query(params![at, lease.touch.0, lease.token])
+            .map_err(db)?;
         let Some(row) = returned.next().map_err(db)? else {
             continue;
         };
+        recorded += 1;
         let Some(enrollment) = step_enrollment(row)? else {
             continue;
         };
@@ -275,7 +286,7 @@ pub(super) fn deliver_touches(
     for (enrollment, at) in &completions {
         complete.execute(params![at, enrollment]).map_err(db)?;
     }
-    Ok(())
+    Ok(recorded)
 }
 
 /// Completes an active enrollment whose sequence has ended and enrolls its contact in
@@ -346,54 +357,49 @@ pub(super) fn advance_many(
     Ok(())
 }
 
+/// Records one dispatch result if `lease` still holds its touch; returns whether it did.
 pub(crate) fn finish_dispatch(
     conn: &Connection,
     keys: &AddressKeys,
-    touch: TouchId,
+    lease: Lease,
     at: Timestamp,
     result: &DispatchResult,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let at = millis(at);
-    match result {
-        DispatchResult::Delivered { next } => {
-            let sent = sql::fetch_optional(
-                conn,
-                "UPDATE touches SET state = 'sent', sent_at = ?1, last_error = NULL, \
-                 next_attempt_at = NULL, leased = 0 WHERE id = ?2 AND state = 'queued' \
-                 RETURNING enrollment_id, kind",
-                params![at, touch.0],
-                step_enrollment,
-            )?;
-            if let Some(Some(enrollment)) = sent {
-                advance(conn, enrollment, *next, at)?;
-            }
-        }
+    let (touch, token) = (lease.touch, lease.token);
+    let recorded = match result {
+        DispatchResult::Delivered { next } => deliver_touches(conn, &[(lease, at, *next)])? == 1,
         DispatchResult::Retry { error, retry_at } => {
             sql::execute(
                 conn,
-                "UPDATE touches SET next_attempt_at = ?1, last_error = ?2, leased = 0 \
-                 WHERE id = ?3 AND state = 'queued'",
-                params![millis(*retry_at), error.as_str(), touch.0],
-            )?;
+                "UPDATE touches SET next_attempt_at = ?1, last_error = ?2, leased = 0, \
+                 lease_token = NULL WHERE id = ?3 AND state = 'queued' AND lease_token = ?4",
+                params![millis(*retry_at), error.as_str(), touch.0, token],
+            )? == 1
         }
         DispatchResult::Failed { error, next } => {
             let failed = sql::fetch_optional(
                 conn,
                 "UPDATE touches SET state = 'failed', last_error = ?1, next_attempt_at = NULL, \
-                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING enrollment_id, kind",
-                params![error, touch.0],
+                 leased = 0, lease_token = NULL \
+                 WHERE id = ?2 AND state = 'queued' AND lease_token = ?3 \
+                 RETURNING enrollment_id, kind",
+                params![error, touch.0, token],
                 step_enrollment,
             )?;
             if let Some(Some(enrollment)) = failed {
                 advance(conn, enrollment, *next, at)?;
             }
+            failed.is_some()
         }
         DispatchResult::Bounced { error } => {
             let bounced = sql::fetch_optional(
                 conn,
                 "UPDATE touches SET state = 'failed', last_error = ?1, next_attempt_at = NULL, \
-                 leased = 0 WHERE id = ?2 AND state = 'queued' RETURNING contact_id, address_key",
-                params![error, touch.0],
+                 leased = 0, lease_token = NULL \
+                 WHERE id = ?2 AND state = 'queued' AND lease_token = ?3 \
+                 RETURNING contact_id, address_key",
+                params![error, touch.0, token],
                 |row| {
                     Ok((
                         get::<i64>(row, "contact_id")?,
@@ -401,6 +407,7 @@ pub(crate) fn finish_dispatch(
                     ))
                 },
             )?;
+            let recorded = bounced.is_some();
             if let Some((contact, address_key)) = bounced {
                 // The address it was sent to, even if the record has moved on since.
                 if let Some(key) = address_key {
@@ -408,9 +415,10 @@ pub(crate) fn finish_dispatch(
                 }
                 suppress::suppress(conn, keys, ContactId(contact), "bounced", at)?;
             }
+            recorded
         }
-    }
-    Ok(())
+    };
+    Ok(recorded)
 }
 
 /// The enrollment a finished touch moves on: its own for a step, none for a keep-warm.
@@ -425,7 +433,7 @@ pub(super) fn step_enrollment(row: &Row<'_>) -> Result<Option<i64>, StoreError> 
 pub(crate) fn release_all_claims(conn: &Connection, at: Timestamp) -> Result<u64, StoreError> {
     sql::execute(
         conn,
-        "UPDATE touches SET next_attempt_at = ?1, leased = 0 \
+        "UPDATE touches SET next_attempt_at = ?1, leased = 0, lease_token = NULL \
          WHERE state = 'queued' AND leased = 1",
         params![millis(at)],
     )
