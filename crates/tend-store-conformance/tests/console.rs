@@ -295,7 +295,7 @@ async fn a_step_that_follows_while_paused_waits_for_the_resume() {
     };
     s.finish_and_claim(
         &[(
-            claimed[0].touch,
+            claimed[0].lease(),
             at(20),
             DispatchResult::Delivered { next: Some(next) },
         )],

@@ -88,7 +88,7 @@ async fn each_step_counts_its_touches_offers_and_the_conversions_it_was_last_bef
                     next: None,
                 }
             };
-            (c.touch, at(20), result)
+            (c.lease(), at(20), result)
         })
         .collect();
     assert_eq!(ours.len(), 2);

@@ -10,7 +10,6 @@ use crate::send::SendError;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use std::sync::Arc;
-use tend_core::pacer;
 use tend_core::process::StepChannel;
 use tend_store::{ClaimedTouch, DispatchResult, Lease, TouchKind, Wake};
 use tokio_util::sync::CancellationToken;
