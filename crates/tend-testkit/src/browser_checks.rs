@@ -95,11 +95,20 @@ impl Page {
     /// Tabbing reaches every visible control of the page (links, buttons, fields,
     /// summaries) and each shows a visible focus indicator.
     pub fn assert_focus_visible_on_every_control(&self, what: &str) {
+        // A group of radio buttons is one tab stop: the arrow keys move within it.
         let controls = self
             .eval(
-                "[...document.querySelectorAll('a[href], button, input:not([type=hidden]), \
-                  select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])')]
-                  .filter(e => !e.disabled && e.getClientRects().length).length",
+                "(() => { const groups = new Set();
+                  return [...document.querySelectorAll('a[href], button, \
+                    input:not([type=hidden]), select, textarea, summary, \
+                    [tabindex]:not([tabindex=\"-1\"])')]
+                  .filter(e => !e.disabled && e.getClientRects().length)
+                  .filter(e => {
+                    if (e.type !== 'radio' || !e.name) return true;
+                    if (groups.has(e.name)) return false;
+                    groups.add(e.name);
+                    return true;
+                  }).length; })()",
             )
             .as_u64()
             .unwrap_or(0) as usize;
