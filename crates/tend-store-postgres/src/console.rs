@@ -374,21 +374,10 @@ pub(crate) async fn process_step_counts(
     )
     .await?;
     for (step, kind, state, reason, n) in counted {
-        let counts = steps.entry(step).or_default();
-        if kind == "keep_warm" {
-            if state == "sent" {
-                counts.keep_warm_sent += n;
-            }
-            continue;
-        }
-        match (state.as_str(), reason) {
-            ("pending", Some(reason)) => *counts.held.entry(reason).or_default() += n,
-            ("pending", None) => counts.pending += n,
-            ("queued" | "open", _) => counts.in_progress += n,
-            ("sent" | "done", _) => counts.sent += n,
-            ("failed", _) => counts.failed += n,
-            _ => counts.skipped += n,
-        }
+        steps
+            .entry(step)
+            .or_default()
+            .add_touches(&kind, &state, reason, n);
     }
     let offers = sql::fetch_all(
         tx,

@@ -168,6 +168,27 @@ pub struct StepCounts {
     pub conversions: u64,
 }
 
+impl StepCounts {
+    /// Adds `n` touches of this step of one `kind` (`step`, `keep_warm`), `state` and held
+    /// `reason`, as the store groups them, to the right count.
+    pub fn add_touches(&mut self, kind: &str, state: &str, reason: Option<String>, n: u64) {
+        if kind == "keep_warm" {
+            if state == "sent" {
+                self.keep_warm_sent += n;
+            }
+            return;
+        }
+        match (state, reason) {
+            ("pending", Some(reason)) => *self.held.entry(reason).or_default() += n,
+            ("pending", None) => self.pending += n,
+            ("queued" | "open", _) => self.in_progress += n,
+            ("sent" | "done", _) => self.sent += n,
+            ("failed", _) => self.failed += n,
+            _ => self.skipped += n,
+        }
+    }
+}
+
 /// The console's reads and writes, beside the engine's.
 #[async_trait]
 pub trait ConsoleStore {
