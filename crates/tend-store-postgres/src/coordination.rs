@@ -14,13 +14,14 @@
 //! leader reads a new lead at once whichever node took the request, and every
 //! dispatcher hears of admitted touches.
 
+use crate::pool::Connect;
 use crate::sql::db;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tend_store::{Coordination, StoreError, Wake};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::AsyncMessage;
 
 /// The advisory lock the leader holds ("TENDLEAD" in ASCII).
 pub(crate) const LEADER_LOCK: i64 = 0x5445_4E44_4C45_4144;
@@ -53,15 +54,15 @@ struct Shared {
 impl PgCoordination {
     /// Joins the election over a connection of its own to `config`'s database and
     /// starts listening; the work runs in the background until this value is dropped.
-    pub(crate) fn start(mut config: Config, target: String) -> PgCoordination {
+    pub(crate) fn start(mut connect: Connect) -> PgCoordination {
         // Named apart from the pool's connections, for whoever looks at the server.
-        config.application_name(ELECTION_APPLICATION);
+        connect.config.application_name(ELECTION_APPLICATION);
         let shared = Arc::new(Shared {
             term: AtomicI64::new(0),
             signals: Notify::new(),
             dispatch: Notify::new(),
         });
-        tokio::spawn(elect(config, target, Arc::downgrade(&shared)));
+        tokio::spawn(elect(connect, Arc::downgrade(&shared)));
         PgCoordination { shared }
     }
 
@@ -94,9 +95,10 @@ impl Coordination for PgCoordination {
 
 /// The election: connect, listen, try the lock until this node holds it, then keep
 /// checking the connection; on any failure give up leadership and start again.
-async fn elect(config: Config, target: String, shared: Weak<Shared>) {
+async fn elect(connect: Connect, shared: Weak<Shared>) {
+    let target = &connect.target;
     loop {
-        match hold_or_wait(&config, &shared).await {
+        match hold_or_wait(&connect, &shared).await {
             Ok(()) => return,
             Err(error) => {
                 if let Some(shared) = shared.upgrade()
@@ -117,8 +119,8 @@ async fn elect(config: Config, target: String, shared: Weak<Shared>) {
 
 /// One connection's life in the election. `Ok` when the node stopped (its coordination
 /// was dropped); an error when the connection failed.
-async fn hold_or_wait(config: &Config, shared: &Weak<Shared>) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
+async fn hold_or_wait(connect: &Connect, shared: &Weak<Shared>) -> Result<(), StoreError> {
+    let (client, mut connection) = connect.open().await?;
     let heard = shared.clone();
     // The connection is driven here, and every notification is passed on.
     let driver = tokio::spawn(async move {

@@ -20,16 +20,40 @@ pub struct Inspection {
     pub contacts: i64,
     /// Whether the install's signing secret and instance id are present.
     pub secrets_present: bool,
+    /// The TLS version of the connection as the server reports it; `None` in the clear.
+    pub tls_version: Option<String>,
+    /// How the server's certificate was checked, in words.
+    pub certificate: &'static str,
+    /// Whether the certificate was checked against a trusted root and the host name
+    /// (`verify-full`).
+    pub host_verified: bool,
+    /// Whether the URL names a server beyond this machine (not a loopback address, not
+    /// `localhost`, not a socket), where an unverified connection can be intercepted.
+    pub remote: bool,
 }
 
 /// Connects to the database `url` names and reads its schema version, contact count
 /// and secrets, writing nothing.
 pub async fn inspect(url: &str) -> Result<Inspection, StoreError> {
-    let (pool, _, target) = crate::pool::build(url)?;
+    let (pool, connect) = crate::pool::build(url)?;
+    let certificate = connect.check.describe();
+    let host_verified = connect.check == crate::tls::Check::ChainAndName;
+    let remote = connect.is_remote();
+    let target = connect.target;
     let client = pool
         .get()
         .await
         .map_err(|e| crate::pool::pool_error(&target, e))?;
+    let tls_version: Option<String> = client
+        .query_one(
+            "SELECT CASE WHEN ssl THEN version END AS version FROM pg_stat_ssl \
+             WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .try_get("version")
+        .map_err(db)?;
     let newest_version = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
     let has_schema: bool = client
         .query_one(
@@ -47,6 +71,10 @@ pub async fn inspect(url: &str) -> Result<Inspection, StoreError> {
             newest_version,
             contacts: 0,
             secrets_present: false,
+            tls_version,
+            certificate,
+            host_verified,
+            remote,
         });
     }
     let row = client
@@ -65,5 +93,9 @@ pub async fn inspect(url: &str) -> Result<Inspection, StoreError> {
         newest_version,
         contacts: row.try_get("contacts").map_err(db)?,
         secrets_present: secrets == 2,
+        tls_version,
+        certificate,
+        host_verified,
+        remote,
     })
 }

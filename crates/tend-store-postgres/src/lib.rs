@@ -31,6 +31,7 @@ mod migrations;
 mod pool;
 mod sql;
 mod suppress;
+mod tls;
 pub mod transfer;
 mod users;
 
@@ -58,8 +59,9 @@ const ERASED_TABLES: &str = "touches, enrollments, events, contact_aliases, stag
 /// Tend's store on a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
-    /// How the pool connects, for the election's connection of its own.
-    config: tokio_postgres::Config,
+    /// How the pool connects (settings and TLS), for the election's connection of its
+    /// own.
+    connect: pool::Connect,
     /// Where the pool connects, without the password, for errors.
     target: String,
     /// Keys suppression records under the install's secret.
@@ -73,7 +75,8 @@ impl PostgresStore {
     /// Connects to the database `url` names (`postgres://user@host:port/db`), brings its
     /// schema up to date and loads the install's secret. The database must exist.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let (pool, config, target) = pool::build(url)?;
+        let (pool, connect) = pool::build(url)?;
+        let target = connect.target.clone();
         let mut client = pool.get().await.map_err(|e| pool::pool_error(&target, e))?;
         migrations::migrate(&mut client).await?;
         let tx = client.transaction().await.map_err(sql::db)?;
@@ -82,7 +85,7 @@ impl PostgresStore {
         drop(client);
         Ok(PostgresStore {
             pool,
-            config,
+            connect,
             target,
             keys,
             coordination: tokio::sync::OnceCell::new(),
@@ -789,10 +792,7 @@ impl Store for PostgresStore {
         let joined = self
             .coordination
             .get_or_init(|| async {
-                Arc::new(coordination::PgCoordination::start(
-                    self.config.clone(),
-                    self.target.clone(),
-                ))
+                Arc::new(coordination::PgCoordination::start(self.connect.clone()))
             })
             .await;
         Ok(Arc::clone(joined) as Arc<dyn Coordination>)

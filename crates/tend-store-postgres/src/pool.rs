@@ -6,7 +6,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
 use tend_store::StoreError;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, IsolationLevel, NoTls};
+use tokio_postgres::{Config, IsolationLevel};
 
 /// Connections kept open: enough for HTTP requests, the engine and the dispatcher to
 /// run alongside; the server's `max_connections` (100 by default) bounds what several
@@ -41,10 +41,65 @@ pub(crate) fn describe(config: &Config) -> String {
     format!("postgres://{user}@{host}:{port}/{db}")
 }
 
-/// A pool for the URL's server, and the connection settings it uses. Connects lazily;
-/// the caller's first `get` proves it.
-pub(crate) fn build(url: &str) -> Result<(Pool, Config, String), StoreError> {
-    let mut config: Config = url.parse().map_err(|e| {
+/// How a store connects: the settings, the TLS connector, and where (for messages).
+#[derive(Clone)]
+pub(crate) struct Connect {
+    /// The driver's settings, from the URL.
+    pub config: Config,
+    /// TLS as the URL's `sslmode` and `sslrootcert` ask.
+    pub tls: crate::tls::Connector,
+    /// How that TLS checks the server's certificate.
+    pub check: crate::tls::Check,
+    /// Where, without the password.
+    pub target: String,
+}
+
+impl Connect {
+    /// Whether the server is beyond this machine: not a socket, a loopback address or
+    /// `localhost`.
+    pub(crate) fn is_remote(&self) -> bool {
+        use tokio_postgres::config::Host;
+        self.config.get_hosts().iter().any(|host| match host {
+            Host::Tcp(name) => {
+                name != "localhost"
+                    && !name
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[cfg(unix)]
+            Host::Unix(_) => false,
+        })
+    }
+
+    /// Opens one connection outside the pool (the election's), driven by the caller.
+    pub(crate) async fn open(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                <crate::tls::Connector as tokio_postgres::tls::MakeTlsConnect<
+                    tokio_postgres::Socket,
+                >>::Stream,
+            >,
+        ),
+        StoreError,
+    > {
+        self.config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| connect_error(&self.target, &e))
+    }
+}
+
+/// A pool for the URL's server, and how it connects. Connects lazily; the caller's
+/// first `get` proves it.
+pub(crate) fn build(url: &str) -> Result<(Pool, Connect), StoreError> {
+    let request = crate::tls::parse(url)?;
+    let tls = crate::tls::connector(&request)?;
+    let mut config: Config = request.driver_url.parse().map_err(|e| {
         // The driver's message names the bad part, never the password.
         StoreError::InvalidUrl(format!("postgres://…: {e}"))
     })?;
@@ -55,7 +110,7 @@ pub(crate) fn build(url: &str) -> Result<(Pool, Config, String), StoreError> {
     let target = describe(&config);
     let manager = Manager::from_config(
         config.clone(),
-        NoTls,
+        tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -67,12 +122,39 @@ pub(crate) fn build(url: &str) -> Result<(Pool, Config, String), StoreError> {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}").into()))?;
-    Ok((pool, config, target))
+    Ok((
+        pool,
+        Connect {
+            config,
+            tls,
+            check: request.check,
+            target,
+        },
+    ))
 }
 
 /// A pool error (no connection could be made or none was free) naming the server.
 pub(crate) fn pool_error(target: &str, error: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL at {target}: {error}").into())
+    connect_error(target, &error)
+}
+
+/// A failure to connect naming the server and every cause down the chain: the driver
+/// says only "error performing TLS handshake", the cause says which certificate check
+/// failed.
+fn connect_error(target: &str, error: &(dyn std::error::Error + 'static)) -> StoreError {
+    let mut text = format!("PostgreSQL at {target}: {error}");
+    let mut said = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        // Wrappers often repeat their cause's words; each is said once.
+        let words = next.to_string();
+        if !said.ends_with(&words) {
+            text.push_str(&format!(": {words}"));
+        }
+        said = words;
+        cause = next.source();
+    }
+    StoreError::Backend(text.into())
 }
 
 /// Starts a transaction of the given kind.

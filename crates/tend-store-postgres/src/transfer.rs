@@ -33,7 +33,8 @@ impl Import {
     /// that holds anything but the secrets its schema was made with (which the source's
     /// replace: its unsubscribe links and suppression keys must keep working).
     pub async fn start(url: &str) -> Result<Import, TransferError> {
-        let (pool, _, target) = pool::build(url)?;
+        let (pool, connect) = pool::build(url)?;
+        let target = connect.target;
         let mut client = pool.get().await.map_err(|e| pool::pool_error(&target, e))?;
         migrations::migrate(&mut client).await?;
         client

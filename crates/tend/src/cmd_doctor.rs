@@ -183,42 +183,77 @@ fn check_config(config_path: &Path, report: &mut Report) -> Option<Config> {
 /// knows, the install's secrets present. Integrity and backups are the server's own
 /// business there (`amcheck`, `pg_dump`, continuous archiving).
 async fn check_postgres(url: &str, report: &mut Report) {
-    match tend_store_postgres::inspect(url).await {
-        Ok(found) if found.schema_version == 0 => report.warn(
+    let found = match tend_store_postgres::inspect(url).await {
+        Ok(found) => found,
+        Err(error) => {
+            report.error(
+                "database",
+                error.to_string(),
+                "check that the server runs and accepts this user from this machine, and \
+                 that the database exists",
+            );
+            return;
+        }
+    };
+    if found.schema_version == 0 {
+        report.warn(
             "database",
             format!("{} holds no Tend schema yet", found.target),
             "`tend serve` creates it on its first start, or move a SQLite business there \
              with `tend migrate --to`",
-        ),
-        Ok(found) if found.schema_version > found.newest_version => report.error(
+        );
+    } else if found.schema_version > found.newest_version {
+        report.error(
             "database",
             format!(
                 "{} is at schema version {}, newer than this binary's {}",
                 found.target, found.schema_version, found.newest_version
             ),
             "run the Tend release that wrote it (or a newer one)",
-        ),
-        Ok(found) if !found.secrets_present => report.error(
+        );
+    } else if !found.secrets_present {
+        report.error(
             "database",
             format!("{}: the install's secrets are missing", found.target),
             "restore the database from a backup: new secrets would break every \
              unsubscribe link already mailed",
-        ),
-        Ok(found) => {
-            report.ok(
-                "database",
-                format!(
-                    "{}: PostgreSQL, schema version {}, {} contacts, secrets present",
-                    found.target, found.schema_version, found.contacts
-                ),
-            );
-            schema_findings(found.schema_version, found.newest_version, report);
-        }
-        Err(error) => report.error(
+        );
+    } else {
+        report.ok(
             "database",
-            error.to_string(),
-            "check that the server runs and accepts this user from this machine, and \
-             that the database exists",
+            format!(
+                "{}: PostgreSQL, schema version {}, {} contacts, secrets present",
+                found.target, found.schema_version, found.contacts
+            ),
+        );
+        schema_findings(found.schema_version, found.newest_version, report);
+    }
+    connection_findings(&found, report);
+}
+
+/// How the connection to PostgreSQL is protected: a warning when contacts cross a
+/// network in the clear or to a server whose certificate nobody checked.
+fn connection_findings(found: &tend_store_postgres::Inspection, report: &mut Report) {
+    let fix = "add `?sslmode=verify-full` to the URL (with `&sslrootcert=CA.pem` when \
+               the server's certificate is not from a public CA)";
+    match &found.tls_version {
+        None if found.remote => report.warn(
+            "database connection",
+            "not encrypted, to a server on the network",
+            fix,
+        ),
+        None => report.ok(
+            "database connection",
+            "not encrypted (a server on this machine)",
+        ),
+        Some(version) if found.remote && !found.host_verified => report.warn(
+            "database connection",
+            format!("{version}, {}", found.certificate),
+            fix,
+        ),
+        Some(version) => report.ok(
+            "database connection",
+            format!("{version}, {}", found.certificate),
         ),
     }
 }
@@ -617,6 +652,31 @@ fn check_permission(report: &mut Report, path: &Path, folder: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_across_the_network_warns_unless_encrypted_and_verified_for_its_host() {
+        let seen = |tls: Option<&str>, host_verified: bool, remote: bool| {
+            let found = tend_store_postgres::Inspection {
+                target: "postgres://tend@db.example:5432/tend".into(),
+                schema_version: 1,
+                newest_version: 1,
+                contacts: 0,
+                secrets_present: true,
+                tls_version: tls.map(str::to_owned),
+                certificate: "described",
+                host_verified,
+                remote,
+            };
+            let mut report = Report(Vec::new());
+            connection_findings(&found, &mut report);
+            report.0[0].level
+        };
+        assert_eq!(seen(None, false, true), Level::Warning);
+        assert_eq!(seen(Some("TLSv1.3"), false, true), Level::Warning);
+        assert_eq!(seen(Some("TLSv1.3"), true, true), Level::Ok);
+        assert_eq!(seen(None, false, false), Level::Ok);
+        assert_eq!(seen(Some("TLSv1.3"), false, false), Level::Ok);
+    }
 
     #[test]
     fn hosts_and_ports_are_read_from_authorities() {
