@@ -17,6 +17,7 @@ mod feedback;
 mod import;
 mod ingest;
 mod migrations;
+mod moved;
 mod pool;
 mod sql;
 mod suppress;
@@ -39,6 +40,7 @@ pub use backup::{
     Restored, SnapshotError, SnapshotInfo, binary_schema_version, restore_snapshot, verify_snapshot,
 };
 pub use export::Export;
+pub use moved::{MovedTo, clear_moved, mark_moved, moved_to};
 
 /// Reader connections; SQLite in WAL mode lets them run alongside the writer.
 const READERS: usize = 4;

@@ -85,6 +85,23 @@ pub fn run(config_path: &Path, listen: Option<&str>, offline: bool) -> anyhow::R
         let mut instance = None;
         let database = match Database::of(config_path, &config.database_url) {
             Ok(Database::Sqlite(file)) => {
+                match tend_store_sqlite::moved_to(&file) {
+                    Ok(Some(moved)) => report.error(
+                        "database",
+                        format!("{} was {moved}", file.display()),
+                        format!(
+                            "set database_url to {} (the business is served from there), \
+                             or run `tend migrate --reclaim` once nothing serves it any more",
+                            moved.target
+                        ),
+                    ),
+                    Ok(None) => {}
+                    Err(error) => report.error(
+                        "database",
+                        error.to_string(),
+                        "restore the database from a backup",
+                    ),
+                }
                 instance = check_database(&file, &mut report);
                 Some(file)
             }

@@ -1,6 +1,7 @@
 //! `tend migrate --to postgres://…`: moves the business from its SQLite file into an
 //! empty PostgreSQL database in one transaction, checks every table's row count, and
-//! says what to change in `tend.toml`. The SQLite file is left as it was.
+//! says what to change in `tend.toml`. The SQLite file keeps its data but is marked
+//! as moved, so that no command serves or writes it by mistake (`--reclaim` undoes it).
 
 use crate::database::{Database, without_password};
 use crate::project::load_valid_project;
@@ -43,6 +44,14 @@ pub fn run(config_path: &Path, to: &str) -> anyhow::Result<ExitCode> {
             database.display()
         );
     }
+    if let Some(moved) = tend_store_sqlite::moved_to(&database)? {
+        bail!(
+            "{} was {moved} already; run `tend migrate --reclaim` first if you mean to \
+             move this file again (and only once nothing serves {} any more)",
+            database.display(),
+            moved.target
+        );
+    }
     let shown = without_password(to);
     // Held to the end: no server may start on the file and send what is being moved.
     let _lock = ServerLock::acquire_for(&database, "migrating to PostgreSQL").context(
@@ -61,6 +70,8 @@ pub fn run(config_path: &Path, to: &str) -> anyhow::Result<ExitCode> {
         .block_on(prove_secrets_moved(&database, to))
         .with_context(|| format!("opening the moved business at {shown}"))?;
 
+    // From here on every command refuses the file, so nothing serves it by mistake.
+    let marked = tend_store_sqlite::mark_moved(&database, &shown, jiff::Timestamp::now());
     println!("moved {} to {shown}:", database.display());
     for (table, rows) in &counts {
         println!("  {table:<20} {rows:>12}");
@@ -77,12 +88,54 @@ pub fn run(config_path: &Path, to: &str) -> anyhow::Result<ExitCode> {
     if shown != to {
         println!("(with the password where *** stands)");
     }
-    println!(
-        "and start `tend serve`. {} is left as it was: keep it as a backup, but serve only \
-         one of the two, or the touches pending in both go out twice.",
-        database.display()
-    );
+    match marked {
+        Ok(()) => println!(
+            "and start `tend serve`. {} keeps its data as a backup and is marked as moved: \
+             every tend command refuses it from now on, so the touches pending in both \
+             cannot go out twice (`tend migrate --reclaim` takes the mark off).",
+            database.display()
+        ),
+        Err(error) => eprintln!(
+            "warning: {} could not be marked as moved ({error}); never serve it again \
+             beside {shown}, or the touches pending in both go out twice.",
+            database.display()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tend migrate --reclaim`: takes the "moved" mark off the SQLite file, so that it may
+/// be served again.
+pub fn reclaim(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let project = load_valid_project(config_path)?;
+    let source = Database::of(config_path, &project.config.database_url)?;
+    let database = source
+        .sqlite_only(
+            "`tend migrate --reclaim`",
+            "point database_url at the SQLite file to take back",
+        )?
+        .to_owned();
+    let _lock = ServerLock::acquire_for(&database, "taking the file back")
+        .context("refusing while a server runs on the SQLite file")?;
+    match tend_store_sqlite::clear_moved(&database)? {
+        Some(moved) => {
+            println!(
+                "{} is no longer marked as {moved}. It holds the business as it was then: \
+                 make sure nothing serves {} any more, or the touches pending in both go \
+                 out twice.",
+                database.display(),
+                moved.target
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!(
+                "{} was not marked as moved: nothing to do",
+                database.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Copies every table, checks the counts and commits; returns the rows per table.

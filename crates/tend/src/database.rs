@@ -86,11 +86,14 @@ impl Database {
     /// Opens the store, bringing its schema up to date.
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         let store: Arc<dyn Store> = match self {
-            Database::Sqlite(path) => Arc::new(
-                tend_store_sqlite::SqliteStore::open(path)
-                    .await
-                    .with_context(|| format!("opening the database {}", path.display()))?,
-            ),
+            Database::Sqlite(path) => {
+                refuse_if_moved(path)?;
+                Arc::new(
+                    tend_store_sqlite::SqliteStore::open(path)
+                        .await
+                        .with_context(|| format!("opening the database {}", path.display()))?,
+                )
+            }
             Database::Postgres(url) => Arc::new(
                 tend_store_postgres::PostgresStore::open(url)
                     .await
@@ -99,6 +102,25 @@ impl Database {
         };
         Ok(store)
     }
+}
+
+/// An error when `tend migrate` moved the business out of the SQLite file at `path`:
+/// served (or written) beside the database it moved to, the touches pending in both
+/// would go out twice, and what is written here would never reach the live business.
+pub fn refuse_if_moved(path: &Path) -> anyhow::Result<()> {
+    let moved =
+        tend_store_sqlite::moved_to(path).with_context(|| format!("reading {}", path.display()))?;
+    if let Some(moved) = moved {
+        bail!(
+            "{} was {moved}, and the business is served from there now: set database_url \
+             in tend.toml (or TEND_DATABASE_URL) to it. Serving this file as well would send \
+             the touches pending in both twice. To take the file back on purpose, once \
+             nothing serves {} any more, run `tend migrate --reclaim`.",
+            path.display(),
+            moved.target
+        );
+    }
+    Ok(())
 }
 
 /// `scheme://user:password@host/…` with the password replaced by `***`.

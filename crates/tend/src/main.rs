@@ -155,12 +155,17 @@ enum Command {
     },
     /// Move the business from its SQLite file into an empty PostgreSQL database, in one
     /// transaction, checking every table's row count; prints what to change in
-    /// tend.toml. Refuses while `tend serve` runs on the file.
+    /// tend.toml. Refuses while `tend serve` runs on the file. The file is marked as
+    /// moved, and every command refuses it from then on.
     Migrate {
         /// The PostgreSQL database to move into: postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
         /// It must exist and hold no Tend data.
-        #[arg(long, value_parser = args::postgres_url)]
-        to: String,
+        #[arg(long, value_parser = args::postgres_url, required_unless_present = "reclaim")]
+        to: Option<String>,
+        /// Take the "moved" mark off the SQLite file, to serve it again (only once
+        /// nothing serves the database it moved to).
+        #[arg(long, conflicts_with = "to")]
+        reclaim: bool,
         /// Path to tend.toml.
         #[arg(long, default_value = "tend.toml", value_parser = args::config_file)]
         config: PathBuf,
@@ -345,7 +350,12 @@ fn main() -> ExitCode {
             config,
         } => cmd_backup::backup(&config, &file, force),
         Command::Restore { file, config } => cmd_backup::restore(&config, &file),
-        Command::Migrate { to, config } => cmd_migrate::run(&config, &to),
+        Command::Migrate {
+            to: Some(to),
+            config,
+            ..
+        } => cmd_migrate::run(&config, &to),
+        Command::Migrate { config, .. } => cmd_migrate::reclaim(&config),
         Command::Doctor {
             config,
             listen,

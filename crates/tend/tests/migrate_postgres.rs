@@ -237,6 +237,25 @@ async fn a_business_that_has_run_moves_whole_sends_what_waited_once_and_a_filled
         );
     }
 
+    // The SQLite file is marked as moved: serving it, or any command on it, is refused
+    // with where the business went, so its pending touches cannot go out a second time.
+    for command in [&["token", "list"][..], &["serve"][..]] {
+        let refused = studio.business.tend(command);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("tend.db was moved to {}", target.url())),
+            "{command:?}: {stderr}"
+        );
+        assert!(stderr.contains("tend migrate --reclaim"), "{stderr}");
+    }
+    let doctor = studio.business.tend(&["doctor", "--offline"]);
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains(&format!("was moved to {}", target.url())),
+        "{report}"
+    );
+
     // Every table arrived with its rows, the queued sends and their ids among them.
     assert_eq!(postgres_counts(&client).await, before);
     let queued_here: BTreeSet<i64> = client
@@ -349,9 +368,19 @@ async fn a_business_that_has_run_moves_whole_sends_what_waited_once_and_a_filled
     assert_eq!(moved_already.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is on PostgreSQL"), "{stderr}");
 
-    // A second move from the SQLite file into the same database is refused, and
-    // changes nothing.
+    // A second move from the SQLite file is refused while it is marked as moved; once
+    // taken back, a move into the same database is refused for its rows. Neither
+    // changes anything.
     studio.business.configure(&sqlite_config);
+    let marked = studio.business.tend(&["migrate", "--to", target.url()]);
+    let stderr = String::from_utf8_lossy(&marked.stderr);
+    assert_eq!(marked.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was moved to"), "{stderr}");
+    assert!(stderr.contains("already"), "{stderr}");
+    let reclaimed = studio.business.tend(&["migrate", "--reclaim"]);
+    let stdout = String::from_utf8_lossy(&reclaimed.stdout);
+    assert!(reclaimed.status.success(), "{stdout}");
+    assert!(stdout.contains("no longer marked"), "{stdout}");
     let again = studio.business.tend(&["migrate", "--to", target.url()]);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{stderr}");
