@@ -18,6 +18,11 @@
 //! figures are measured on PostgreSQL too (each measurement in a database of its own,
 //! made on that server and dropped after), dispatch alternating with SQLite's so both
 //! see the same load. `TEND_BENCH_SKIP_SQLITE_SCALE=1` leaves out SQLite's tick phase.
+//! Dispatch on PostgreSQL is measured with one node and with two: two engines, each on
+//! a `PostgresStore` (pool and election connection) of its own as two `tend serve`
+//! processes would have, sending the same welcomes from one database, each node to an
+//! SMTP sink of its own so the run can check that both nodes sent some and that every
+//! lead got its welcome once. `TEND_BENCH_ONLY_DISPATCH=1` leaves out every tick phase.
 
 use jiff::Timestamp;
 use lettre::message::Mailbox;
@@ -25,14 +30,15 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Map;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tend_core::check::{Project, ProjectSources, SourceFile, check_project};
 use tend_core::{Email, StageName};
 use tend_engine::email::{EmailConfig, EmailSender, OutgoingEmail};
 use tend_engine::{ChannelDelivery, Engine, EngineSettings, ManualClock, SystemClock, webhook};
-use tend_store::{ImportRow, Store};
+use tend_store::{ImportRow, Store, Wake};
 use tend_store_postgres::PostgresStore;
 use tend_store_sqlite::SqliteStore;
 use tend_testkit::ScratchDatabase;
@@ -125,6 +131,27 @@ impl Backend {
             Backend::Postgres(_) => "PostgreSQL",
         }
     }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+}
+
+/// Where one engine dispatch measurement runs, and on how many nodes.
+#[derive(Clone)]
+struct Setup {
+    backend: Backend,
+    nodes: usize,
+}
+
+impl Setup {
+    fn label(&self) -> String {
+        match (&self.backend, self.nodes) {
+            (Backend::Sqlite, _) => "SQLite".into(),
+            (backend, 1) => format!("{}, 1 node", backend.name()),
+            (backend, n) => format!("{}, {n} nodes", backend.name()),
+        }
+    }
 }
 
 /// A fresh, empty store and what keeps it alive: the folder of its SQLite file, or
@@ -157,6 +184,21 @@ impl FreshStore {
                 }
             }
         }
+    }
+
+    /// A second node's store on the same PostgreSQL database: a pool and an election
+    /// connection of its own, as another `tend serve` process would have.
+    async fn another_node(&self) -> Arc<dyn Store> {
+        let database = self
+            ._database
+            .as_ref()
+            .expect("only PostgreSQL runs several nodes");
+        Arc::new(PostgresStore::open(database.url()).await.unwrap())
+    }
+
+    /// On PostgreSQL, the CPU time so far of the server's backends serving this database.
+    async fn backend_cpu(&self) -> Option<BackendCpu> {
+        Some(BackendCpu::read(self._database.as_ref()?.url()).await)
     }
 
     /// The SQLite file's size, or the PostgreSQL database's.
@@ -251,8 +293,23 @@ async fn scale(backend: &Backend, n: usize) -> Scale {
     }
 }
 
-/// A minimal SMTP server: accepts every message as fast as it can and counts them.
-async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
+/// What an SMTP sink received: messages, and the recipient of each.
+#[derive(Default)]
+struct Tally {
+    received: AtomicUsize,
+    recipients: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    /// The recipients of every message received since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.recipients.lock().unwrap())
+    }
+}
+
+/// A minimal SMTP server: accepts every message as fast as it can, counts them and
+/// notes each one's recipient.
+async fn smtp_sink(tally: Arc<Tally>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -260,7 +317,7 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
             let Ok((socket, _)) = listener.accept().await else {
                 return;
             };
-            let received = Arc::clone(&received);
+            let tally = Arc::clone(&tally);
             tokio::spawn(async move {
                 // Replies are small writes; without this, delayed ACKs cap each
                 // connection at a few dozen messages a second.
@@ -270,6 +327,7 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
                 let _ = write.write_all(b"220 sink ESMTP\r\n").await;
                 let mut line = String::new();
                 let mut in_data = false;
+                let mut rcpt = String::new();
                 loop {
                     line.clear();
                     match lines.read_line(&mut line).await {
@@ -279,7 +337,12 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
                     if in_data {
                         if line == ".\r\n" {
                             in_data = false;
-                            received.fetch_add(1, Ordering::Relaxed);
+                            tally.received.fetch_add(1, Ordering::Relaxed);
+                            tally
+                                .recipients
+                                .lock()
+                                .unwrap()
+                                .push(std::mem::take(&mut rcpt));
                             let _ = write.write_all(b"250 2.0.0 queued\r\n").await;
                         }
                         continue;
@@ -288,6 +351,13 @@ async fn smtp_sink(received: Arc<AtomicUsize>) -> u16 {
                     let reply: &[u8] = match verb.as_str() {
                         "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
                         "HELO" => b"250 sink\r\n",
+                        "RCPT" => {
+                            rcpt = line
+                                .split_once('<')
+                                .and_then(|(_, rest)| rest.split_once('>'))
+                                .map_or_else(String::new, |(address, _)| address.to_owned());
+                            b"250 OK\r\n"
+                        }
                         "DATA" => {
                             in_data = true;
                             b"354 go ahead\r\n"
@@ -439,39 +509,196 @@ async fn bare_lettre(port: u16, n: usize, workers: usize) -> Duration {
     start.elapsed()
 }
 
-async fn engine_dispatch(backend: &Backend, port: u16, n: usize, workers: usize) -> Duration {
+/// What one engine dispatch measurement saw.
+struct Dispatched {
+    took: Duration,
+    /// CPU time of this process (engines, SMTP sinks) while dispatching.
+    cpu: Duration,
+    /// CPU time of the PostgreSQL backends serving the database while dispatching.
+    pg_cpu: Option<Duration>,
+    /// Emails each node's SMTP sink received.
+    per_node: Vec<usize>,
+    /// Emails received beyond one per lead.
+    duplicates: usize,
+}
+
+/// Imports `n` leads, decides their welcomes on the first node, then times `nodes`
+/// engines running the dispatcher `tend serve` runs until the queue is empty, node `i`
+/// sending to `sinks[i]`. Checks that every lead got its welcome, once (or no more
+/// twice than sends in flight), and that every node sent some.
+async fn engine_dispatch(
+    backend: &Backend,
+    sinks: &[(u16, Arc<Tally>)],
+    nodes: usize,
+    n: usize,
+    workers: usize,
+) -> Dispatched {
+    assert!(nodes >= 1 && nodes <= sinks.len());
     let fresh = FreshStore::open(backend).await;
-    let (store, dir) = (Arc::clone(&fresh.store), &fresh.dir);
-    import_leads(store.as_ref(), n).await;
-    let config = config(Some(port), workers);
-    let project = Arc::new(project(&config, "0d"));
-    let delivery = Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "b").unwrap());
+    import_leads(fresh.store.as_ref(), n).await;
     let settings = EngineSettings {
         dispatch_workers: workers,
         ..EngineSettings::default()
     };
-    let (engine, _) = Engine::start(
-        Arc::clone(&store),
-        project,
-        Arc::new(SystemClock),
-        delivery,
-        settings,
-    )
-    .await
-    .unwrap();
-    while engine.try_decide().await.unwrap() > 0 {}
-    let engine = Arc::new(engine);
-    // The dispatcher `tend serve` runs, until the queue is empty.
+    let mut engines = Vec::with_capacity(nodes);
+    for (node, (port, _)) in sinks.iter().take(nodes).enumerate() {
+        // Every node is a `tend serve` of its own: on PostgreSQL a store (connection
+        // pool, election connection) of its own on the same database.
+        let store = if node == 0 {
+            Arc::clone(&fresh.store)
+        } else {
+            fresh.another_node().await
+        };
+        let config = config(Some(*port), workers);
+        let project = Arc::new(project(&config, "0d"));
+        let delivery =
+            Arc::new(ChannelDelivery::new(&project.config, fresh.dir.path(), None, "b").unwrap());
+        let (engine, _) = Engine::start(
+            Arc::clone(&store),
+            project,
+            Arc::new(SystemClock),
+            delivery,
+            settings.clone(),
+        )
+        .await
+        .unwrap();
+        if node == 0 {
+            // The first node wins the election (SQLite's sole engine leads at once) and
+            // decides every welcome before the clock starts: only sending is timed.
+            let coordination = store.coordination().await.unwrap();
+            while !coordination.leads() {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(100),
+                    coordination.woken(Wake::Signals),
+                )
+                .await;
+            }
+            while engine.try_decide().await.unwrap() > 0 {}
+        }
+        engines.push(Arc::new(engine));
+    }
+    for (_, tally) in sinks {
+        tally.take();
+    }
+    let pg_before = fresh.backend_cpu().await;
+    let cpu_before = process_cpu();
     let start = Instant::now();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let running = tokio::spawn(Arc::clone(&engine).run(shutdown.clone()));
-    while store.next_dispatch_at().await.unwrap().is_some() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let running: Vec<_> = engines
+        .iter()
+        .map(|engine| tokio::spawn(Arc::clone(engine).run(shutdown.clone())))
+        .collect();
+    // A claimed touch stays queued until its send is recorded, so an empty queue means
+    // every welcome was sent and recorded. Polled gently: on PostgreSQL each look is a
+    // transaction competing with the dispatchers for the same two cores.
+    while fresh.store.next_dispatch_at().await.unwrap().is_some() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = start.elapsed();
     shutdown.cancel();
-    running.await.unwrap();
-    took
+    for run in running {
+        run.await.unwrap();
+    }
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    let pg_cpu = match (fresh.backend_cpu().await, pg_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
+    let received: Vec<Vec<String>> = sinks.iter().take(nodes).map(|(_, t)| t.take()).collect();
+    let mut welcomes: HashMap<&str, usize> = HashMap::with_capacity(n);
+    for to in received.iter().flatten() {
+        *welcomes.entry(to.as_str()).or_default() += 1;
+    }
+    let missing = (0..n)
+        .filter(|i| !welcomes.contains_key(format!("person{i}@example.com").as_str()))
+        .count();
+    assert_eq!(missing, 0, "{missing} of {n} leads got no welcome");
+    assert_eq!(welcomes.len(), n, "only the leads got mail");
+    let per_node: Vec<usize> = received.iter().map(Vec::len).collect();
+    let duplicates = per_node.iter().sum::<usize>() - n;
+    assert!(
+        duplicates <= workers * nodes,
+        "{duplicates} welcomes sent twice, more than the {} sends in flight",
+        workers * nodes
+    );
+    assert!(
+        per_node.iter().all(|&sent| sent > 0),
+        "a node sent nothing: {per_node:?}"
+    );
+    Dispatched {
+        took,
+        cpu,
+        pg_cpu,
+        per_node,
+        duplicates,
+    }
+}
+
+/// User + system CPU time of every thread of this process so far.
+fn process_cpu() -> Duration {
+    stat_cpu("/proc/self/stat")
+}
+
+/// User + system CPU time of the process whose `stat` file is at `path` (fields 14 and
+/// 15, in USER_HZ ticks, which Linux fixes at 100 a second); zero once it has ended.
+fn stat_cpu(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return Duration::ZERO;
+    };
+    // The command name may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the name, field 3 (state) is index 0, so utime and stime are 11 and 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// CPU time so far of each PostgreSQL backend serving a database, by process id.
+struct BackendCpu(HashMap<i32, Duration>);
+
+impl BackendCpu {
+    /// Reads the backends of the database `url` names (other than the one asking) from
+    /// `pg_stat_activity`, and each one's CPU time from `/proc`: the server must run on
+    /// this machine. Its background writer, WAL writer and checkpointer are not counted.
+    async fn read(url: &str) -> BackendCpu {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        BackendCpu(
+            rows.iter()
+                .map(|row| {
+                    let pid: i32 = row.get(0);
+                    (pid, stat_cpu(&format!("/proc/{pid}/stat")))
+                })
+                .collect(),
+        )
+    }
+
+    /// CPU time spent since `before` by the backends alive now (all of it for those
+    /// started since); backends that ended in between are missed, but the pools keep
+    /// theirs open throughout.
+    fn since(&self, before: &BackendCpu) -> Duration {
+        self.0
+            .iter()
+            .map(|(pid, now)| now.saturating_sub(before.0.get(pid).copied().unwrap_or_default()))
+            .sum()
+    }
 }
 
 fn peak_rss_mb() -> f64 {
@@ -506,6 +733,7 @@ fn main() {
     runtime.block_on(async {
         let large = env_usize("TEND_BENCH_CONTACTS", 1_000_000);
         let emails = env_usize("TEND_BENCH_EMAILS", 5_000);
+        let reps = env_usize("TEND_BENCH_DISPATCH_REPS", 3).max(1);
         let mut backends = vec![Backend::Sqlite];
         if let Ok(server) = std::env::var("TEND_BENCH_POSTGRES") {
             backends.push(Backend::Postgres(server));
@@ -513,8 +741,9 @@ fn main() {
         println!("load average at the start: {}", loadavg());
 
         for backend in &backends {
-            if matches!(backend, Backend::Sqlite)
-                && std::env::var_os("TEND_BENCH_SKIP_SQLITE_SCALE").is_some()
+            if std::env::var_os("TEND_BENCH_ONLY_DISPATCH").is_some()
+                || (matches!(backend, Backend::Sqlite)
+                    && std::env::var_os("TEND_BENCH_SKIP_SQLITE_SCALE").is_some())
             {
                 continue;
             }
@@ -548,16 +777,36 @@ fn main() {
             println!("load average: {}\n", loadavg());
         }
 
-        let received = Arc::new(AtomicUsize::new(0));
-        let port = smtp_sink(Arc::clone(&received)).await;
+        // One sink per node, so a run can tell which node sent what.
+        let mut sinks = Vec::new();
+        for _ in 0..2 {
+            let tally = Arc::new(Tally::default());
+            sinks.push((smtp_sink(Arc::clone(&tally)).await, tally));
+        }
+        let port = sinks[0].0;
         // Warm the server and the client path once.
         bare_lettre(port, 200, 8).await;
         bare_nodelay(port, 200, 8).await;
         sender_loop(port, 200, 8).await;
-        println!("\n## email dispatch to a loopback SMTP server ({emails} emails)");
-        let engines: Vec<String> = backends
+        let mut setups = vec![Setup {
+            backend: Backend::Sqlite,
+            nodes: 1,
+        }];
+        for backend in backends.iter().skip(1) {
+            for nodes in [1, 2] {
+                setups.push(Setup {
+                    backend: backend.clone(),
+                    nodes,
+                });
+            }
+        }
+        println!(
+            "\n## email dispatch to a loopback SMTP server ({emails} emails, \
+             sends in flight per node)"
+        );
+        let engines: Vec<String> = setups
             .iter()
-            .map(|b| format!("Tend engine dispatch, {}", b.name()))
+            .map(|s| format!("Tend engine dispatch, {}", s.label()))
             .collect();
         println!(
             "| sends in flight | bare lettre pool (no TCP_NODELAY) | bare lettre connections \
@@ -567,52 +816,92 @@ fn main() {
         );
         println!(
             "|---:|---:|---:|---:|{}---:|---:|",
-            "---:|".repeat(backends.len())
+            "---:|".repeat(setups.len())
         );
+        let mut notes = Vec::new();
         for workers in [8usize, 32] {
             let mut pooled = Vec::new();
             let mut nodelay = Vec::new();
             let mut sender = Vec::new();
-            let mut tend = vec![Vec::new(); backends.len()];
+            let mut tend = vec![Vec::new(); setups.len()];
             // Interleaved, so a change in the machine's load hits every column alike.
-            for _ in 0..3 {
+            for rep in 0..reps {
                 pooled.push(rate(emails, bare_lettre(port, emails, workers).await));
                 nodelay.push(rate(emails, bare_nodelay(port, emails, workers).await));
                 sender.push(rate(emails, sender_loop(port, emails, workers).await));
-                for (b, backend) in backends.iter().enumerate() {
-                    tend[b].push(rate(
-                        emails,
-                        engine_dispatch(backend, port, emails, workers).await,
+                let mut line = format!("{workers} in flight, run {}:", rep + 1);
+                for (i, setup) in setups.iter().enumerate() {
+                    let run =
+                        engine_dispatch(&setup.backend, &sinks, setup.nodes, emails, workers).await;
+                    let r = rate(emails, run.took);
+                    tend[i].push(r);
+                    let per_email = |cpu: Duration| cpu.as_secs_f64() * 1e6 / emails as f64;
+                    line.push_str(&format!(
+                        "\n    {}: {r:.0}/s, CPU {:.0} µs/email{} (sent per node {:?}, \
+                         duplicates {})",
+                        setup.label(),
+                        per_email(run.cpu),
+                        run.pg_cpu
+                            .map(|pg| format!(" + PostgreSQL {:.0} µs/email", per_email(pg)))
+                            .unwrap_or_default(),
+                        run.per_node,
+                        run.duplicates
                     ));
                 }
+                line.push_str(&format!("\n    load average {}", loadavg()));
+                notes.push(line);
             }
-            for runs in [&mut pooled, &mut nodelay, &mut sender]
-                .into_iter()
-                .chain(tend.iter_mut())
-            {
-                runs.sort_by(f64::total_cmp);
+            // Two nodes against one, paired run by run: both saw the same minutes' load.
+            if let (Some(one), Some(two)) = (
+                setups.iter().position(|s| s.nodes == 1 && s.backend.is_postgres()),
+                setups.iter().position(|s| s.nodes == 2),
+            ) {
+                let ratios: Vec<f64> = tend[two].iter().zip(&tend[one]).map(|(t, o)| t / o).collect();
+                notes.push(format!(
+                    "{workers} in flight: PostgreSQL 2 nodes / 1 node, run by run: {}; median {:.2}×",
+                    ratios.iter().map(|r| format!("{r:.2}×")).collect::<Vec<_>>().join(", "),
+                    median(&ratios)
+                ));
             }
-            let (pooled, nodelay, sender) = (pooled[1], nodelay[1], sender[1]);
+            let (pooled, nodelay, sender) = (median(&pooled), median(&nodelay), median(&sender));
             let engines: Vec<String> = tend
                 .iter()
-                .map(|runs| format!("{:.0} emails/s", runs[1]))
+                .map(|runs| format!("{:.0} emails/s", median(runs)))
                 .collect();
             println!(
                 "| {workers} | {pooled:.0} emails/s | {nodelay:.0} emails/s | {sender:.0} \
                  emails/s | {} | {:.0}% | {:.0}% |",
                 engines.join(" | "),
-                tend[0][1] / pooled * 100.0,
-                tend[0][1] / nodelay * 100.0
+                median(&tend[0]) / pooled * 100.0,
+                median(&tend[0]) / nodelay * 100.0
             );
+        }
+        println!();
+        for note in notes {
+            println!("{note}");
         }
         println!("load average: {}", loadavg());
         println!(
-            "(median of 3 runs each; emails received by the sink: {})",
-            received.load(Ordering::Relaxed)
+            "(median of {reps} runs each; emails received by the sinks: {})",
+            sinks
+                .iter()
+                .map(|(_, t)| t.received.load(Ordering::Relaxed))
+                .sum::<usize>()
         );
         println!(
             "peak resident memory of the whole run: {:.0} MB",
             peak_rss_mb()
         );
     });
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }

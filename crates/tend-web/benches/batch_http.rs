@@ -31,8 +31,13 @@
 //!
 //! With `TEND_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB`, `Store::ingest` and
 //! `HTTP /v1/batch` also run on PostgreSQL (`pg-store`, `pg-httpN`), each measurement in
-//! a database of its own made on that server (seeded the same way, dropped after). The
-//! server's own CPU time is not in the process's CPU column.
+//! a database of its own made on that server (seeded the same way, dropped after), and
+//! so does `pg2-httpN`: two routers, each with an `AppState` on a `PostgresStore` (a
+//! connection pool) of its own as two `tend serve` nodes would have, on one database,
+//! the N client connections split between them. The server's own CPU time is not in
+//! the process's CPU column; the PostgreSQL backends serving the measurement's database
+//! are, in a column of their own (read from `/proc`, so only for a server on this
+//! machine; its background writer, WAL writer and checkpointer are not counted).
 
 use axum::body::Bytes;
 use jiff::Timestamp;
@@ -98,13 +103,20 @@ fn main() {
         Mode::Http(4),
     ];
     if postgres_server().is_some() {
-        modes.extend([Mode::PgStore, Mode::PgHttp(1), Mode::PgHttp(4)]);
+        modes.extend([
+            Mode::PgStore,
+            Mode::PgHttp(1),
+            Mode::PgHttp(2),
+            Mode::PgHttp(4),
+            Mode::PgNodes(2),
+            Mode::PgNodes(4),
+        ]);
     }
     if let Ok(only) = std::env::var("TEND_BENCH_ONLY") {
         modes.retain(|m| m.key() == only);
         assert!(
             !modes.is_empty(),
-            "TEND_BENCH_ONLY: `{only}`; expected raw, store or httpN"
+            "TEND_BENCH_ONLY: `{only}`; expected raw, store, httpN, pg-store, pg-httpN or pg2-httpN"
         );
     }
     println!(
@@ -120,6 +132,8 @@ fn main() {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     // Process CPU time (every thread: server, SQLite, client) per event, in µs.
     let mut costs: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // CPU time of the PostgreSQL backends serving the measurement, per event, in µs.
+    let mut pg_costs: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for rep in 0..reps {
         let mut line = format!("rep {}:", rep + 1);
         for k in 0..modes.len() {
@@ -130,6 +144,11 @@ fn main() {
             rates[m].push(rate);
             costs[m].push(cost);
             line.push_str(&format!("  {} {rate:.0}/s {cost:.1}µs", modes[m].label()));
+            if let Some(pg) = measured.pg_cpu {
+                let pg_cost = pg.as_secs_f64() * 1e6 / events as f64;
+                pg_costs[m].push(pg_cost);
+                line.push_str(&format!(" +PG {pg_cost:.1}µs"));
+            }
         }
         println!("{line}");
     }
@@ -141,34 +160,42 @@ fn main() {
         None => (vec![f64::NAN; reps], vec![f64::NAN; reps]),
     };
     println!(
-        "| {:<24} | {:>11} | {:>17} | {:>8} | {:>10} | {:>10} |",
-        "mode", "median ev/s", "min – max ev/s", "× raw", "CPU µs/ev", "× raw CPU"
+        "| {:<28} | {:>11} | {:>17} | {:>8} | {:>10} | {:>10} | {:>12} |",
+        "mode", "median ev/s", "min – max ev/s", "× raw", "CPU µs/ev", "× raw CPU", "PG CPU µs/ev"
     );
     println!(
-        "|{:-<26}|{:->13}|{:->19}|{:->10}|{:->12}|{:->12}|",
-        "", "", "", "", "", ""
+        "|{:-<30}|{:->13}|{:->19}|{:->10}|{:->12}|{:->12}|{:->14}|",
+        "", "", "", "", "", "", ""
     );
     for (m, mode) in modes.iter().enumerate() {
         let ratios: Vec<f64> = rates[m].iter().zip(&raw).map(|(s, r)| s / r).collect();
         // Events per CPU-second relative to the baseline's: raw cost / this cost.
         let cpu_ratios: Vec<f64> = costs[m].iter().zip(&raw_cost).map(|(c, r)| r / c).collect();
         let (lo, hi) = min_max(&rates[m]);
+        let pg_cost = if pg_costs[m].is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.1}", median(&pg_costs[m]))
+        };
         println!(
-            "| {:<24} | {:>11.0} | {:>17} | {:>8.2} | {:>10.1} | {:>10.2} |",
+            "| {:<28} | {:>11.0} | {:>17} | {:>8.2} | {:>10.1} | {:>10.2} | {:>12} |",
             mode.label(),
             median(&rates[m]),
             format!("{lo:.0} – {hi:.0}"),
             median(&ratios),
             median(&costs[m]),
             median(&cpu_ratios),
+            pg_cost,
         );
     }
 }
 
-/// Wall time and this process's CPU time (all threads) of one measurement.
+/// Wall time and this process's CPU time (all threads) of one measurement, and on
+/// PostgreSQL the CPU time of the server's backends serving it.
 struct Measured {
     wall: Duration,
     cpu: Duration,
+    pg_cpu: Option<Duration>,
 }
 
 struct Clock {
@@ -189,6 +216,7 @@ impl Clock {
         Measured {
             wall,
             cpu: process_cpu().saturating_sub(self.cpu),
+            pg_cpu: None,
         }
     }
 }
@@ -196,7 +224,13 @@ impl Clock {
 /// User + system CPU time of every thread of this process so far, from `/proc/self/stat`
 /// (fields 14 and 15, in USER_HZ ticks, which Linux fixes at 100 per second).
 fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    stat_cpu("/proc/self/stat")
+}
+
+/// User + system CPU time of the process whose `stat` file is at `path`; zero when it
+/// cannot be read (the process ended).
+fn stat_cpu(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return Duration::ZERO;
     };
     // The command name may hold spaces; the fields after it are plain numbers.
@@ -212,6 +246,49 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// CPU time so far of each PostgreSQL backend serving a database, by process id.
+struct BackendCpu(HashMap<i32, Duration>);
+
+impl BackendCpu {
+    /// Reads the backends of the database `url` names (other than the one asking) from
+    /// `pg_stat_activity`, and each one's CPU time from `/proc`: the server must run on
+    /// this machine, as the bench's does.
+    async fn read(url: &str) -> BackendCpu {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        BackendCpu(
+            rows.iter()
+                .map(|row| {
+                    let pid: i32 = row.get(0);
+                    (pid, stat_cpu(&format!("/proc/{pid}/stat")))
+                })
+                .collect(),
+        )
+    }
+
+    /// CPU time spent since `before` by the backends alive now (all of it for those
+    /// started since). Backends that ended in between are missed; the pools keep
+    /// theirs open for the whole measurement.
+    fn since(&self, before: &BackendCpu) -> Duration {
+        self.0
+            .iter()
+            .map(|(pid, now)| now.saturating_sub(before.0.get(pid).copied().unwrap_or_default()))
+            .sum()
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Raw,
@@ -219,6 +296,8 @@ enum Mode {
     Http(usize),
     PgStore,
     PgHttp(usize),
+    /// Two nodes on one PostgreSQL database, this many client connections in all.
+    PgNodes(usize),
 }
 
 /// The PostgreSQL server of the `pg-` modes, if `TEND_BENCH_POSTGRES` names one.
@@ -234,6 +313,7 @@ impl Mode {
             Mode::Http(n) => format!("http{n}"),
             Mode::PgStore => "pg-store".into(),
             Mode::PgHttp(n) => format!("pg-http{n}"),
+            Mode::PgNodes(n) => format!("pg2-http{n}"),
         }
     }
 
@@ -246,12 +326,13 @@ impl Mode {
             Mode::PgStore => "PostgreSQL Store::ingest".into(),
             Mode::PgHttp(1) => "PostgreSQL HTTP, 1 conn".into(),
             Mode::PgHttp(n) => format!("PostgreSQL HTTP, {n} conns"),
+            Mode::PgNodes(n) => format!("PostgreSQL 2 nodes, {n} conns"),
         }
     }
 
     /// Wall time to write the whole workload into a fresh, seeded database.
     fn measure(self, server_rt: &Runtime, client_rt: &Runtime, w: &Workload) -> Measured {
-        if let Mode::PgStore | Mode::PgHttp(_) = self {
+        if let Mode::PgStore | Mode::PgHttp(_) | Mode::PgNodes(_) = self {
             let server = postgres_server().expect("TEND_BENCH_POSTGRES names the server");
             let database = server_rt.block_on(ScratchDatabase::create(&server));
             let store: Arc<dyn Store> = server_rt.block_on(async {
@@ -259,21 +340,38 @@ impl Mode {
                 seed(&store).await;
                 Arc::new(store)
             });
-            let elapsed = match self {
+            let before = server_rt.block_on(BackendCpu::read(database.url()));
+            let mut measured = match self {
                 Mode::PgHttp(connections) => {
-                    http(store, None, server_rt, client_rt, w, connections)
+                    http(vec![store], None, server_rt, client_rt, w, connections)
+                }
+                Mode::PgNodes(connections) => {
+                    // The second node: a pool of its own on the same database.
+                    let other: Arc<dyn Store> = server_rt.block_on(async {
+                        Arc::new(PostgresStore::open(database.url()).await.unwrap())
+                    });
+                    http(
+                        vec![store, other],
+                        None,
+                        server_rt,
+                        client_rt,
+                        w,
+                        connections,
+                    )
                 }
                 _ => server_rt.block_on(ingest(store.as_ref(), None, w)),
             };
+            let after = server_rt.block_on(BackendCpu::read(database.url()));
+            measured.pg_cpu = Some(after.since(&before));
             drop(database);
-            return elapsed;
+            return measured;
         }
         let dir = TempDir::new().unwrap();
         let store = server_rt.block_on(seeded_store(&dir));
         let elapsed = match self {
             Mode::Raw => server_rt.block_on(raw(&store, w)),
             Mode::Http(connections) => http(
-                store.clone(),
+                vec![store.clone()],
                 Some(store.clone()),
                 server_rt,
                 client_rt,
@@ -467,10 +565,11 @@ async fn ingest(store: &dyn Store, checkpoint: Option<&SqliteStore>, w: &Workloa
     start.stop()
 }
 
-/// Serves the store on the server runtime and posts every body from the client runtime
-/// over `connections` concurrent keep-alive connections.
+/// Serves each store (a node) with a router of its own on the server runtime and posts
+/// every body from the client runtime over `connections` concurrent keep-alive
+/// connections, connection `i` to node `i % nodes`.
 fn http(
-    store: Arc<dyn Store>,
+    nodes: Vec<Arc<dyn Store>>,
     checkpoint: Option<Arc<SqliteStore>>,
     server_rt: &Runtime,
     client_rt: &Runtime,
@@ -478,38 +577,48 @@ fn http(
     connections: usize,
 ) -> Measured {
     let write_key = tokens::generate_token();
-    let (base, shutdown, server) = server_rt.block_on(async {
-        store
-            .create_token(
-                "bench",
-                TokenScope::Write,
-                &tokens::hash_token(&write_key),
-                Timestamp::now(),
-            )
-            .await
-            .unwrap();
-        let rules = IngestRules {
-            new_contact_stage: stage(),
-            on_event: HashMap::from([("Order Completed".to_owned(), StageName::new("customer"))]),
-        };
-        let state = AppState::new(store, rules, json!([]));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1/batch", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(tend_web::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        (base, tx, server)
-    });
+    // The nodes share a database, so the key made through the first works on all.
+    server_rt
+        .block_on(nodes[0].create_token(
+            "bench",
+            TokenScope::Write,
+            &tokens::hash_token(&write_key),
+            Timestamp::now(),
+        ))
+        .unwrap();
+    let mut bases = Vec::with_capacity(nodes.len());
+    let mut servers = Vec::with_capacity(nodes.len());
+    for store in nodes {
+        let (base, shutdown, server) = server_rt.block_on(async {
+            let rules = IngestRules {
+                new_contact_stage: stage(),
+                on_event: HashMap::from([(
+                    "Order Completed".to_owned(),
+                    StageName::new("customer"),
+                )]),
+            };
+            let state = AppState::new(store, rules, json!([]));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}/v1/batch", listener.local_addr().unwrap());
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(tend_web::serve(listener, state, async {
+                let _ = rx.await;
+            }));
+            (base, tx, server)
+        });
+        bases.push(base);
+        servers.push((shutdown, server));
+    }
+    let bases = &bases;
 
     let elapsed = client_rt.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .build()
             .unwrap();
-        let post = |body: Bytes| {
+        let post = |node: usize, body: Bytes| {
             client
-                .post(&base)
+                .post(&bases[node % bases.len()])
                 .basic_auth(&write_key, Some(""))
                 .header("content-type", "application/json")
                 .body(body)
@@ -517,7 +626,7 @@ fn http(
         };
         // Opens the connections and caches the write key; an empty batch writes nothing.
         let warm: Vec<_> = (0..connections)
-            .map(|_| post(Bytes::from_static(br#"{"batch":[]}"#)))
+            .map(|c| post(c, Bytes::from_static(br#"{"batch":[]}"#)))
             .collect();
         for response in futures_join(warm).await {
             assert!(response.unwrap().status().is_success());
@@ -525,14 +634,14 @@ fn http(
 
         let next = &AtomicUsize::new(0);
         let post = &post;
-        let worker = move || async move {
+        let worker = move |connection: usize| async move {
             let mut accepted = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = w.bodies.get(i) else {
                     return accepted;
                 };
-                let response = post(body.clone()).await.unwrap();
+                let response = post(connection, body.clone()).await.unwrap();
                 let status = response.status();
                 let answer: Value =
                     serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
@@ -541,7 +650,7 @@ fn http(
             }
         };
         let start = Clock::start();
-        let accepted: usize = futures_join((0..connections).map(|_| worker()).collect())
+        let accepted: usize = futures_join((0..connections).map(worker).collect())
             .await
             .into_iter()
             .sum();
@@ -553,8 +662,10 @@ fn http(
         elapsed
     });
 
-    let _ = shutdown.send(());
-    server_rt.block_on(server).unwrap().unwrap();
+    for (shutdown, server) in servers {
+        let _ = shutdown.send(());
+        server_rt.block_on(server).unwrap().unwrap();
+    }
     elapsed
 }
 
