@@ -340,28 +340,23 @@ impl Mode {
                 seed(&store).await;
                 Arc::new(store)
             });
+            let mut nodes = vec![store];
+            if let Mode::PgNodes(_) = self {
+                // The second node: a pool of its own on the same database.
+                nodes.push(server_rt.block_on(async {
+                    Arc::new(PostgresStore::open(database.url()).await.unwrap()) as Arc<dyn Store>
+                }));
+            }
             let before = server_rt.block_on(BackendCpu::read(database.url()));
             let mut measured = match self {
-                Mode::PgHttp(connections) => {
-                    http(vec![store], None, server_rt, client_rt, w, connections)
+                Mode::PgHttp(connections) | Mode::PgNodes(connections) => {
+                    http(nodes.clone(), None, server_rt, client_rt, w, connections)
                 }
-                Mode::PgNodes(connections) => {
-                    // The second node: a pool of its own on the same database.
-                    let other: Arc<dyn Store> = server_rt.block_on(async {
-                        Arc::new(PostgresStore::open(database.url()).await.unwrap())
-                    });
-                    http(
-                        vec![store, other],
-                        None,
-                        server_rt,
-                        client_rt,
-                        w,
-                        connections,
-                    )
-                }
-                _ => server_rt.block_on(ingest(store.as_ref(), None, w)),
+                _ => server_rt.block_on(ingest(nodes[0].as_ref(), None, w)),
             };
+            // Read while `nodes` keeps the pools, and so their backends, alive.
             let after = server_rt.block_on(BackendCpu::read(database.url()));
+            drop(nodes);
             measured.pg_cpu = Some(after.since(&before));
             drop(database);
             return measured;
