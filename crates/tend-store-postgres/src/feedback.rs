@@ -144,3 +144,41 @@ pub(crate) async fn set_inbound_cursor(
 ) -> Result<(), StoreError> {
     crate::engine::set_value(tx, INBOUND_CURSOR_KEY, &format!("{uid_validity}:{uid}")).await
 }
+
+/// Claims a webhook token until `expires_at` (ms): true if no unexpired claim of it
+/// exists. The primary key decides between racing nodes: a second insert waits for the
+/// first's transaction and then does nothing.
+pub(crate) async fn claim_webhook_token(
+    tx: &Tx<'_>,
+    token_hash: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    // Pruning here keeps the table at the tokens of the last few minutes, and frees an
+    // expired token's row for the insert below.
+    sql::execute(
+        tx,
+        "DELETE FROM webhook_tokens WHERE expires_at <= $1",
+        &[&now],
+    )
+    .await?;
+    let inserted = sql::execute(
+        tx,
+        "INSERT INTO webhook_tokens (token_hash, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (token_hash) DO NOTHING",
+        &[&token_hash, &expires_at],
+    )
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// Withdraws a webhook token's claim.
+pub(crate) async fn release_webhook_token(tx: &Tx<'_>, token_hash: &str) -> Result<(), StoreError> {
+    sql::execute(
+        tx,
+        "DELETE FROM webhook_tokens WHERE token_hash = $1",
+        &[&token_hash],
+    )
+    .await?;
+    Ok(())
+}

@@ -403,6 +403,24 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn claim_webhook_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, Access::Write, |tx| {
+            crate::feedback::claim_webhook_token(&tx, token_hash, millis(expires_at), millis(now))
+                .await?
+        })
+    }
+
+    async fn release_webhook_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        in_tx!(self, Access::Write, |tx| {
+            crate::feedback::release_webhook_token(&tx, token_hash).await?
+        })
+    }
+
     async fn mail_feedback_counts(
         &self,
     ) -> Result<tend_store::feedback::FeedbackCounts, StoreError> {

@@ -10,7 +10,7 @@ use tend_store::suppression::{self, SECRET_KEY};
 
 /// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
 /// changes add files here (0002 is SQLite's 0011, 0003 its 0010, 0004 its 0012, 0005 its 0013,
-/// 0006 its 0014, 0007 its 0015).
+/// 0006 its 0014, 0007 its 0015, 0008 its 0016).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (
@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "lease_token",
         include_str!("../migrations/0007_lease_token.sql"),
+    ),
+    (
+        8,
+        "webhook_tokens",
+        include_str!("../migrations/0008_webhook_tokens.sql"),
     ),
 ];
 

@@ -170,3 +170,37 @@ pub(super) fn set_inbound_cursor(
 ) -> Result<(), StoreError> {
     crate::engine::set_value(conn, INBOUND_CURSOR_KEY, &format!("{uid_validity}:{uid}"))
 }
+
+/// Claims a webhook token until `expires_at` (ms): true if no unexpired claim of it
+/// exists. Runs in the pool's write transaction, so two claims never interleave.
+pub(super) fn claim_webhook_token(
+    conn: &Connection,
+    token_hash: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    // Pruning here keeps the table at the tokens of the last few minutes, and frees an
+    // expired token's row for the insert below.
+    sql::execute(
+        conn,
+        "DELETE FROM webhook_tokens WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    let inserted = sql::execute(
+        conn,
+        "INSERT INTO webhook_tokens (token_hash, expires_at) VALUES (?1, ?2) \
+         ON CONFLICT (token_hash) DO NOTHING",
+        params![token_hash, expires_at],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Withdraws a webhook token's claim.
+pub(super) fn release_webhook_token(conn: &Connection, token_hash: &str) -> Result<(), StoreError> {
+    sql::execute(
+        conn,
+        "DELETE FROM webhook_tokens WHERE token_hash = ?1",
+        params![token_hash],
+    )?;
+    Ok(())
+}

@@ -517,6 +517,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_webhook_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.pool
+            .write(|tx| {
+                feedback::claim_webhook_token(tx, token_hash, millis(expires_at), millis(now))
+            })
+            .await
+    }
+
+    async fn release_webhook_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.pool
+            .write(|tx| feedback::release_webhook_token(tx, token_hash))
+            .await
+    }
+
     async fn mail_feedback_counts(
         &self,
     ) -> Result<tend_store::feedback::FeedbackCounts, StoreError> {

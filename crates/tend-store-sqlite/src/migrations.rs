@@ -77,6 +77,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lease_token",
         include_str!("../migrations/0015_lease_token.sql"),
     ),
+    (
+        16,
+        "webhook_tokens",
+        include_str!("../migrations/0016_webhook_tokens.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

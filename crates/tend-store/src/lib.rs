@@ -135,6 +135,21 @@ pub trait Store: ConsoleStore + Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<feedback::FeedbackOutcome, StoreError>;
 
+    /// Claims a mail provider's single-use webhook token, by its hash, until
+    /// `expires_at`: true for the first claim, false while an earlier claim of it
+    /// stands, on this node or any other sharing the database (two racing claims: one
+    /// wins). Claims expired by `now` are pruned first.
+    async fn claim_webhook_token(
+        &self,
+        token_hash: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Withdraws a claim of [`Store::claim_webhook_token`], so the provider's retry of a
+    /// request Tend failed to record is accepted.
+    async fn release_webhook_token(&self, token_hash: &str) -> Result<(), StoreError>;
+
     /// Reports about sent mail recorded so far, by kind.
     async fn mail_feedback_counts(&self) -> Result<feedback::FeedbackCounts, StoreError>;
 

@@ -72,6 +72,12 @@ pub const SKIPPED_TABLES: &[(&str, &str)] = &[
          file; the target records its own",
     ),
     (
+        "webhook_tokens",
+        "single-use tokens of signed provider webhooks, each kept only until its \
+         signature's timestamp is too old to be accepted anyway (15 minutes after it): \
+         none is worth moving",
+    ),
+    (
         "tend_schema_migrations",
         "PostgreSQL's own record of the schema versions it applied",
     ),

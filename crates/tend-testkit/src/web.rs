@@ -63,6 +63,28 @@ fn write_project(
     }
 }
 
+/// What ingest applies, from the project.
+fn ingest_rules(project: &tend_core::Project) -> IngestRules {
+    IngestRules {
+        new_contact_stage: project.config.first_stage().clone(),
+        on_event: project
+            .config
+            .stages
+            .on_event
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+/// A second server on the database of a [`Server`]; stopped on drop.
+pub struct SecondNode {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Dropping it shuts this server down.
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
 impl Server {
     /// Starts at [`monday_morning`] with `config`, processes and templates by name.
     pub async fn start(
@@ -121,16 +143,7 @@ impl Server {
         let clock = ManualClock::new(at);
         let delivery =
             Arc::new(ChannelDelivery::new(&project.config, dir.path(), None, "t").unwrap());
-        let rules = IngestRules {
-            new_contact_stage: project.config.first_stage().clone(),
-            on_event: project
-                .config
-                .stages
-                .on_event
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
+        let rules = ingest_rules(&project);
         let processes = serde_json::to_value(&project.processes).unwrap();
         let (engine, _) = Engine::start(
             Arc::clone(&store),
@@ -183,6 +196,36 @@ impl Server {
             clock,
             dir,
             simulations,
+            _shutdown: tx,
+        }
+    }
+
+    /// Another HTTP server over the same database file, as a second `tend serve` node
+    /// (or this one after a restart) has it: its own store connection and its own
+    /// in-memory state, nothing shared with this server's but the engine it drives.
+    pub async fn second_node(&self) -> SecondNode {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&self.dir.path().join("tend.db"))
+                .await
+                .unwrap(),
+        );
+        let project = self.engine.project();
+        let provider_keys = ProviderKeys::read(&project.config, self.dir.path(), |_| None).unwrap();
+        let state = AppState::new(
+            store,
+            ingest_rules(project),
+            serde_json::to_value(&project.processes).unwrap(),
+        )
+        .with_engine(Arc::clone(&self.engine))
+        .with_mail_providers(provider_keys);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tend_web::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        SecondNode {
+            base,
             _shutdown: tx,
         }
     }

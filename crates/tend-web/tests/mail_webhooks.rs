@@ -183,6 +183,47 @@ fn mailgun_signed(sample: &str, timestamp: i64, token: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_mailgun_token_used_on_one_node_is_refused_by_another_on_the_same_database() {
+    let (s, _) = server().await;
+    let alice = mailed_lead(&s, "u-alice", "alice@example.com").await;
+    // A second server over the same database, with nothing in memory from the first:
+    // another node behind the load balancer, or the first after a restart.
+    let other = s.second_node().await;
+    let other_base = other.base.clone();
+    let on_other = |body: String| {
+        let client = s.client.clone();
+        let url = format!("{other_base}/v1/mail/mailgun");
+        async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        }
+    };
+
+    let temporary = mailgun_signed(MAILGUN_TEMPORARY, now(), "token-two-nodes-1");
+    let (status, body) = post(&s, "mailgun", &temporary, &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        on_other(temporary.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "the replay sent to the other node is refused"
+    );
+    assert_eq!(feedback(&s).await["soft_bounces"], 1, "counted once");
+
+    // The other way round, with an event the first node never saw.
+    let permanent = mailgun_signed(MAILGUN_PERMANENT, now(), "token-two-nodes-2");
+    assert_eq!(on_other(permanent.clone()).await, StatusCode::OK);
+    assert!(suppressed(&s, alice).await);
+    let (status, _) = post(&s, "mailgun", &permanent, &[], None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn postmark_reports_suppress_after_basic_auth_and_count_once() {
     let (s, _) = server().await;
     let john = mailed_lead(&s, "u-john", "john@example.com").await;

@@ -60,13 +60,14 @@ fn leads(first: usize, count: usize) -> Value {
     json!({ "batch": calls })
 }
 
-/// Rows per table of the SQLite file, read beside any server with Python's sqlite3.
+/// Rows per table of the SQLite file that `tend migrate` copies (the tables it skips
+/// left out), read beside any server with Python's sqlite3.
 fn sqlite_counts(database: &Path) -> BTreeMap<String, i64> {
     const SCRIPT: &str = "\
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=30)
 names = [r[0] for r in db.execute(\"SELECT name FROM sqlite_schema WHERE type = 'table' \
-AND name NOT IN ('sqlite_sequence', 'sqlite_stat1', '_sqlx_migrations') \
+AND name NOT IN ('sqlite_sequence', 'sqlite_stat1', '_sqlx_migrations', 'webhook_tokens') \
 AND name NOT LIKE 'contacts_search%'\")]
 print(json.dumps({n: db.execute(f'SELECT COUNT(*) FROM \"{n}\"').fetchone()[0] for n in names}))
 ";
@@ -107,13 +108,13 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Rows per Tend table of the PostgreSQL database.
+/// Rows per Tend table of the PostgreSQL database that `tend migrate` fills.
 async fn postgres_counts(client: &tokio_postgres::Client) -> BTreeMap<String, i64> {
     let tables = client
         .query(
             "SELECT table_name::text FROM information_schema.tables \
              WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-             AND table_name <> 'tend_schema_migrations'",
+             AND table_name NOT IN ('tend_schema_migrations', 'webhook_tokens')",
             &[],
         )
         .await

@@ -12,13 +12,15 @@ use axum::Json;
 use axum::extract::{Request, State};
 use serde_json::Value;
 use tend_store::feedback::FeedbackKind;
+use tend_store::tokens;
 
 /// One event with its headers and delivery status.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// How far a signature's timestamp may be from now, either way (seconds): long enough
 /// for clock skew and a slow delivery, short enough that a captured request soon stops
-/// working; within it each token is accepted once.
+/// working; within it each token is accepted once, by whichever node gets it first
+/// (tokens are claimed in the database).
 const FRESHNESS_SECS: i64 = 15 * 60;
 
 /// `POST /v1/mail/mailgun`
@@ -86,11 +88,15 @@ pub async fn mailgun(
         return Err(AppError::Unauthorized);
     }
     let event = parse(top.get("event-data").unwrap_or(&Value::Null))?;
-    let first_use = webhooks
-        .mailgun_tokens
-        .lock()
-        .expect("the token list is never left half-updated")
-        .first_use(token, signed_at + FRESHNESS_SECS, now);
+    // Claimed in the database, not in this process: a replay sent to another node
+    // behind the load balancer, or after a restart, finds the claim too.
+    let token_hash = tokens::hash_token(&format!("mailgun:{token}"));
+    let expires_at = jiff::Timestamp::from_second(signed_at + FRESHNESS_SECS)
+        .map_err(|_| AppError::Unauthorized)?;
+    let first_use = state
+        .store
+        .claim_webhook_token(&token_hash, expires_at, jiff::Timestamp::now())
+        .await?;
     if !first_use {
         tracing::warn!("a Mailgun webhook token used a second time; refused");
         return Err(AppError::Unauthorized);
@@ -98,11 +104,9 @@ pub async fn mailgun(
     let recorded = record(&state, "mailgun", vec![event]).await;
     if recorded.is_err() {
         // Nothing was acknowledged: Mailgun's retry must get through.
-        webhooks
-            .mailgun_tokens
-            .lock()
-            .expect("the token list is never left half-updated")
-            .forget(token);
+        if let Err(e) = state.store.release_webhook_token(&token_hash).await {
+            tracing::warn!(error = %e, "a Mailgun webhook token could not be given back; Mailgun's retry of this event will be refused");
+        }
     }
     Ok(Json(recorded?))
 }

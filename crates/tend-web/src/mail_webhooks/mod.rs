@@ -25,67 +25,22 @@ use crate::AppState;
 use crate::error::AppError;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tend_core::Email;
 use tend_engine::mail_providers::ProviderKeys;
 use tend_store::feedback::{FeedbackAbout, FeedbackKind, FeedbackOutcome, MailFeedback};
 
-/// The keys of the configured providers and what must be remembered between requests.
+/// The keys of the configured providers. What must be remembered between requests
+/// (Mailgun's used tokens) is kept in the store, shared by every node.
 #[derive(Debug, Default)]
 pub struct MailWebhooks {
     keys: ProviderKeys,
-    /// Mailgun tokens seen within the freshness window: each is good for one request.
-    mailgun_tokens: Mutex<SeenTokens>,
 }
 
 impl MailWebhooks {
     /// The webhooks of the providers `keys` holds.
     pub fn new(keys: ProviderKeys) -> Arc<Self> {
-        Arc::new(MailWebhooks {
-            keys,
-            mailgun_tokens: Mutex::default(),
-        })
-    }
-}
-
-/// Tokens already used, with when each may be forgotten (Unix seconds): after that,
-/// its timestamp is too old to be accepted anyway.
-#[derive(Debug, Default)]
-struct SeenTokens {
-    until: HashMap<String, i64>,
-}
-
-/// Tokens remembered at most; a flood of validly signed requests cannot grow memory
-/// past this (about 10 MB), and the oldest are forgotten first.
-const MAX_SEEN_TOKENS: usize = 100_000;
-
-impl SeenTokens {
-    /// Records `token` until `until`; false if it was already used.
-    fn first_use(&mut self, token: &str, until: i64, now: i64) -> bool {
-        if self.until.get(token).is_some_and(|&t| t >= now) {
-            return false;
-        }
-        if self.until.len() >= MAX_SEEN_TOKENS {
-            self.until.retain(|_, t| *t >= now);
-        }
-        if self.until.len() >= MAX_SEEN_TOKENS
-            && let Some(oldest) = self
-                .until
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(k, _)| k.clone())
-        {
-            self.until.remove(&oldest);
-        }
-        self.until.insert(token.to_owned(), until);
-        true
-    }
-
-    /// Forgets `token`, so the provider's retry of a request that failed inside Tend
-    /// is accepted.
-    fn forget(&mut self, token: &str) {
-        self.until.remove(token);
+        Arc::new(MailWebhooks { keys })
     }
 }
 
@@ -267,20 +222,4 @@ fn detail(parts: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     joined.chars().take(200).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_is_good_once_until_it_expires() {
-        let mut seen = SeenTokens::default();
-        assert!(seen.first_use("a", 100, 50));
-        assert!(!seen.first_use("a", 100, 60));
-        // Past its window the timestamp check refuses it anyway; the slot is reused.
-        assert!(seen.first_use("a", 200, 101));
-        seen.forget("a");
-        assert!(seen.first_use("a", 200, 102));
-    }
 }
