@@ -25,6 +25,7 @@ mod coordination;
 mod engine;
 mod feedback;
 mod import;
+mod import_drafts;
 mod ingest;
 mod inspect;
 mod migrations;

@@ -48,6 +48,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_tokens",
         include_str!("../migrations/0008_webhook_tokens.sql"),
     ),
+    (
+        9,
+        "import_drafts",
+        include_str!("../migrations/0009_import_drafts.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("TENDMIGR" in ASCII).

@@ -15,6 +15,7 @@ mod engine;
 mod export;
 mod feedback;
 mod import;
+mod import_drafts;
 mod ingest;
 mod migrations;
 mod moved;

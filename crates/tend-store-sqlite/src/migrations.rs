@@ -82,6 +82,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_tokens",
         include_str!("../migrations/0016_webhook_tokens.sql"),
     ),
+    (
+        17,
+        "import_drafts",
+        include_str!("../migrations/0017_import_drafts.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

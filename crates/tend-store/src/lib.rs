@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod coordination;
+pub mod drafts;
 pub mod engine;
 pub mod feedback;
 pub mod import_rows;
@@ -19,6 +20,7 @@ pub use console::{
     ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, StepCounts, User,
 };
 pub use coordination::{Coordination, SoleEngine, Wake};
+pub use drafts::{DraftImported, ImportDraft, ImportDraftStore};
 pub use engine::*;
 pub use model::*;
 
@@ -75,7 +77,7 @@ impl StoreError {
 
 /// The one storage interface; each backend implements all of it.
 #[async_trait]
-pub trait Store: ConsoleStore + Send + Sync + 'static {
+pub trait Store: ConsoleStore + ImportDraftStore + Send + Sync + 'static {
     /// Cheap liveness check for `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

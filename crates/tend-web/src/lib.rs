@@ -71,8 +71,6 @@ pub struct AppState {
     forecast: Option<Arc<forecast::ForecastSource>>,
     /// Failed console logins per address and account.
     login_limiter: Arc<console::LoginLimiter>,
-    /// Contact lists uploaded to the console, kept until confirmed.
-    import_drafts: Arc<console::ImportDrafts>,
     /// The `tend.toml` the server was started from, when it was: the console shows
     /// process files and their diagnostics as they are on disk now.
     config_path: Option<Arc<std::path::PathBuf>>,
@@ -95,7 +93,6 @@ impl AppState {
             metrics: Arc::default(),
             forecast: None,
             login_limiter: Arc::default(),
-            import_drafts: Arc::default(),
             config_path: None,
             mail_webhooks: None,
             simulations: Arc::default(),

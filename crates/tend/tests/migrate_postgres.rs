@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
+use tend_store::transfer::skipped_because;
 use tend_testkit::{Mailbox, ScratchDatabase, SmtpSink, Studio, run_python, wait_for};
 use tokio_postgres::NoTls;
 
@@ -73,6 +74,7 @@ print(json.dumps({n: db.execute(f'SELECT COUNT(*) FROM \"{n}\"').fetchone()[0] f
 ";
     query_sqlite(SCRIPT, database)
         .into_iter()
+        .filter(|(table, _)| skipped_because(table).is_none())
         .map(|(table, rows)| (table, rows.as_i64().unwrap()))
         .collect()
 }
@@ -122,6 +124,9 @@ async fn postgres_counts(client: &tokio_postgres::Client) -> BTreeMap<String, i6
     let mut counts = BTreeMap::new();
     for row in tables {
         let table: String = row.get(0);
+        if skipped_because(&table).is_some() {
+            continue;
+        }
         let count: i64 = client
             .query_one(&format!("SELECT COUNT(*) FROM \"{table}\""), &[])
             .await

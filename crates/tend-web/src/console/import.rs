@@ -4,7 +4,8 @@
 //!
 //! The file is read by the same [`RowReader`] as `tend import contacts`, and the
 //! preview is [`Store::preview_import`]: the import's own statements, rolled back. The
-//! upload is kept server-side between preview and confirmation ([`super::import_drafts`]), and
+//! upload is kept in the database between preview and confirmation ([`tend_store::drafts`], so
+//! any node may take the confirmation), and
 //! confirming first previews again: if the contacts changed meanwhile so that the
 //! import would do something else than the page showed, nothing is written and the new
 //! preview is shown instead. The rows are written in one transaction, so a failure
@@ -12,9 +13,9 @@
 //!
 //! [`Store::preview_import`]: tend_store::Store::preview_import
 
-use super::import_drafts::{DRAFT_MINUTES, Draft, Imported};
 use super::layout::{PageError, csrf_field, page, redirect, when, zone};
 use super::multipart::{self, Part};
+use super::session::random_hex;
 use super::session::{FormFields, Viewer};
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -30,8 +31,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tend_core::check::Project;
 use tend_core::process::Enroll;
+use tend_store::drafts::DRAFT_LIFETIME;
 use tend_store::import_rows::RowReader;
-use tend_store::{EnrollChoice, ImportOutcome, ImportRow, RowEffect};
+use tend_store::{DraftImported, EnrollChoice, ImportDraft, ImportOutcome, ImportRow, RowEffect};
 
 /// Where the upload form posts.
 pub const UPLOAD_PATH: &str = "/import";
@@ -188,15 +190,17 @@ pub async fn upload(
     if let Err(reason) = RowReader::new(&file.data[..]) {
         return Err(PageError::BadRequest(format!("file: line 1: {reason}")));
     }
-    let id = state.import_drafts.insert(Draft {
+    let now = engine.clock().now();
+    let draft = ImportDraft {
+        id: random_hex(),
         user_id: viewer.user.id,
         file_name,
-        bytes: file.data,
-        uploaded_at: engine.clock().now(),
-        importing: false,
+        bytes: file.data.to_vec(),
+        uploaded_at: now,
         imported: None,
-    });
-    Ok(redirect(&format!("/import/{id}")))
+    };
+    state.store.put_import_draft(&draft, now).await?;
+    Ok(redirect(&format!("/import/{}", draft.id)))
 }
 
 /// Why bytes are not a text file, if they are not: spreadsheets and other binaries
@@ -270,10 +274,10 @@ impl Preview {
     }
 }
 
-async fn preview(state: &AppState, draft: &Draft) -> Result<Preview, PageError> {
+async fn preview(state: &AppState, draft: &ImportDraft) -> Result<Preview, PageError> {
     let engine = state.engine().map_err(|_| PageError::NotFound("engine"))?;
     let project = Arc::clone(engine.project());
-    let reading = read_rows(Arc::clone(&project), draft.bytes.clone()).await?;
+    let reading = read_rows(Arc::clone(&project), Bytes::from(draft.bytes.clone())).await?;
     let outcome = state
         .store
         .preview_import(
@@ -286,9 +290,7 @@ async fn preview(state: &AppState, draft: &Draft) -> Result<Preview, PageError> 
 }
 
 fn gone() -> PageError {
-    PageError::NotFound(
-        "upload (uploads are kept 30 minutes, on the server they were sent to); upload the file again",
-    )
+    PageError::NotFound("upload (uploads are kept 30 minutes); upload the file again")
 }
 
 /// `GET /import/{id}`: the preview of an upload, or what its import wrote.
@@ -300,8 +302,9 @@ pub async fn show(
     viewer.require_owner()?;
     let engine = state.engine().map_err(|_| PageError::NotFound("engine"))?;
     let draft = state
-        .import_drafts
-        .get(&id, viewer.user.id, engine.clock().now())
+        .store
+        .import_draft(&id, viewer.user.id, engine.clock().now())
+        .await?
         .ok_or_else(gone)?;
     if let Some(imported) = &draft.imported {
         return Ok(page(
@@ -324,11 +327,12 @@ pub async fn rejected(
     viewer.require_owner()?;
     let engine = state.engine().map_err(|_| PageError::NotFound("engine"))?;
     let draft = state
-        .import_drafts
-        .get(&id, viewer.user.id, engine.clock().now())
+        .store
+        .import_draft(&id, viewer.user.id, engine.clock().now())
+        .await?
         .filter(|d| d.imported.is_none())
         .ok_or_else(gone)?;
-    let reading = read_rows(Arc::clone(engine.project()), draft.bytes.clone()).await?;
+    let reading = read_rows(Arc::clone(engine.project()), Bytes::from(draft.bytes)).await?;
     let text: String = reading
         .rejected
         .iter()
@@ -358,9 +362,13 @@ pub async fn confirm(
         .ok_or_else(|| PageError::BadRequest("expect: required (reload the preview)".into()))?
         .to_owned();
     let now = engine.clock().now();
-    let Some(draft) = state.import_drafts.begin_import(&id, viewer.user.id, now) else {
+    let Some(draft) = state
+        .store
+        .begin_draft_import(&id, viewer.user.id, now)
+        .await?
+    else {
         // Imported already (a second click) shows the result; otherwise it is gone.
-        return match state.import_drafts.get(&id, viewer.user.id, now) {
+        return match state.store.import_draft(&id, viewer.user.id, now).await? {
             Some(draft) if draft.imported.is_some() => Ok(redirect(&format!("/import/{id}"))),
             Some(_) => Err(PageError::Conflict(
                 "this upload is being imported by another request".into(),
@@ -371,33 +379,40 @@ pub async fn confirm(
     let written = write(&state, &draft, enroll, &expected, now).await;
     match written {
         Ok(Written::Done(imported)) => {
-            state.import_drafts.finish_import(&id, Some(imported));
+            state
+                .store
+                .finish_draft_import(&id, Some(&imported))
+                .await?;
             engine.wake();
             Ok(redirect(&format!("/import/{id}")))
         }
         Ok(Written::Changed(preview)) => {
-            state.import_drafts.finish_import(&id, None);
+            state.store.finish_draft_import(&id, None).await?;
             let notice = "The contacts changed since this preview was made, so the import would now do what is shown below. Nothing was written; check it and confirm again.";
             let mut response = render_preview(&state, &viewer, &id, &draft, &preview, Some(notice));
             *response.status_mut() = StatusCode::CONFLICT;
             Ok(response)
         }
         Err(err) => {
-            state.import_drafts.finish_import(&id, None);
+            // The import's own error is the one to report; a failure to release the
+            // draft only delays a retry until the claim times out.
+            if let Err(release) = state.store.finish_draft_import(&id, None).await {
+                tracing::warn!(error = %release, "releasing an import draft after a failure");
+            }
             Err(err)
         }
     }
 }
 
 enum Written {
-    Done(Imported),
+    Done(DraftImported),
     /// Nothing written: the import would no longer do what the page showed.
     Changed(Preview),
 }
 
 async fn write(
     state: &AppState,
-    draft: &Draft,
+    draft: &ImportDraft,
     enroll: EnrollChoice,
     expected: &str,
     now: jiff::Timestamp,
@@ -418,11 +433,11 @@ async fn write(
             enroll.for_chunk(now, rows.len(), 0),
         )
         .await?;
-    Ok(Written::Done(Imported {
-        inserted: outcome.inserted,
-        updated: outcome.updated,
-        unchanged: outcome.unchanged,
-        rejected: preview.reading.rejected.len(),
+    Ok(Written::Done(DraftImported {
+        inserted: outcome.inserted as u64,
+        updated: outcome.updated as u64,
+        unchanged: outcome.unchanged as u64,
+        rejected: preview.reading.rejected.len() as u64,
         enroll,
         at: now,
     }))
@@ -458,7 +473,7 @@ fn render_preview(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
-    draft: &Draft,
+    draft: &ImportDraft,
     preview: &Preview,
     notice: Option<&str>,
 ) -> Response {
@@ -483,7 +498,7 @@ fn render_preview(
         }
         section aria-labelledby="preview-h" data-testid="import-preview" {
             h2 id="preview-h" { "What importing " (draft.file_name) " would do" }
-            p.hint { "Uploaded " (when(draft.uploaded_at, &tz)) ", " (draft.bytes.len()) " bytes; kept for " (DRAFT_MINUTES) " minutes. Nothing is written until you confirm." }
+            p.hint { "Uploaded " (when(draft.uploaded_at, &tz)) ", " (draft.bytes.len()) " bytes; kept for " (DRAFT_LIFETIME.as_mins()) " minutes. Nothing is written until you confirm." }
             ul.counts {
                 li data-testid="preview-new" { strong { (outcome.inserted) } " new" }
                 li data-testid="preview-updated" { strong { (outcome.updated) } " updated" }
@@ -598,7 +613,7 @@ fn confirm_form(viewer: &Viewer, id: &str, good: usize, fingerprint: &str) -> Ma
     }
 }
 
-fn result(state: &AppState, draft: &Draft, imported: &Imported) -> Markup {
+fn result(state: &AppState, draft: &ImportDraft, imported: &DraftImported) -> Markup {
     let tz = zone(state);
     html! {
         h1 { "Import contacts" }

@@ -10,7 +10,6 @@ mod contact;
 mod contacts;
 mod deliveries;
 mod import;
-mod import_drafts;
 mod layout;
 mod login;
 mod multipart;
@@ -29,7 +28,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use session::Viewer;
 
-pub use import_drafts::ImportDrafts;
 pub use session::{LoginLimiter, hash_password};
 pub use simulate::{RunStatus, Simulations};
 
