@@ -4,7 +4,10 @@ use super::EngineError;
 use crate::book::{self, BoundProcess, ProcessBook};
 use jiff::Timestamp;
 use tend_core::check::Project;
-use tend_store::{ProcessSync, Store};
+use tend_store::{ProcessSync, Store, StoreError};
+
+/// How many times a process is synced again after another node changed it meanwhile.
+const SYNC_ATTEMPTS: u32 = 3;
 
 /// What syncing the process files with the database found, for the log at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,34 +31,48 @@ pub(super) async fn sync_processes(
     project: &Project,
     now: Timestamp,
 ) -> Result<(ProcessBook, SyncReport), EngineError> {
-    let stored = store.stored_processes().await?;
+    let mut stored = store.stored_processes().await?;
     let mut report = SyncReport::default();
     let mut bound = Vec::new();
     for process in &project.processes {
         let keys = book::step_keys(process);
-        let previous = stored.iter().find(|s| s.key == process.id);
-        let (moves, removed) = match previous {
-            Some(p) => book::step_moves(&p.steps, &keys, process),
-            None => (Vec::new(), Vec::new()),
+        let mut attempt = 0;
+        let (previous, outcome, removed) = loop {
+            let previous = stored.iter().find(|s| s.key == process.id).cloned();
+            let (moves, removed) = match &previous {
+                Some(p) => book::step_moves(&p.steps, &keys, process),
+                None => (Vec::new(), Vec::new()),
+            };
+            let backfill = match (&process.enroll, &previous) {
+                (tend_core::Enroll::Stage(stage), None) => Some(tend_store::Backfill {
+                    stage,
+                    first: book::step_spec(0, &process.steps[0]),
+                    due_at: book::after(now, &process.steps[0]),
+                }),
+                _ => None,
+            };
+            let synced = store
+                .sync_process(&ProcessSync {
+                    key: &process.id,
+                    steps: &keys,
+                    previous: previous.as_ref().map(|p| p.steps.as_slice()),
+                    moves: &moves,
+                    backfill,
+                    at: now,
+                })
+                .await;
+            match synced {
+                Ok(outcome) => break (previous, outcome, removed),
+                // Another node starting at the same moment synced it first (several
+                // nodes on PostgreSQL): start again from what that node stored, which
+                // is then this node's "previous", so nothing is enrolled twice.
+                Err(StoreError::Conflict(_)) if attempt < SYNC_ATTEMPTS => {
+                    attempt += 1;
+                    stored = store.stored_processes().await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
         };
-        let backfill = match (&process.enroll, previous) {
-            (tend_core::Enroll::Stage(stage), None) => Some(tend_store::Backfill {
-                stage,
-                first: book::step_spec(0, &process.steps[0]),
-                due_at: book::after(now, &process.steps[0]),
-            }),
-            _ => None,
-        };
-        let outcome = store
-            .sync_process(&ProcessSync {
-                key: &process.id,
-                steps: &keys,
-                previous: previous.map(|p| p.steps.as_slice()),
-                moves: &moves,
-                backfill,
-                at: now,
-            })
-            .await?;
         if previous.is_none() {
             report.added.push((process.id.clone(), outcome.enrolled));
         }

@@ -74,12 +74,24 @@ pub(crate) async fn stored_processes(tx: &Tx<'_>) -> Result<Vec<StoredProcess>, 
     .await
 }
 
+/// The advisory lock a process sync holds until it commits ("TENDSYNC" in ASCII).
+const PROCESS_SYNC_LOCK: i64 = 0x5445_4E44_5359_4E43;
+
 pub(crate) async fn sync_process(
     tx: &Tx<'_>,
     sync: &ProcessSync<'_>,
 ) -> Result<SyncOutcome, StoreError> {
     let at = millis(sync.at);
     let steps = serde_json::to_string(sync.steps).expect("strings serialize");
+    // Nodes starting at once sync one after another: the second then finds the first's
+    // row (and answers Conflict, for its engine to start again from it) instead of both
+    // inserting the process, or both enrolling its stage.
+    sql::execute(
+        tx,
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&PROCESS_SYNC_LOCK],
+    )
+    .await?;
     let stored: Option<(i64, Vec<String>)> = sql::fetch_optional(
         tx,
         "SELECT id, steps::text AS steps FROM processes WHERE key = $1 FOR UPDATE",
