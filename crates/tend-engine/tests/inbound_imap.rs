@@ -1,7 +1,9 @@
 //! The mailbox Tend reads, against a real Dovecot: bounce reports, a complaint, a
 //! mailto unsubscribe and a reply arrive after the sends; one poll suppresses the right
 //! addresses and records the reply on the right contact, and hostile or malformed
-//! messages change nothing.
+//! messages change nothing. Running, the reader idles (IDLE) and acts on a message as
+//! soon as it is appended, across a server restart, and stops at once on shutdown; a
+//! server without IDLE is polled.
 
 mod harness;
 
@@ -12,9 +14,11 @@ use std::time::Duration;
 use tend_core::ContactId;
 use tend_engine::inbound::read_certificates;
 use tend_engine::inbound::{AfterHandling, ImapUrl, InboundConfig, InboundReader, PollReport};
-use tend_store::TimelineEntry;
 use tend_store::feedback::FeedbackCounts;
+use tend_store::{Store, TimelineEntry};
+use tend_testkit::wait_for;
 use tend_testkit::{Dovecot, TestCertificates};
+use tokio_util::sync::CancellationToken;
 
 /// What the subscriber writes, kept for the test to read.
 #[derive(Clone, Default)]
@@ -137,16 +141,206 @@ impl Story {
         after: AfterHandling,
         trusted: Option<Vec<CertificateDer<'static>>>,
     ) -> InboundReader {
+        Story::reader_every(url, after, trusted, Duration::from_secs(60))
+    }
+
+    fn reader_every(
+        url: &str,
+        after: AfterHandling,
+        trusted: Option<Vec<CertificateDer<'static>>>,
+        poll_every: Duration,
+    ) -> InboundReader {
         InboundReader::new(InboundConfig {
             url: ImapUrl::parse(url).unwrap(),
             bounce_address: Some(BOUNCE_ADDRESS.into()),
             message_id_domain: MESSAGE_ID_DOMAIN.into(),
             soft_bounce_limit: 3,
             after,
-            poll_every: Duration::from_secs(60),
+            poll_every,
             trusted,
         })
     }
+}
+
+/// Whether the contact is suppressed now.
+async fn is_suppressed(store: &dyn Store, contact: ContactId) -> Result<(), String> {
+    let found = store.contact(contact).await.unwrap().expect("contact");
+    match found.suppressed_at {
+        Some(_) => Ok(()),
+        None => Err(format!("contact {} not suppressed", contact.0)),
+    }
+}
+
+/// Whether the contact has a `Replied` event.
+async fn has_replied(store: &dyn Store, contact: ContactId) -> Result<(), String> {
+    let timeline = store.timeline(contact).await.unwrap();
+    let replied = timeline
+        .iter()
+        .any(|entry| matches!(entry, TimelineEntry::Event { name, .. } if name == "Replied"));
+    replied
+        .then_some(())
+        .ok_or_else(|| format!("contact {} has no Replied event", contact.0))
+}
+
+/// Longer than any of these tests runs: a message read within the test's waits was
+/// read because the server announced it, not because a poll came round.
+const AN_HOUR: Duration = Duration::from_secs(3600);
+
+/// How long a message announced over IDLE may take to be acted on, generously: on a
+/// quiet machine it is milliseconds.
+const ANNOUNCED: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn while_idling_new_messages_are_read_as_they_arrive_even_after_the_server_restarts() {
+    let story = Story::start().await;
+    let ann_sender = story.envelope_sender(story.ann).await;
+    let bob_sender = story.envelope_sender(story.bob).await;
+    let eve_sender = story.envelope_sender(story.eve).await;
+    let dan_touch = story.touch(story.dan).await;
+    let (ann, bob, dan, eve) = (story.ann, story.bob, story.dan, story.eve);
+    let store = Arc::clone(&story.business.store);
+    let engine = Arc::new(story.business.engine);
+
+    let mut server = Dovecot::start(&[bounce_report(
+        "idle-1",
+        &ann_sender,
+        "ann@example.com",
+        "failed",
+        "5.1.1",
+    )]);
+    let reader = Story::reader_every(&server.url(), AfterHandling::Flag, None, AN_HOUR);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()));
+
+    // The first poll reads what was waiting.
+    wait_for("the first poll", ANNOUNCED, async || {
+        is_suppressed(&*store, ann).await
+    })
+    .await;
+    // A complaint appended by another client while Tend idles is read at once.
+    server.append(&complaint(&bob_sender, "bob@example.com"));
+    wait_for(
+        "the complaint appended while idling",
+        ANNOUNCED,
+        async || is_suppressed(&*store, bob).await,
+    )
+    .await;
+
+    // The server restarts, dropping the connection: the reader connects again and
+    // reads what arrives next, then idles again on the new connection.
+    server.restart();
+    server.append(&reply("Dan <dan@example.com>", dan_touch, "dan-idle"));
+    wait_for(
+        "the reply appended after the restart",
+        ANNOUNCED,
+        async || has_replied(&*store, dan).await,
+    )
+    .await;
+    server.append(&bounce_report(
+        "idle-2",
+        &eve_sender,
+        "eve@example.com",
+        "failed",
+        "5.1.1",
+    ));
+    wait_for(
+        "the bounce appended on the new connection",
+        ANNOUNCED,
+        async || is_suppressed(&*store, eve).await,
+    )
+    .await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the reader stops at once on shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_ends_an_idle_at_once() {
+    let story = Story::start().await;
+    let engine = Arc::new(story.business.engine);
+    let server = Dovecot::start(&[]);
+    let reader = Story::reader_every(&server.url(), AfterHandling::Flag, None, AN_HOUR);
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This test's runtime is one thread: the reader's task logs through this subscriber.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()));
+    wait_for("the reader to idle", ANNOUNCED, async || {
+        let text = log.text();
+        if text.contains("offers IDLE") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+
+    let asked = std::time::Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap_or_else(|_| panic!("the reader still idles 5 s after shutdown:\n{}", log.text()))
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    assert!(!log.text().contains("WARN"), "{}", log.text());
+}
+
+#[tokio::test]
+async fn without_idle_the_reader_polls_every_inbound_poll() {
+    let story = Story::start().await;
+    let ann_sender = story.envelope_sender(story.ann).await;
+    let bob_sender = story.envelope_sender(story.bob).await;
+    let (ann, bob) = (story.ann, story.bob);
+    let store = Arc::clone(&story.business.store);
+    let engine = Arc::new(story.business.engine);
+    let server = Dovecot::start_without_idle(&[bounce_report(
+        "poll-1",
+        &ann_sender,
+        "ann@example.com",
+        "failed",
+        "5.1.1",
+    )]);
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let every = Duration::from_secs(2);
+    let reader = Story::reader_every(&server.url(), AfterHandling::Flag, None, every);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(reader.run(Arc::clone(&engine), shutdown.clone()));
+    wait_for("the first poll", ANNOUNCED, async || {
+        is_suppressed(&*store, ann).await
+    })
+    .await;
+
+    // Nothing announces this one: the next poll, `every` later, reads it.
+    let appended = std::time::Instant::now();
+    server.append(&complaint(&bob_sender, "bob@example.com"));
+    wait_for("the next poll", ANNOUNCED, async || {
+        is_suppressed(&*store, bob).await
+    })
+    .await;
+    assert!(appended.elapsed() <= every + Duration::from_secs(5));
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the reader stops at once on shutdown")
+        .unwrap();
+    let logged = log.text();
+    assert!(logged.contains("does not offer IDLE"), "{logged}");
+    assert!(!logged.contains("IDLE connection"), "{logged}");
 }
 
 /// A bounce report as Postfix writes it, delivered to `to`.

@@ -63,9 +63,28 @@ impl Dovecot {
         Dovecot::start_with(messages, Some(tls))
     }
 
+    /// [`Dovecot::start`], with a server that does not offer IDLE (its capability
+    /// list leaves it out), as some mail hosts do.
+    pub fn start_without_idle(messages: &[Vec<u8>]) -> Dovecot {
+        Dovecot::start_with_config(
+            messages,
+            None,
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS MOVE\n",
+        )
+    }
+
     fn start_with(messages: &[Vec<u8>], tls: Option<&TestCertificates>) -> Dovecot {
+        Dovecot::start_with_config(messages, tls, "")
+    }
+
+    /// Starts with `extra` appended to the configuration's top level.
+    fn start_with_config(
+        messages: &[Vec<u8>],
+        tls: Option<&TestCertificates>,
+        extra: &str,
+    ) -> Dovecot {
         for _ in 0..5 {
-            if let Some(dovecot) = Dovecot::try_start(messages, tls) {
+            if let Some(dovecot) = Dovecot::try_start(messages, tls, extra) {
                 return dovecot;
             }
         }
@@ -73,7 +92,11 @@ impl Dovecot {
     }
 
     /// One try: `None` if Dovecot exited (its port was taken).
-    fn try_start(messages: &[Vec<u8>], tls: Option<&TestCertificates>) -> Option<Dovecot> {
+    fn try_start(
+        messages: &[Vec<u8>],
+        tls: Option<&TestCertificates>,
+        extra: &str,
+    ) -> Option<Dovecot> {
         let binary = require_dovecot();
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
@@ -133,6 +156,7 @@ impl Dovecot {
              protocols = imap\n\
              listen = 127.0.0.1\n\
              {ssl}\
+             {extra}\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
              mail_location = maildir:{root}/mail/Maildir\n\
@@ -252,25 +276,140 @@ impl Dovecot {
         chown_tree(&temp, self.owner);
         std::fs::rename(&temp, maildir.join("new").join(&name)).expect("deliver");
     }
-}
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        // Dovecot's master stops its children on SIGTERM.
+    /// Appends one message to INBOX over IMAP (`APPEND`), as another mail client
+    /// would: a session idling on INBOX hears of it at once.
+    pub fn append(&self, message: &[u8]) {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        // Reads lines until one starts with `prefix`; panics on a NO or BAD.
+        let mut until = |prefix: &str| loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read from Dovecot");
+            assert!(n > 0, "Dovecot closed the connection: {}", self.log());
+            if let Some(rest) = line.strip_prefix(prefix) {
+                assert!(
+                    !rest.starts_with(" NO") && !rest.starts_with(" BAD"),
+                    "{line}"
+                );
+                return;
+            }
+        };
+        until("* OK");
+        write!(writer, "a1 LOGIN \"{USER}\" \"{PASSWORD}\"\r\n").unwrap();
+        until("a1");
+        write!(writer, "a2 APPEND INBOX {{{}}}\r\n", message.len()).unwrap();
+        until("+");
+        writer.write_all(message).unwrap();
+        writer.write_all(b"\r\n").unwrap();
+        until("a2");
+        write!(writer, "a3 LOGOUT\r\n").unwrap();
+        until("a3");
+    }
+
+    /// Stops Dovecot, which drops every client's connection, and starts it again on
+    /// the same ports with the same mail.
+    pub fn restart(&mut self) {
+        self.stop();
+        let binary = require_dovecot();
+        self.child = Command::new(binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        assert!(
+            self.wait_for_greeting(),
+            "Dovecot did not start again: {}",
+            self.log()
+        );
+    }
+
+    /// Stops Dovecot and its processes, and waits until its master has exited.
+    fn stop(&mut self) {
+        // Dovecot's master stops most of its children on SIGTERM, but an `imap`
+        // process serving a client outlives it (its connection stays up): those are
+        // ended too, so a stop drops every client as a crash or reboot would.
+        let processes = descendants(self.child.id());
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut exited = false;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let alive: Vec<String> = processes
+            .iter()
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            .map(u32::to_string)
+            .collect();
+        if !alive.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&alive)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The processes under `pid` (children, theirs…), from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 fn set_mode(path: &Path, mode: u32) {

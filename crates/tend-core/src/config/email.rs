@@ -33,7 +33,8 @@ pub struct EmailChannel {
     /// replies from: `imaps://user:password@host[:port]/MAILBOX` (or `imap://` on a
     /// trusted network). `None`: nothing is read.
     pub inbound: Option<Secret>,
-    /// How often the mailbox is read.
+    /// How often the mailbox is read: the only reading on a server without IDLE, and
+    /// the safety net beside IDLE on one with it.
     pub inbound_poll: Duration,
     /// Where handled reports and unsubscribe requests are moved; `None` flags them
     /// in place. Replies stay where they are for people to read, flagged.

@@ -1,7 +1,10 @@
 //! The IMAP side of the inbound mailbox: log in, list new messages by UID, fetch one,
-//! mark or move the handled ones. Every step runs under a timeout.
+//! mark or move the handled ones, and wait in IDLE for the next. Every step but the
+//! wait runs under a timeout.
 
 use super::{AfterHandling, InboundError, MAX_MESSAGE_BYTES};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{MailboxDatum, Response};
 use futures_util::TryStreamExt as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::fmt;
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// How long one IMAP step (connecting, a command and its answer) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -102,6 +106,20 @@ pub(super) enum Fetched {
     /// Expunged meanwhile.
     Gone,
 }
+
+/// How an IDLE ended.
+pub(super) enum AfterIdle {
+    /// The server announced new messages (`EXISTS`): read them now.
+    NewMessages(Session),
+    /// The period ran out with nothing new: poll anyway, then idle again.
+    PeriodOver(Session),
+    /// Shutdown was asked for; the session is closed.
+    Shutdown,
+}
+
+/// How long ending IDLE and logging out may take on shutdown: a server that does not
+/// answer must not hold the process up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// A logged-in session with the mailbox selected.
 pub(super) struct Session {
@@ -273,6 +291,87 @@ impl Session {
         })
         .await
         .map(drop)
+    }
+
+    /// Whether the server offers IDLE (RFC 2177), from its capabilities.
+    pub(super) async fn offers_idle(&mut self) -> Result<bool, InboundError> {
+        let capabilities = step("reading capabilities", self.inner.capabilities()).await?;
+        Ok(capabilities.has_str("IDLE"))
+    }
+
+    /// Whether the server said, in untagged answers to earlier commands, that messages
+    /// arrived (`EXISTS`): a message that lands between a poll's search and the next
+    /// IDLE is announced there, not in the IDLE. Forgets what it read.
+    pub(super) fn take_arrivals(&mut self) -> bool {
+        let mut arrived = false;
+        while let Ok(response) = self.inner.unsolicited_responses.try_recv() {
+            arrived |= matches!(response, async_imap::types::UnsolicitedResponse::Exists(_));
+        }
+        arrived
+    }
+
+    /// Holds the connection in IDLE until the server announces new messages, `period`
+    /// passes, or `shutdown`. Keep-alives (`* OK Still here`) and other mailbox news
+    /// (flags, expunges) keep it waiting. An error means the connection is gone.
+    pub(super) async fn idle(
+        self,
+        period: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<AfterIdle, InboundError> {
+        let Session {
+            inner,
+            uid_validity,
+        } = self;
+        let mut handle = inner.idle();
+        step("starting IDLE", handle.init()).await?;
+        let deadline = tokio::time::Instant::now() + period;
+        let new_messages = loop {
+            // `interrupt` stops the wait when dropped: it lives as long as the wait.
+            let (wait, interrupt) = handle.wait_with_timeout(period);
+            let waited = tokio::select! {
+                () = shutdown.cancelled() => None,
+                waited = tokio::time::timeout_at(deadline, wait) => Some(waited),
+            };
+            match waited {
+                None => {
+                    drop(interrupt);
+                    // A polite DONE and LOGOUT, but not at the cost of a prompt exit.
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                        if let Ok(mut session) = handle.done().await {
+                            let _ = session.logout().await;
+                        }
+                    })
+                    .await;
+                    return Ok(AfterIdle::Shutdown);
+                }
+                // async-imap's own timeout restarts at each keep-alive; the deadline
+                // does not, so IDLE is re-issued at least every `period`.
+                Some(Err(_) | Ok(Ok(IdleResponse::Timeout))) => break false,
+                Some(Ok(Ok(IdleResponse::NewData(data)))) => {
+                    if matches!(
+                        data.parsed(),
+                        Response::MailboxData(MailboxDatum::Exists(_))
+                    ) {
+                        break true;
+                    }
+                }
+                // The wait's stream ended: the server closed the connection.
+                Some(Ok(Ok(IdleResponse::ManualInterrupt))) => {
+                    return Err(imap_error("idling", "the server closed the connection"));
+                }
+                Some(Ok(Err(error))) => return Err(imap_error("idling", error)),
+            }
+        };
+        let inner = step("ending IDLE", handle.done()).await?;
+        let session = Session {
+            inner,
+            uid_validity,
+        };
+        Ok(if new_messages {
+            AfterIdle::NewMessages(session)
+        } else {
+            AfterIdle::PeriodOver(session)
+        })
     }
 
     /// Logs out politely; a failure here changes nothing.

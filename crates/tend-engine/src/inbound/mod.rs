@@ -2,9 +2,11 @@
 //! sent to the envelope sender, unsubscribe requests sent to the `List-Unsubscribe`
 //! mailto address, and replies to touches.
 //!
-//! Each poll logs in over IMAP, reads the messages that arrived since the last poll
-//! (by UID, so each is read once), acts on those it understands and marks them; other
-//! messages are left as they were. A report suppresses only when it carries a token
+//! Each poll reads the messages that arrived since the last one (by UID, so each is
+//! read once), acts on those it understands and marks them; other messages are left as
+//! they were. Where the server offers IDLE the connection stays open between polls
+//! and a new message is read as soon as the server announces it; otherwise each poll
+//! is a short session every `inbound_poll`. A report suppresses only when it carries a token
 //! Tend signed, so mail from anyone else changes nothing.
 
 pub mod classify;
@@ -33,6 +35,64 @@ pub const MAX_MESSAGE_BYTES: u32 = 2 * 1024 * 1024;
 
 /// Messages read in one poll at most; the rest wait for the next.
 const BATCH: usize = 200;
+
+/// The longest an IDLE is held before it is ended and issued again: RFC 2177 advises
+/// clients to do so at least every 29 minutes, as servers may drop a client idle for 30.
+const MAX_IDLE: Duration = Duration::from_secs(29 * 60);
+
+/// Polls one after another at most, before idling again.
+const MAX_POLLS_IN_A_ROW: usize = 10;
+
+/// The first wait before connecting again after a failure; it doubles while the
+/// failures go on, up to `poll_every`.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// An IDLE connection that lasted this long worked: after it drops, the next one is
+/// tried after [`FIRST_RETRY`] again.
+const STABLE_CONNECTION: Duration = Duration::from_secs(60);
+
+/// How one connection to the mailbox ended.
+enum Round {
+    /// It polled at least once; `idled` when it then held IDLE until the connection
+    /// dropped, else it logged out to poll again later.
+    Polled {
+        /// Whether the server offered IDLE.
+        idled: bool,
+    },
+    /// Connecting or a poll failed.
+    Failed(InboundError),
+    /// Shutdown was asked for while idling.
+    Shutdown,
+}
+
+/// The wait before connecting again: [`FIRST_RETRY`], doubled after each failure up to
+/// a ceiling, back to the start after a success.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    fn new(ceiling: Duration) -> Self {
+        let ceiling = ceiling.max(FIRST_RETRY);
+        Backoff {
+            next: FIRST_RETRY,
+            ceiling,
+        }
+    }
+
+    /// The wait now; the one after is twice as long.
+    fn next(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.ceiling);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = FIRST_RETRY;
+    }
+}
 
 /// What to do with a handled report or unsubscribe request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,28 +269,143 @@ impl InboundReader {
         InboundReader { config }
     }
 
-    /// Polls every `poll_every` until `shutdown`; failures are logged and retried on
-    /// the next poll.
+    /// Reads the mailbox until `shutdown`. Where the server offers IDLE, the reader
+    /// stays connected after each poll and waits in IDLE, reading new messages as soon
+    /// as the server announces them, and polls anyway every `poll_every` (at least
+    /// every 29 minutes, RFC 2177's advice). Otherwise, or while the connection keeps
+    /// failing, it polls every `poll_every`. A dropped connection is opened again
+    /// after 1 s, then 2 s, 4 s… up to `poll_every` while it keeps failing. Failures
+    /// are logged; shutdown ends an IDLE at once.
     pub async fn run(self, engine: std::sync::Arc<Engine>, shutdown: CancellationToken) {
         tracing::info!(mailbox = %self.config.url.describe(), "reading the inbound mailbox");
+        let mut retry = Backoff::new(self.config.poll_every);
+        let mut announced = None;
         loop {
-            match self.poll_once(&engine).await {
-                Ok(report) if report.read > 0 => tracing::info!(?report, "inbound mailbox read"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "reading the inbound mailbox failed"),
-            }
+            let connected_at = tokio::time::Instant::now();
+            let wait = match self
+                .connected_round(&engine, &shutdown, &mut announced)
+                .await
+            {
+                Round::Shutdown => return,
+                Round::Polled { idled } => {
+                    if idled {
+                        // The IDLE connection dropped: reconnect soon, but back off
+                        // from a server that keeps dropping it at once.
+                        if connected_at.elapsed() >= STABLE_CONNECTION {
+                            retry.reset();
+                        }
+                        retry.next()
+                    } else {
+                        retry.reset();
+                        self.config.poll_every
+                    }
+                }
+                Round::Failed(error) => {
+                    let wait = retry.next();
+                    tracing::warn!(%error, retry_in = ?wait, "reading the inbound mailbox failed");
+                    wait
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.config.poll_every) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    /// One connection: a poll, then, if the server offers IDLE, IDLE and a poll after
+    /// each until the connection fails or `shutdown`. Whether the server offers IDLE
+    /// is logged the first time and when it changes (`announced`).
+    async fn connected_round(
+        &self,
+        engine: &Engine,
+        shutdown: &CancellationToken,
+        announced: &mut Option<bool>,
+    ) -> Round {
+        let mut session =
+            match imap::Session::open(&self.config.url, self.config.trusted.as_deref()).await {
+                Ok(session) => session,
+                Err(error) => return Round::Failed(error),
+            };
+        // Asked before the poll, so that nothing but the poll runs between its last
+        // look for arrivals and the IDLE.
+        let offers_idle = match session.offers_idle().await {
+            Ok(offers) => offers,
+            Err(error) => return Round::Failed(error),
+        };
+        if let Err(error) = self.read_all(engine, &mut session).await {
+            return Round::Failed(error);
+        }
+        if *announced != Some(offers_idle) {
+            *announced = Some(offers_idle);
+            if offers_idle {
+                tracing::info!(
+                    "the mailbox server offers IDLE: new messages are read as they arrive"
+                );
+            } else {
+                tracing::info!(every = ?self.config.poll_every, "the mailbox server does not offer IDLE: polling");
+            }
+        }
+        if !offers_idle {
+            session.logout().await;
+            return Round::Polled { idled: false };
+        }
+        let period = self.config.poll_every.min(MAX_IDLE);
+        loop {
+            session = match session.idle(period, shutdown).await {
+                Ok(
+                    imap::AfterIdle::NewMessages(session) | imap::AfterIdle::PeriodOver(session),
+                ) => session,
+                Ok(imap::AfterIdle::Shutdown) => return Round::Shutdown,
+                Err(error) => {
+                    tracing::warn!(%error, "the inbound mailbox's IDLE connection ended; reconnecting");
+                    return Round::Polled { idled: true };
+                }
+            };
+            if let Err(error) = self.read_all(engine, &mut session).await {
+                return Round::Failed(error);
+            }
+        }
+    }
+
+    /// Polls on `session` until nothing new is waiting: a poll reads at most
+    /// [`BATCH`] messages, and the server may announce more while it runs.
+    async fn read_all(
+        &self,
+        engine: &Engine,
+        session: &mut imap::Session,
+    ) -> Result<(), InboundError> {
+        // Bounded, so a server that announces arrivals after every command cannot keep
+        // the reader from idling; whatever is left is read after the next IDLE.
+        for _ in 0..MAX_POLLS_IN_A_ROW {
+            session.take_arrivals();
+            let report = self.poll_session(engine, session).await?;
+            if report.read > 0 {
+                tracing::info!(?report, "inbound mailbox read");
+            }
+            if report.read < BATCH && !session.take_arrivals() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the messages that arrived since the last poll, acts on them and marks
-    /// the handled ones.
+    /// the handled ones: one short session.
     pub async fn poll_once(&self, engine: &Engine) -> Result<PollReport, InboundError> {
         let mut session =
             imap::Session::open(&self.config.url, self.config.trusted.as_deref()).await?;
+        let report = self.poll_session(engine, &mut session).await?;
+        session.logout().await;
+        Ok(report)
+    }
+
+    /// [`InboundReader::poll_once`] on an open session.
+    async fn poll_session(
+        &self,
+        engine: &Engine,
+        session: &mut imap::Session,
+    ) -> Result<PollReport, InboundError> {
         let validity = session.uid_validity();
         let store = engine.store();
         // UIDs of another UIDVALIDITY mean nothing: read the mailbox from the start.
@@ -267,7 +442,6 @@ impl InboundReader {
         if cursor != last {
             store.set_inbound_cursor(validity, cursor).await?;
         }
-        session.logout().await;
         if report.replies > 0 {
             engine.wake();
         }
