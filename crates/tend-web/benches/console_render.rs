@@ -13,7 +13,9 @@
 //! logged-in owner over HTTP on 127.0.0.1, one request at a time, pages interleaved so
 //! background work disturbs them alike; the table gives each page's median, 95th
 //! percentile and largest time from request to the last byte of the body, and its
-//! weight. The baseline, measured in the same run, is `/healthz`: the same round trip
+//! weight. Before the timed rounds each page is asked for once and its time printed
+//! as it completes. `TEND_BENCH_KEEP=DIR` keeps a copy of the built database as
+//! `DIR/tend.db`, to study the queries with `EXPLAIN QUERY PLAN`. The baseline, measured in the same run, is `/healthz`: the same round trip
 //! with no page to render. The bar (DESIGN.md §6): p95 under 50 ms, under 100 KB.
 
 use jiff::SignedDuration;
@@ -188,6 +190,14 @@ async fn run(requests: usize) {
         build.elapsed().as_secs_f64(),
         loadavg()
     );
+    if let Some(dir) = std::env::var_os("TEND_BENCH_KEEP") {
+        // A copy to study the queries with EXPLAIN QUERY PLAN; the bench's own folder
+        // is temporary.
+        let dest = std::path::Path::new(&dir).join("tend.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        raw.backup_to(&dest, true).await.unwrap();
+        println!("kept the database at {}", dest.display());
+    }
 
     let mut owner = ConsoleUser::login(&server, OWNER).await;
     let busy = ids[0];
@@ -227,14 +237,23 @@ async fn run(requests: usize) {
         ("Processes".into(), "/processes".into()),
         ("Process".into(), "/processes/new-inquiry".into()),
     ];
-    // Warm up: each page once, checked like any console page.
+    // Warm up: each page once, checked like any console page, each time printed as it
+    // completes so a slow page shows itself before the timed rounds.
     let mut weights = Vec::new();
-    for (_, path) in &pages {
+    for (label, path) in &pages {
+        print!("warm-up {label:<34} ");
+        std::io::Write::flush(&mut std::io::stdout()).unwrap();
+        let began = Instant::now();
         let body = if path == "/healthz" {
             owner.get(path).await.text().await.unwrap()
         } else {
             owner.page(path).await
         };
+        println!(
+            "{:>9.1} ms {:>8.1} KB",
+            ms(began.elapsed()),
+            body.len() as f64 / 1000.0
+        );
         weights.push(body.len());
     }
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(requests); pages.len()];
