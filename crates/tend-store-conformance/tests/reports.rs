@@ -142,3 +142,83 @@ async fn held_touches_admissions_conversions_work_and_neglect_are_counted() {
     );
     assert!(contacts.contains(&sent.contact));
 }
+
+#[tokio::test]
+async fn neglect_orders_every_process_by_deadline_from_the_contacts_last_touch() {
+    let store = test_store().await;
+    let s = &*store;
+    let (first, contacts) = enrolled(
+        s,
+        "first",
+        &["email:hello"],
+        step(0, Channel::Email, Intent::Nurture),
+        "lead",
+        2,
+        at(10),
+    )
+    .await;
+    // The same two leads in a second process with a longer gap, its first touch far off.
+    let lead = StageName::new("lead");
+    let second = s
+        .sync_process(&tend_store::ProcessSync {
+            key: "second",
+            steps: &["email:later".to_owned()],
+            previous: None,
+            moves: &[],
+            backfill: Some(tend_store::Backfill {
+                stage: &lead,
+                first: step(0, Channel::Email, Intent::Nurture),
+                due_at: at(100_000),
+            }),
+            at: at(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.enrolled, 2);
+    // One lead is touched by the first process at 10 s: the deadline of both of its
+    // enrollments runs from then, the other lead's from the enrollment at 5 s.
+    let due = s.due_touches(at(10), 10).await.unwrap();
+    assert_eq!(due.touches.len(), 2);
+    let touched = due.touches[0].contact;
+    let untouched = due.touches[1].contact;
+    s.record_decisions(
+        at(10),
+        &[DecisionRecord::Queue {
+            touch: due.touches[0].touch,
+            probability: None,
+        }],
+        &BudgetState::default(),
+    )
+    .await
+    .unwrap();
+    assert!(contacts.contains(&touched) && contacts.contains(&untouched));
+
+    let hour = 3_600_000;
+    let gaps = [(first, hour), (second.process_id, 2 * hour)];
+    let rows = s.neglect(&gaps, None, 10).await.unwrap();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.process_id, r.contact_id, r.deadline))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (first, untouched, later(at(5), hour)),
+            (first, touched, later(at(10), hour)),
+            (second.process_id, untouched, later(at(5), 2 * hour)),
+            (second.process_id, touched, later(at(10), 2 * hour)),
+        ]
+    );
+    assert_eq!(rows[1].last_touch_at, Some(at(10)));
+    // The limit holds over all processes together, earliest deadline first.
+    let three = s.neglect(&gaps, None, 3).await.unwrap();
+    assert_eq!(three.len(), 3);
+    assert_eq!(three[2].process_id, second.process_id);
+    // Only deadlines before `before`: both of the first process's, none of the second's.
+    let soon = s
+        .neglect(&gaps, Some(later(at(11), hour)), 10)
+        .await
+        .unwrap();
+    assert_eq!(soon.len(), 2);
+    assert!(soon.iter().all(|r| r.process_id == first));
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use tend_core::pacer::TouchId;
 use tend_core::{ContactId, StageName};
 use tend_store::StoreError;
-use tend_store::{ConsoleAction, DeliveryView, PlannedTouch, StepCounts};
+use tend_store::{ConsoleAction, DeliveryView, PlannedLoad, PlannedTouch, StepCounts};
 use tokio_postgres::Row;
 
 /// Where a paused enrollment's pending touch waits: 9999-01-01, after anything the
@@ -225,6 +225,80 @@ pub(crate) async fn planned(
     touches.sort_by_key(|t| (t.due_at, t.id.0));
     touches.truncate(limit as usize);
     Ok(touches)
+}
+
+pub(crate) async fn planned_load(
+    tx: &Tx<'_>,
+    from: Timestamp,
+    to: Timestamp,
+    limit: u32,
+) -> Result<Vec<PlannedLoad>, StoreError> {
+    // `planned`'s two ranges, the pending one an index-only scan of `touches_due`.
+    let columns = "t.id, t.process_id, t.step, t.channel, t.state, t.due_at, t.until_at";
+    let mut touches = sql::fetch_all(
+        tx,
+        &format!(
+            "SELECT {columns} FROM touches t \
+             WHERE t.state = 'pending' AND t.due_at >= $1 AND t.due_at < $2 \
+             ORDER BY t.due_at LIMIT $3"
+        ),
+        &[&millis(from), &millis(to), &i64::from(limit)],
+        decode_load,
+    )
+    .await?;
+    touches.extend(
+        sql::fetch_all(
+            tx,
+            &format!(
+                "SELECT {columns} FROM touches t \
+                 WHERE t.channel = 'task' AND t.state = 'open' \
+                 AND t.due_at >= $1 AND t.due_at < $2 ORDER BY t.due_at LIMIT $3"
+            ),
+            &[&millis(from), &millis(to), &i64::from(limit)],
+            decode_load,
+        )
+        .await?,
+    );
+    touches.sort_by_key(|t| (t.due_at, t.id.0));
+    touches.truncate(limit as usize);
+    Ok(touches)
+}
+
+fn decode_load(row: &Row) -> Result<PlannedLoad, StoreError> {
+    let id: i64 = get(row, "id")?;
+    let what = format!("touch {id}");
+    Ok(PlannedLoad {
+        id: TouchId(id),
+        process_id: get(row, "process_id")?,
+        step: u32::try_from(get::<i64>(row, "step")?).unwrap_or(0),
+        channel: get(row, "channel")?,
+        state: get(row, "state")?,
+        due_at: timestamp(get(row, "due_at")?, &what)?,
+        until: get::<Option<i64>>(row, "until_at")?
+            .map(|ms| timestamp(ms, &what))
+            .transpose()?,
+    })
+}
+
+pub(crate) async fn planned_tasks(
+    tx: &Tx<'_>,
+    from: Timestamp,
+    to: Timestamp,
+    limit: u32,
+) -> Result<Vec<PlannedTouch>, StoreError> {
+    // The range of `touches_due`, its channel read from the index.
+    sql::fetch_all(
+        tx,
+        &format!(
+            "SELECT {PLANNED_COLUMNS} FROM touches t JOIN contacts c ON c.id = t.contact_id \
+             JOIN processes p ON p.id = t.process_id \
+             WHERE t.state = 'pending' AND t.due_at >= $1 AND t.due_at < $2 \
+             AND t.channel = 'task' ORDER BY t.due_at, t.id LIMIT $3"
+        ),
+        &[&millis(from), &millis(to), &i64::from(limit)],
+        decode_planned,
+    )
+    .await
 }
 
 pub(crate) async fn held(
@@ -528,6 +602,26 @@ impl tend_store::ConsoleStore for crate::PostgresStore {
         limit: u32,
     ) -> Result<Vec<PlannedTouch>, StoreError> {
         in_tx!(self, Access::Read, |tx| planned(&tx, from, to, limit)
+            .await?)
+    }
+
+    async fn planned_load(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedLoad>, StoreError> {
+        in_tx!(self, Access::Read, |tx| planned_load(&tx, from, to, limit)
+            .await?)
+    }
+
+    async fn planned_tasks(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedTouch>, StoreError> {
+        in_tx!(self, Access::Read, |tx| planned_tasks(&tx, from, to, limit)
             .await?)
     }
 

@@ -87,6 +87,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "import_drafts",
         include_str!("../migrations/0017_import_drafts.sql"),
     ),
+    (
+        18,
+        "console_at_scale",
+        include_str!("../migrations/0018_console_at_scale.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

@@ -115,6 +115,26 @@ pub struct PlannedTouch {
     pub title: Option<String>,
 }
 
+/// A touch as Today's next 7 days counts it: when it falls due and what it spends,
+/// without the contact (read from an index alone, for every touch of the week).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedLoad {
+    /// The touch.
+    pub id: TouchId,
+    /// The process id.
+    pub process_id: i64,
+    /// The step.
+    pub step: u32,
+    /// `email`, `webhook` or `task`.
+    pub channel: String,
+    /// `pending` or `open`.
+    pub state: String,
+    /// When it is due.
+    pub due_at: Timestamp,
+    /// Until when, if deferred.
+    pub until: Option<Timestamp>,
+}
+
 /// A send as the Deliveries list and a contact's timeline show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeliveryView {
@@ -262,6 +282,24 @@ pub trait ConsoleStore {
 
     /// Pending touches and open tasks due in `[from, to)`, by due time, at most `limit`.
     async fn planned_touches(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedTouch>, StoreError>;
+
+    /// What [`ConsoleStore::planned_touches`] lists, as the next 7 days count it: the
+    /// same touches in the same order, without their contacts.
+    async fn planned_load(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PlannedLoad>, StoreError>;
+
+    /// Pending tasks (not yet on the agenda) due in `[from, to)`, by due time, at most
+    /// `limit`.
+    async fn planned_tasks(
         &self,
         from: Timestamp,
         to: Timestamp,

@@ -17,7 +17,8 @@ pub mod tokens;
 pub mod transfer;
 
 pub use console::{
-    ConsoleAction, ConsoleStore, DeliveryView, PlannedTouch, Role, Session, StepCounts, User,
+    ConsoleAction, ConsoleStore, DeliveryView, PlannedLoad, PlannedTouch, Role, Session,
+    StepCounts, User,
 };
 pub use coordination::{Coordination, SoleEngine, Wake};
 pub use drafts::{DraftImported, ImportDraft, ImportDraftStore};

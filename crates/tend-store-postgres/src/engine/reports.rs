@@ -117,15 +117,19 @@ pub(crate) async fn neglect(
     }
     let (processes, gaps): (Vec<i64>, Vec<i64>) = max_gaps.iter().copied().unzip();
     let before = before.map_or(i64::MAX, millis);
+    // Per process, the first `limit` of its range of `enrollments_neglect` (one gap per
+    // process, so `quiet_since` orders its deadlines), then merged: the work is `limit`
+    // rows per process, whatever the number enrolled.
     sql::fetch_all(
         tx,
-        "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
-         c.last_touch_at, c.name, c.email, \
-         GREATEST(COALESCE(c.last_touch_at, e.enrolled_at), e.enrolled_at) + g.gap AS deadline \
-         FROM unnest($1::bigint[], $2::bigint[]) AS g (process_id, gap) \
-         JOIN enrollments e ON e.process_id = g.process_id AND e.state = 'active' \
-         JOIN contacts c ON c.id = e.contact_id) AS due \
-         WHERE deadline < $3 ORDER BY deadline, id LIMIT $4",
+        "SELECT due.* FROM unnest($1::bigint[], $2::bigint[]) AS g (process_id, gap) \
+         CROSS JOIN LATERAL (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
+           c.last_touch_at, c.name, c.email, e.quiet_since + g.gap AS deadline \
+           FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
+           WHERE e.state = 'active' AND e.process_id = g.process_id \
+           AND e.quiet_since < $3 - g.gap \
+           ORDER BY e.quiet_since, e.id LIMIT $4) AS due \
+         ORDER BY due.deadline, due.id LIMIT $4",
         &[&processes, &gaps, &before, &i64::from(limit)],
         |row| {
             Ok(NeglectRow {

@@ -108,28 +108,28 @@ pub(crate) fn neglect(
     if max_gaps.is_empty() {
         return Ok(Vec::new());
     }
-    let mut gap = String::from("CASE e.process_id");
-    for _ in max_gaps {
-        gap.push_str(" WHEN ? THEN ?");
-    }
-    gap.push_str(" END");
-    let sql = format!(
-        "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
-         c.last_touch_at, c.name, c.email, \
-         (CASE WHEN c.last_touch_at IS NOT NULL AND c.last_touch_at > e.enrolled_at \
-          THEN c.last_touch_at ELSE e.enrolled_at END) + {gap} AS deadline \
+    // Per process, the first `limit` of its range of `enrollments_neglect` (the gap is
+    // the same for all of them, so the order of `quiet_since` is the deadlines'), then
+    // merged: the work is `limit` rows per process, whatever the number enrolled.
+    let one = "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
+         c.last_touch_at, c.name, c.email, e.quiet_since + ? AS deadline \
          FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
-         WHERE e.state = 'active' AND e.process_id IN ({})) AS due \
-         WHERE deadline < ? ORDER BY deadline, id LIMIT ?",
-        vec!["?"; max_gaps.len()].join(", ")
+         WHERE e.state = 'active' AND e.process_id = ? AND e.quiet_since < ? \
+         ORDER BY e.quiet_since, e.id LIMIT ?)";
+    let sql = format!(
+        "{} ORDER BY deadline, id LIMIT ?",
+        vec![one; max_gaps.len()].join(" UNION ALL ")
     );
     let before = before.map_or(i64::MAX, millis);
-    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 3 + 2);
-    for (process, gap_ms) in max_gaps {
-        binds.extend([process as &dyn ToSql, gap_ms]);
+    let bounds: Vec<i64> = max_gaps
+        .iter()
+        .map(|(_, gap_ms)| before.saturating_sub(*gap_ms))
+        .collect();
+    let mut binds: Binds<'_> = Vec::with_capacity(max_gaps.len() * 4 + 1);
+    for ((process, gap_ms), bound) in max_gaps.iter().zip(&bounds) {
+        binds.extend([gap_ms as &dyn ToSql, process, bound, &limit]);
     }
-    binds.extend(max_gaps.iter().map(|(process, _)| process as &dyn ToSql));
-    binds.extend([&before as &dyn ToSql, &limit]);
+    binds.push(&limit);
     sql::fetch_binds(conn, &sql, &binds, |row| {
         Ok(NeglectRow {
             contact_id: ContactId(get(row, "contact_id")?),

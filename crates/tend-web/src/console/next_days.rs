@@ -11,7 +11,7 @@ use tend_charts::{BarChart, Series, bar_chart};
 use tend_core::pacer::{BudgetState, BudgetStatus, Channel, Spend, WindowUsage, admit_by_day};
 use tend_core::process::StepChannel;
 use tend_engine::Engine;
-use tend_store::PlannedTouch;
+use tend_store::PlannedLoad;
 
 /// Today and the 7 days after it.
 pub const DAYS: usize = 8;
@@ -40,7 +40,7 @@ fn day_of(at: Timestamp, day_ends: &[Timestamp]) -> Option<usize> {
 
 fn outlook(
     engine: &Engine,
-    planned: &[PlannedTouch],
+    planned: &[PlannedLoad],
     budgets: &[BudgetStatus],
     today_start: Timestamp,
     day_ends: &[Timestamp],
@@ -108,11 +108,11 @@ fn outlook(
 }
 
 /// A task step's estimated minutes, what it spends of `staff_minutes`.
-fn task_minutes(engine: &Engine, touch: &PlannedTouch) -> u32 {
+fn task_minutes(engine: &Engine, touch: &PlannedLoad) -> u32 {
     engine
-        .project()
-        .process(&touch.process)
-        .and_then(|p| p.steps.get(touch.step as usize))
+        .book()
+        .get(touch.process_id)
+        .and_then(|b| b.process.steps.get(touch.step as usize))
         .map_or(0, |step| match &step.channel {
             StepChannel::Task { minutes, .. } => *minutes,
             _ => 0,
@@ -136,7 +136,7 @@ pub fn day_ends(today_start: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
 /// `truncated` when it stopped at its limit.
 pub fn section(
     engine: &Engine,
-    planned: &[PlannedTouch],
+    planned: &[PlannedLoad],
     budgets: &[BudgetStatus],
     today_start: Timestamp,
     day_ends: &[Timestamp],

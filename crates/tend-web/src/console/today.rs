@@ -16,7 +16,7 @@ use tend_store::{PlannedTouch, TaskEnd, TaskView};
 /// Most touches the next-7-days summary reads.
 const PLANNED_LIMIT: u32 = 20_000;
 /// Most upcoming tasks listed with their titles.
-const UPCOMING_TASKS: usize = 50;
+const UPCOMING_TASKS: u32 = 50;
 
 /// `GET /today`.
 pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
@@ -34,7 +34,7 @@ pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
     // From the start of time: touches due earlier that still wait count on today.
     let day_ends = next_days::day_ends(day_start, &tz);
     let planned = store
-        .planned_touches(
+        .planned_load(
             Timestamp::UNIX_EPOCH,
             day_ends[next_days::DAYS - 1],
             PLANNED_LIMIT,
@@ -55,7 +55,7 @@ pub async fn today(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         .copied()
         .filter(|t| t.due_at >= day_end)
         .collect();
-    let upcoming = upcoming_tasks(engine, &planned, now).await?;
+    let upcoming = upcoming_tasks(engine, now, day_ends[next_days::DAYS - 1]).await?;
     let outcomes: Vec<&String> = engine.project().config.tasks.outcomes.keys().collect();
 
     let body = html! {
@@ -120,24 +120,25 @@ fn hours(left: f64) -> String {
     }
 }
 
+/// The first pending tasks due from `now` until `until`, with their rendered titles.
 async fn upcoming_tasks(
     engine: &Engine,
-    planned: &[PlannedTouch],
     now: Timestamp,
+    until: Timestamp,
 ) -> Result<Vec<(PlannedTouch, String, u32)>, PageError> {
+    let planned = engine
+        .store()
+        .planned_tasks(now, until, UPCOMING_TASKS)
+        .await?;
     let mut out = Vec::new();
-    for touch in planned
-        .iter()
-        .filter(|t| t.channel == "task" && t.state == "pending" && t.due_at >= now)
-        .take(UPCOMING_TASKS)
-    {
+    for touch in planned {
         let Some(contact) = engine.store().contact(touch.contact_id).await? else {
             continue;
         };
         let (title, minutes) = engine
             .task_title_for(touch.process_id, touch.step, &contact)
             .unwrap_or_else(|| ("(task)".into(), 0));
-        out.push((touch.clone(), title, minutes));
+        out.push((touch, title, minutes));
     }
     Ok(out)
 }

@@ -1,0 +1,53 @@
+-- The console at 100,000 contacts and 1,000,000 events: each page reads an index range
+-- bounded by what it shows, not every row (PostgreSQL's 0010).
+
+-- Today's next 7 days reads when each pending touch falls due and what it spends from
+-- the index alone: `touches_due` gains the columns it needs (the engine's scan by due
+-- time uses it as before).
+DROP INDEX touches_due;
+CREATE INDEX touches_due ON touches (due_at, until_at, channel, process_id, step)
+    WHERE state = 'pending';
+
+-- The pace's touches held back, by reason, counted in the index.
+CREATE INDEX touches_held ON touches (reason) WHERE state = 'pending' AND reason IS NOT NULL;
+
+-- The funnel's moves in a period: a range of this index instead of the whole history.
+CREATE INDEX stage_history_at ON stage_history (at, from_stage, to_stage);
+
+-- Today's neglect list reads the enrollments closest to their `max_gap` deadline from
+-- an index instead of every active enrollment. The deadline runs from the later of the
+-- enrollment and the contact's last touch; that start is kept on the enrollment, by
+-- triggers, since an index cannot reach into contacts.
+ALTER TABLE enrollments ADD COLUMN quiet_since INTEGER;
+
+UPDATE enrollments SET quiet_since = MAX(enrolled_at,
+    COALESCE((SELECT c.last_touch_at FROM contacts c WHERE c.id = enrollments.contact_id),
+             enrolled_at));
+
+CREATE INDEX enrollments_neglect ON enrollments (process_id, quiet_since)
+    WHERE state = 'active';
+
+CREATE TRIGGER enrollments_quiet_since_insert AFTER INSERT ON enrollments
+BEGIN
+    UPDATE enrollments SET quiet_since = MAX(NEW.enrolled_at,
+        COALESCE((SELECT c.last_touch_at FROM contacts c WHERE c.id = NEW.contact_id),
+                 NEW.enrolled_at))
+    WHERE id = NEW.id;
+END;
+
+-- A merge moves enrollments to the surviving contact.
+CREATE TRIGGER enrollments_quiet_since_update AFTER UPDATE OF contact_id, enrolled_at
+    ON enrollments
+BEGIN
+    UPDATE enrollments SET quiet_since = MAX(NEW.enrolled_at,
+        COALESCE((SELECT c.last_touch_at FROM contacts c WHERE c.id = NEW.contact_id),
+                 NEW.enrolled_at))
+    WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER contacts_last_touch_quiet_since AFTER UPDATE OF last_touch_at ON contacts
+BEGIN
+    UPDATE enrollments SET quiet_since = MAX(enrolled_at,
+        COALESCE(NEW.last_touch_at, enrolled_at))
+    WHERE contact_id = NEW.id;
+END;
