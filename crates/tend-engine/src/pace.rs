@@ -101,12 +101,19 @@ impl Engine {
             .map(|b| (b.process.id.clone(), 0))
             .collect();
         let mut loads = Vec::new();
+        let paused: BTreeMap<i64, u64> = counts.paused.into_iter().collect();
         for (process_id, n) in counts.enrolled {
             let Some(bound) = self.book().get(process_id) else {
                 continue;
             };
             enrolled.insert(bound.process.id.clone(), n);
-            loads.extend(process_loads(ProcessId(process_id), &bound.process, n));
+            // What `max_gap` costs is owed to the enrollments that run, not the paused.
+            let running = n.saturating_sub(paused.get(&process_id).copied().unwrap_or(0));
+            loads.extend(process_loads(
+                ProcessId(process_id),
+                &bound.process,
+                running,
+            ));
         }
         let report = deficit(&loads, self.policy());
         let messages = deficit_messages(&report, &loads);

@@ -222,3 +222,65 @@ async fn neglect_orders_every_process_by_deadline_from_the_contacts_last_touch()
     assert_eq!(soon.len(), 2);
     assert!(soon.iter().all(|r| r.process_id == first));
 }
+
+#[tokio::test]
+async fn a_paused_enrollment_is_neither_neglected_nor_owed_until_resumed() {
+    let store = test_store().await;
+    let s = &*store;
+    let (process, contacts) = enrolled(
+        s,
+        "first",
+        &["email:hello"],
+        step(0, Channel::Email, Intent::Nurture),
+        "lead",
+        2,
+        at(100_000),
+    )
+    .await;
+    let paused_contact = contacts[0];
+    let enrollment = s.enrollments_of(paused_contact).await.unwrap()[0].id;
+    assert!(
+        s.set_enrollment_paused(
+            paused_contact,
+            enrollment,
+            true,
+            "owner@example.com",
+            at(20)
+        )
+        .await
+        .unwrap()
+    );
+    let hour = 3_600_000;
+    let neglected: Vec<_> = s
+        .neglect(&[(process, hour)], None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.contact_id)
+        .collect();
+    assert_eq!(
+        neglected,
+        [contacts[1]],
+        "the owner paused the other on purpose"
+    );
+    let counts = s.pace_counts().await.unwrap();
+    assert_eq!(counts.enrolled, [(process, 2)]);
+    assert_eq!(counts.paused, [(process, 1)]);
+
+    assert!(
+        s.set_enrollment_paused(
+            paused_contact,
+            enrollment,
+            false,
+            "owner@example.com",
+            at(30)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.neglect(&[(process, hour)], None, 10).await.unwrap().len(),
+        2
+    );
+    assert!(s.pace_counts().await.unwrap().paused.is_empty());
+}

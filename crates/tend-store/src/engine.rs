@@ -669,6 +669,9 @@ pub struct PaceCounts {
     pub held: Vec<(String, u64)>,
     /// Active enrollments per process id.
     pub enrolled: Vec<(i64, u64)>,
+    /// Of those, the ones paused by hand, per process id: they wait on purpose, so
+    /// neither the neglect list nor the deficit counts them.
+    pub paused: Vec<(i64, u64)>,
 }
 
 /// Contacts per stage, and stage moves in a period.

@@ -19,7 +19,20 @@ pub(crate) async fn pace_counts(tx: &Tx<'_>) -> Result<PaceCounts, StoreError> {
         |row| Ok((get(row, "process_id")?, count(row)?)),
     )
     .await?;
-    Ok(PaceCounts { held, enrolled })
+    // Paused by hand: they wait on purpose, so the deficit leaves them out.
+    let paused = sql::fetch_all(
+        tx,
+        "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
+         AND paused_at IS NOT NULL GROUP BY process_id ORDER BY process_id",
+        &[],
+        |row| Ok((get(row, "process_id")?, count(row)?)),
+    )
+    .await?;
+    Ok(PaceCounts {
+        held,
+        enrolled,
+        paused,
+    })
 }
 
 // --- reports ---
@@ -126,7 +139,7 @@ pub(crate) async fn neglect(
          CROSS JOIN LATERAL (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
            c.last_touch_at, c.name, c.email, e.quiet_since + g.gap AS deadline \
            FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
-           WHERE e.state = 'active' AND e.process_id = g.process_id \
+           WHERE e.state = 'active' AND e.paused_at IS NULL AND e.process_id = g.process_id \
            AND e.quiet_since < $3 - g.gap \
            ORDER BY e.quiet_since, e.id LIMIT $4) AS due \
          ORDER BY due.deadline, due.id LIMIT $4",

@@ -17,7 +17,19 @@ pub(crate) fn pace_counts(conn: &Connection) -> Result<PaceCounts, StoreError> {
         [],
         |row| Ok((get(row, "process_id")?, count(row)?)),
     )?;
-    Ok(PaceCounts { held, enrolled })
+    // Paused by hand: they wait on purpose, so the deficit leaves them out.
+    let paused = sql::fetch_all(
+        conn,
+        "SELECT process_id, COUNT(*) AS n FROM enrollments WHERE state = 'active' \
+         AND paused_at IS NOT NULL GROUP BY process_id ORDER BY process_id",
+        [],
+        |row| Ok((get(row, "process_id")?, count(row)?)),
+    )?;
+    Ok(PaceCounts {
+        held,
+        enrolled,
+        paused,
+    })
 }
 
 // --- reports ---
@@ -114,7 +126,8 @@ pub(crate) fn neglect(
     let one = "SELECT * FROM (SELECT e.id, e.contact_id, e.process_id, e.enrolled_at, \
          c.last_touch_at, c.name, c.email, e.quiet_since + ? AS deadline \
          FROM enrollments e JOIN contacts c ON c.id = e.contact_id \
-         WHERE e.state = 'active' AND e.process_id = ? AND e.quiet_since < ? \
+         WHERE e.state = 'active' AND e.paused_at IS NULL AND e.process_id = ? \
+         AND e.quiet_since < ? \
          ORDER BY e.quiet_since, e.id LIMIT ?)";
     let sql = format!(
         "{} ORDER BY deadline, id LIMIT ?",
