@@ -163,6 +163,25 @@ impl Metrics {
     }
 }
 
+/// Writes `tend_touches_cancelled_total` from the database's counts by cause (see
+/// [`Store::touches_cancelled`]). Unlike the families above, which count what this
+/// process did since it started, these come from the database: cancelling happens in
+/// many places (the engine, the API, the console, the CLI, the mailbox reader), and on
+/// PostgreSQL every node reports the same business-wide total.
+pub fn render_touches_cancelled(out: &mut String, by_cause: &[(String, u64)]) {
+    let name = "tend_touches_cancelled_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Planned touches cancelled, by cause (exited, unsubscribed, bounced, \
+         complained, suppressed, merged, steps_removed, erased); from the database, the same \
+         on every node."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (cause, n) in by_cause {
+        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", escape(cause));
+    }
+}
+
 /// The `outcome` label of a send's result.
 pub fn outcome(result: &DispatchResult) -> &'static str {
     match result {

@@ -55,6 +55,55 @@ async fn suppressing_a_contact_ends_its_enrollments_and_cancels_what_was_planned
     assert_eq!(due.touches[0].contact, contacts[1]);
 }
 
+/// Cancelled touches are counted by why: the suppression's reason, and erasure.
+#[tokio::test]
+async fn cancelled_touches_are_counted_by_cause() {
+    let store = test_store().await;
+    let s = &*store;
+    let (_, contacts) = enrolled(
+        s,
+        "news",
+        &["email:news"],
+        step(0, Channel::Email, Intent::Nurture),
+        "lead",
+        3,
+        at(10),
+    )
+    .await;
+    assert!(s.touches_cancelled().await.unwrap().is_empty());
+    assert!(
+        s.suppress_contact(contacts[0], "unsubscribed", at(50))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.suppress_contact(contacts[1], "bounced", at(50))
+            .await
+            .unwrap()
+    );
+    // Suppressing again cancels nothing more.
+    assert!(
+        s.suppress_contact(contacts[0], "unsubscribed", at(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.erase_contact(contacts[2], at(70))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let count = |cause: &str, n: u64| (cause.to_owned(), n);
+    assert_eq!(
+        s.touches_cancelled().await.unwrap(),
+        [
+            count("bounced", 1),
+            count("erased", 1),
+            count("unsubscribed", 1)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_unsubscribed_address_silences_the_record_it_was_mailed_to_once() {
     let store = test_store().await;

@@ -752,6 +752,11 @@ impl Store for PostgresStore {
         in_tx!(self, Access::Read, |tx| engine::pace_counts(&tx).await?)
     }
 
+    async fn touches_cancelled(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        in_tx!(self, Access::Read, |tx| engine::touches_cancelled(&tx)
+            .await?)
+    }
+
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError> {
         in_tx!(self, Access::Write, |tx| {
             engine::set_value(&tx, engine::OPEN_WORK_KEY, &open_work.to_string()).await?;
@@ -850,6 +855,16 @@ async fn erase(
         .map(|(t, _)| *t)
         .collect();
     let email_touches = touches.into_iter().map(|(t, _)| t).collect();
+    // Deleted below rather than marked, but cancelled all the same.
+    let planned: i64 = sql::fetch_one(
+        tx,
+        "SELECT COUNT(*) AS n FROM touches \
+         WHERE contact_id = $1 AND state IN ('pending', 'queued', 'open')",
+        &[&id.0],
+        |row| get(row, "n"),
+    )
+    .await?;
+    engine::count_cancelled(tx, "erased", planned.max(0) as u64).await?;
     for statement in [
         "DELETE FROM touches WHERE contact_id = $1",
         "DELETE FROM enrollments WHERE contact_id = $1",

@@ -2,7 +2,7 @@
 //! [`tend_store::suppression`]), the bare-hash records older SQLite files carried over,
 //! and the contact records they silence.
 
-use crate::engine::exit;
+use crate::engine::{count_cancelled, exit};
 use crate::sql::{self, Tx, get};
 use std::collections::{HashMap, HashSet};
 use tend_core::ContactId;
@@ -123,16 +123,18 @@ pub(crate) async fn suppress(
     if let Some(email) = email {
         record(tx, &keys.key(&email), reason, at).await?;
     }
-    exit(tx, id, None, reason, at).await?;
+    // Counted by why the contact is suppressed, not as an ordinary exit.
+    exit(tx, id, None, reason, reason, at).await?;
     // Touches of enrollments that already ended (keep-warm, retries) go too, and so do
     // open tasks: nobody calls a person who asked to hear nothing more.
-    sql::execute(
+    let cancelled = sql::execute(
         tx,
         "UPDATE touches SET state = 'cancelled', reason = 'suppressed' \
          WHERE contact_id = $1 AND state IN ('pending', 'queued', 'open')",
         &[&id.0],
     )
     .await?;
+    count_cancelled(tx, reason, cancelled).await?;
     Ok(true)
 }
 

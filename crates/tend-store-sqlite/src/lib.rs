@@ -433,6 +433,15 @@ impl Store for SqliteStore {
                     .map(|(t, _)| *t)
                     .collect();
                 let email_touches = touches.into_iter().map(|(t, _)| t).collect();
+                // Deleted below rather than marked, but cancelled all the same.
+                let planned: i64 = sql::fetch_one(
+                    tx,
+                    "SELECT COUNT(*) AS n FROM touches \
+                     WHERE contact_id = ?1 AND state IN ('pending', 'queued', 'open')",
+                    params![id.0],
+                    |row| get(row, "n"),
+                )?;
+                engine::count_cancelled(tx, "erased", planned.max(0) as u64)?;
                 for statement in [
                     "DELETE FROM touches WHERE contact_id = ?1",
                     "DELETE FROM enrollments WHERE contact_id = ?1",
@@ -843,6 +852,10 @@ impl Store for SqliteStore {
 
     async fn pace_counts(&self) -> Result<PaceCounts, StoreError> {
         self.pool.read(|tx| engine::pace_counts(tx)).await
+    }
+
+    async fn touches_cancelled(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.pool.read(|tx| engine::touches_cancelled(tx)).await
     }
 
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Suppression on SQLite: the keyed address records (see [`tend_store::suppression`]), the
 //! bare-hash records earlier releases left, and the contact records they silence.
 
-use super::engine::exit;
+use super::engine::{count_cancelled, exit};
 use super::sql::{self, fetch_in, get};
 use crate::sql::db;
 use rusqlite::{Connection, params};
@@ -149,15 +149,17 @@ pub(super) fn suppress(
     if let Some(email) = email {
         record(conn, &keys.key(&email), reason, at)?;
     }
-    exit(conn, id, None, reason, at)?;
+    // Counted by why the contact is suppressed, not as an ordinary exit.
+    exit(conn, id, None, reason, reason, at)?;
     // Touches of enrollments that already ended (keep-warm, retries) go too, and so do
     // open tasks: nobody calls a person who asked to hear nothing more.
-    sql::execute(
+    let cancelled = sql::execute(
         conn,
         "UPDATE touches SET state = 'cancelled', reason = 'suppressed' \
          WHERE contact_id = ?1 AND state IN ('pending', 'queued', 'open')",
         params![id.0],
     )?;
+    count_cancelled(conn, reason, cancelled)?;
     Ok(true)
 }
 

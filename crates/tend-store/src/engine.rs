@@ -68,6 +68,13 @@ pub struct ProcessSync<'a> {
     pub at: Timestamp,
 }
 
+/// The prefix of the `engine_state` keys that count touches cancelled, one key per cause
+/// (`touches_cancelled:unsubscribed`). Counted in the database, in the transaction that
+/// cancels, so every path that cancels (the engine, the API, the console, the CLI, the
+/// mailbox reader) is counted, whichever process runs it, and the count survives
+/// restarts.
+pub const TOUCHES_CANCELLED_KEY_PREFIX: &str = "touches_cancelled:";
+
 /// What syncing one process did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncOutcome {

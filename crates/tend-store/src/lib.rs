@@ -375,6 +375,12 @@ pub trait Store: ConsoleStore + ImportDraftStore + Send + Sync + 'static {
     /// Held-back touches by reason and active enrollments per process.
     async fn pace_counts(&self) -> Result<PaceCounts, StoreError>;
 
+    /// Touches cancelled since the database was made, by cause, sorted by cause:
+    /// `exited` (a process's exit condition), the suppression's reason (`unsubscribed`,
+    /// `bounced`, `complained`, `suppressed`), `merged`, `steps_removed` (a process
+    /// lost the step) and `erased` (see [`TOUCHES_CANCELLED_KEY_PREFIX`]).
+    async fn touches_cancelled(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Sets the number of work items open now, as counted by hand at `at`; offers held
     /// back by capacity are looked at again at once.
     async fn set_open_work(&self, open_work: f64, at: Timestamp) -> Result<(), StoreError>;

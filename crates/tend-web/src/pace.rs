@@ -117,6 +117,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
         age.as_secs_f64()
     );
     state.metrics.render(&mut text);
+    let cancelled = engine.store().touches_cancelled().await?;
+    tend_engine::metrics::render_touches_cancelled(&mut text, &cancelled);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

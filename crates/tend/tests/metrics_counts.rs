@@ -364,6 +364,132 @@ async fn metrics_count_known_traffic() {
     }
 }
 
+/// Touches cancelled are counted by cause: three people each with a second email
+/// planned a week out lose it, one because an event ends the process (`exited`), one by
+/// the unsubscribe link in the first email (`unsubscribed`), one by erasure (`erased`).
+#[tokio::test]
+async fn touches_cancelled_are_counted_by_cause() {
+    require_python_module("aiosmtpd");
+    let business = Studio::new(env!("CARGO_BIN_EXE_tend"), &config());
+    let dir = business.dir();
+    // Only this test's process, so no starter process plans or cancels anything.
+    for entry in std::fs::read_dir(dir.join("processes")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        dir.join("processes").join("trial.toml"),
+        "name = \"trial\"\nenroll = { event = \"Trial Started\" }\n\
+         exit = { events = [\"Trial Ended\"] }\nmax_gap = \"30d\"\n\
+         [[steps]]\nwait = \"0d\"\nemail = \"welcome\"\nintent = \"nurture\"\n\
+         [[steps]]\nwait = \"7d\"\nemail = \"welcome\"\nintent = \"nurture\"\n",
+    )
+    .unwrap();
+    let check = business.business.tend(&["check"]);
+    assert!(check.status.success(), "{check:?}");
+    let sink = SmtpSink::start(&business.mail_folder(), &[]);
+    let server = business.serve(sink.port);
+    let api = business.api(&server);
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let user = format!("trial-{i}");
+        calls.push(json!({
+            "type": "identify", "userId": user, "traits": { "email": lead_email(i) },
+        }));
+        calls.push(json!({ "type": "track", "userId": user, "event": "Trial Started" }));
+    }
+    api.segment("batch", &json!({ "batch": calls })).await;
+
+    // Each first email sent, so each person's second one is planned.
+    wait_for(
+        "three first emails sent",
+        Duration::from_secs(30),
+        async || {
+            let (_, s) = scrape(&api, &business.admin).await;
+            let sent = s.get(
+                "tend_deliveries_total",
+                &[("channel", "email"), ("outcome", "sent")],
+            );
+            if sent == 3.0 {
+                Ok(())
+            } else {
+                Err(format!("{sent} sent"))
+            }
+        },
+    )
+    .await;
+    let (_, before) = scrape(&api, &business.admin).await;
+    assert!(
+        !before.has("tend_touches_cancelled_total"),
+        "nothing cancelled yet"
+    );
+
+    // Person 0's process ends with an event the engine reads in the background.
+    api.segment(
+        "track",
+        &json!({ "userId": "trial-0", "event": "Trial Ended" }),
+    )
+    .await;
+    // Person 1 unsubscribes through the link in the first email.
+    let mail = tend_testkit::Mailbox::new(&business.mail_folder())
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpt_tos == [lead_email(1)])
+        .expect("person 1's first email");
+    let list = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let token = list
+        .split(',')
+        .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>'))
+        .find_map(|l| l.strip_prefix("https://tend.example.com/unsubscribe/"))
+        .expect("an https unsubscribe link")
+        .to_owned();
+    let one_click = api
+        .client
+        .post(format!("{}/unsubscribe/{token}", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("one-click unsubscribe");
+    assert!(one_click.status().is_success(), "{}", one_click.status());
+    // Person 2 is erased.
+    let found = api.get(&format!("/api/contacts?q={}", lead_email(2))).await;
+    let id = found["contacts"][0]["id"].as_i64().expect("person 2's id");
+    let erased = api
+        .client
+        .delete(format!("{}/api/contacts/{id}", server.base))
+        .bearer_auth(&business.admin)
+        .send()
+        .await
+        .expect("DELETE /api/contacts/{id}");
+    assert_eq!(erased.status(), 204);
+
+    let samples = wait_for("the exit counted", Duration::from_secs(30), async || {
+        let (_, s) = scrape(&api, &business.admin).await;
+        let exited = s.get("tend_touches_cancelled_total", &[("reason", "exited")]);
+        if exited == 1.0 {
+            Ok(s)
+        } else {
+            Err(format!("exited {exited}"))
+        }
+    })
+    .await;
+    let cancelled: Vec<(String, f64)> = samples
+        .0
+        .iter()
+        .filter(|(name, _, _)| name == "tend_touches_cancelled_total")
+        .map(|(_, labels, value)| (labels["reason"].as_str().unwrap().to_owned(), *value))
+        .collect();
+    assert_eq!(
+        cancelled,
+        [
+            ("erased".to_owned(), 1.0),
+            ("exited".to_owned(), 1.0),
+            ("unsubscribed".to_owned(), 1.0),
+        ],
+        "one planned email cancelled for each cause, and for no other"
+    );
+}
+
 /// The dashboard and the alert rules in `docs/` query only metrics `/metrics` writes.
 fn docs_name_only_metrics_that_exist(text: &str) {
     let families: std::collections::BTreeSet<&str> = text

@@ -97,7 +97,7 @@ pub(crate) async fn merge_contacts(
         |row| get(row, "id"),
     )
     .await?;
-    cancel_planned(tx, &ids, "merged").await?;
+    cancel_planned(tx, &ids, "merged", "merged").await?;
     for statement in [
         "UPDATE enrollments SET contact_id = $1 WHERE contact_id = $2",
         "UPDATE touches SET contact_id = $1 WHERE contact_id = $2",

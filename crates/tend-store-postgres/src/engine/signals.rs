@@ -143,7 +143,7 @@ pub(crate) async fn apply_signals(
                 process_id,
                 reason,
             } => {
-                outcome.exited += exit(tx, *contact, *process_id, reason, at_ms).await?;
+                outcome.exited += exit(tx, *contact, *process_id, reason, "exited", at_ms).await?;
             }
             EngineAction::OpenWork(delta) => {
                 if *delta < 0.0 {
@@ -327,11 +327,14 @@ pub(crate) async fn insert_pending(
     Ok(())
 }
 
+/// Ends a contact's active enrollments (in one process, or all) for `reason` and
+/// cancels their planned touches, counted under `cause`.
 pub(crate) async fn exit(
     tx: &Tx<'_>,
     contact: ContactId,
     process_id: Option<i64>,
     reason: &str,
+    cause: &str,
     at: i64,
 ) -> Result<u64, StoreError> {
     let id = |row: &Row| get::<i64>(row, "id");
@@ -357,7 +360,7 @@ pub(crate) async fn exit(
             .await?
         }
     };
-    cancel_planned(tx, &ids, "exited").await?;
+    cancel_planned(tx, &ids, "exited", cause).await?;
     Ok(ids.len() as u64)
 }
 

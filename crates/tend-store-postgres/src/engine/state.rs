@@ -173,7 +173,7 @@ pub(crate) async fn sync_process(
                 )
                 .await?;
                 outcome.completed += ids.len() as u64;
-                cancel_planned(tx, &ids, "steps removed").await?;
+                cancel_planned(tx, &ids, "steps removed", "steps_removed").await?;
             }
         }
     }
@@ -228,21 +228,59 @@ pub(crate) async fn sync_process(
     Ok(outcome)
 }
 
-/// Cancels the pending and queued touches of ended enrollments.
+/// Cancels the pending and queued touches of ended enrollments, recording `reason` on
+/// each and counting them under `cause`.
 pub(super) async fn cancel_planned(
     tx: &Tx<'_>,
     enrollment_ids: &[i64],
     reason: &str,
+    cause: &str,
 ) -> Result<(), StoreError> {
     if enrollment_ids.is_empty() {
         return Ok(());
     }
-    sql::execute(
+    let cancelled = sql::execute(
         tx,
         "UPDATE touches SET state = 'cancelled', reason = $1 \
          WHERE enrollment_id = ANY($2) AND state IN ('pending', 'queued')",
         &[&reason, &enrollment_ids],
     )
     .await?;
+    count_cancelled(tx, cause, cancelled).await
+}
+
+/// Adds `n` to the count of touches cancelled for `cause` (see
+/// [`TOUCHES_CANCELLED_KEY_PREFIX`]).
+pub(crate) async fn count_cancelled(tx: &Tx<'_>, cause: &str, n: u64) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let key = format!("{TOUCHES_CANCELLED_KEY_PREFIX}{cause}");
+    let n = n as i64;
+    sql::execute(
+        tx,
+        "INSERT INTO engine_state (key, value) VALUES ($1, $2::bigint::text) \
+         ON CONFLICT (key) DO UPDATE \
+         SET value = (engine_state.value::bigint + $2::bigint)::text",
+        &[&key, &n],
+    )
+    .await?;
     Ok(())
+}
+
+/// Touches cancelled by cause (see [`tend_store::Store::touches_cancelled`]).
+pub(crate) async fn touches_cancelled(tx: &Tx<'_>) -> Result<Vec<(String, u64)>, StoreError> {
+    sql::fetch_all(
+        tx,
+        "SELECT substr(key, length($1) + 1) AS cause, value::bigint AS n \
+         FROM engine_state WHERE starts_with(key, $1) ORDER BY key",
+        &[&TOUCHES_CANCELLED_KEY_PREFIX],
+        |row| {
+            Ok((
+                get::<String>(row, "cause")?,
+                get::<i64>(row, "n")?.max(0) as u64,
+            ))
+        },
+    )
+    .await
 }

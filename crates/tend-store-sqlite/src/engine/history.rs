@@ -94,7 +94,7 @@ pub(crate) fn merge_contacts(
         params![at, gone, keep],
         |row| get(row, "id"),
     )?;
-    cancel_planned(conn, &ids, "merged")?;
+    cancel_planned(conn, &ids, "merged", "merged")?;
     for statement in [
         "UPDATE enrollments SET contact_id = ?1 WHERE contact_id = ?2",
         "UPDATE touches SET contact_id = ?1 WHERE contact_id = ?2",

@@ -136,7 +136,7 @@ pub(crate) fn apply_signals(
                 process_id,
                 reason,
             } => {
-                outcome.exited += exit(conn, *contact, *process_id, reason, at_ms)?;
+                outcome.exited += exit(conn, *contact, *process_id, reason, "exited", at_ms)?;
             }
             EngineAction::OpenWork(delta) => {
                 if *delta < 0.0 {
@@ -303,11 +303,14 @@ pub(super) fn insert_pending(
     Ok(())
 }
 
+/// Ends a contact's active enrollments (in one process, or all) for `reason` and
+/// cancels their planned touches, counted under `cause`.
 pub(crate) fn exit(
     conn: &Connection,
     contact: ContactId,
     process_id: Option<i64>,
     reason: &str,
+    cause: &str,
     at: i64,
 ) -> Result<u64, StoreError> {
     let id = |row: &Row<'_>| get::<i64>(row, "id");
@@ -327,7 +330,7 @@ pub(crate) fn exit(
             id,
         )?,
     };
-    cancel_planned(conn, &ids, "exited")?;
+    cancel_planned(conn, &ids, "exited", cause)?;
     Ok(ids.len() as u64)
 }
 

@@ -149,7 +149,7 @@ pub(crate) fn sync_process(
                     |row| get(row, "id"),
                 )?;
                 outcome.completed += ids.len() as u64;
-                cancel_planned(conn, &ids, "steps removed")?;
+                cancel_planned(conn, &ids, "steps removed", "steps_removed")?;
             }
         }
     }
@@ -199,19 +199,49 @@ pub(crate) fn sync_process(
     Ok(outcome)
 }
 
-/// Cancels the pending and queued touches of ended enrollments.
+/// Cancels the pending and queued touches of ended enrollments, recording `reason` on
+/// each and counting them under `cause`.
 pub(super) fn cancel_planned(
     conn: &Connection,
     enrollment_ids: &[i64],
     reason: &str,
+    cause: &str,
 ) -> Result<(), StoreError> {
+    let mut cancelled = 0;
     for id in enrollment_ids {
-        sql::execute(
+        cancelled += sql::execute(
             conn,
             "UPDATE touches SET state = 'cancelled', reason = ?1 \
              WHERE enrollment_id = ?2 AND state IN ('pending', 'queued')",
             params![reason, *id],
         )?;
     }
+    count_cancelled(conn, cause, cancelled)
+}
+
+/// Adds `n` to the count of touches cancelled for `cause` (see
+/// [`TOUCHES_CANCELLED_KEY_PREFIX`]).
+pub(crate) fn count_cancelled(conn: &Connection, cause: &str, n: u64) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    sql::execute(
+        conn,
+        "INSERT INTO engine_state (key, value) VALUES (?1, CAST(?2 AS TEXT)) \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
+        params![format!("{TOUCHES_CANCELLED_KEY_PREFIX}{cause}"), n as i64],
+    )?;
     Ok(())
+}
+
+/// Touches cancelled by cause (see [`tend_store::Store::touches_cancelled`]).
+pub(crate) fn touches_cancelled(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let prefix = TOUCHES_CANCELLED_KEY_PREFIX;
+    sql::fetch_all(
+        conn,
+        "SELECT substr(key, length(?1) + 1) AS cause, CAST(value AS INTEGER) AS n \
+         FROM engine_state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+        params![prefix],
+        |row| Ok((get::<String>(row, "cause")?, count(row)?)),
+    )
 }
