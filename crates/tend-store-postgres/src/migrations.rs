@@ -69,8 +69,11 @@ pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db)?;
+    // The server's notices ("relation … already exists, skipping" on every start) are
+    // not news to the person reading the log; warnings still come through.
     tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS tend_schema_migrations (\
+        "SET LOCAL client_min_messages = warning; \
+         CREATE TABLE IF NOT EXISTS tend_schema_migrations (\
            version     BIGINT PRIMARY KEY, \
            description TEXT NOT NULL, \
            applied_at  BIGINT NOT NULL)",
