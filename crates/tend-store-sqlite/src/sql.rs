@@ -28,7 +28,7 @@ macro_rules! contact_columns {
          suppressed_at, last_touch_at"
     };
 }
-pub(super) use contact_columns;
+pub(crate) use contact_columns;
 
 /// `?, ?, …` for `count` placeholders.
 fn placeholder_list(count: usize) -> String {
