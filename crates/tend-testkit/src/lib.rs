@@ -11,6 +11,7 @@
 pub mod api;
 pub mod browser;
 pub mod browser_checks;
+pub mod cpu;
 pub mod dovecot;
 pub mod mailbox;
 pub mod peers;
