@@ -589,6 +589,24 @@ impl tend_store::ConsoleStore for crate::PostgresStore {
         .await?)
     }
 
+    async fn claim_login_attempt(
+        &self,
+        attempt: &str,
+        keys: &[(&str, u32)],
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, Access::Write, |tx| {
+            crate::users::claim_login_attempt(&tx, attempt, keys, millis(since), millis(at)).await?
+        })
+    }
+
+    async fn forget_login_attempt(&self, attempt: &str) -> Result<(), StoreError> {
+        in_tx!(self, Access::Write, |tx| {
+            crate::users::forget_login_attempt(&tx, attempt).await?
+        })
+    }
+
     async fn record_console_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
         in_tx!(self, Access::Write, |tx| record_action(&tx, action).await?)
     }

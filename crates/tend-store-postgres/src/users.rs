@@ -136,3 +136,60 @@ fn decode(row: &Row) -> Result<User, StoreError> {
         created_at: timestamp(get(row, "created_at")?, &format!("user {id} created_at"))?,
     })
 }
+
+/// The advisory lock login attempts are claimed under, so concurrent claims on any node
+/// count one after another ("TENDLOGN" in ASCII).
+const LOGIN_ATTEMPTS_LOCK: i64 = 0x5445_4E44_4C4F_474E;
+
+/// Claims a login attempt against each key's limit (see
+/// [`tend_store::ConsoleStore::claim_login_attempt`]).
+pub(crate) async fn claim_login_attempt(
+    tx: &Tx<'_>,
+    attempt: &str,
+    keys: &[(&str, u32)],
+    since: i64,
+    at: i64,
+) -> Result<bool, StoreError> {
+    // Without the lock two claims racing under READ COMMITTED would each count the
+    // attempts committed before it and miss the other's: a burst of parallel guesses
+    // would all pass. Logins are rare, so one lock for all of them costs nothing.
+    sql::execute(
+        tx,
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&LOGIN_ATTEMPTS_LOCK],
+    )
+    .await?;
+    sql::execute(tx, "DELETE FROM login_attempts WHERE at < $1", &[&since]).await?;
+    for (key, limit) in keys {
+        let made: i64 = sql::fetch_one(
+            tx,
+            "SELECT count(*) AS n FROM login_attempts WHERE key = $1 AND at >= $2",
+            &[key, &since],
+            |row| get(row, "n"),
+        )
+        .await?;
+        if made >= i64::from(*limit) {
+            return Ok(false);
+        }
+    }
+    for (key, _) in keys {
+        sql::execute(
+            tx,
+            "INSERT INTO login_attempts (key, at, attempt) VALUES ($1, $2, $3)",
+            &[key, &at, &attempt],
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Withdraws a login attempt whose password was right.
+pub(crate) async fn forget_login_attempt(tx: &Tx<'_>, attempt: &str) -> Result<(), StoreError> {
+    sql::execute(
+        tx,
+        "DELETE FROM login_attempts WHERE attempt = $1",
+        &[&attempt],
+    )
+    .await?;
+    Ok(())
+}

@@ -551,6 +551,26 @@ impl tend_store::ConsoleStore for super::SqliteStore {
             .await
     }
 
+    async fn claim_login_attempt(
+        &self,
+        attempt: &str,
+        keys: &[(&str, u32)],
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.pool
+            .write(|tx| {
+                super::users::claim_login_attempt(tx, attempt, keys, millis(since), millis(at))
+            })
+            .await
+    }
+
+    async fn forget_login_attempt(&self, attempt: &str) -> Result<(), StoreError> {
+        self.pool
+            .write(|tx| super::users::forget_login_attempt(tx, attempt))
+            .await
+    }
+
     async fn record_console_action(&self, action: &ConsoleAction) -> Result<(), StoreError> {
         self.pool.write(|tx| record_action(tx, action)).await
     }

@@ -92,6 +92,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console_at_scale",
         include_str!("../migrations/0018_console_at_scale.sql"),
     ),
+    (
+        19,
+        "login_attempts",
+        include_str!("../migrations/0019_login_attempts.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

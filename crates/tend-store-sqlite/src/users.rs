@@ -124,3 +124,49 @@ fn decode(row: &Row<'_>) -> Result<User, StoreError> {
         created_at: timestamp(get(row, "created_at")?, &format!("user {id} created_at"))?,
     })
 }
+
+/// Claims a login attempt against each key's limit (see
+/// [`tend_store::ConsoleStore::claim_login_attempt`]). Runs in the pool's write
+/// transaction, so two claims never interleave.
+pub(super) fn claim_login_attempt(
+    conn: &Connection,
+    attempt: &str,
+    keys: &[(&str, u32)],
+    since: i64,
+    at: i64,
+) -> Result<bool, StoreError> {
+    sql::execute(
+        conn,
+        "DELETE FROM login_attempts WHERE at < ?1",
+        params![since],
+    )?;
+    for (key, limit) in keys {
+        let made: i64 = sql::fetch_one(
+            conn,
+            "SELECT count(*) AS n FROM login_attempts WHERE key = ?1 AND at >= ?2",
+            params![key, since],
+            |row| get(row, "n"),
+        )?;
+        if made >= i64::from(*limit) {
+            return Ok(false);
+        }
+    }
+    for (key, _) in keys {
+        sql::execute(
+            conn,
+            "INSERT INTO login_attempts (key, at, attempt) VALUES (?1, ?2, ?3)",
+            params![key, at, attempt],
+        )?;
+    }
+    Ok(true)
+}
+
+/// Withdraws a login attempt whose password was right.
+pub(super) fn forget_login_attempt(conn: &Connection, attempt: &str) -> Result<(), StoreError> {
+    sql::execute(
+        conn,
+        "DELETE FROM login_attempts WHERE attempt = ?1",
+        params![attempt],
+    )?;
+    Ok(())
+}

@@ -248,6 +248,25 @@ pub trait ConsoleStore {
     /// Ends a session (logout).
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
+    /// Claims one login attempt at `at` for each of `keys` (an account, a client
+    /// address), each with the most attempts it may have since `since`: `false`, with
+    /// nothing recorded, when any key has reached its limit; otherwise the attempt is
+    /// recorded as `attempt` and counts until [`ConsoleStore::forget_login_attempt`]
+    /// withdraws it. Every node sharing the database counts the same attempts, and
+    /// concurrent claims are counted one after another. Attempts older than `since` are
+    /// pruned.
+    async fn claim_login_attempt(
+        &self,
+        attempt: &str,
+        keys: &[(&str, u32)],
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Withdraws a login attempt whose password was right, so that only failures count
+    /// against the limit.
+    async fn forget_login_attempt(&self, attempt: &str) -> Result<(), StoreError>;
+
     /// Records an action on a contact for its timeline.
     async fn record_console_action(&self, action: &ConsoleAction) -> Result<(), StoreError>;
 

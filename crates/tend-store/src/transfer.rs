@@ -42,6 +42,11 @@ pub const SKIPPED_TABLES: &[(&str, &str)] = &[
          confirmation: upload again after the move",
     ),
     (
+        "login_attempts",
+        "failed console logins of the last 15 minutes, counted for the login rate \
+         limit: the count starts again after the move",
+    ),
+    (
         "sqlite_sequence",
         "SQLite's record of the highest id each table handed out: it becomes the next \
          value of the target's id generators, not rows",

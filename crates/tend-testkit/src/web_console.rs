@@ -45,17 +45,22 @@ fn csrf_in(page: &str) -> Option<String> {
 /// Posts the login form as a browser does: fetches it for its CSRF token and cookie,
 /// then sends `email` and `password` with them. The answer as it comes.
 pub async fn login_attempt(server: &Server, email: &str, password: &str) -> Response {
-    let form = server
-        .client
-        .get(format!("{}/login", server.base))
-        .send()
-        .await
-        .unwrap();
+    login_attempt_at(&server.client, &server.base, email, password).await
+}
+
+/// Fetches the login form of the server at `base` (`http://127.0.0.1:PORT`, this
+/// server or another node) and posts it with `email` and `password`; returns the answer.
+pub async fn login_attempt_at(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> Response {
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
     let login_cookie = set_cookie(&form, "tend_login_csrf").expect("the login form's cookie");
     let token = csrf_in(&form.text().await.unwrap()).expect("the login form's csrf");
-    server
-        .client
-        .post(format!("{}/login", server.base))
+    client
+        .post(format!("{base}/login"))
         .header("cookie", login_cookie)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(

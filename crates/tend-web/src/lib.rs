@@ -69,8 +69,6 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     /// The live database the forecast copies, when it is a SQLite file.
     forecast: Option<Arc<forecast::ForecastSource>>,
-    /// Failed console logins per address and account.
-    login_limiter: Arc<console::LoginLimiter>,
     /// The `tend.toml` the server was started from, when it was: the console shows
     /// process files and their diagnostics as they are on disk now.
     config_path: Option<Arc<std::path::PathBuf>>,
@@ -92,7 +90,6 @@ impl AppState {
             engine: None,
             metrics: Arc::default(),
             forecast: None,
-            login_limiter: Arc::default(),
             config_path: None,
             mail_webhooks: None,
             simulations: Arc::default(),

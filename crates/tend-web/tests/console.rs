@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tend_store::Role;
 use tend_testkit::web::Server;
-use tend_testkit::web_console::{ConsoleUser, PASSWORD, add_user, login_attempt, sets_cookie};
+use tend_testkit::web_console::{
+    ConsoleUser, PASSWORD, add_user, login_attempt, login_attempt_at, sets_cookie,
+};
 
 const CONFIG: &str = r#"
 [business]
@@ -177,6 +179,61 @@ async fn failed_logins_are_limited_per_account() {
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another account from the same address still logs in.
     ConsoleUser::login(&server, OWNER).await;
+}
+
+#[tokio::test]
+async fn the_login_limit_is_shared_by_every_node_and_right_passwords_do_not_count() {
+    let server = server().await;
+    // Logging in rightly, however often, never locks anyone out.
+    for _ in 0..8 {
+        let response = login_attempt(&server, STAFF, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    // Another node on the same database (or this one after a restart) counts the same
+    // failures: five guesses spread over both exhaust the account on both.
+    let other = server.second_node().await;
+    for (i, base) in [&server.base, &other.base]
+        .into_iter()
+        .cycle()
+        .take(5)
+        .enumerate()
+    {
+        let response = login_attempt_at(&server.client, base, STAFF, "guess").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    for base in [&server.base, &other.base] {
+        let blocked = login_attempt_at(&server.client, base, STAFF, PASSWORD).await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS, "{base}");
+    }
+}
+
+// Several worker threads, so the guesses are checked at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit() {
+    let server = server().await;
+    let guesses: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, base) = (server.client.clone(), server.base.clone());
+            tokio::spawn(async move {
+                login_attempt_at(&client, &base, STAFF, "guess")
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for guess in guesses {
+        let status = guess.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+        checked += usize::from(status == StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        checked, 5,
+        "the password is checked five times, not once per guess"
+    );
 }
 
 #[tokio::test]

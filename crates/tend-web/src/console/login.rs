@@ -101,9 +101,9 @@ async fn login(state: &AppState, request: Request) -> Result<Response, PageError
     let email = field("email").trim().to_lowercase();
     let password = field("password");
     let now = Timestamp::now();
-    if !state.login_limiter.allowed(address, &email, now) {
+    let Some(attempt) = session::claim_login_attempt(state, address, &email, now).await? else {
         return Err(PageError::TooManyAttempts(LOGIN_WINDOW_MINUTES));
-    }
+    };
     let user = state.store.user_by_email(&email).await?;
     let hash = user
         .as_ref()
@@ -116,6 +116,7 @@ async fn login(state: &AppState, request: Request) -> Result<Response, PageError
         .unwrap_or(false);
     match user {
         Some(user) if matches => {
+            session::forget_login_attempt(state, &attempt).await?;
             let cookie = start_session(state, &user).await?;
             let response = with_cookie(redirect("/today"), cookie);
             Ok(with_cookie(
@@ -124,7 +125,6 @@ async fn login(state: &AppState, request: Request) -> Result<Response, PageError
             ))
         }
         _ => {
-            state.login_limiter.failed(address, &email, now);
             let mut response = login_page(state, Some("Wrong email or password."), &email);
             *response.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
             Ok(response)

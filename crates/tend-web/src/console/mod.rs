@@ -28,7 +28,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use session::Viewer;
 
-pub use session::{LoginLimiter, hash_password};
+pub use session::hash_password;
 pub use simulate::{RunStatus, Simulations};
 
 /// The console's routes.

@@ -20,9 +20,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use tend_store::{Role, Session, User, tokens};
 
 /// The session cookie's name.
@@ -279,43 +277,47 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
-/// Failed logins remembered per client address and per account, over a sliding
-/// window; past the limit a login is refused without checking the password.
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<Timestamp>>>,
-}
-
 /// The window failed logins are counted over.
 pub const LOGIN_WINDOW_MINUTES: i64 = 15;
 /// Failed logins allowed per account in the window.
-pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
+pub const LOGIN_FAILURES_PER_ACCOUNT: u32 = 5;
 /// Failed logins allowed per client address in the window.
-pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
 
-impl LoginLimiter {
-    /// Whether a login for `account` from `address` may be tried now.
-    pub fn allowed(&self, address: Option<IpAddr>, account: &str, now: Timestamp) -> bool {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let since = now
-            .checked_sub(SignedDuration::from_mins(LOGIN_WINDOW_MINUTES))
-            .unwrap_or(now);
-        failures.retain(|_, times| {
-            times.retain(|t| *t > since);
-            !times.is_empty()
-        });
-        let count = |key: &str| failures.get(key).map_or(0, Vec::len);
-        count(&account_key(account)) < LOGIN_FAILURES_PER_ACCOUNT
-            && count(&address_key(address)) < LOGIN_FAILURES_PER_ADDRESS
-    }
+/// Claims a login attempt for `account` from `address` against the limits, counted in
+/// the database so every node of the business shares them: `None` when either limit is
+/// reached (the login is refused without checking the password), otherwise the
+/// attempt's id, which counts as a failure until [`forget_login_attempt`] withdraws it.
+pub async fn claim_login_attempt(
+    state: &AppState,
+    address: Option<IpAddr>,
+    account: &str,
+    now: Timestamp,
+) -> Result<Option<String>, PageError> {
+    let attempt = random_hex();
+    let account = account_key(account);
+    let address = address_key(address);
+    let since = now
+        .checked_sub(SignedDuration::from_mins(LOGIN_WINDOW_MINUTES))
+        .unwrap_or(now);
+    let claimed = state
+        .store
+        .claim_login_attempt(
+            &attempt,
+            &[
+                (&account, LOGIN_FAILURES_PER_ACCOUNT),
+                (&address, LOGIN_FAILURES_PER_ADDRESS),
+            ],
+            since,
+            now,
+        )
+        .await?;
+    Ok(claimed.then_some(attempt))
+}
 
-    /// Counts a failed login.
-    pub fn failed(&self, address: Option<IpAddr>, account: &str, now: Timestamp) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for key in [account_key(account), address_key(address)] {
-            failures.entry(key).or_default().push(now);
-        }
-    }
+/// Withdraws a login attempt whose password was right: only failures count.
+pub async fn forget_login_attempt(state: &AppState, attempt: &str) -> Result<(), PageError> {
+    Ok(state.store.forget_login_attempt(attempt).await?)
 }
 
 fn account_key(account: &str) -> String {
