@@ -587,3 +587,46 @@ async fn a_search_finds_the_start_of_any_word_of_the_address_or_name() {
     assert!(found("bianchi").await.is_empty());
     assert!(found("bo").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_search_ignores_accents_and_case() {
+    let db = db().await;
+    let s = &db.store;
+    let rows = [
+        import_row("jose.nunez@example.com", "José Núñez", None, json!({})),
+        import_row("zoe@example.com", "ZOË MÜLLER", None, json!({})),
+        import_row("jakub@example.com", "Jakub Dvořák", None, json!({})),
+        import_row("ole@example.com", "Ole Sørensen", None, json!({})),
+    ];
+    s.import_contacts(&rows, &prospect(), at(0), tend_store::ImportEnrollment::Now)
+        .await
+        .unwrap();
+    let found = |q: &'static str| async move {
+        let page = s
+            .list_contacts(&ContactQuery {
+                q: Some(q.into()),
+                ..all(100)
+            })
+            .await
+            .unwrap();
+        page.contacts
+            .into_iter()
+            .filter_map(|c| c.email)
+            .collect::<Vec<_>>()
+    };
+    for (q, email) in [
+        ("nunez", "jose.nunez@example.com"),
+        ("Núñez", "jose.nunez@example.com"),
+        ("josé", "jose.nunez@example.com"),
+        ("muller", "zoe@example.com"),
+        ("Müll", "zoe@example.com"),
+        ("zoe müller", "zoe@example.com"),
+        ("dvorak", "jakub@example.com"),
+        ("DVOŘ", "jakub@example.com"),
+    ] {
+        assert_eq!(found(q).await, [email], "searching {q:?}");
+    }
+    // A letter that is not an accented form of another stays itself.
+    assert!(found("sorensen").await.is_empty());
+    assert_eq!(found("sørensen").await, ["ole@example.com"]);
+}

@@ -111,11 +111,11 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The words of a contact, as migration 0006 indexes them.
-const SEARCH_DOCUMENT: &str = "to_tsvector('simple', translate(coalesce(email, ''), '@.+_-', '     ') || ' ' || coalesce(name, ''))";
+/// The words of a contact, accents folded, as migration 0012 indexes them.
+const SEARCH_DOCUMENT: &str = "to_tsvector('simple', tend_fold(translate(coalesce(email, ''), '@.+_-', '     ') || ' ' || coalesce(name, '')))";
 
 /// `contacts` listing statement for the filters present, so each shape can use its index
-/// (a search, the GIN index of migration 0006). Parameters: the cursor, then the stage
+/// (a search, the GIN index of migration 0012). Parameters: the cursor, then the stage
 /// and the search when present, then the limit.
 fn list_sql(by_stage: bool, by_text: bool) -> String {
     let mut sql = String::from(concat!(
@@ -131,7 +131,7 @@ fn list_sql(by_stage: bool, by_text: bool) -> String {
     if by_text {
         n += 1;
         sql.push_str(&format!(
-            " AND {SEARCH_DOCUMENT} @@ to_tsquery('simple', ${n})"
+            " AND {SEARCH_DOCUMENT} @@ to_tsquery('simple', tend_fold(${n}))"
         ));
     }
     sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
