@@ -179,23 +179,24 @@ pub async fn touches_to_conversion(
     store: &dyn Store,
     stage: &StageName,
 ) -> Result<ConversionReport, StoreError> {
-    let mut counts: Vec<u64> = store
-        .conversions(stage)
-        .await?
-        .iter()
-        .map(|c| c.touches)
-        .collect();
-    counts.sort_unstable();
+    // `(touches, contacts)` by touches: the sorted list of every contact's count,
+    // run-length encoded.
+    let counts = store.conversion_histogram(stage).await?;
+    let conversions: u64 = counts.iter().map(|(_, contacts)| contacts).sum();
     let pick = |q: f64| -> Option<u64> {
-        if counts.is_empty() {
+        if conversions == 0 {
             return None;
         }
-        let i = ((counts.len() as f64 - 1.0) * q).round() as usize;
-        Some(counts[i.min(counts.len() - 1)])
+        let i = (((conversions as f64 - 1.0) * q).round() as u64).min(conversions - 1);
+        let mut seen = 0;
+        counts.iter().find_map(|(touches, contacts)| {
+            seen += contacts;
+            (i < seen).then_some(*touches)
+        })
     };
     let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in &counts {
-        *buckets.entry((*n).min(31)).or_default() += 1;
+    for (touches, contacts) in &counts {
+        *buckets.entry((*touches).min(31)).or_default() += contacts;
     }
     let histogram = buckets
         .into_iter()
@@ -206,7 +207,7 @@ pub async fn touches_to_conversion(
         .collect();
     Ok(ConversionReport {
         stage: stage.as_str().to_owned(),
-        conversions: counts.len() as u64,
+        conversions,
         median: pick(0.5),
         p90: pick(0.9),
         histogram,

@@ -782,6 +782,13 @@ impl Store for PostgresStore {
             .await?)
     }
 
+    async fn conversion_histogram(&self, stage: &StageName) -> Result<Vec<(u64, u64)>, StoreError> {
+        in_tx!(self, Access::Read, |tx| engine::conversion_histogram(
+            &tx, stage
+        )
+        .await?)
+    }
+
     async fn admitted_since(
         &self,
         since: Timestamp,

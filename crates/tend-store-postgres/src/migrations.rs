@@ -11,7 +11,8 @@ use tend_store::suppression::{self, SECRET_KEY};
 /// Migrations in order. One PostgreSQL schema equal to SQLite's after its 0009; later
 /// changes add files here (0002 is SQLite's 0011, 0003 its 0010, 0004 its 0012, 0005 its 0013,
 /// 0006 its 0014, 0007 its 0015, 0008 its 0016, 0009 its 0017, 0010 its 0018,
-/// 0011 its 0019; 0012 has no SQLite twin: SQLite's search ignored accents from the start).
+/// 0011 its 0019; 0012 has no SQLite twin: SQLite's search ignored accents from the start;
+/// 0013 its 0020).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (
@@ -68,6 +69,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "search_ignores_accents",
         include_str!("../migrations/0012_search_ignores_accents.sql"),
+    ),
+    (
+        13,
+        "report_counters",
+        include_str!("../migrations/0013_report_counters.sql"),
     ),
 ];
 

@@ -1,7 +1,7 @@
 //! The console's actions on contacts and its lists of planned touches and deliveries,
 //! on SQLite.
 
-use super::sql::{self, get, millis, timestamp};
+use super::sql::{self, get, get_at, millis, timestamp};
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, params};
 use std::collections::BTreeMap;
@@ -240,18 +240,20 @@ pub(super) fn planned_load(
     Ok(touches)
 }
 
+/// One row of `planned_load`'s columns, read by position: Today reads up to 20,000 of
+/// them, and finding each column by its name took a good part of the page's time.
 fn decode_load(row: &Row<'_>) -> Result<PlannedLoad, StoreError> {
-    let id: i64 = get(row, "id")?;
-    let what = format!("touch {id}");
+    let id: i64 = get_at(row, 0, "id")?;
+    let instant = |ms: i64| timestamp(ms, &format!("touch {id}"));
     Ok(PlannedLoad {
         id: TouchId(id),
-        process_id: get(row, "process_id")?,
-        step: u32::try_from(get::<i64>(row, "step")?).unwrap_or(0),
-        channel: get(row, "channel")?,
-        state: get(row, "state")?,
-        due_at: timestamp(get(row, "due_at")?, &what)?,
-        until: get::<Option<i64>>(row, "until_at")?
-            .map(|ms| timestamp(ms, &what))
+        process_id: get_at(row, 1, "process_id")?,
+        step: u32::try_from(get_at::<i64>(row, 2, "step")?).unwrap_or(0),
+        channel: get_at(row, 3, "channel")?,
+        state: get_at(row, 4, "state")?,
+        due_at: instant(get_at(row, 5, "due_at")?)?,
+        until: get_at::<Option<i64>>(row, 6, "until_at")?
+            .map(instant)
             .transpose()?,
     })
 }

@@ -837,6 +837,12 @@ impl Store for SqliteStore {
         self.pool.read(|tx| engine::conversions(tx, stage)).await
     }
 
+    async fn conversion_histogram(&self, stage: &StageName) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.pool
+            .read(|tx| engine::conversion_histogram(tx, stage))
+            .await
+    }
+
     async fn admitted_since(
         &self,
         since: Timestamp,

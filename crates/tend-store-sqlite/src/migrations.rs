@@ -97,6 +97,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login_attempts",
         include_str!("../migrations/0019_login_attempts.sql"),
     ),
+    (
+        20,
+        "report_counters",
+        include_str!("../migrations/0020_report_counters.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

@@ -690,6 +690,60 @@ pub struct FunnelCounts {
     pub moves: Vec<(Option<String>, String, u64)>,
 }
 
+/// Milliseconds in an hour: the width of the stage-move counters' buckets.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The whole hours of a period `[from, to)` in milliseconds, as bucket numbers
+/// `[first, end)` of the hourly stage-move counters (`at / 3,600,000`); the part hours
+/// at either end, `[from, start_ms())` and `[end_ms(), to)`, are counted from the history.
+/// Only hours from the Unix epoch on are whole: before it, integer division does not
+/// round down, so that part of a period is read from the history too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeHours {
+    /// The first whole hour's bucket.
+    pub first: i64,
+    /// The bucket after the last whole hour; `first` when there is none.
+    pub end: i64,
+    /// The end of the period, for when there is no whole hour.
+    to: i64,
+}
+
+impl WholeHours {
+    /// The whole hours within `[from, to)`.
+    pub fn within(from: i64, to: i64) -> WholeHours {
+        let first =
+            from.max(0).div_euclid(HOUR_MS) + i64::from(from.max(0).rem_euclid(HOUR_MS) != 0);
+        let end = to.max(0).div_euclid(HOUR_MS);
+        if end > first {
+            WholeHours { first, end, to }
+        } else {
+            WholeHours {
+                first: 0,
+                end: 0,
+                to,
+            }
+        }
+    }
+
+    /// Where the whole hours start: the end of the first part hour.
+    pub fn start_ms(&self) -> i64 {
+        if self.end > self.first {
+            self.first * HOUR_MS
+        } else {
+            self.to
+        }
+    }
+
+    /// Where the whole hours end: the start of the last part hour.
+    pub fn end_ms(&self) -> i64 {
+        if self.end > self.first {
+            self.end * HOUR_MS
+        } else {
+            self.to
+        }
+    }
+}
+
 /// A contact's first arrival in a stage and the touches admitted to it until then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conversion {
@@ -720,4 +774,39 @@ pub struct NeglectRow {
     pub enrolled_at: Timestamp,
     /// Last touch (or enrollment, if later) plus the process's `max_gap`.
     pub deadline: Timestamp,
+}
+
+#[cfg(test)]
+mod whole_hours_tests {
+    use super::{HOUR_MS, WholeHours};
+
+    #[test]
+    fn a_period_splits_into_part_hours_and_whole_hours() {
+        let hours = WholeHours::within(HOUR_MS + 5, 4 * HOUR_MS + 7);
+        assert_eq!((hours.first, hours.end), (2, 4));
+        assert_eq!(
+            (hours.start_ms(), hours.end_ms()),
+            (2 * HOUR_MS, 4 * HOUR_MS)
+        );
+        let aligned = WholeHours::within(HOUR_MS, 3 * HOUR_MS);
+        assert_eq!((aligned.first, aligned.end), (1, 3));
+        assert_eq!(
+            (aligned.start_ms(), aligned.end_ms()),
+            (HOUR_MS, 3 * HOUR_MS)
+        );
+    }
+
+    #[test]
+    fn a_period_without_a_whole_hour_is_all_part_hour() {
+        let hours = WholeHours::within(HOUR_MS + 5, 2 * HOUR_MS + 5);
+        assert_eq!(hours.first, hours.end);
+        assert_eq!(
+            (hours.start_ms(), hours.end_ms()),
+            (2 * HOUR_MS + 5, 2 * HOUR_MS + 5)
+        );
+        // Before the epoch nothing is counted by the hour.
+        let early = WholeHours::within(-5 * HOUR_MS, -HOUR_MS);
+        assert_eq!(early.first, early.end);
+        assert_eq!(early.start_ms(), -HOUR_MS);
+    }
 }

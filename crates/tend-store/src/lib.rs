@@ -396,6 +396,11 @@ pub trait Store: ConsoleStore + ImportDraftStore + Send + Sync + 'static {
     /// Every contact's first entry into `stage`, with the touches admitted before it.
     async fn conversions(&self, stage: &StageName) -> Result<Vec<Conversion>, StoreError>;
 
+    /// Of the contacts who ever entered `stage`, how many had how many touches admitted
+    /// up to their first entry: `(touches, contacts)` by touches, from counters kept on
+    /// write; the same figures as grouping [`Store::conversions`].
+    async fn conversion_histogram(&self, stage: &StageName) -> Result<Vec<(u64, u64)>, StoreError>;
+
     /// When each touch admitted since `since` was admitted, and on which channel.
     async fn admitted_since(
         &self,

@@ -37,6 +37,36 @@ pub const COPIED_TABLES: &[&str] = &[
 /// Tables either backend has that are deliberately not copied, and why.
 pub const SKIPPED_TABLES: &[(&str, &str)] = &[
     (
+        "stage_counts",
+        "contacts per stage, kept by triggers: the target's own count the contacts as \
+         they are copied",
+    ),
+    (
+        "stage_moves_hourly",
+        "stage changes per hour, kept by triggers: the target's own count the stage \
+         history as it is copied",
+    ),
+    (
+        "stage_firsts",
+        "each contact's first entry into each stage with the touches before it, kept \
+         by triggers: the target's own fill in as the history and touches are copied",
+    ),
+    (
+        "stage_count_changes",
+        "PostgreSQL's changes to the contacts per stage not folded yet: only ever a \
+         running transaction's own",
+    ),
+    (
+        "stage_move_changes",
+        "PostgreSQL's changes to the stage changes per hour not folded yet: only ever a \
+         running transaction's own",
+    ),
+    (
+        "funnel_fold_marker",
+        "PostgreSQL's mark of a transaction whose funnel changes are folded at its \
+         commit: only ever a running transaction's own",
+    ),
+    (
         "import_drafts",
         "contact lists uploaded to the console and waiting at most 30 minutes for their \
          confirmation: upload again after the move",

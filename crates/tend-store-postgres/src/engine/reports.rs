@@ -42,18 +42,40 @@ pub(crate) async fn funnel(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<FunnelCounts, StoreError> {
+    // Both from the counters of migration 0013, kept by triggers on every write and
+    // summed over their shards.
     let stages = sql::fetch_all(
         tx,
-        "SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage",
+        "SELECT stage, SUM(contacts)::bigint AS n FROM stage_counts GROUP BY stage \
+         HAVING SUM(contacts) > 0",
         &[],
         |row| Ok((get(row, "stage")?, count(row)?)),
     )
     .await?;
+    // The whole hours of the period from their counters; the part hours at either end,
+    // if any, from the history itself.
+    let (from, to) = (millis(from), millis(to));
+    let hours = tend_store::WholeHours::within(from, to);
     let moves = sql::fetch_all(
         tx,
-        "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
-         WHERE at >= $1 AND at < $2 GROUP BY from_stage, to_stage",
-        &[&(millis(from)), &(millis(to))],
+        "SELECT from_stage, to_stage, SUM(n)::bigint AS n FROM ( \
+           SELECT NULLIF(from_stage, '') AS from_stage, to_stage, moves AS n \
+           FROM stage_moves_hourly WHERE hour >= $3 AND hour < $4 \
+           UNION ALL \
+           SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+           WHERE at >= $1 AND at < $2 GROUP BY from_stage, to_stage \
+           UNION ALL \
+           SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+           WHERE at >= $5 AND at < $6 GROUP BY from_stage, to_stage) AS parts \
+         GROUP BY from_stage, to_stage HAVING SUM(n) > 0",
+        &[
+            &from,
+            &hours.start_ms(),
+            &hours.first,
+            &hours.end,
+            &hours.end_ms(),
+            &to,
+        ],
         |row| Ok((get(row, "from_stage")?, get(row, "to_stage")?, count(row)?)),
     )
     .await?;
@@ -79,6 +101,21 @@ pub(crate) async fn conversions(
                 touches: get::<i64>(row, "touches")?.max(0) as u64,
             })
         },
+    )
+    .await
+}
+
+pub(crate) async fn conversion_histogram(
+    tx: &Tx<'_>,
+    stage: &StageName,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    // From `stage_firsts` (migration 0013), kept by triggers: one index range.
+    sql::fetch_all(
+        tx,
+        "SELECT touches, COUNT(*) AS n FROM stage_firsts WHERE stage = $1 \
+         GROUP BY touches ORDER BY touches",
+        &[&(stage.as_str())],
+        |row| Ok((get::<i64>(row, "touches")?.max(0) as u64, count(row)?)),
     )
     .await
 }

@@ -39,17 +39,37 @@ pub(crate) fn funnel(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<FunnelCounts, StoreError> {
+    // Both from the counters of migration 0020, kept by triggers on every write.
     let stages = sql::fetch_all(
         conn,
-        "SELECT stage, COUNT(*) AS n FROM contacts GROUP BY stage",
+        "SELECT stage, contacts AS n FROM stage_counts WHERE contacts > 0",
         [],
         |row| Ok((get(row, "stage")?, count(row)?)),
     )?;
+    // The whole hours of the period from their counters; the part hours at either end,
+    // if any, from the history itself.
+    let (from, to) = (millis(from), millis(to));
+    let hours = tend_store::WholeHours::within(from, to);
     let moves = sql::fetch_all(
         conn,
-        "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
-         WHERE at >= ?1 AND at < ?2 GROUP BY from_stage, to_stage",
-        params![millis(from), millis(to)],
+        "SELECT from_stage, to_stage, SUM(n) AS n FROM ( \
+           SELECT NULLIF(from_stage, '') AS from_stage, to_stage, moves AS n \
+           FROM stage_moves_hourly WHERE hour >= ?3 AND hour < ?4 \
+           UNION ALL \
+           SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+           WHERE at >= ?1 AND at < ?2 GROUP BY from_stage, to_stage \
+           UNION ALL \
+           SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history \
+           WHERE at >= ?5 AND at < ?6 GROUP BY from_stage, to_stage) \
+         GROUP BY from_stage, to_stage HAVING SUM(n) > 0",
+        params![
+            from,
+            hours.start_ms(),
+            hours.first,
+            hours.end,
+            hours.end_ms(),
+            to
+        ],
         |row| Ok((get(row, "from_stage")?, get(row, "to_stage")?, count(row)?)),
     )?;
     Ok(FunnelCounts { stages, moves })
@@ -74,6 +94,20 @@ pub(crate) fn conversions(
                 touches: get::<i64>(row, "touches")?.max(0) as u64,
             })
         },
+    )
+}
+
+pub(crate) fn conversion_histogram(
+    conn: &Connection,
+    stage: &StageName,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    // From `stage_firsts` (migration 0020), kept by triggers: one index range.
+    sql::fetch_all(
+        conn,
+        "SELECT touches, COUNT(*) AS n FROM stage_firsts WHERE stage = ?1 \
+         GROUP BY touches ORDER BY touches",
+        params![stage.as_str()],
+        |row| Ok((get::<i64>(row, "touches")?.max(0) as u64, count(row)?)),
     )
 }
 
