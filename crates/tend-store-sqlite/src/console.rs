@@ -244,7 +244,10 @@ pub(super) fn planned_load(
 /// them, and finding each column by its name took a good part of the page's time.
 fn decode_load(row: &Row<'_>) -> Result<PlannedLoad, StoreError> {
     let id: i64 = get_at(row, 0, "id")?;
-    let instant = |ms: i64| timestamp(ms, &format!("touch {id}"));
+    // The touch is named only when its instant is not one: no text made per row.
+    let instant = |ms: i64| {
+        Timestamp::from_millisecond(ms).or_else(|_| timestamp(ms, &format!("touch {id}")))
+    };
     Ok(PlannedLoad {
         id: TouchId(id),
         process_id: get_at(row, 1, "process_id")?,
