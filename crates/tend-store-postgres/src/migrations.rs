@@ -77,12 +77,29 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The oldest server Tend runs on (`server_version_num`): the report counters' triggers
+/// (migration 0013) call `pg_current_xact_id()`, new in PostgreSQL 13.
+const OLDEST_SERVER: i32 = 130_000;
+
 /// The advisory lock migrations run under ("TENDMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x5445_4E44_4D49_4752;
 
 /// Brings the schema up to date; refuses a database written by a newer Tend.
 pub(crate) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(db)?;
+    let (server, version): (i32, String) = tx
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+            &[],
+        )
+        .await
+        .map(|row| (row.get(0), row.get(1)))
+        .map_err(db)?;
+    if server < OLDEST_SERVER {
+        return Err(StoreError::Migrate(format!(
+            "the server runs PostgreSQL {version}; Tend needs PostgreSQL 13 or later"
+        )));
+    }
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db)?;
