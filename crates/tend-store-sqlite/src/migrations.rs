@@ -102,6 +102,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "report_counters",
         include_str!("../migrations/0020_report_counters.sql"),
     ),
+    (
+        21,
+        "engine_hot_paths",
+        include_str!("../migrations/0021_engine_hot_paths.sql"),
+    ),
 ];
 
 /// Brings the schema up to date, each migration in its own transaction.

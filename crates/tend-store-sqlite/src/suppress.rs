@@ -86,16 +86,47 @@ pub(super) fn address_suppressed(
     keys: &AddressKeys,
     address: &str,
 ) -> Result<bool, StoreError> {
-    let mut keyed = conn
-        .prepare_cached("SELECT 1 FROM suppressions WHERE address_key = ?1")
-        .map_err(db)?;
-    if keyed.exists(params![keys.key(address)]).map_err(db)? {
-        return Ok(true);
+    AddressCheck::new(conn, keys)?.suppressed(address)
+}
+
+/// Checks addresses one after another inside one transaction. The bare hashes of
+/// earlier releases are hashed and looked up only while any remain: nothing adds them
+/// any more, and most databases never had one, so the engine's check of every contact
+/// it paces and every email it claims is one keyed lookup.
+pub(super) struct AddressCheck<'c> {
+    conn: &'c Connection,
+    keys: &'c AddressKeys,
+    legacy: bool,
+}
+
+impl<'c> AddressCheck<'c> {
+    /// A check for the transaction `conn` is in.
+    pub(super) fn new(conn: &'c Connection, keys: &'c AddressKeys) -> Result<Self, StoreError> {
+        let legacy = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM legacy_suppressions)")
+            .and_then(|mut any| any.query_row([], |row| row.get(0)))
+            .map_err(db)?;
+        Ok(AddressCheck { conn, keys, legacy })
     }
-    let mut legacy = conn
-        .prepare_cached("SELECT 1 FROM legacy_suppressions WHERE email_hash = ?1")
-        .map_err(db)?;
-    legacy.exists(params![legacy_hash(address)]).map_err(db)
+
+    /// Whether `address` is suppressed, by its key or an earlier release's bare hash.
+    pub(super) fn suppressed(&self, address: &str) -> Result<bool, StoreError> {
+        let mut keyed = self
+            .conn
+            .prepare_cached("SELECT 1 FROM suppressions WHERE address_key = ?1")
+            .map_err(db)?;
+        if keyed.exists(params![self.keys.key(address)]).map_err(db)? {
+            return Ok(true);
+        }
+        if !self.legacy {
+            return Ok(false);
+        }
+        let mut legacy = self
+            .conn
+            .prepare_cached("SELECT 1 FROM legacy_suppressions WHERE email_hash = ?1")
+            .map_err(db)?;
+        legacy.exists(params![legacy_hash(address)]).map_err(db)
+    }
 }
 
 /// The addresses among `addresses` that are suppressed, as given.

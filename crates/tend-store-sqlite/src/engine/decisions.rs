@@ -49,6 +49,7 @@ pub(crate) fn due_touches(
     let recent = recent_touches(conn, &ids, now_ms - 7 * 86_400_000)?;
     let mut contacts = Vec::with_capacity(contact_rows.len());
     let mut seen = std::collections::HashSet::new();
+    let check = suppress::AddressCheck::new(conn, keys)?;
     for row in contact_rows {
         if !seen.insert(row.id) {
             continue;
@@ -58,7 +59,7 @@ pub(crate) fn due_touches(
         // last mailed (the pacer then skips its calls and webhooks as well).
         let suppressed = contact.suppressed_at.is_some()
             || match contact.email.as_deref() {
-                Some(email) => suppress::address_suppressed(conn, keys, email)?,
+                Some(email) => check.suppressed(email)?,
                 None => false,
             };
         contacts.push(PacingContact {

@@ -84,6 +84,7 @@ pub(super) fn claim_once(
 
     // The suppression check, by the address each email goes to now.
     let mut silenced: HashSet<i64> = HashSet::new();
+    let check = suppress::AddressCheck::new(conn, keys)?;
     let mut mark_address = conn
         .prepare_cached("UPDATE touches SET address_key = ?1 WHERE id = ?2")
         .map_err(db)?;
@@ -97,7 +98,7 @@ pub(super) fn claim_once(
         let Some(email) = contact.email.as_deref() else {
             continue;
         };
-        if contact.suppressed_at.is_some() || suppress::address_suppressed(conn, keys, email)? {
+        if contact.suppressed_at.is_some() || check.suppressed(email)? {
             silenced.insert(row.contact_id);
         } else {
             mark_address
