@@ -2,7 +2,10 @@
 //! contacts are looked up among 1,000,000 contacts' state.
 //!
 //! Run with `cargo bench -p tend-core --bench pacer`; divan reports items/s, one item
-//! being one decision.
+//! being one decision. `baseline_10k_dense` is the same-run yardstick: the cheapest
+//! admission anyone could write over the same touches and state (look the contact up,
+//! admit unless suppressed or at the weekly limit), so the pacer's rate can be read as
+//! a multiple of what the machine does at that moment, whatever its load.
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
@@ -199,6 +202,28 @@ fn run<C: ContactStates>(policy: &PacerPolicy, contacts: &C, budget: &BudgetStat
         capacity: Some(capacity()),
     };
     decide(policy, &input, w.now)
+}
+
+/// The trivial admission loop: per touch one state lookup, a suppression check and a
+/// count of the recent touches against the weekly limit; no budgets, hours or capacity.
+fn admit_trivially<C: ContactStates>(contacts: &C, limit: usize) -> Vec<bool> {
+    WORLD
+        .touches
+        .iter()
+        .map(|t| {
+            contacts
+                .contact_state(t.contact)
+                .is_some_and(|c| !c.suppressed && c.recent.len() < limit)
+        })
+        .collect()
+}
+
+#[divan::bench(sample_count = 40)]
+fn baseline_10k_dense(bencher: Bencher) {
+    let w = &*WORLD;
+    bencher
+        .counter(ItemsCount::new(BATCH))
+        .bench(|| admit_trivially(&w.dense, 3));
 }
 
 #[divan::bench(args = ["ample", "tight"], sample_count = 40)]
