@@ -1,6 +1,6 @@
 //! The forecast: the live business run forward on a virtual clock. The real engine and
-//! pacer work on a copy of the live database (a snapshot in a temporary folder, never
-//! the live file), against arrivals estimated from the last weeks' history, with
+//! pacer work on a copy of the live database (a snapshot in memory, never the live
+//! file), against arrivals estimated from the last weeks' history, with
 //! nothing sent. A second copy runs with budgets and capacity lifted, to find what
 //! keeping every promise would take.
 
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tend_core::check::Project;
 use tend_core::pacer::Channel;
 use tend_store::{Store, StoreError};
-use tend_store_sqlite::{SnapshotError, SqliteStore};
+use tend_store_sqlite::SqliteStore;
 
 /// Known contacts listed by name among the leads at risk; the rest are counted.
 const AT_RISK_LISTED: usize = 500;
@@ -33,13 +33,7 @@ pub enum ForecastError {
     /// `weeks` or `history_weeks` out of range.
     #[error("{0}")]
     Options(String),
-    /// The live database could not be copied.
-    #[error("copying the live database: {0}")]
-    Snapshot(#[from] SnapshotError),
-    /// A temporary folder for the copies could not be made, or a copy duplicated.
-    #[error("the forecast's temporary copy: {0}")]
-    Io(#[from] std::io::Error),
-    /// The copy could not be opened or read.
+    /// The live database could not be copied, or a copy read.
     #[error("the forecast's copy: {0}")]
     Store(#[from] StoreError),
     /// The engine failed on the copy.
@@ -204,7 +198,7 @@ pub struct Needed {
 
 /// Forecasts `options.weeks` weeks of the business whose live database is `live`,
 /// from `now`. The live database is only read (one snapshot); all work happens on
-/// copies in a temporary folder, removed at the end.
+/// copies in memory, dropped at the end.
 pub async fn forecast(
     live: &SqliteStore,
     project: &Project,
@@ -221,13 +215,11 @@ pub async fn forecast(
             )));
         }
     }
-    let folder = tempfile::Builder::new().prefix("tend-forecast").tempdir()?;
-    let paced_path = folder.path().join("paced.db");
-    live.backup_to(&paced_path, false).await?;
-    let lifted_path = folder.path().join("lifted.db");
-    std::fs::copy(&paced_path, &lifted_path)?;
-    let paced: Arc<dyn Store> = Arc::new(SqliteStore::open(&paced_path).await?);
-    let lifted: Arc<dyn Store> = Arc::new(SqliteStore::open(&lifted_path).await?);
+    // Scratch copies in memory: the runs write much and keep nothing, so neither needs
+    // a journal, a write-ahead log or a sync.
+    let paced = live.scratch_copy().await?;
+    let lifted: Arc<dyn Store> = Arc::new(paced.scratch_copy().await?);
+    let paced: Arc<dyn Store> = Arc::new(paced);
 
     let rates = history::arrival_rates(paced.as_ref(), project, now, options.history_weeks).await?;
     let days = 7 * options.weeks as usize;
@@ -266,7 +258,6 @@ pub async fn forecast(
     let paced_trace = joined(paced_run.await)?;
     let lifted_trace = joined(lifted_run.await)?;
     drop((paced, lifted));
-    folder.close()?;
 
     let days_out = day_rows(project, &dates, &paced_trace);
     let lifted_days = day_rows(project, &dates, &lifted_trace);

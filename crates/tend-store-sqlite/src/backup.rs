@@ -4,12 +4,15 @@
 //! is consistent while the server keeps writing (WAL readers never block the writer),
 //! and it includes the install's secrets, which live in `engine_state`.
 
-use super::migrations::{MIGRATIONS, applied_by_earlier_releases};
+use super::migrations::{MIGRATIONS, applied_by_earlier_releases, migrate};
+use super::pool::{Durability, Pool};
+use super::sql::db;
 use super::{SqliteStore, suppress};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use tend_store::StoreError;
 
 /// Everything that can go wrong taking or checking a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,53 @@ impl SqliteStore {
         }
         copied
     }
+    /// A consistent copy of the whole database in memory, as scratch: never synced, no
+    /// rollback journal, the budget usage held by the store, gone when dropped, and
+    /// useless after a failed write (what [`SqliteStore::open_scratch`] makes, with this
+    /// database's data). For work that
+    /// must not touch the business's data and is thrown away at the end, such as a
+    /// forecast; it holds the whole database in memory.
+    pub async fn scratch_copy(&self) -> Result<SqliteStore, StoreError> {
+        self.pool
+            .read(|source| {
+                let mut keys = None;
+                let pool = Pool::open(Path::new(":memory:"), Durability::Scratch, 0, |copy| {
+                    copy_into(source, copy)?;
+                    migrate(copy)?;
+                    keys = Some(suppress::load_keys(copy)?);
+                    Ok(())
+                })?;
+                Ok(SqliteStore {
+                    pool,
+                    keys: keys.expect("set when the pool opened"),
+                    budgets: self.budgets.for_scratch_copy(),
+                })
+            })
+            .await
+    }
+}
+
+/// Copies every page `source` reads into the empty in-memory database `copy`, then puts
+/// the copy back in scratch mode (the pages carry the source's journal mode).
+fn copy_into(source: &Connection, copy: &mut Connection) -> Result<(), StoreError> {
+    // An in-memory destination must have the source's page size before the copy.
+    let page_size: i64 = source
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .map_err(db)?;
+    copy.pragma_update(None, "page_size", page_size)
+        .map_err(db)?;
+    {
+        let backup = Backup::new(source, copy).map_err(db)?;
+        // All pages in one step: one read snapshot, and nobody else writes to `copy`.
+        if backup.step(-1).map_err(db)? != StepResult::Done {
+            return Err(StoreError::Corrupt(
+                "copying the database into memory stopped before the end".into(),
+            ));
+        }
+    }
+    copy.pragma_update_and_check(None, "journal_mode", "OFF", |row| row.get::<_, String>(0))
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Copies the database `source` reads into a new owner-only file at `temp`, left in

@@ -10,6 +10,7 @@
 
 mod api_tokens;
 mod backup;
+mod budget_cache;
 mod console;
 mod contact_list;
 mod engine;
@@ -26,6 +27,7 @@ mod suppress;
 mod users;
 
 use async_trait::async_trait;
+use budget_cache::BudgetCache;
 use contact_list::{fts_query, list_sql};
 use jiff::Timestamp;
 use migrations::migrate;
@@ -53,6 +55,8 @@ pub struct SqliteStore {
     pool: Pool,
     /// Keys suppression records under the install's secret.
     keys: AddressKeys,
+    /// The budget usage last stored or read, decoded.
+    budgets: BudgetCache,
 }
 
 impl SqliteStore {
@@ -72,6 +76,7 @@ impl SqliteStore {
             Ok(SqliteStore {
                 pool,
                 keys: keys.expect("set when the pool opened"),
+                budgets: BudgetCache::stored(),
             })
         })
         .await
@@ -79,7 +84,8 @@ impl SqliteStore {
     }
 
     /// Opens a scratch database for the simulator: in memory, never synced, gone when
-    /// the store is dropped. Never for a business's data.
+    /// the store is dropped, the budget usage held by the store rather than stored.
+    /// Never for a business's data.
     pub fn open_scratch() -> Result<Self, StoreError> {
         let mut keys = None;
         let pool = Pool::open(Path::new(":memory:"), Durability::Scratch, 0, |conn| {
@@ -90,6 +96,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             keys: keys.expect("set when the pool opened"),
+            budgets: BudgetCache::held(),
         })
     }
 
@@ -646,7 +653,7 @@ impl Store for SqliteStore {
         by_step: bool,
     ) -> Result<PacingSnapshot, StoreError> {
         self.pool
-            .read(|tx| engine::pacing_snapshot(tx, in_flight_since, now, by_step))
+            .read(|tx| engine::pacing_snapshot(tx, &self.budgets, in_flight_since, now, by_step))
             .await
     }
 
@@ -656,11 +663,18 @@ impl Store for SqliteStore {
         decisions: &[DecisionRecord],
         budget: &BudgetState,
     ) -> Result<(), StoreError> {
-        let budget = serde_json::to_string(budget)
-            .map_err(|e| StoreError::Corrupt(format!("budget usage does not serialize: {e}")))?;
+        let text = if self.budgets.holds() {
+            None
+        } else {
+            Some(serde_json::to_string(budget).map_err(|e| {
+                StoreError::Corrupt(format!("budget usage does not serialize: {e}"))
+            })?)
+        };
         self.pool
-            .write(|tx| engine::record_decisions(tx, at, decisions, &budget))
-            .await
+            .write(|tx| engine::record_decisions(tx, at, decisions, text.as_deref()))
+            .await?;
+        self.budgets.recorded(text, budget.clone());
+        Ok(())
     }
 
     async fn claim_dispatch(

@@ -16,6 +16,8 @@ use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+mod stored_reservation;
+
 /// A budgeted resource.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -242,8 +244,9 @@ pub struct BudgetState {
 /// It holds against touches whose deadline is later (earliest deadline first, then
 /// higher expected value, then lower touch id, as the batch order), in every window that
 /// contains `until` or has already reached it. It is released when its touch is next
-/// decided, and lapses at `expires` in case the touch never comes back.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// decided, and lapses at `expires` in case the touch never comes back. Stored compactly
+/// (see `stored_reservation`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reservation {
     /// The touch it is held for.
     pub touch: TouchId,
@@ -572,7 +575,8 @@ impl<'p> Budgeter<'p> {
             .copied()
             .collect();
         // One hold per touch, should a merged state carry two.
-        let mut holders = std::collections::HashSet::new();
+        let mut holders: std::collections::HashSet<TouchId, BuildHasherDefault<super::IdHasher>> =
+            std::collections::HashSet::default();
         alive.retain(|r| holders.insert(r.touch));
         alive.sort_by_key(rank_of);
         let reservation_of = alive

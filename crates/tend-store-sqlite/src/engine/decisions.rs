@@ -1,6 +1,7 @@
 //! Due touches, the pacing snapshot, and recording the pacer's decisions.
 
 use super::*;
+use crate::budget_cache::BudgetCache;
 
 pub(crate) fn due_touches(
     conn: &Connection,
@@ -105,16 +106,12 @@ pub(super) fn recent_touches(
 
 pub(crate) fn pacing_snapshot(
     conn: &Connection,
+    budgets: &BudgetCache,
     in_flight_since: Timestamp,
     now: Timestamp,
     by_step: bool,
 ) -> Result<PacingSnapshot, StoreError> {
-    let budget = match value(conn, BUDGET_KEY)? {
-        Some(text) => serde_json::from_str(&text).map_err(|e| {
-            StoreError::Corrupt(format!("stored budget usage is not readable: {e}"))
-        })?,
-        None => BudgetState::default(),
-    };
+    let budget = budgets.current(|| value(conn, BUDGET_KEY))?;
     let open_work = match value(conn, OPEN_WORK_KEY)? {
         Some(text) => text
             .parse::<f64>()
@@ -210,7 +207,7 @@ pub(crate) fn record_decisions(
     conn: &Connection,
     at: Timestamp,
     decisions: &[DecisionRecord],
-    budget: &str,
+    budget: Option<&str>,
 ) -> Result<(), StoreError> {
     let at = millis(at);
     let mut deferred = Vec::new();
@@ -301,7 +298,11 @@ pub(crate) fn record_decisions(
     }
     defer_touches(conn, &deferred, at)?;
     queue_touches(conn, &queued, at)?;
-    set_value(conn, BUDGET_KEY, budget)
+    match budget {
+        Some(budget) => set_value(conn, BUDGET_KEY, budget),
+        // A scratch database's store holds it (see `BudgetCache`).
+        None => Ok(()),
+    }
 }
 
 /// The keep-warm email for the enrollment of a held offer's row.

@@ -28,7 +28,7 @@ use crate::suppress;
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, ToSql, params};
 use std::collections::{HashMap, HashSet};
-use tend_core::pacer::{BudgetState, Channel, Intent, TouchId};
+use tend_core::pacer::{Channel, Intent, TouchId};
 use tend_core::{ContactId, StageName};
 use tend_store::engine::*;
 use tend_store::suppression::AddressKeys;
