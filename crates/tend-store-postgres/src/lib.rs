@@ -21,6 +21,7 @@
 
 mod api_tokens;
 mod console;
+mod contact_list;
 mod coordination;
 mod engine;
 mod feedback;
@@ -37,6 +38,7 @@ pub mod transfer;
 mod users;
 
 use async_trait::async_trait;
+use contact_list::{list_sql, ts_query};
 use deadpool_postgres::Pool;
 use jiff::Timestamp;
 use pool::{Access, in_tx};
@@ -109,44 +111,6 @@ impl PostgresStore {
 /// Whether a database URL names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// The words of a contact, accents folded, as migration 0012 indexes them.
-const SEARCH_DOCUMENT: &str = "to_tsvector('simple', tend_fold(translate(coalesce(email, ''), '@.+_-', '     ') || ' ' || coalesce(name, '')))";
-
-/// `contacts` listing statement for the filters present, so each shape can use its index
-/// (a search, the GIN index of migration 0012). Parameters: the cursor, then the stage
-/// and the search when present, then the limit.
-fn list_sql(by_stage: bool, by_text: bool) -> String {
-    let mut sql = String::from(concat!(
-        "SELECT ",
-        contact_columns!(),
-        " FROM contacts WHERE id > $1"
-    ));
-    let mut n = 1;
-    if by_stage {
-        n += 1;
-        sql.push_str(&format!(" AND stage = ${n}"));
-    }
-    if by_text {
-        n += 1;
-        sql.push_str(&format!(
-            " AND {SEARCH_DOCUMENT} @@ to_tsquery('simple', tend_fold(${n}))"
-        ));
-    }
-    sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
-    sql
-}
-
-/// A tsquery for the words of a search: each word a prefix (`smi:*`), all of them
-/// required. The words are letters and digits only, so nothing in them is tsquery
-/// syntax.
-fn ts_query(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("{w}:*"))
-        .collect::<Vec<_>>()
-        .join(" & ")
 }
 
 #[async_trait]
