@@ -83,7 +83,7 @@ fn init_writes_a_project_that_checks_clean() {
     assert!(out.status.success(), "check failed: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("ok: 3 processes, 28 steps, 26 templates"),
+        stdout.starts_with("ok: 3 processes, 36 steps, 26 templates"),
         "{stdout}"
     );
 }
@@ -168,7 +168,7 @@ fn a_broken_project_lists_every_error_with_its_position() {
     let stderr = text(&out.stderr);
     let expected = [
         "processes/customer.toml:45:1: step 6 is missing `minutes`",
-        "processes/new-inquiry.toml:39:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
+        "processes/new-inquiry.toml:41:9: no template `how-we-wrok`: templates/how-we-wrok.md does not exist; did you mean `how-we-work`?",
         "templates/referral.md:1:16: template syntax:",
         "templates/welcome.md:5:34: unknown variable `bussiness.name`; did you mean `business.name`?",
         "tend.toml:16:12: `timezone`: `Europe/Rom` is not a known IANA time zone",
