@@ -284,3 +284,69 @@ async fn a_paused_enrollment_is_neither_neglected_nor_owed_until_resumed() {
     );
     assert!(s.pace_counts().await.unwrap().paused.is_empty());
 }
+
+/// With response delays on, the pacer reads offers in flight grouped by step and by
+/// six-hour age (whole buckets, youngest first), each group with its count and summed
+/// probability; the even fade's sum read alongside is the one read without grouping.
+#[tokio::test]
+async fn offers_in_flight_are_grouped_by_step_and_six_hour_age() {
+    let store = test_store().await;
+    let s = &*store;
+    enrolled(
+        s,
+        "aged",
+        &["email:offer"],
+        step(0, Channel::Email, Intent::Offer),
+        "lead",
+        4,
+        at(10),
+    )
+    .await;
+    let due = s.due_touches(at(10), 10).await.unwrap();
+    assert_eq!(due.touches.len(), 4);
+    // Admitted at three moments, with their own probabilities.
+    for (touch, second, probability) in [(0, 10, 0.1), (1, 3_610, 0.2), (2, 30_010, 0.3)]
+        .into_iter()
+        .chain([(3, 30_010, 0.4)])
+    {
+        s.record_decisions(
+            at(second),
+            &[DecisionRecord::Queue {
+                touch: due.touches[touch].touch,
+                probability: Some(probability),
+            }],
+            &BudgetState::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let now = at(50_010);
+    let grouped = s.pacing_snapshot(at(0), now, true).await.unwrap();
+    let groups: Vec<(u32, u64, f64)> = grouped
+        .in_flight
+        .iter()
+        .map(|g| (g.age_hours, g.offers, (g.probability * 1e9).round() / 1e9))
+        .collect();
+    // 20,000 s old: the first six hours; 46,400 and 50,000 s old: hours 12 to 18.
+    assert_eq!(groups, [(0, 2, 0.7), (12, 2, 0.3)], "{grouped:?}");
+    let even = s.pacing_snapshot(at(0), now, false).await.unwrap();
+    assert!(even.in_flight.is_empty());
+    assert!(
+        (grouped.expected_in_flight - even.expected_in_flight).abs() < 1e-12,
+        "{} vs {}",
+        grouped.expected_in_flight,
+        even.expected_in_flight
+    );
+    // Each offer counts its probability times the share of the window it is young.
+    let window = 50_010.0;
+    let expected = [
+        (0.1, 10.0),
+        (0.2, 3_610.0),
+        (0.3, 30_010.0),
+        (0.4, 30_010.0),
+    ]
+    .iter()
+    .map(|(p, admitted)| p * admitted / window)
+    .sum::<f64>();
+    assert!((even.expected_in_flight - expected).abs() < 1e-9);
+}

@@ -76,6 +76,14 @@ async fn the_engines_hot_statements_read_the_index_made_for_each() {
         &["SEARCH touches USING COVERING INDEX touches_offers_in_flight (admitted_at>?)"],
     );
     expect(
+        "offers in flight by step and age (`response_delay` set)",
+        "SELECT admitted_at, probability, process_id, step \
+         FROM touches INDEXED BY touches_offers_in_flight \
+         WHERE intent = 'offer' AND responded_at IS NULL \
+         AND admitted_at IS NOT NULL AND admitted_at >= ?1",
+        &["SEARCH touches USING COVERING INDEX touches_offers_in_flight (admitted_at>?)"],
+    );
+    expect(
         "claiming queued touches",
         "UPDATE touches SET next_attempt_at = ?1, attempts = attempts + 1, leased = 1, \
          lease_token = ?4 WHERE id IN (\

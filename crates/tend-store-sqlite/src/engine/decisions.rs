@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::budget_cache::BudgetCache;
+use std::collections::BTreeMap;
 
 pub(crate) fn due_touches(
     conn: &Connection,
@@ -118,44 +119,26 @@ pub(crate) fn pacing_snapshot(
             .map_err(|e| StoreError::Corrupt(format!("open work `{text}`: {e}")))?,
         None => 0.0,
     };
-    // Both sums read the partial covering index of offers in flight alone. Without
+    // Both reads take the partial covering index of offers in flight alone. Without
     // statistics (and with plans that never depend on bound values) SQLite would
     // otherwise take `touches_admitted` and read the row of every touch admitted since
     // `in_flight_since`, on every decision batch: a fifth of a simulated year's time.
-    let expected_in_flight: f64 = sql::fetch_one(
-        conn,
-        "SELECT COALESCE(SUM(COALESCE(probability, 0) \
-         * MIN(1.0, CAST(admitted_at - ?1 AS REAL) / ?2)), 0.0) AS expected \
-         FROM touches INDEXED BY touches_offers_in_flight WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
-         AND admitted_at >= ?1",
-        params![
-            millis(in_flight_since),
-            (millis(now) - millis(in_flight_since)).max(1) as f64
-        ],
-        |row| get(row, "expected"),
-    )?;
-    let in_flight = if !by_step {
-        Vec::new()
+    let (expected_in_flight, in_flight) = if by_step {
+        offers_in_flight_by_step(conn, in_flight_since, now)?
     } else {
-        sql::fetch_all(
+        let expected: f64 = sql::fetch_one(
             conn,
-            "SELECT process_id, step, (?2 - admitted_at) / 21600000 * 6 AS age_hours, \
-         COUNT(*) AS offers, COALESCE(SUM(COALESCE(probability, 0)), 0.0) AS probability \
-         FROM touches INDEXED BY touches_offers_in_flight \
-         WHERE intent = 'offer' AND responded_at IS NULL \
-         AND admitted_at IS NOT NULL AND admitted_at >= ?1 \
-         GROUP BY process_id, step, age_hours",
-            params![millis(in_flight_since), millis(now)],
-            |row| {
-                Ok(InFlightOffers {
-                    process_id: get(row, "process_id")?,
-                    step: step_index(row, "step")?,
-                    age_hours: get::<i64>(row, "age_hours")?.clamp(0, i64::from(u32::MAX)) as u32,
-                    offers: get::<i64>(row, "offers")?.max(0) as u64,
-                    probability: get(row, "probability")?,
-                })
-            },
-        )?
+            "SELECT COALESCE(SUM(COALESCE(probability, 0) \
+             * MIN(1.0, CAST(admitted_at - ?1 AS REAL) / ?2)), 0.0) AS expected \
+             FROM touches INDEXED BY touches_offers_in_flight WHERE intent = 'offer' AND responded_at IS NULL AND admitted_at IS NOT NULL \
+             AND admitted_at >= ?1",
+            params![
+                millis(in_flight_since),
+                (millis(now) - millis(in_flight_since)).max(1) as f64
+            ],
+            |row| get(row, "expected"),
+        )?;
+        (expected, Vec::new())
     };
     let offer_stats = sql::fetch_all(
         conn,
@@ -179,6 +162,57 @@ pub(crate) fn pacing_snapshot(
         in_flight,
         offer_stats,
     })
+}
+
+/// The offers in flight grouped by step and six-hour age, with the even fade's sum of
+/// them, from one read of the covering index. Grouping here rather than in SQL spares
+/// the sorter SQLite runs for a `GROUP BY` the index is not ordered by, on every
+/// decision batch: with `[capacity] response_delay` set, that sort was a third of a
+/// 10,000-contact simulated year.
+fn offers_in_flight_by_step(
+    conn: &Connection,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<(f64, Vec<InFlightOffers>), StoreError> {
+    let (since, now) = (millis(since), millis(now));
+    let span = (now - since).max(1) as f64;
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT admitted_at, probability, process_id, step \
+             FROM touches INDEXED BY touches_offers_in_flight \
+             WHERE intent = 'offer' AND responded_at IS NULL \
+             AND admitted_at IS NOT NULL AND admitted_at >= ?1",
+        )
+        .map_err(db)?;
+    let mut rows = statement.query(params![since]).map_err(db)?;
+    let mut even = 0.0;
+    let mut groups: BTreeMap<(i64, u32, u32), (u64, f64)> = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(db)? {
+        let admitted_at: i64 = get_at(row, 0, "admitted_at")?;
+        let probability = get_at::<Option<f64>>(row, 1, "probability")?.unwrap_or(0.0);
+        let process_id: i64 = get_at(row, 2, "process_id")?;
+        let step = step_number(get_at(row, 3, "step")?, "step")?;
+        even += probability * ((admitted_at - since) as f64 / span).min(1.0);
+        let age_hours = ((now - admitted_at) / 21_600_000 * 6).clamp(0, i64::from(u32::MAX));
+        let group = groups
+            .entry((process_id, step, age_hours as u32))
+            .or_insert((0, 0.0));
+        group.0 += 1;
+        group.1 += probability;
+    }
+    let in_flight = groups
+        .into_iter()
+        .map(
+            |((process_id, step, age_hours), (offers, probability))| InFlightOffers {
+                process_id,
+                step,
+                age_hours,
+                offers,
+                probability,
+            },
+        )
+        .collect();
+    Ok((even, in_flight))
 }
 
 /// What an admitted touch's row says about whom it touches.
