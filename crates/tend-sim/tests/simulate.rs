@@ -275,11 +275,18 @@ async fn impatient_customers_cost_unthrottled_revenue() {
 }
 
 /// With every consequence of overload switched off, flooding cannot lose revenue to
-/// the pacer: the model is not a foregone conclusion in the pacer's favour.
+/// the pacer: the model is not a foregone conclusion in the pacer's favour. Summed over
+/// seeds 1–8: with congestion off both strategies are capped by the same team, and when
+/// the pacer keeps that team as busy as flooding does (learned response delays let it)
+/// one seed's sign is a job or two of chance either way (2026-12-05, seeds 7 and 8:
+/// 282 and 279 jobs paced against 280 and 277 flooded; 2,206 against 2,215 summed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_congestion_unthrottled_earns_at_least_as_much_as_background() {
     let report = run_plan(
-        plan(&[7], &[Strategy::Background, Strategy::Unthrottled]),
+        plan(
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[Strategy::Background, Strategy::Unthrottled],
+        ),
         |s| s.congestion = Congestion::off(),
     )
     .await;

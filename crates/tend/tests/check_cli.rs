@@ -172,7 +172,7 @@ fn a_broken_project_lists_every_error_with_its_position() {
         "templates/referral.md:1:16: template syntax:",
         "templates/welcome.md:5:34: unknown variable `bussiness.name`; did you mean `business.name`?",
         "tend.toml:16:12: `timezone`: `Europe/Rom` is not a known IANA time zone",
-        "tend.toml:69:11: `min_gap`: duration `3x` has an unknown unit",
+        "tend.toml:70:11: `min_gap`: duration `3x` has an unknown unit",
     ];
     for line in expected {
         assert!(
