@@ -260,16 +260,17 @@ pub fn decide<C: ContactStates + ?Sized>(
         expected_in_flight: c.expected_in_flight,
         admitted: batch.capacity_admitted,
     });
+    let (budget, budgets) = batch.budget.finish();
     PacerOutput {
         decisions,
-        budget: batch.budget.state(),
+        budget,
         summary: PaceSummary {
             at: now,
             sent,
             substituted,
             deferred,
             skipped,
-            budgets: batch.budget.status(),
+            budgets,
             capacity,
         },
     }
