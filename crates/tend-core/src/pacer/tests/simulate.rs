@@ -739,6 +739,25 @@ fn a_contact_awake_only_when_no_budget_accrues_is_served_late() {
     served_within_max_gap(9115758077290744209, true).unwrap();
 }
 
+/// Found 2026-12-05 at `PACER_CASES=300`, not fixed yet: with a budget of 1.6–2.0 × the
+/// bare `max_gap` promise, a contact in Tokyo or on Lord Howe Island is served 4–24 h
+/// late. Its offer is held for capacity until critical; only one of the day's four
+/// accrual instants (10:00, 13:00, 16:00, 19:00 UTC) falls in its waking hours, and
+/// earliest-deadline-first gives that unit to contacts who could have used a later one.
+/// Ranking by the last accrual instant at which each contact is reachable would serve
+/// them; run with `--run-ignored only` to see it fail.
+#[test]
+#[ignore = "known gap: far-zone contacts under scarce budgets, see the comment"]
+fn far_zone_contacts_under_a_scarce_budget_are_served_within_max_gap() {
+    for seed in [
+        2_950_201_293_420_925_623,
+        10_031_045_152_021_939_541,
+        13_394_716_008_368_994_252,
+    ] {
+        served_within_max_gap(seed, true).unwrap();
+    }
+}
+
 /// Seeds that once broke a property, kept as plain tests (proptest's own regression
 /// file is off so the tests write nothing into the tree).
 #[test]
