@@ -305,10 +305,12 @@ async fn offers_in_flight_are_grouped_by_step_and_six_hour_age() {
     let due = s.due_touches(at(10), 10).await.unwrap();
     assert_eq!(due.touches.len(), 4);
     // Admitted at three moments, with their own probabilities.
-    for (touch, second, probability) in [(0, 10, 0.1), (1, 3_610, 0.2), (2, 30_010, 0.3)]
-        .into_iter()
-        .chain([(3, 30_010, 0.4)])
-    {
+    for (touch, second, probability) in [
+        (0, 10, 0.1),
+        (1, 3_610, 0.2),
+        (2, 30_010, 0.3),
+        (3, 30_010, 0.4),
+    ] {
         s.record_decisions(
             at(second),
             &[DecisionRecord::Queue {

@@ -546,7 +546,8 @@ pub(crate) struct Shortfall {
 /// Rank of a hold: deadline, then higher expected value, then touch id.
 pub(crate) type HoldRank = (i64, std::cmp::Reverse<u64>, i64);
 
-fn rank_of(r: &Reservation) -> HoldRank {
+/// A held reservation's rank, the order the stored state keeps.
+pub(crate) fn rank_of(r: &Reservation) -> HoldRank {
     (
         r.deadline.as_millisecond(),
         std::cmp::Reverse(super::ordered_bits(r.expected_value)),

@@ -203,18 +203,10 @@ impl Sim {
         // Held reservations are stored in rank order (earliest deadline, then higher
         // expected value, then touch id), one per touch: the next batch merges its own
         // into that order rather than sorting them all again.
-        let rank = |r: &crate::pacer::Reservation| {
-            (
-                r.deadline,
-                std::cmp::Reverse(crate::pacer::batch::ordered_bits(r.expected_value)),
-                r.touch,
-            )
-        };
         prop_assert!(
-            out.budget
-                .reservations
-                .windows(2)
-                .all(|w| rank(&w[0]) < rank(&w[1])),
+            out.budget.reservations.windows(2).all(
+                |w| crate::pacer::budget::rank_of(&w[0]) < crate::pacer::budget::rank_of(&w[1])
+            ),
             "{:?}",
             out.budget.reservations
         );
